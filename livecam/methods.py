@@ -1,0 +1,70 @@
+"""Class-activation-map methods: each one only says how activations and gradients make a map.
+
+Every method takes the target layer's activations ``A`` and the gradients ``G`` of the
+pre-softmax class score with respect to them, both (N, h, w, C) float32 tensors, and returns the
+raw map (N, h, w). The engine then applies ReLU and divides by max(maximum, epsilon), so
+the maps land in [0, 1] and a frame whose gradients are all zero gives an all-zero map.
+
+A new method is one function here, one entry in ``METHODS`` and one row in the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+
+EPSILON = 1e-20
+
+
+def gradcam(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
+    """Grad-CAM (Selvaraju et al. 2017), eqs. 1-2.
+
+    alpha_k = mean_ij dy/dA_ij^k;  L = sum_k alpha_k A^k.
+    """
+    weights = tf.reduce_mean(G, axis=(1, 2), keepdims=True)
+    return tf.reduce_sum(weights * A, axis=-1)
+
+
+def gradcam_plus_plus(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
+    """Grad-CAM++ (Chattopadhay et al. 2018), eq. 19 with the exponential-score closed form.
+
+    With S = exp(y), the paper's eq. 19 reduces the second and third derivatives to powers of
+    the first: alpha_ij^k = g^2 / (2 g^2 + sum_ab A_ab^k g^3), with g = dy/dA_ij^k. Then
+    w_k = sum_ij alpha_ij^k relu(g_ij^k) and L = sum_k w_k A^k. This is eq. 19 as written (not
+    the authors' released variant that renormalises alpha by its spatial sum); alpha is 0
+    where the denominator is 0.
+    """
+    g2 = tf.square(G)
+    g3 = g2 * G
+    sum_A = tf.reduce_sum(A, axis=(1, 2), keepdims=True)
+    denominator = 2.0 * g2 + sum_A * g3
+    safe = tf.where(denominator != 0.0, denominator, tf.ones_like(denominator))
+    alpha = tf.where(denominator != 0.0, g2 / safe, tf.zeros_like(g2))
+    weights = tf.reduce_sum(alpha * tf.nn.relu(G), axis=(1, 2), keepdims=True)
+    return tf.reduce_sum(weights * A, axis=-1)
+
+
+def layercam(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
+    """LayerCAM (Jiang et al. 2021), eq. 7: L = sum_k relu(g^k) * A^k, weighted per location."""
+    return tf.reduce_sum(tf.nn.relu(G) * A, axis=-1)
+
+
+def hirescam(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
+    """HiResCAM (Draelos & Carin 2020), eq. 4: L = sum_k g^k * A^k, elementwise, no averaging."""
+    return tf.reduce_sum(G * A, axis=-1)
+
+
+METHODS: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
+    "gradcam": gradcam,
+    "gradcam++": gradcam_plus_plus,
+    "layercam": layercam,
+    "hirescam": hirescam,
+}
+
+
+def normalize(raw_cam: tf.Tensor) -> tf.Tensor:
+    """ReLU, then divide each map by max(its maximum, epsilon): [0, 1], never NaN."""
+    cam = tf.nn.relu(raw_cam)
+    peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+    return cam / tf.maximum(peak, EPSILON)

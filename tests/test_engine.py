@@ -1,0 +1,292 @@
+"""CamEngine against an independent reference: a plain eager GradientTape and NumPy formulas."""
+
+from __future__ import annotations
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from livecam import CamEngine
+from livecam.engine import METHOD_NAMES
+
+SIZE = 32
+N_CLASSES = 5
+
+
+def _backbone(inputs):
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(x)
+    x = keras.layers.MaxPooling2D(2)(x)
+    return keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="target")(x)
+
+
+def tiny_model(head: str, seed: int = 0) -> keras.Model:
+    """A small CNN whose softmax sits inside the Dense layer, in a layer of its own, or nowhere."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(_backbone(inputs))
+    if head == "dense_softmax":
+        out = keras.layers.Dense(N_CLASSES, activation="softmax", name="logits")(x)
+    elif head == "softmax_layer":
+        out = keras.layers.Softmax()(keras.layers.Dense(N_CLASSES, name="logits")(x))
+    elif head == "activation_layer":
+        out = keras.layers.Activation("softmax")(keras.layers.Dense(N_CLASSES, name="logits")(x))
+    else:
+        out = keras.layers.Dense(N_CLASSES, name="logits")(x)
+    return keras.Model(inputs, out)
+
+
+def nested_model(seed: int = 0) -> keras.Model:
+    """A transfer-learning model: a backbone model nested inside the user's model."""
+    keras.utils.set_random_seed(seed)
+    inner_in = keras.Input((SIZE, SIZE, 3))
+    backbone = keras.Model(inner_in, _backbone(inner_in), name="backbone")
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
+    x = keras.layers.Dropout(0.2)(x)
+    return keras.Model(inputs, keras.layers.Dense(N_CLASSES, activation="softmax", name="logits")(x))
+
+
+# ------------------------------------------------------------------ the independent reference
+
+
+def reference_logits_and_grads(model: keras.Model, frames_bgr: np.ndarray, class_ids):
+    """Eager GradientTape over the pre-softmax logits, the head computed by hand from its weights."""
+    target = [l for l in _all_layers(model) if l.name == "target"][0]
+    dense = [l for l in _all_layers(model) if l.name == "logits"][0]
+    rgb = frames_bgr[..., ::-1].astype(np.float32)
+    inner = target
+    # The backbone part up to the target layer, rebuilt where the target lives.
+    owner = next((l for l in model.layers if isinstance(l, keras.Model)), model)
+    features = keras.Model(owner.inputs[0], inner.output)
+    kernel, bias = (w.numpy() for w in dense.weights)
+    with tf.GradientTape() as tape:
+        A = features(rgb, training=False)
+        tape.watch(A)
+        logits = tf.reduce_mean(A, axis=(1, 2)) @ kernel + bias
+        top = np.argmax(logits.numpy(), axis=1)
+        chosen = top if class_ids is None else np.broadcast_to(class_ids, top.shape)
+        score = tf.reduce_sum(tf.gather(logits, chosen, axis=1, batch_dims=1))
+    G = tape.gradient(score, A).numpy()
+    return A.numpy(), G, logits.numpy(), chosen
+
+
+def reference_cam(method: str, A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    A = A.astype(np.float64)
+    G = G.astype(np.float64)
+    if method == "gradcam":
+        raw = (G.mean(axis=(1, 2), keepdims=True) * A).sum(-1)
+    elif method == "gradcam++":
+        g2, g3 = G**2, G**3
+        denom = 2 * g2 + A.sum(axis=(1, 2), keepdims=True) * g3
+        alpha = np.divide(g2, denom, out=np.zeros_like(g2), where=denom != 0)
+        raw = ((alpha * np.maximum(G, 0)).sum(axis=(1, 2), keepdims=True) * A).sum(-1)
+    elif method == "layercam":
+        raw = (np.maximum(G, 0) * A).sum(-1)
+    elif method == "hirescam":
+        raw = (G * A).sum(-1)
+    else:
+        raise AssertionError(method)
+    cam = np.maximum(raw, 0)
+    peak = cam.max(axis=(1, 2), keepdims=True)
+    return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+        yield layer
+
+
+def _frames(n: int, size: int = SIZE, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+# ------------------------------------------------------------------ maps against the reference
+
+
+@pytest.mark.parametrize("head", ["dense_softmax", "softmax_layer", "activation_layer", "logits"])
+@pytest.mark.parametrize("class_id", [None, 2])
+def test_maps_match_reference_for_every_method(head, class_id):
+    model = tiny_model(head)
+    engine = CamEngine(model, layer="target")
+    frames = _frames(3)
+    A, G, logits, chosen = reference_logits_and_grads(model, frames, class_id)
+    assert np.abs(G).max() > 0, "the reference must have non-zero gradients to test anything"
+    for method in METHOD_NAMES:
+        result = engine(frames, class_id=class_id, method=method)
+        np.testing.assert_array_equal(result.class_ids, chosen)
+        expected = reference_cam(method, A, G)
+        assert expected.max() > 0
+        np.testing.assert_allclose(result.cam, expected, atol=1e-3, err_msg=f"{head} {method}")
+    probs = tf.nn.softmax(logits).numpy()
+    np.testing.assert_allclose(result.probs, probs, atol=1e-5)
+
+
+def test_gradients_come_from_the_pre_softmax_score():
+    """The post-softmax gradient gives a different map; the engine must give the logit one."""
+    model = tiny_model("dense_softmax")
+    frames = _frames(2)
+    target = model.get_layer("target")
+    features = keras.Model(model.inputs[0], [target.output, model.output])
+    with tf.GradientTape() as tape:
+        A, probs = features(frames[..., ::-1].astype(np.float32))
+        score = tf.reduce_sum(probs[:, 1])
+    post_softmax = reference_cam("gradcam", A.numpy(), tape.gradient(score, A).numpy())
+    A_ref, G_ref, _, _ = reference_logits_and_grads(model, frames, 1)
+    pre_softmax = reference_cam("gradcam", A_ref, G_ref)
+    assert np.abs(post_softmax - pre_softmax).max() > 1e-2
+    result = CamEngine(model, layer="target")(frames, class_id=1)
+    np.testing.assert_allclose(result.cam, pre_softmax, atol=1e-3)
+
+
+def test_nested_backbone_auto_layer_and_maps():
+    model = nested_model()
+    engine = CamEngine(model)
+    assert engine.layer_name == "target"
+    frames = _frames(2)
+    A, G, _, chosen = reference_logits_and_grads(model, frames, None)
+    result = engine(frames)
+    np.testing.assert_array_equal(result.class_ids, chosen)
+    np.testing.assert_allclose(result.cam, reference_cam("gradcam", A, G), atol=1e-3)
+
+
+def test_frames_of_any_size_are_resized_once_on_the_cpu():
+    model = tiny_model("dense_softmax")
+    engine = CamEngine(model, layer="target")
+    big = _frames(2, size=96, seed=5)
+    resized = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in big])
+    A, G, _, _ = reference_logits_and_grads(model, resized, None)
+    result = engine(big)
+    assert result.cam.shape == (2, SIZE // 2, SIZE // 2)
+    np.testing.assert_allclose(result.cam, reference_cam("gradcam", A, G), atol=1e-3)
+
+
+def test_result_shapes_dtypes_ranges_and_input_untouched():
+    engine = CamEngine(tiny_model("dense_softmax"), layer="target", topk=3)
+    frame = _frames(1)[0]
+    before = frame.copy()
+    result = engine(frame)
+    np.testing.assert_array_equal(frame, before)
+    assert result.probs.shape == (1, N_CLASSES) and result.probs.dtype == np.float32
+    assert result.cam.shape == (1, SIZE // 2, SIZE // 2) and result.cam.dtype == np.float32
+    assert 0.0 <= result.cam.min() and result.cam.max() <= 1.0
+    assert result.topk_ids.shape == (1, 3) and result.topk_probs.shape == (1, 3)
+    assert result.topk_ids[0, 0] == result.class_ids[0] == np.argmax(result.probs[0])
+    assert np.all(np.diff(result.topk_probs[0]) <= 0)
+    assert result.finite.tolist() == [True]
+    assert result.layer == "target" and result.method == "gradcam"
+
+
+def test_traces_once_over_varying_sizes_batches_classes_and_methods():
+    engine = CamEngine(tiny_model("dense_softmax"), layer="target")
+    rng = np.random.default_rng(0)
+    for i in range(50):
+        n = int(rng.integers(1, 5))
+        h, w = (int(v) for v in rng.integers(16, 90, size=2))
+        frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+        class_id = None if i % 3 == 0 else int(rng.integers(0, N_CLASSES))
+        engine(frames, class_id=class_id, method=METHOD_NAMES[i % len(METHOD_NAMES)])
+    assert engine.trace_count == 1
+
+
+def test_graph_step_resizes_frames_of_other_sizes_itself():
+    """Frames fed straight to the compiled step at any size still work, with no retrace."""
+    engine = CamEngine(tiny_model("dense_softmax"), layer="target")
+    for size in (20, 48, 64):
+        out = engine._step(_frames(2, size=size), np.full(2, -1, np.int32), np.int32(0))
+        assert out[2].shape == (2, SIZE // 2, SIZE // 2)
+    assert engine.trace_count == 1
+
+
+def test_zero_gradients_give_a_finite_all_zero_map():
+    model = tiny_model("dense_softmax")
+    dense = model.get_layer("logits")
+    dense.set_weights([np.zeros_like(w) for w in dense.get_weights()])
+    result = CamEngine(model, layer="target")(_frames(2))
+    assert np.all(np.isfinite(result.cam))
+    assert np.all(result.cam == 0)
+    assert result.finite.all()
+
+
+def test_non_finite_model_output_gives_no_map_and_is_flagged():
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(float("nan"))(inputs)
+    x = keras.layers.Conv2D(4, 3, name="target")(x)
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    result = CamEngine(keras.Model(inputs, out))(_frames(2))
+    assert result.finite.tolist() == [False, False]
+    assert np.all(result.cam == 0) and np.all(np.isfinite(result.probs))
+
+
+def test_mixed_precision_and_xla_agree_with_float32():
+    frames = _frames(2)
+    model = tiny_model("dense_softmax")
+    expected = CamEngine(model, layer="target")(frames)
+    xla = CamEngine(model, layer="target", xla=True)(frames)
+    np.testing.assert_allclose(xla.cam, expected.cam, atol=1e-3)
+    np.testing.assert_allclose(xla.probs, expected.probs, atol=1e-5)
+
+
+def test_mixed_precision_zoo_model_is_close_to_float32():
+    frames = _frames(1, size=64)
+    keras.utils.set_random_seed(0)
+    full = CamEngine("mobilenet_v2", weights=None, input_size=96)
+    keras.utils.set_random_seed(0)
+    mixed = CamEngine("mobilenet_v2", weights=None, input_size=96, mixed_precision=True)
+    assert mixed.model.get_layer("Conv1").dtype_policy.name == "mixed_float16"
+    assert keras.config.dtype_policy().name == "float32", "the global policy must be restored"
+    mixed.model.set_weights(full.model.get_weights())
+    a, b = full(frames), mixed(frames)
+    np.testing.assert_allclose(b.probs, a.probs, atol=1e-3)
+    assert np.all(np.isfinite(b.cam)) and b.cam.max() <= 1.0
+
+
+def test_input_size_override_feeds_the_same_weights_at_another_size():
+    engine = CamEngine("mobilenet_v2", weights=None, input_size=128)
+    assert engine.input_size == (128, 128)
+    assert engine(_frames(1, size=200)).cam.shape == (1, 4, 4)
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return CamEngine(tiny_model("dense_softmax"), layer="target")
+
+
+@pytest.mark.parametrize(
+    "frames, match",
+    [
+        (np.zeros((SIZE, SIZE, 3), np.float32), r"Expected uint8 BGR frames.*Received: dtype=float32"),
+        (np.zeros((SIZE, SIZE), np.uint8), r"Expected frames of shape \(H, W, 3\).*Received: shape=\(32, 32\)"),
+        (np.zeros((SIZE, SIZE, 4), np.uint8), r"Expected frames of shape.*Received: shape=\(32, 32, 4\)"),
+        ([[0, 0, 0]], r"Expected frames as a numpy array.*Received: list"),
+    ],
+)
+def test_bad_frames_raise_value_error(engine, frames, match):
+    with pytest.raises(ValueError, match=match):
+        engine(frames)
+
+
+def test_bad_class_and_method_raise_value_error(engine):
+    with pytest.raises(ValueError, match=r"Expected class_id in \[0, 4\]. Received: class_id=7"):
+        engine(_frames(1), class_id=7)
+    with pytest.raises(ValueError, match=r"Expected method in gradcam, .*Received: method='gradcam\+'.*Did you mean 'gradcam\+\+'"):
+        engine(_frames(1), method="gradcam+")
+    with pytest.raises(ValueError, match=r"Received: method='scorecam'"):
+        CamEngine(tiny_model("dense_softmax"), method="scorecam")
+
+
+def test_unknown_model_and_layer_raise_value_error():
+    with pytest.raises(ValueError, match=r"Unknown model 'mobilenetv2': did you mean 'mobilenet_v2'"):
+        CamEngine("mobilenetv2", weights=None)
+    with pytest.raises(ValueError, match=r"Unknown layer 'targte': did you mean 'target'.*candidate layers are .*conv1.*target"):
+        CamEngine(tiny_model("dense_softmax"), layer="targte")
+    with pytest.raises(ValueError, match=r"Layer 'logits' does not output a spatial 4-D feature map"):
+        CamEngine(tiny_model("dense_softmax"), layer="logits")
