@@ -1,0 +1,548 @@
+"""Pure overlay functions and the HUD: map -> heat image -> blend -> text.
+
+This runs on every displayed frame on a small CPU, so it is whole-image OpenCV calls only; the
+font metrics and the colour-bar legend are computed once per size, and the heat image is
+computed once per new map, not once per displayed frame.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from livecam.errors import UserError
+from livecam.keys import KEY_HELP
+
+DEFAULT_ALPHA = 0.4
+# Weight of the running average per new map. At 30 maps/s, 0.5 is a time constant of
+# -1/ln(0.5) = 1.4 frames (48 ms) and 90 % of a step within 3.3 frames (110 ms): frame-to-frame
+# flicker is damped (white-noise amplitude x0.58) while a moving object's map does not trail
+# visibly. Smoothing is per map, so at a slower engine the lag in seconds grows with its period.
+DEFAULT_SMOOTH = 0.5
+
+COLORMAPS: dict[str, int] = {
+    name.removeprefix("COLORMAP_").lower(): getattr(cv2, name) for name in sorted(dir(cv2)) if name.startswith("COLORMAP_")
+}
+_COLORMAP_NAMES = {cmap_id: name for name, cmap_id in COLORMAPS.items()}
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_WHITE = (235, 235, 235)
+_GREY = (185, 185, 185)
+_YELLOW = (0, 215, 255)
+_ORANGE = (0, 150, 255)
+_GREEN = (150, 245, 150)
+_RED = (0, 0, 235)
+_PANEL_KEEP = 0.35  # a panel keeps this much of the picture beneath it: dark enough for light text
+_HELP_KEEP = 0.2
+_MAX_NAME_CHARS = 40
+_CUBIC_STEP = 16
+
+
+# ---------------------------------------------------------------- pure functions
+
+
+def upsample_cam(cam: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """Resizes a map from the conv layer's grid to the frame with smooth (bicubic) interpolation.
+
+    Args:
+        cam: (h, w) map, meant to be in [0, 1]; NaN counts as 0, +inf as 1, and the values are
+            clipped to [0, 1].
+        size_wh: (width, height) of the frame, in OpenCV's order.
+
+    Returns:
+        A new (height, width) float32 map in [0, 1], free of NaN.
+    """
+    width, height = _check_size_wh(size_wh)
+    cam01 = _finite01(cam)
+    if cam01.shape == (height, width):
+        return cam01
+    # OpenCV's float bicubic is slow at frame size (7 ms for 1080p), so go bicubic to at most
+    # _CUBIC_STEP samples per map cell, then bilinear: both steps use half-pixel centres, so the
+    # geometry is the same, and on a random 7x7 map the result stays within 0.007 (2/255) of a
+    # one-step bicubic; real maps are smoother. 1080p then takes about 1 ms.
+    h, w = cam01.shape
+    mid_wh = (min(width, _CUBIC_STEP * w), min(height, _CUBIC_STEP * h))
+    big = cv2.resize(cam01, mid_wh, interpolation=cv2.INTER_CUBIC)
+    if mid_wh != (width, height):
+        big = cv2.resize(big, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(big, 0.0, 1.0, out=big)  # bicubic overshoots a little next to sharp peaks
+
+
+def colormap_id(name: str) -> int:
+    """The ``cv2.COLORMAP_*`` value for a colormap name such as "jet", "turbo" or "viridis" (any case)."""
+    key = str(name).strip().lower().removeprefix("colormap_")
+    if key not in COLORMAPS:
+        close = difflib.get_close_matches(key, list(COLORMAPS), n=3, cutoff=0.5)
+        did_you_mean = f"Did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise UserError(f"Unknown colormap {name!r}. {did_you_mean}Expected one of: {', '.join(COLORMAPS)}.")
+    return COLORMAPS[key]
+
+
+def colorize(cam01: np.ndarray, colormap: int | str = "jet") -> np.ndarray:
+    """Paints a map in [0, 1] with an OpenCV colormap.
+
+    Args:
+        cam01: (H, W) float map in [0, 1] (values outside are clipped), or a uint8 map in 0..255.
+        colormap: a name (see ``colormap_id``) or a ``cv2.COLORMAP_*`` value.
+
+    Returns:
+        A new uint8 BGR image (H, W, 3).
+    """
+    cmap = _resolve_colormap(colormap)
+    arr = np.asarray(cam01)
+    if arr.ndim != 2 or arr.size == 0:
+        raise UserError(f"Expected cam01 to be a non-empty 2-D (height, width) map. Received: cam01.shape={arr.shape}")
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr.astype(np.float32, copy=False), 0.0, 1.0)
+        arr = cv2.convertScaleAbs(arr, alpha=255.0)  # rounds and saturates; NaN becomes 0
+    return cv2.applyColorMap(arr, cmap)
+
+
+def blend(frame_bgr: np.ndarray, heat_bgr: np.ndarray, alpha: float) -> np.ndarray:
+    """Mixes the heat image over the frame: ``alpha * heat + (1 - alpha) * frame``.
+
+    Args:
+        frame_bgr: uint8 (H, W, 3) picture.
+        heat_bgr: uint8 image of the same shape, e.g. from ``colorize``.
+        alpha: opacity of the heat image in [0, 1]; 0 gives the frame, 1 the heat image.
+
+    Returns:
+        A new uint8 (H, W, 3) image; the inputs are not modified.
+    """
+    alpha = _check_unit("alpha", alpha, upper_open=False)
+    frame = _check_image(frame_bgr, "frame_bgr")
+    heat = _check_image(heat_bgr, "heat_bgr")
+    if heat.shape != frame.shape:
+        raise UserError(f"Expected heat_bgr to have the frame's shape {frame.shape}. Received: heat_bgr.shape={heat.shape}")
+    if alpha == 0.0:
+        return frame.copy()
+    if alpha == 1.0:
+        return heat.copy()
+    return cv2.addWeighted(heat, alpha, frame, 1.0 - alpha, 0.0)
+
+
+# ---------------------------------------------------------------- temporal smoothing
+
+
+class CamSmoother:
+    """Exponential moving average of successive maps, to remove frame-to-frame flicker.
+
+    ``out = smooth * previous_out + (1 - smooth) * cam``. The average restarts when the map's
+    shape changes, and should be restarted with ``reset`` when the explained class or the
+    method changes (the old map says nothing about the new question).
+
+    Args:
+        smooth: weight of the past in [0, 1); 0 turns smoothing off. See ``DEFAULT_SMOOTH``.
+    """
+
+    def __init__(self, smooth: float = DEFAULT_SMOOTH) -> None:
+        self._smooth = _check_unit("smooth", smooth, upper_open=True)
+        self._state: np.ndarray | None = None
+
+    @property
+    def smooth(self) -> float:
+        return self._smooth
+
+    def update(self, cam: np.ndarray) -> np.ndarray:
+        """Folds one new map into the average.
+
+        Args:
+            cam: (h, w) map in [0, 1]; non-finite values count as 0 (NaN, -inf) or 1 (+inf) so
+                that one bad map cannot poison the average.
+
+        Returns:
+            A new float32 array: the smoothed map.
+        """
+        cam01 = _finite01(cam)
+        if self._smooth == 0.0 or self._state is None or self._state.shape != cam01.shape:
+            self._state = cam01
+        else:
+            self._state = cv2.addWeighted(self._state, self._smooth, cam01, 1.0 - self._smooth, 0.0)
+        return self._state.copy()
+
+    def reset(self) -> None:
+        """Forgets the past maps; the next map is taken as it is."""
+        self._state = None
+
+
+# ---------------------------------------------------------------- the renderer
+
+
+@dataclass(frozen=True)
+class HudInfo:
+    """What the HUD shows about the current frame.
+
+    Attributes:
+        label: name of the explained class.
+        prob: its probability in [0, 1].
+        locked: True when the user chose the class (keys 1-5) rather than the top-1.
+        topk: the top classes as (name, probability), most probable first.
+        method: CAM method name.
+        layer: target layer name.
+        engine_fps: maps per second the engine delivers; None when unknown.
+        display_fps: frames per second shown; None when unknown.
+        latency_ms: capture-to-display delay of the map; None when unknown.
+        dropped: frames dropped so far.
+        status: "" when all is well, else e.g. "paused", "reconnecting", "no map (non-finite output)".
+        recording: True while a video is being recorded (a red REC dot).
+        message: transient message such as "snapshot saved: ...".
+    """
+
+    label: str
+    prob: float
+    locked: bool
+    topk: tuple[tuple[str, float], ...]
+    method: str
+    layer: str
+    engine_fps: float | None
+    display_fps: float | None
+    latency_ms: float | None
+    dropped: int
+    status: str = ""
+    recording: bool = False
+    message: str = ""
+
+
+class Renderer:
+    """Turns a frame and a map into the picture the viewer shows.
+
+    upsample (after temporal smoothing at the map's resolution) -> colorize -> blend -> HUD and
+    colour-bar legend -> help overlay.
+
+    A map is folded into the smoothing once, however many frames show it: passing the same
+    array object again (the display redrawing while the engine works on the next map) reuses
+    the smoothed, upsampled and coloured map. So do not modify a map in place after passing it.
+
+    Args:
+        colormap: a name or ``cv2.COLORMAP_*`` value; may be changed later.
+        alpha: heat-map opacity in [0, 1]; may be changed later (keys [ and ]).
+        smooth: temporal smoothing in [0, 1), see ``CamSmoother``; 0 turns it off.
+        hud: draw the text panels and the legend; False leaves only the overlay.
+        side_by_side: output the raw frame and the overlay side by side (width 2W); the text
+            panel then covers the raw half and the overlay keeps only the legend and REC dot.
+        show_help: draw the key list (key h); drawn even with ``hud=False``, since it is asked for.
+    """
+
+    def __init__(
+        self,
+        *,
+        colormap: int | str = "jet",
+        alpha: float = DEFAULT_ALPHA,
+        smooth: float = DEFAULT_SMOOTH,
+        hud: bool = True,
+        side_by_side: bool = False,
+        show_help: bool = False,
+    ) -> None:
+        self.alpha = alpha
+        self.colormap = colormap
+        self._smoother = CamSmoother(smooth)
+        self.hud = bool(hud)
+        self.side_by_side = bool(side_by_side)
+        self.show_help = bool(show_help)
+        self._last_cam: np.ndarray | None = None
+        self._smoothed: np.ndarray | None = None
+        self._heat: np.ndarray | None = None
+        self._heat_key: tuple | None = None
+
+    @property
+    def alpha(self) -> float:
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        self._alpha = _check_unit("alpha", value, upper_open=False)
+
+    @property
+    def colormap(self) -> str:
+        """The colormap's name, e.g. "jet"; set it with a name or a ``cv2.COLORMAP_*`` value."""
+        return _COLORMAP_NAMES[self._cmap_id]
+
+    @colormap.setter
+    def colormap(self, value: int | str) -> None:
+        self._cmap_id = _resolve_colormap(value)
+
+    @property
+    def smooth(self) -> float:
+        return self._smoother.smooth
+
+    def reset(self) -> None:
+        """Restarts the smoothing (call it when the explained class or the method changes)."""
+        self._smoother.reset()
+        self._last_cam = None
+        self._smoothed = None
+        self._heat = None
+        self._heat_key = None
+
+    def render(self, frame_bgr: np.ndarray, cam: np.ndarray | None, hud: HudInfo | None) -> np.ndarray:
+        """Draws one output picture.
+
+        Args:
+            frame_bgr: uint8 (H, W, 3) picture; not modified.
+            cam: (h, w) map in [0, 1] at any resolution, or None to show the frame without a map.
+            hud: what the HUD says, or None for no HUD on this frame.
+
+        Returns:
+            A new uint8 image, (H, W, 3), or (H, 2W, 3) side by side.
+        """
+        frame = _check_image(frame_bgr, "frame_bgr")
+        height, width = frame.shape[:2]
+        overlay = frame.copy() if cam is None else blend(frame, self._heat_for(cam, (width, height)), self._alpha)
+        if self.side_by_side:
+            out = np.empty((height, 2 * width, 3), np.uint8)
+            out[:, :width] = frame
+            out[:, width:] = overlay
+        else:
+            out = overlay
+        if self.hud and hud is not None:
+            _draw_hud(out, hud, self._cmap_id if cam is not None else None, self.show_help)
+        if self.show_help:
+            _draw_help(out)
+        return out
+
+    def _heat_for(self, cam: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+        if cam is not self._last_cam:
+            self._smoothed = self._smoother.update(cam)
+            self._last_cam = cam
+            self._heat_key = None
+        key = (size_wh, self._cmap_id)
+        if self._heat_key != key:
+            self._heat = colorize(upsample_cam(self._smoothed, size_wh), self._cmap_id)
+            self._heat_key = key
+        return self._heat
+
+
+# ---------------------------------------------------------------- HUD drawing
+
+
+@dataclass(frozen=True)
+class _Font:
+    scale: float
+    thickness: int
+    ascent: int  # baseline offset from the top of a line
+    line_h: int
+    pad: int
+
+
+@functools.lru_cache(maxsize=32)
+def _font(scale: float) -> _Font:
+    thickness = max(1, round(scale * 1.6))
+    (_, text_h), baseline = cv2.getTextSize("Hg", _FONT, scale, thickness)
+    line_h = math.ceil((text_h + baseline) * 1.3)
+    return _Font(scale, thickness, ascent=text_h + (line_h - text_h - baseline) // 2, line_h=line_h, pad=max(2, line_h // 3))
+
+
+def _font_for_height(height: int) -> _Font:
+    # Text height is about 2 % of the frame height (480p: scale 0.44, ~10 px capitals;
+    # 1080p: scale 0.98), with a floor that keeps small frames legible.
+    return _font(round(min(3.0, max(0.35, height / 1100)), 2))
+
+
+def _draw_hud(img: np.ndarray, hud: HudInfo, cmap_id: int | None, help_shown: bool) -> None:
+    font = _font_for_height(img.shape[0])
+    margin = font.pad
+    max_w = img.shape[1] - 2 * margin - 2 * font.pad
+
+    lines: list[tuple[str, tuple[int, int, int]]] = []
+    if hud.status:
+        lines.append((hud.status.upper(), _ORANGE))
+    locked = "  [locked]" if hud.locked else ""
+    lines.append((f"{_name(hud.label)}  {_percent(hud.prob, 1)}{locked}", _YELLOW if hud.locked else _WHITE))
+    for rank, (name, prob) in enumerate(hud.topk, start=1):
+        marker = ">" if name == hud.label else " "
+        lines.append((f"{marker}{rank}  {_percent(prob, 0):>4}  {_name(name)}", _GREY))
+    lines.append((f"{hud.method} @ {hud.layer}", _GREY))
+    lines.append((f"engine {_number(hud.engine_fps, 1)} fps   display {_number(hud.display_fps, 1)} fps", _GREY))
+    lines.append((f"latency {_number(hud.latency_ms, 0)} ms   dropped {hud.dropped}", _GREY))
+    if not help_shown:
+        lines.append(("h: keys", _GREY))
+    _panel(img, [(_fit(t, max_w, font), c) for t, c in lines], font, (margin, margin), anchor="tl")
+
+    if hud.recording:
+        _rec_badge(img, font, margin)
+
+    legend_w = 0
+    if cmap_id is not None:
+        legend_w = _legend(img, cmap_id, font, margin)
+    if hud.message:
+        text = _fit(hud.message, img.shape[1] - legend_w - 4 * margin - 2 * font.pad, font)
+        _panel(img, [(text, _GREEN)], font, (margin, img.shape[0] - margin), anchor="bl")
+
+
+def _draw_help(img: np.ndarray) -> None:
+    height, width = img.shape[:2]
+    font = _font_for_height(height)
+    title = "keys"
+    rows = [(_ascii(k), _ascii(v)) for k, v in KEY_HELP]
+
+    def size(f: _Font) -> tuple[int, int, int]:
+        key_w = max(_text_w(k, f) for k, _ in rows)
+        text_w = max(_text_w(v, f) for _, v in rows)
+        gap = 2 * f.pad
+        return key_w, key_w + gap + text_w + 2 * f.pad, (len(rows) + 1) * f.line_h + 2 * f.pad
+
+    key_w, panel_w, panel_h = size(font)
+    shrink = min(1.0, 0.95 * width / panel_w, 0.9 * height / panel_h)
+    if shrink < 1.0:
+        font = _font(round(max(0.2, font.scale * shrink), 2))
+        key_w, panel_w, panel_h = size(font)
+    x0, y0 = max(0, (width - panel_w) // 2), max(0, (height - panel_h) // 2)
+    _darken(img, x0, y0, x0 + panel_w, y0 + panel_h, _HELP_KEEP)
+    y = y0 + font.pad + font.ascent
+    _text(img, title, (x0 + font.pad, y), font, _YELLOW)
+    for key, what in rows:
+        y += font.line_h
+        _text(img, key, (x0 + font.pad, y), font, _YELLOW)
+        _text(img, what, (x0 + font.pad + key_w + 2 * font.pad, y), font, _WHITE)
+
+
+def _panel(img: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]], font: _Font, corner: tuple[int, int], anchor: str) -> None:
+    """A darkened box with lines of text; ``corner`` is its top-left ("tl") or bottom-left ("bl") corner."""
+    panel_w = max(_text_w(t, font) for t, _ in lines) + 2 * font.pad
+    panel_h = len(lines) * font.line_h + 2 * font.pad
+    x0, y0 = corner
+    if anchor == "bl":
+        y0 -= panel_h
+    _darken(img, x0, y0, x0 + panel_w, y0 + panel_h, _PANEL_KEEP)
+    for i, (text, color) in enumerate(lines):
+        _text(img, text, (x0 + font.pad, y0 + font.pad + i * font.line_h + font.ascent), font, color)
+
+
+def _rec_badge(img: np.ndarray, font: _Font, margin: int) -> None:
+    radius = max(3, font.line_h // 3)
+    text_w = _text_w("REC", font)
+    panel_w = 3 * font.pad + 2 * radius + text_w
+    panel_h = font.line_h + 2 * font.pad
+    x1, y0 = img.shape[1] - margin, margin
+    x0 = x1 - panel_w
+    _darken(img, x0, y0, x1, y0 + panel_h, _PANEL_KEEP)
+    center = (x0 + font.pad + radius, y0 + panel_h // 2)
+    cv2.circle(img, center, radius, _RED, -1, cv2.LINE_AA)
+    _text(img, "REC", (x0 + 2 * font.pad + 2 * radius, y0 + font.pad + font.ascent), font, _WHITE)
+
+
+def _legend(img: np.ndarray, cmap_id: int, font: _Font, margin: int) -> int:
+    """Draws the low..high colour bar in the bottom-right corner; returns its width."""
+    height, width = img.shape[:2]
+    bar_w = max(40, min(width // 5, 12 * font.line_h))
+    bar_h = max(4, font.line_h // 2)
+    panel_w = bar_w + 2 * font.pad
+    panel_h = font.line_h + bar_h + 2 * font.pad
+    x1, y1 = width - margin, height - margin
+    x0, y0 = x1 - panel_w, y1 - panel_h
+    if x0 < 0 or y0 < 0:
+        return 0
+    _darken(img, x0, y0, x1, y1, _PANEL_KEEP)
+    text_y = y0 + font.pad + font.ascent
+    _text(img, "low", (x0 + font.pad, text_y), font, _WHITE)
+    _text(img, "high", (x1 - font.pad - _text_w("high", font), text_y), font, _WHITE)
+    bar_y = y0 + font.pad + font.line_h
+    img[bar_y : bar_y + bar_h, x0 + font.pad : x0 + font.pad + bar_w] = _colour_bar(cmap_id, bar_w, bar_h)
+    return panel_w
+
+
+@functools.lru_cache(maxsize=16)
+def _colour_bar(cmap_id: int, width: int, height: int) -> np.ndarray:
+    ramp = np.linspace(0, 255, width).round().astype(np.uint8)
+    bar = cv2.applyColorMap(np.repeat(ramp[None, :], height, axis=0), cmap_id)
+    bar.flags.writeable = False  # shared by every frame
+    return bar
+
+
+def _darken(img: np.ndarray, x0: int, y0: int, x1: int, y1: int, keep: float) -> None:
+    x0, y0 = max(0, x0), max(0, y0)
+    x1, y1 = min(img.shape[1], x1), min(img.shape[0], y1)
+    if x1 > x0 and y1 > y0:
+        roi = img[y0:y1, x0:x1]
+        cv2.convertScaleAbs(roi, dst=roi, alpha=keep)  # in place: a view with whole rows contiguous
+
+
+def _text(img: np.ndarray, text: str, origin: tuple[int, int], font: _Font, color: tuple[int, int, int]) -> None:
+    cv2.putText(img, text, origin, _FONT, font.scale, color, font.thickness, cv2.LINE_AA)
+
+
+def _text_w(text: str, font: _Font) -> int:
+    return cv2.getTextSize(text, _FONT, font.scale, font.thickness)[0][0]
+
+
+def _fit(text: str, max_w: int, font: _Font) -> str:
+    """ASCII text, cut with "..." to fit ``max_w`` pixels (Hershey fonts draw only ASCII)."""
+    text = _ascii(text)
+    width = _text_w(text, font)
+    if width <= max_w:
+        return text
+    keep = max(0, int(len(text) * max_w / width) - 3)
+    while keep > 0 and _text_w(text[:keep] + "...", font) > max_w:
+        keep -= 1
+    return text[:keep] + "..."
+
+
+def _ascii(text: str) -> str:
+    return str(text).encode("ascii", "replace").decode("ascii")
+
+
+def _name(name: str) -> str:
+    name = str(name)
+    return name if len(name) <= _MAX_NAME_CHARS else name[: _MAX_NAME_CHARS - 3] + "..."
+
+
+def _percent(prob: float, digits: int) -> str:
+    return f"{prob:.{digits}%}" if prob is not None and math.isfinite(prob) else "--%"
+
+
+def _number(value: float | None, digits: int) -> str:
+    return f"{value:.{digits}f}" if value is not None and math.isfinite(value) else "--"
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check_unit(name: str, value: float, *, upper_open: bool) -> float:
+    interval = "[0, 1)" if upper_open else "[0, 1]"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"Expected {name} in {interval}. Received: {name}={value!r}") from None
+    if not (0.0 <= number < 1.0 if upper_open else 0.0 <= number <= 1.0):
+        raise UserError(f"Expected {name} in {interval}. Received: {name}={value!r}")
+    return number
+
+
+def _check_image(image: np.ndarray, name: str) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", type(image).__name__)
+        raise UserError(f"Expected {name} to be a uint8 BGR image of shape (H, W, 3). Received: {name} with shape={shape}, dtype={dtype}")
+    return np.ascontiguousarray(image)
+
+
+def _check_size_wh(size_wh: tuple[int, int]) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in size_wh)
+    except (TypeError, ValueError):
+        raise UserError(f"Expected size_wh to be (width, height). Received: size_wh={size_wh!r}") from None
+    if width < 1 or height < 1:
+        raise UserError(f"Expected size_wh to be positive (width, height). Received: size_wh={size_wh!r}")
+    return width, height
+
+
+def _finite01(cam: np.ndarray) -> np.ndarray:
+    """A new float32 copy of a 2-D map with NaN -> 0, +inf -> 1, clipped to [0, 1]."""
+    arr = np.asarray(cam, dtype=np.float32)
+    if arr.ndim != 2 or arr.size == 0:
+        raise UserError(f"Expected cam to be a non-empty 2-D (height, width) map. Received: cam.shape={arr.shape}")
+    if not np.isfinite(arr).all():
+        arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(arr, 0.0, 1.0)
+
+
+def _resolve_colormap(colormap: int | str) -> int:
+    if isinstance(colormap, str):
+        return colormap_id(colormap)
+    if isinstance(colormap, (int, np.integer)) and not isinstance(colormap, bool) and int(colormap) in _COLORMAP_NAMES:
+        return int(colormap)
+    raise UserError(f"Expected colormap to be a name ({', '.join(COLORMAPS)}) or a cv2.COLORMAP_* value. Received: colormap={colormap!r}")

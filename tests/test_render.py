@@ -1,0 +1,414 @@
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from livecam.errors import UserError
+from livecam.render import (
+    COLORMAPS,
+    DEFAULT_SMOOTH,
+    CamSmoother,
+    HudInfo,
+    Renderer,
+    blend,
+    colorize,
+    colormap_id,
+    upsample_cam,
+)
+
+H, W = 120, 160
+
+
+@pytest.fixture
+def frame():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def cam():
+    rng = np.random.default_rng(1)
+    return rng.random((7, 7)).astype(np.float32)
+
+
+def make_hud(**changes) -> HudInfo:
+    fields = dict(
+        label="tabby",
+        prob=0.62,
+        locked=False,
+        topk=(("tabby", 0.62), ("tiger cat", 0.2), ("Egyptian cat", 0.1)),
+        method="gradcam",
+        layer="out_relu",
+        engine_fps=12.5,
+        display_fps=30.0,
+        latency_ms=80.0,
+        dropped=2,
+    )
+    fields.update(changes)
+    return HudInfo(**fields)
+
+
+def bbox_of_difference(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(np.any(a != b, axis=2))
+    return ys.min(), ys.max(), xs.min(), xs.max()
+
+
+# ---------------------------------------------------------------- upsample_cam
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_upsample_flat_maps(value):
+    out = upsample_cam(np.full((7, 7), value, np.float32), (W, H))
+    assert out.shape == (H, W) and out.dtype == np.float32
+    np.testing.assert_allclose(out, value, atol=1e-6)
+
+
+def test_upsample_matches_bicubic_and_stays_in_range(cam):
+    out = upsample_cam(cam, (640, 480))
+    reference = np.clip(cv2.resize(cam, (640, 480), interpolation=cv2.INTER_CUBIC), 0, 1)
+    assert out.shape == (480, 640)
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert np.abs(out - reference).max() < 0.01
+
+
+def test_upsample_removes_non_finite_values_and_keeps_input():
+    cam = np.array([[np.nan, np.inf], [-np.inf, 2.0]], np.float32)
+    before = cam.copy()
+    out = upsample_cam(cam, (W, H))
+    assert np.isfinite(out).all() and 0.0 <= out.min() and out.max() <= 1.0
+    np.testing.assert_array_equal(cam, before)
+
+
+def test_upsample_same_size_returns_a_copy():
+    cam = np.full((H, W), 0.3, np.float32)
+    out = upsample_cam(cam, (W, H))
+    out[:] = 0
+    assert cam[0, 0] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
+    "cam, size, match",
+    [
+        (np.zeros((7, 7, 1)), (W, H), "Expected cam to be a non-empty 2-D"),
+        (np.zeros((0, 7)), (W, H), "Expected cam to be a non-empty 2-D"),
+        (np.zeros((7, 7)), (0, H), "Expected size_wh to be positive"),
+        (np.zeros((7, 7)), "big", "Expected size_wh to be"),
+    ],
+)
+def test_upsample_rejects_bad_arguments(cam, size, match):
+    with pytest.raises(UserError, match=match):
+        upsample_cam(cam, size)
+
+
+# ---------------------------------------------------------------- colormaps and colorize
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("jet", cv2.COLORMAP_JET),
+        ("JET", cv2.COLORMAP_JET),
+        ("Turbo", cv2.COLORMAP_TURBO),
+        ("viridis", cv2.COLORMAP_VIRIDIS),
+        ("inferno", cv2.COLORMAP_INFERNO),
+        ("twilight_shifted", cv2.COLORMAP_TWILIGHT_SHIFTED),
+    ],
+)
+def test_colormap_names(name, expected):
+    assert colormap_id(name) == expected
+
+
+def test_every_opencv_colormap_is_known():
+    names = {n.removeprefix("COLORMAP_").lower() for n in dir(cv2) if n.startswith("COLORMAP_")}
+    assert set(COLORMAPS) == names
+
+
+def test_unknown_colormap_suggests_close_names():
+    with pytest.raises(UserError, match=r"Unknown colormap 'jte'\. Did you mean 'jet'\? Expected one of: .*turbo"):
+        colormap_id("jte")
+    with pytest.raises(ValueError, match="Unknown colormap 'rainbowz'"):
+        colormap_id("rainbowz")
+
+
+def test_colorize_matches_applycolormap(cam):
+    cam01 = upsample_cam(cam, (W, H))
+    out = colorize(cam01, "turbo")
+    reference = cv2.applyColorMap(np.round(cam01 * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
+    assert out.shape == (H, W, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - reference.astype(int)).max() <= 1
+    np.testing.assert_array_equal(colorize(cam01, cv2.COLORMAP_TURBO), out)
+
+
+def test_colorize_clips_out_of_range_values():
+    out = colorize(np.array([[-0.5, 1.5]], np.float32), "jet")
+    expected = colorize(np.array([[0.0, 1.0]], np.float32), "jet")
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("colormap", [999, True, 2.0, None])
+def test_colorize_rejects_bad_colormaps(colormap):
+    with pytest.raises(UserError, match="Expected colormap to be a name"):
+        colorize(np.zeros((4, 4), np.float32), colormap)
+
+
+# ---------------------------------------------------------------- blend
+
+
+def test_blend_ends_and_middle(frame):
+    heat = np.full_like(frame, 200)
+    np.testing.assert_array_equal(blend(frame, heat, 0.0), frame)
+    np.testing.assert_array_equal(blend(frame, heat, 1.0), heat)
+    half = blend(frame, heat, 0.5)
+    reference = np.round(0.5 * frame.astype(float) + 0.5 * 200)
+    assert np.abs(half - reference).max() <= 1
+
+
+def test_blend_does_not_modify_inputs(frame):
+    heat = np.full_like(frame, 200)
+    frame_before, heat_before = frame.copy(), heat.copy()
+    for alpha in (0.0, 0.4, 1.0):
+        out = blend(frame, heat, alpha)
+        out[:] = 7
+    np.testing.assert_array_equal(frame, frame_before)
+    np.testing.assert_array_equal(heat, heat_before)
+
+
+@pytest.mark.parametrize("alpha", [1.7, -0.1, float("nan"), "half"])
+def test_blend_rejects_bad_alpha(frame, alpha):
+    with pytest.raises(UserError, match=r"Expected alpha in \[0, 1\]\. Received: alpha="):
+        blend(frame, frame, alpha)
+
+
+def test_blend_message_is_keras_style(frame):
+    with pytest.raises(UserError, match=r"^Expected alpha in \[0, 1\]\. Received: alpha=1\.7$"):
+        blend(frame, frame, 1.7)
+
+
+def test_blend_rejects_mismatched_images(frame):
+    with pytest.raises(UserError, match="Expected heat_bgr to have the frame's shape"):
+        blend(frame, frame[:10], 0.5)
+    with pytest.raises(UserError, match="Expected frame_bgr to be a uint8 BGR image"):
+        blend(frame.astype(np.float32), frame, 0.5)
+
+
+# ---------------------------------------------------------------- CamSmoother
+
+
+def test_smoother_off_returns_each_map():
+    smoother = CamSmoother(0.0)
+    a, b = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
+    smoother.update(a)
+    np.testing.assert_array_equal(smoother.update(b), b)
+
+
+def test_smoother_averages_converges_and_resets():
+    smoother = CamSmoother(0.5)
+    a, b = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
+    np.testing.assert_array_equal(smoother.update(a), a)  # the first map is taken as it is
+    np.testing.assert_allclose(smoother.update(b), 0.5)
+    np.testing.assert_allclose(smoother.update(b), 0.75)
+    for _ in range(30):
+        out = smoother.update(b)
+    np.testing.assert_allclose(out, 1.0, atol=1e-6)
+    smoother.reset()
+    np.testing.assert_array_equal(smoother.update(a), a)
+
+
+def test_smoother_restarts_on_a_new_shape():
+    smoother = CamSmoother()
+    smoother.update(np.zeros((7, 7), np.float32))
+    b = np.ones((14, 14), np.float32)
+    np.testing.assert_array_equal(smoother.update(b), b)
+
+
+def test_smoother_survives_a_nan_map_and_returns_copies():
+    smoother = CamSmoother(0.5)
+    smoother.update(np.full((3, 3), np.nan, np.float32))
+    out = smoother.update(np.ones((3, 3), np.float32))
+    assert np.isfinite(out).all()
+    out[:] = 9  # the caller's copy, not the running average
+    np.testing.assert_allclose(smoother.update(np.ones((3, 3), np.float32)), 0.75)
+
+
+@pytest.mark.parametrize("smooth", [1.0, -0.1, 2])
+def test_smoother_rejects_bad_levels(smooth):
+    with pytest.raises(UserError, match=r"Expected smooth in \[0, 1\)\. Received: smooth="):
+        CamSmoother(smooth)
+
+
+def test_default_smoothing_is_moderate():
+    assert 0.0 < DEFAULT_SMOOTH < 0.7
+
+
+# ---------------------------------------------------------------- Renderer
+
+
+def test_render_without_hud_is_the_blend(frame, cam):
+    renderer = Renderer(alpha=0.4, hud=False, colormap="viridis")
+    out = renderer.render(frame, cam, make_hud())
+    expected = blend(frame, colorize(upsample_cam(cam, (W, H)), "viridis"), 0.4)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_render_hud_draws_in_the_hud_region(frame, cam):
+    plain = Renderer(hud=False).render(frame, cam, None)
+    with_hud = Renderer().render(frame, cam, make_hud())
+    assert with_hud.shape == plain.shape
+    assert np.any(with_hud[: H // 3, : W // 2] != plain[: H // 3, : W // 2])  # text panel, top left
+    assert np.any(with_hud[-H // 5 :, -W // 3 :] != plain[-H // 5 :, -W // 3 :])  # legend, bottom right
+
+
+def test_render_with_no_hud_info_draws_only_the_overlay(frame, cam):
+    np.testing.assert_array_equal(Renderer().render(frame, cam, None), Renderer(hud=False).render(frame, cam, None))
+
+
+def test_render_does_not_modify_the_frame_or_map(frame, cam):
+    frame_before, cam_before = frame.copy(), cam.copy()
+    Renderer(side_by_side=True, show_help=True).render(frame, cam, make_hud(recording=True, message="hi"))
+    np.testing.assert_array_equal(frame, frame_before)
+    np.testing.assert_array_equal(cam, cam_before)
+
+
+def test_side_by_side_is_raw_then_overlay(frame, cam):
+    out = Renderer(side_by_side=True, hud=False, alpha=0.5).render(frame, cam, None)
+    assert out.shape == (H, 2 * W, 3)
+    np.testing.assert_array_equal(out[:, :W], frame)
+    np.testing.assert_array_equal(out[:, W:], Renderer(hud=False, alpha=0.5).render(frame, cam, None))
+
+
+def test_side_by_side_with_hud_keeps_the_shape(frame, cam):
+    assert Renderer(side_by_side=True).render(frame, cam, make_hud()).shape == (H, 2 * W, 3)
+
+
+def test_no_map_shows_the_frame_with_hud(frame):
+    grey = np.full((240, 320, 3), 128, np.uint8)
+    out = Renderer().render(grey, None, make_hud(status="no map (non-finite output)"))
+    assert out.shape == grey.shape
+    assert np.any(out[:60, :160] != 128)  # the HUD is there
+    np.testing.assert_array_equal(out[170:, 200:], grey[170:, 200:])  # no heat, no legend
+    np.testing.assert_array_equal(Renderer(hud=False).render(frame, None, make_hud()), frame)
+
+
+@pytest.mark.parametrize(
+    "change, region",
+    [
+        (dict(recording=True), (slice(0, 30), slice(-60, None))),  # red REC dot, top right
+        (dict(message="snapshot saved: a.png"), (slice(-30, None), slice(0, 120))),  # bottom left
+        (dict(status="reconnecting"), (slice(0, 120), slice(0, 200))),  # extra line, top left
+        (dict(locked=True), (slice(0, 120), slice(0, 200))),
+    ],
+)
+def test_hud_items_are_drawn(change, region):
+    grey = np.full((240, 320, 3), 128, np.uint8)
+    renderer = Renderer()
+    base = renderer.render(grey, None, make_hud())
+    changed = renderer.render(grey, None, make_hud(**change))
+    assert np.any(changed[region] != base[region])
+
+
+def test_rec_dot_is_red():
+    grey = np.full((240, 320, 3), 128, np.uint8)
+    out = Renderer().render(grey, None, make_hud(recording=True))
+    corner = out[:30, -60:].reshape(-1, 3).astype(int)
+    assert np.any((corner[:, 2] > 200) & (corner[:, 0] < 60) & (corner[:, 1] < 60))
+
+
+def test_text_scales_with_frame_height():
+    heights = []
+    for height in (240, 480, 960):
+        grey = np.full((height, height * 4 // 3, 3), 128, np.uint8)
+        out = Renderer().render(grey, None, make_hud())
+        top, bottom, _, _ = bbox_of_difference(out, grey)
+        heights.append(bottom - top)
+    assert heights[0] < heights[1] < heights[2]
+    assert 1.5 < heights[2] / heights[1] < 2.5
+
+
+def test_help_overlay_is_drawn(frame, cam):
+    renderer = Renderer(hud=False)
+    plain = renderer.render(frame, cam, None)
+    renderer.show_help = True
+    with_help = renderer.render(frame, cam, None)
+    assert np.any(with_help[H // 3 : 2 * H // 3, W // 3 : 2 * W // 3] != plain[H // 3 : 2 * H // 3, W // 3 : 2 * W // 3])
+
+
+@pytest.mark.parametrize("size_hw", [(24, 32), (1, 1), (1080, 1920)])
+def test_hud_and_help_fit_any_frame(size_hw, cam):
+    frame = np.zeros((*size_hw, 3), np.uint8)
+    hud = make_hud(
+        label="a very long class name, " * 6 + "café ☕",
+        locked=True,
+        status="reconnecting",
+        recording=True,
+        message="recording stopped: disk full " * 5,
+        engine_fps=None,
+        display_fps=float("nan"),
+        latency_ms=None,
+    )
+    out = Renderer(show_help=True, side_by_side=True).render(frame, cam, hud)
+    assert out.shape == (size_hw[0], 2 * size_hw[1], 3)
+
+
+def test_renderer_smooths_each_map_once_and_resets():
+    frame = np.zeros((H, W, 3), np.uint8)
+    a, b = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
+    renderer = Renderer(alpha=1.0, hud=False, smooth=0.5, colormap="bone")
+
+    def shown_value(cam):
+        return renderer.render(frame, cam, None)[H // 2, W // 2, 0]
+
+    low = shown_value(a)
+    mid = shown_value(b)
+    assert shown_value(b) == mid  # the same map object again: no second averaging step
+    assert low < mid < shown_value(b.copy())  # a new map moves on
+    renderer.reset()
+    assert shown_value(a) == low
+
+
+def test_renderer_without_smoothing_shows_each_map():
+    frame = np.zeros((H, W, 3), np.uint8)
+    renderer = Renderer(alpha=1.0, hud=False, smooth=0.0)
+    renderer.render(frame, np.zeros((7, 7), np.float32), None)
+    b = np.ones((7, 7), np.float32)
+    np.testing.assert_array_equal(renderer.render(frame, b, None), colorize(upsample_cam(b, (W, H))))
+
+
+def test_renderer_settings_can_change(frame, cam):
+    renderer = Renderer(hud=False)
+    before = renderer.render(frame, cam, None)
+    renderer.alpha = 0.9
+    renderer.colormap = "TURBO"
+    assert renderer.colormap == "turbo"
+    after = renderer.render(frame, cam, None)
+    np.testing.assert_array_equal(after, blend(frame, colorize(upsample_cam(cam, (W, H)), "turbo"), 0.9))
+    assert np.any(after != before)
+    renderer.colormap = cv2.COLORMAP_JET
+    assert renderer.colormap == "jet"
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(alpha=1.7), r"^Expected alpha in \[0, 1\]\. Received: alpha=1\.7$"),
+        (dict(alpha=-0.1), r"Expected alpha in \[0, 1\]"),
+        (dict(smooth=1.0), r"Expected smooth in \[0, 1\)\. Received: smooth=1\.0"),
+        (dict(smooth=-0.5), r"Expected smooth in \[0, 1\)"),
+        (dict(colormap="jett"), r"Unknown colormap 'jett'\. Did you mean 'jet'\?"),
+    ],
+)
+def test_renderer_validates_arguments(kwargs, match):
+    with pytest.raises(UserError, match=match):
+        Renderer(**kwargs)
+
+
+def test_renderer_rejects_bad_alpha_later_and_bad_frames(cam):
+    renderer = Renderer()
+    with pytest.raises(UserError, match=r"Expected alpha in \[0, 1\]\. Received: alpha=2"):
+        renderer.alpha = 2
+    assert renderer.alpha == pytest.approx(0.4)
+    with pytest.raises(UserError, match="Expected frame_bgr to be a uint8 BGR image"):
+        renderer.render(np.zeros((H, W), np.uint8), cam, None)
+    with pytest.raises(UserError, match="Expected cam to be a non-empty 2-D"):
+        renderer.render(np.zeros((H, W, 3), np.uint8), np.zeros((2, 2, 2)), None)
