@@ -1,0 +1,371 @@
+"""Tests for livecam.sinks: the video writer, snapshots and the window."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import namedtuple
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from livecam import sinks
+from livecam.errors import UserError
+from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, WindowSink, gui_available
+
+
+def video_info(path) -> dict:
+    """What ffmpeg says about a video: codec, pix_fmt, size, fps, duration, and its frame count."""
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = next(reader)
+    finally:
+        reader.close()
+    meta["frames"] = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+    return meta
+
+
+def decoded_indices(path, index_of) -> list[int]:
+    cap = cv2.VideoCapture(str(path))
+    indices = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        indices.append(index_of(image))
+    cap.release()
+    return indices
+
+
+def write_frames(writer: VideoWriter, make_video, indices, size=(160, 120), timestamps=None) -> None:
+    for k, i in enumerate(indices):
+        writer.write(make_video.frame(i, size), None if timestamps is None else timestamps[k])
+
+
+# --- VideoWriter ---
+
+
+def test_file_mode_writes_every_frame_once_as_h264(tmp_path, make_video):
+    path = tmp_path / "out.mp4"
+    with VideoWriter(path, fps=12.5) as writer:
+        write_frames(writer, make_video, range(37))
+    assert writer.backend == "ffmpeg" and writer.frames_written == 37
+    info = video_info(path)
+    assert info["codec"] == "h264" and info["pix_fmt"].startswith("yuv420p")
+    assert (info["size"], info["fps"], info["frames"]) == ((160, 120), 12.5, 37)
+    assert decoded_indices(path, make_video.index_of) == list(range(37))
+
+
+def test_odd_sizes_are_padded_by_one_pixel(tmp_path, make_video):
+    path = tmp_path / "odd.mp4"
+    with VideoWriter(path, fps=15) as writer:
+        write_frames(writer, make_video, range(20), size=(161, 121))
+    info = video_info(path)
+    assert (info["size"], info["frames"]) == ((162, 122), 20)
+
+
+def test_frames_of_another_size_are_fitted(tmp_path, make_video):
+    path = tmp_path / "fit.mp4"
+    with VideoWriter(path, fps=15, size=(160, 120)) as writer:
+        writer.write(make_video.frame(0, (160, 120)))
+        writer.write(make_video.frame(1, (64, 96)))
+        writer.write(make_video.frame(2, (320, 240)))
+    info = video_info(path)
+    assert (info["size"], info["frames"]) == ((160, 120), 3)
+
+
+def test_live_mode_follows_capture_timestamps(tmp_path, make_video):
+    path = tmp_path / "live.mp4"
+    timestamps = [100.0, 100.1, 100.2, 100.21, 101.0]  # a 0.01 s pair, then a 0.79 s gap
+    with VideoWriter(path, fps=10, live=True) as writer:
+        write_frames(writer, make_video, range(5), timestamps=timestamps)
+    # Slot n = round((t - 100) * 10): 0, 1, 2, 2 (the later wins), 10; the gap repeats frame 3.
+    assert decoded_indices(path, make_video.index_of) == [0, 1, 3, 3, 3, 3, 3, 3, 3, 3, 4]
+    assert (writer.frames_received, writer.frames_written, writer.repeated, writer.dropped) == (5, 11, 7, 1)
+    assert video_info(path)["duration"] == pytest.approx(1.1, abs=0.05)
+
+
+def test_no_frames_no_file(tmp_path):
+    path = tmp_path / "empty.mp4"
+    VideoWriter(path, fps=30).close()
+    assert not path.exists()
+
+
+def test_existing_file_needs_overwrite(tmp_path, make_video):
+    path = tmp_path / "out.mp4"
+    path.write_bytes(b"old")
+    with pytest.raises(UserError, match=r"out.mp4' already exists; pass --overwrite to replace it, or choose another name\.$"):
+        VideoWriter(path, fps=30)
+    with VideoWriter(path, fps=30, overwrite=True) as writer:
+        write_frames(writer, make_video, range(3))
+    assert video_info(path)["frames"] == 3
+
+
+def unwritable_folder(tmp_path):
+    if os.geteuid() != 0:
+        folder = tmp_path / "locked"
+        folder.mkdir(mode=0o500)
+        return folder
+    if sys.platform.startswith("linux"):
+        return "/proc"  # not even root can create files there
+    pytest.skip("running as root without /proc: no unwritable folder to test with")
+
+
+def test_bad_output_paths(tmp_path):
+    with pytest.raises(UserError, match=r"The folder '.*missing' for 'out.mp4' does not exist; create it first"):
+        VideoWriter(tmp_path / "missing" / "out.mp4", fps=30)
+    with pytest.raises(UserError, match=r"Expected an output file ending in .mp4 \(or .mov, .m4v, .mkv\). Received: '.*out.avi'"):
+        VideoWriter(tmp_path / "out.avi", fps=30)
+    (tmp_path / "dir.mp4").mkdir()
+    with pytest.raises(UserError, match=r"is a folder; give a file name, such as"):
+        VideoWriter(tmp_path / "dir.mp4", fps=30)
+    with pytest.raises(UserError, match=r"^Cannot write to the folder '.*' \(.*\); choose another folder"):
+        VideoWriter(os.path.join(unwritable_folder(tmp_path), "out.mp4"), fps=30)
+    with pytest.raises(UserError, match=r"Expected fps > 0 for the video. Received: fps=0"):
+        VideoWriter(tmp_path / "out.mp4", fps=0)
+
+
+def test_bad_frames_and_writes_after_close(tmp_path, make_video):
+    writer = VideoWriter(tmp_path / "out.mp4", fps=30)
+    with pytest.raises(ValueError, match=r"Expected a uint8 BGR image of shape \(height, width, 3\). Received: float32"):
+        writer.write(np.zeros((120, 160, 3), np.float32))
+    writer.write(make_video.frame(0))
+    writer.close()
+    writer.close()  # idempotent
+    with pytest.raises(SinkError, match=r"is closed; open a new VideoWriter"):
+        writer.write(make_video.frame(1))
+
+
+def test_exit_does_not_swallow_exceptions_and_keeps_the_file(tmp_path, make_video):
+    path = tmp_path / "out.mp4"
+    with pytest.raises(ZeroDivisionError):
+        with VideoWriter(path, fps=30) as writer:
+            write_frames(writer, make_video, range(4))
+            1 / 0
+    assert video_info(path)["frames"] == 4
+
+
+class FullDisk:
+    """Stands in for ffmpeg's stdin once the disk is full: writes fail, close still works."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.pipe.close()
+
+    @property
+    def closed(self):
+        return self.pipe.closed
+
+
+def test_failed_write_raises_sink_error_and_keeps_a_playable_file(tmp_path, make_video):
+    path = tmp_path / "out.mp4"
+    writer = VideoWriter(path, fps=15)
+    write_frames(writer, make_video, range(10))
+    writer._encoder._proc.stdin = FullDisk(writer._encoder._proc.stdin)
+    with pytest.raises(SinkError, match=r"Writing .*out.mp4 failed: No space left on device; the recording was stopped"):
+        writer.write(make_video.frame(10))
+    with pytest.raises(SinkError, match=r"No space left on device"):
+        writer.write(make_video.frame(11))  # still stopped, still saying why
+    writer.close()
+    assert video_info(path)["frames"] == 10
+    assert decoded_indices(path, make_video.index_of) == list(range(10))
+
+
+def test_low_disk_space_stops_recording_with_a_playable_file(tmp_path, make_video, monkeypatch):
+    path = tmp_path / "out.mp4"
+    Usage = namedtuple("Usage", "total used free")
+    free = [10 * 2**30]
+    monkeypatch.setattr(sinks.shutil, "disk_usage", lambda folder: Usage(20 * 2**30, 0, free[0]))
+    writer = VideoWriter(path, fps=10)  # checks once every 10 frames
+    write_frames(writer, make_video, range(15))
+    free[0] = 5 * 2**20
+    with pytest.raises(SinkError, match=r"Stopped recording .*out.mp4: only 5 MB left on the disk; the file keeps the 20 frames"):
+        write_frames(writer, make_video, range(15, 30))
+    writer.close()
+    assert video_info(path)["frames"] == 20
+
+
+def test_falls_back_to_opencv_when_ffmpeg_cannot_start(tmp_path, make_video, monkeypatch):
+    def no_ffmpeg():
+        raise RuntimeError("No ffmpeg exe could be found")
+
+    monkeypatch.setattr(sinks.imageio_ffmpeg, "get_ffmpeg_exe", no_ffmpeg)
+    path = tmp_path / "out.mp4"
+    with VideoWriter(path, fps=15) as writer:
+        with pytest.warns(RuntimeWarning, match=r"Could not start ffmpeg .*OpenCV's mp4v codec instead"):
+            writer.write(make_video.frame(0))
+        write_frames(writer, make_video, range(1, 12))
+    assert writer.backend == "opencv" and len(writer.warnings) == 1
+    assert decoded_indices(path, make_video.index_of) == list(range(12))
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from livecam.sinks import VideoWriter
+
+    path, n = sys.argv[1], int(sys.argv[2])
+    with VideoWriter(path, fps=15) as writer:
+        for i in range(n):
+            writer.write(np.full((120, 160, 3), 10 * i, np.uint8))
+        print("written", flush=True)
+        time.sleep(120)
+    """
+)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_recording_survives_the_process_being_stopped(tmp_path, signum):
+    path = tmp_path / "out.mp4"
+    # Its own process group, like a program in a terminal; the signal goes to the whole group.
+    root = os.path.dirname(os.path.dirname(sinks.__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), "12"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env=env,
+    )
+    try:
+        ready, _, _ = select.select([child.stdout], [], [], 60)
+        assert ready and child.stdout.readline() == b"written\n", child.stderr.read().decode()
+        os.killpg(child.pid, signum)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    stderr = child.stderr.read().decode()
+    if signum == signal.SIGINT:
+        # Python stopped on the KeyboardInterrupt and closed the writer; ffmpeg never saw the signal.
+        assert "KeyboardInterrupt" in stderr and "SinkError" not in stderr, stderr
+    # After SIGTERM and SIGKILL ffmpeg, orphaned, sees the end of its input and finishes the file.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            frames = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+        except (RuntimeError, OSError):
+            frames = None
+        if frames == 12 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert frames == 12
+
+
+# --- SnapshotWriter ---
+
+
+def test_snapshots_never_overwrite(tmp_path, monkeypatch, make_video):
+    import datetime as dt
+
+    moment = dt.datetime(2026, 11, 28, 4, 15, 2, 123000).astimezone()
+    monkeypatch.setattr(sinks, "_now", lambda: moment)
+    folder = tmp_path / "snaps"
+    writer = SnapshotWriter(folder)  # created on demand
+    raw, overlay = make_video.frame(1), make_video.frame(2)
+    cam = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    record = {"class": "tabby", "probability": np.float32(0.75), "layer": "conv5", "method": "gradcam"}
+    first = writer.save(raw, overlay, cam, record)
+    assert [p.name for p in first] == [
+        "livecam-20261128-041502-001-raw.png",
+        "livecam-20261128-041502-001-overlay.png",
+        "livecam-20261128-041502-001-cam.npy",
+        "livecam-20261128-041502-001-record.json",
+    ]
+    assert np.array_equal(cv2.imread(str(first[0])), raw) and np.array_equal(cv2.imread(str(first[1])), overlay)
+    assert np.array_equal(np.load(first[2]), cam)
+    saved = json.loads(first[3].read_text())
+    assert saved["class"] == "tabby" and saved["probability"] == 0.75 and saved["method"] == "gradcam"
+    assert saved["time"].startswith("2026-11-28T04:15:02.123")
+    assert saved["files"]["raw"] == first[0].name
+
+    second = writer.save(raw, overlay, None, record)  # same second: the next number, no .npy
+    assert [p.name for p in second] == [
+        "livecam-20261128-041502-002-raw.png",
+        "livecam-20261128-041502-002-overlay.png",
+        "livecam-20261128-041502-002-record.json",
+    ]
+    squatter = folder / "livecam-20261128-041502-003-overlay.png"
+    squatter.write_bytes(b"someone else's")
+    third = writer.save(raw, overlay, cam, record)
+    assert third[0].name == "livecam-20261128-041502-004-raw.png"
+    assert squatter.read_bytes() == b"someone else's"
+    assert first[0].read_bytes() == cv2.imencode(".png", raw)[1].tobytes()
+
+
+def test_snapshot_folder_errors(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match=r"is a file, not a folder; choose a folder for the snapshots"):
+        SnapshotWriter(tmp_path / "file")
+    with pytest.raises(UserError, match=r"^Cannot write to the folder"):
+        SnapshotWriter(unwritable_folder(tmp_path))
+
+
+# --- WindowSink ---
+
+
+def test_no_gui_without_a_display(monkeypatch):
+    if sys.platform in ("win32", "darwin"):
+        pytest.skip("windows there need no DISPLAY")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert gui_available() is False
+    with pytest.raises(UserError, match=r"No window can be opened here .*; run with --no-display --output out.mp4"):
+        WindowSink()
+
+
+def test_window_shows_frames_and_closes(xvfb_display, make_video):
+    assert gui_available()
+    with WindowSink("livecam test") as window:
+        assert not window.closed
+        assert window.show(make_video.frame(0, (320, 240))) == -1
+        assert window.poll() == -1
+        x, y, width, height = cv2.getWindowImageRect("livecam test")
+        assert width > 0 and height > 0
+    assert window.closed
+    assert window.show(make_video.frame(1)) == -1  # closed: shows nothing, opens nothing
+    window.close()  # idempotent
+
+
+def test_window_returns_the_key_pressed(xvfb_display, xdotool, make_video):
+    with WindowSink("livecam keys") as window:
+        window.show(make_video.frame(0))
+        found = subprocess.run([xdotool, "search", "--sync", "--name", "livecam keys"], capture_output=True, text=True, timeout=30)
+        window_id = found.stdout.split()[0]
+        subprocess.run([xdotool, "windowfocus", "--sync", window_id], check=True, timeout=30)
+        subprocess.run([xdotool, "key", "q"], check=True, timeout=30)
+        keys = []
+        deadline = time.monotonic() + 20  # a bound on waiting for X to deliver, not a timing check
+        while ord("q") not in keys and time.monotonic() < deadline:
+            keys.append(window.show(make_video.frame(1)))
+        assert ord("q") in keys
+        assert set(keys) <= {-1, ord("q")}
+
+
+def test_check_output_for_any_file(tmp_path):
+    stats = tmp_path / "stats.json"
+    assert sinks.check_output(stats) == stats
+    stats.write_text("{}")
+    assert sinks.check_output(stats, overwrite=True) == stats
+    with pytest.raises(UserError, match=r"stats.json' already exists; pass --overwrite"):
+        sinks.check_output(stats)
+    with pytest.raises(UserError, match=r"does not exist; create it first"):
+        sinks.check_output(tmp_path / "nope" / "stats.json", overwrite=True)

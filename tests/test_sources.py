@@ -1,0 +1,413 @@
+"""Tests for livecam.sources: auto-detection, file and folder readers, the live reader."""
+
+from __future__ import annotations
+
+import functools
+import re
+import socket
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from livecam.errors import UserError
+from livecam.sources import ImageFolderSource, LiveSource, VideoFileSource, list_cameras, open_source
+
+
+def wait_until(condition, timeout_s: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout_s`` passes; a bound on waiting, not a timing check."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
+
+
+def corrupt_avi_frames(path: Path, indices: set[int]) -> None:
+    """Zero the JPEG data of the given frames of an MJPG AVI, keeping every chunk in place."""
+    data = bytearray(path.read_bytes())
+    position = data.index(b"movi") + 4
+    frame = 0
+    while position + 8 <= len(data) and data[position : position + 4] != b"idx1":
+        chunk_id = bytes(data[position : position + 4])
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        if chunk_id.endswith(b"dc"):
+            if frame in indices:
+                data[position + 8 : position + 8 + size] = bytes(size)
+            frame += 1
+        position += 8 + size + (size & 1)
+    path.write_bytes(bytes(data))
+
+
+class FakeDevice:
+    """A camera that can be unplugged: its captures fail while ``plugged`` is clear."""
+
+    def __init__(self, make_frame, size=(160, 120)):
+        self.make_frame = make_frame
+        self.size = size
+        self.plugged = threading.Event()
+        self.plugged.set()
+        self.opens = 0
+        self.counter = 0
+        self.buffer = np.zeros((size[1], size[0], 3), np.uint8)  # reused on purpose, like some drivers
+
+    def open(self) -> FakeCapture:
+        self.opens += 1
+        return FakeCapture(self)
+
+
+class FakeCapture:
+    def __init__(self, device: FakeDevice):
+        self.device = device
+        self.opened = device.plugged.is_set()
+
+    def isOpened(self) -> bool:
+        return self.opened
+
+    def read(self):
+        time.sleep(0.002)
+        device = self.device
+        if not (self.opened and device.plugged.is_set()):
+            self.opened = False  # an unplugged device stays dead until reopened
+            return False, None
+        device.buffer[...] = device.make_frame(device.counter, device.size)
+        device.counter += 1
+        return True, device.buffer
+
+    def release(self) -> None:
+        self.opened = False
+
+
+# --- files and folders ---
+
+
+def test_video_file_delivers_every_frame_in_order(tmp_path, make_video):
+    path = make_video(tmp_path / "clip.mp4", 40, fps=15.0)
+    with open_source(str(path)) as source:
+        assert isinstance(source, VideoFileSource)
+        assert (source.live, source.fps, source.size, source.frame_count) == (False, 15.0, (160, 120), 40)
+        assert "clip.mp4" in source.description
+        frames = list(source)
+        assert source.status == "ended"
+        assert source.read() is None
+    assert [f.index for f in frames] == list(range(40))
+    assert [make_video.index_of(f.image_bgr) for f in frames] == list(range(40))
+    assert all(f.image_bgr.dtype == np.uint8 and f.image_bgr.shape == (120, 160, 3) for f in frames)
+    assert not any(np.shares_memory(a.image_bgr, b.image_bgr) for a, b in zip(frames, frames[1:]))
+    assert all(a.timestamp_s <= b.timestamp_s for a, b in zip(frames, frames[1:]))
+    assert (source.dropped, source.corrupt) == (0, 0)
+
+
+def test_video_file_loops(tmp_path, make_video):
+    path = make_video(tmp_path / "clip.mp4", 10)
+    with open_source(path, loop=True) as source:
+        frames = [source.read() for _ in range(25)]
+    assert [f.index for f in frames] == list(range(25))
+    assert [make_video.index_of(f.image_bgr) for f in frames] == [i % 10 for i in range(25)]
+
+
+def test_video_with_corrupt_frames_skips_and_counts_them(tmp_path, make_video):
+    path = make_video(tmp_path / "clip.avi", 30)
+    corrupt_avi_frames(path, {10, 11, 20})
+    with open_source(path) as source:
+        indices = [make_video.index_of(f.image_bgr) for f in source]
+        assert source.corrupt == 3
+    assert indices == [i for i in range(30) if i not in {10, 11, 20}]
+
+
+class FlakyCapture:
+    """A real capture whose grab() or retrieve() fails on chosen frames (after really advancing)."""
+
+    def __init__(self, cap, bad_grabs=(), bad_retrieves=()):
+        self.cap, self.bad_grabs, self.bad_retrieves = cap, set(bad_grabs), set(bad_retrieves)
+        self.position = -1
+
+    def grab(self):
+        ok = self.cap.grab()
+        self.position += 1
+        return ok and self.position not in self.bad_grabs
+
+    def retrieve(self):
+        ok, image = self.cap.retrieve()
+        return (False, None) if self.position in self.bad_retrieves else (ok, image)
+
+    def __getattr__(self, name):
+        return getattr(self.cap, name)
+
+
+@pytest.mark.parametrize(
+    "bad_grabs, bad_retrieves, expected_corrupt",
+    [((), {5, 6}, 2), ({8}, {3}, 2), (set(range(25, 30)), (), 5)],
+    ids=["retrieve fails", "both fail", "truncated end"],
+)
+def test_video_decode_failures_are_skipped_and_counted(
+    tmp_path, make_video, monkeypatch, bad_grabs, bad_retrieves, expected_corrupt
+):
+    path = make_video(tmp_path / "clip.mp4", 30)
+    real = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *args: FlakyCapture(real(*args), bad_grabs, bad_retrieves))
+    with open_source(path) as source:
+        indices = [make_video.index_of(f.image_bgr) for f in source]
+        assert source.corrupt == expected_corrupt
+    assert indices == [i for i in range(30) if i not in set(bad_grabs) | set(bad_retrieves)]
+
+
+def test_image_folder_in_natural_order(image_folder, make_video):
+    with open_source(image_folder) as source:
+        assert isinstance(source, ImageFolderSource)
+        assert (source.live, source.fps, source.frame_count, source.size) == (False, 30.0, 12, (160, 120))
+        frames = list(source)
+    assert [make_video.index_of(f.image_bgr) for f in frames] == list(range(12))
+    assert [f.index for f in frames] == list(range(12))
+
+
+def test_image_folder_skips_unreadable_images_and_takes_any_size(tmp_path, make_image_folder, make_video):
+    sizes = [(160, 120), (320, 240), (96, 64), (160, 120), (200, 100)]
+    folder = make_image_folder(tmp_path / "mixed", 5, sizes=sizes)
+    (folder / "frame_3.png").write_bytes(b"not a png at all")
+    (folder / "notes.txt").write_text("ignored: not an image name")
+    with open_source(folder, fps=12) as source:
+        assert source.fps == 12
+        frames = list(source)
+        assert source.corrupt == 1
+    assert [make_video.index_of(f.image_bgr) for f in frames] == [0, 1, 3, 4]
+    assert [f.image_bgr.shape[1::-1] for f in frames] == [sizes[i] for i in (0, 1, 3, 4)]
+
+
+def test_glob_pattern_and_single_image(image_folder, make_video):
+    with open_source(str(image_folder / "frame_1*.png")) as source:
+        assert isinstance(source, ImageFolderSource)
+        assert [make_video.index_of(f.image_bgr) for f in source] == [0, 9, 10, 11]
+    with open_source(image_folder / "frame_2.png", loop=True) as source:
+        frames = [source.read() for _ in range(3)]
+    assert [make_video.index_of(f.image_bgr) for f in frames] == [1, 1, 1]
+    assert [f.index for f in frames] == [0, 1, 2]
+
+
+def test_folder_with_all_images_unreadable(tmp_path):
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / name).write_bytes(b"\x00" * 10)
+    with pytest.raises(UserError, match=r"None of the 2 images in .* could be read"):
+        open_source(tmp_path)
+
+
+# --- auto-detection and user errors ---
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A local HTTP server over tmp_path/www; yields (root folder, base URL)."""
+
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    root = tmp_path / "www"
+    root.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_url_is_a_live_source(http_root, make_video):
+    root, base = http_root
+    make_video(root / "clip.mp4", 30)
+    with open_source(f"{base}/clip.mp4", timeout_s=5) as source:
+        assert isinstance(source, LiveSource) and source.live
+        assert source.description.startswith(f"stream {base}/clip.mp4 at 160x120")
+        frame = source.read(timeout_s=10)
+    assert frame.image_bgr.shape == (120, 160, 3)
+
+
+def test_synth_source(tmp_path):
+    with open_source("synth:160x120,seed=3,fps=60") as source:
+        assert isinstance(source, LiveSource)
+        assert (source.live, source.fps, source.size, source.frame_count) == (True, 60.0, (160, 120), None)
+        assert source.description == "synthetic scene 160x120 at 60 fps (seed 3)"
+        frames = [source.read(timeout_s=10) for _ in range(3)]
+    assert all(f.image_bgr.shape == (120, 160, 3) and f.image_bgr.dtype == np.uint8 for f in frames)
+    assert frames[0].index < frames[1].index < frames[2].index
+    with open_source("synth", resolution=(96, 64)) as source:
+        assert (source.size, source.fps) == ((96, 64), 30.0)
+
+
+def test_camera_index_forms_are_detected(monkeypatch):
+    opened = []
+
+    class FakeVideoCapture:
+        def __init__(self, index, *args):
+            self.index, self.props = index, {}
+            opened.append(self)
+
+        def isOpened(self):
+            return self.index in (0, 2)
+
+        def set(self, prop, value):
+            self.props[prop] = value
+            return True
+
+        def get(self, prop):
+            values = {
+                cv2.CAP_PROP_FRAME_WIDTH: 640,
+                cv2.CAP_PROP_FRAME_HEIGHT: 480,
+                cv2.CAP_PROP_FPS: 30.0,
+                cv2.CAP_PROP_FOURCC: cv2.VideoWriter.fourcc(*"MJPG"),
+            }
+            return values.get(prop, 0.0)
+
+        def read(self):
+            time.sleep(0.005)
+            return True, np.zeros((480, 640, 3), np.uint8)
+
+        def release(self):
+            pass
+
+        def getBackendName(self):
+            return "FAKE"
+
+    monkeypatch.setattr(cv2, "VideoCapture", FakeVideoCapture)
+    with open_source("2", resolution=(1280, 720), fps=30) as source:
+        assert source.description == "camera 2 at 640x480 30 fps (MJPG)"
+        assert source.warnings == ["Camera 2 gives 640x480 instead of the 1280x720 asked for."]
+        assert source.read(timeout_s=5).image_bgr.shape == (480, 640, 3)
+    props = opened[-1].props
+    assert props[cv2.CAP_PROP_BUFFERSIZE] == 1
+    assert props[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter.fourcc(*"MJPG")
+    assert (props[cv2.CAP_PROP_FRAME_WIDTH], props[cv2.CAP_PROP_FRAME_HEIGHT]) == (1280, 720)
+    with open_source(0) as source:
+        assert source.description.startswith("camera 0 ")
+        assert source.warnings == []
+    assert [c["index"] for c in list_cameras()] == [0, 2]
+    assert list_cameras()[0] == dict(index=0, width=640, height=480, fps=30.0, fourcc="MJPG", backend="FAKE")
+
+
+def test_list_cameras_without_cameras():
+    assert isinstance(list_cameras(max_index=2), list)
+
+
+@pytest.mark.parametrize("spec", [57, "57"])
+def test_camera_that_does_not_open(spec):
+    message = (
+        "Camera 57 did not open; check it is connected and not used by another program, "
+        "or list cameras with `livecam --list-cameras`."
+    )
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        open_source(spec)
+
+
+def test_missing_file():
+    with pytest.raises(UserError, match=r"The input 'no/such/clip.mp4' does not exist; check the path"):
+        open_source("no/such/clip.mp4")
+
+
+@pytest.mark.parametrize("name, content", [("broken.mp4", b"\x00\x01garbage" * 100), ("notes.txt", b"hello"), ("bad.png", b"xx")])
+def test_file_that_is_not_a_video_or_image(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=rf"'{re.escape(str(path))}' is not a readable video or image"):
+        open_source(path)
+
+
+def test_folder_without_images(tmp_path):
+    (tmp_path / "readme.txt").write_text("no images here")
+    with pytest.raises(UserError, match=r"has no images .*; put images in it"):
+        open_source(tmp_path)
+    with pytest.raises(UserError, match=r"No images match '.*\*\.png'; check the pattern"):
+        open_source(str(tmp_path / "*.png"))
+
+
+def test_stream_that_does_not_answer():
+    with socket.socket() as server:  # accepts connections, never says a word
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/live"
+        with pytest.raises(UserError, match=rf"^The stream {re.escape(url)} did not answer within 1 s"):
+            open_source(url, timeout_s=1)
+
+
+def test_stream_that_refuses_hides_the_password():
+    with socket.socket() as probe:  # a port that nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(UserError, match=r"could not be opened; check the address") as info:
+        open_source(f"rtsp://admin:secret@127.0.0.1:{port}/stream", timeout_s=5)
+    assert "secret" not in str(info.value) and "admin:***@" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(spec="ftp://example.com/a.mp4"), r"Unsupported URL scheme 'ftp'"),
+        (dict(spec="synth:huge"), r"Unknown synth option 'huge'; expected synth:\[WxH\]"),
+        (dict(spec="synth", fps=-3), r"Expected fps > 0. Received: fps=-3"),
+        (dict(spec="synth", resolution=(640, 0)), r"Expected resolution as \(width, height\)"),
+        (dict(spec=""), r"Expected an input"),
+        (dict(spec=-1), r"Expected a camera index >= 0"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(UserError, match=match):
+        open_source(**kwargs)
+
+
+# --- the live reader ---
+
+
+def test_latest_frame_wins_never_twice_and_drops_for_a_slow_consumer(make_video):
+    device = FakeDevice(make_video.frame)
+    source = LiveSource(device.open, description="fake camera")
+    frames = []
+    try:
+        for _ in range(15):
+            frames.append(source.read(timeout_s=10))
+            # A slow consumer: at least three newer frames are captured before the next read.
+            assert wait_until(lambda: source.captured >= frames[-1].index + 4)
+    finally:
+        source.close()
+    indices = [f.index for f in frames]
+    assert all(a < b for a, b in zip(indices, indices[1:]))
+    gaps = sum(b - a - 1 for a, b in zip(indices, indices[1:]))
+    assert source.dropped >= gaps >= 2 * 14
+    # Each frame owns its pixels although the device reuses one buffer.
+    assert [make_video.index_of(f.image_bgr) for f in frames] == [i % 256 for i in indices]
+    assert source.read() is None and source.status == "ended"
+
+
+def test_live_read_waits_for_a_new_frame_and_close_unblocks_it(make_video):
+    device = FakeDevice(make_video.frame)
+    device.plugged.clear()
+    source = LiveSource(device.open, backoff_s=(0.01, 0.05))
+    assert source.read(timeout_s=0.1) is None  # nothing yet, but not the end
+    assert wait_until(lambda: source.status == "reconnecting")
+    results = []
+    reader = threading.Thread(target=lambda: results.append(source.read()))
+    reader.start()
+    source.close()
+    reader.join(timeout=10)
+    assert results == [None]
+    source.close()  # idempotent
+
+
+def test_reconnects_after_the_device_comes_back(make_video):
+    device = FakeDevice(make_video.frame)
+    with LiveSource(device.open, backoff_s=(0.02, 0.1), max_failed_reads=3, description="fake camera") as source:
+        before = source.read(timeout_s=10)
+        assert source.status == "ok"
+        device.plugged.clear()  # unplugged
+        assert wait_until(lambda: source.status == "reconnecting")
+        source.read(timeout_s=0)  # at most the last frame captured before the failure
+        assert source.read(timeout_s=0.2) is None  # no made-up frames while it is gone
+        assert source.status == "reconnecting"
+        device.plugged.set()  # back
+        after = source.read(timeout_s=10)
+        assert source.status == "ok"
+        assert after.index > before.index
+        assert device.opens >= 2 and source.reconnects >= 1
