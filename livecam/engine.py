@@ -21,9 +21,9 @@ import tensorflow as tf
 
 from livecam import methods as methods_module
 from livecam.errors import UserError
+from livecam.methods import METHOD_NAMES
 from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, spatial_layers
 
-METHOD_NAMES: tuple[str, ...] = tuple(methods_module.METHODS)
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ class CamEngine:
             loaded = _replace(loaded, preprocess=preprocess if callable(preprocess) else preprocess_fn(preprocess))
         self._loaded = loaded
         self.model = loaded.model
+        self.model_name: str = loaded.name  # the zoo name, "demo", or the model file's stem
         self.class_names: tuple[str, ...] = loaded.class_names
         self.input_size: tuple[int, int] = loaded.input_size
         self.num_classes = len(self.class_names)

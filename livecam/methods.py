@@ -10,9 +10,13 @@ A new method is one function here, one entry in ``METHODS`` and one row in the t
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import tensorflow as tf
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+# TensorFlow is imported inside each function, so that naming the methods (the CLI's --help)
+# does not load it.
 
 EPSILON = 1e-20
 
@@ -22,6 +26,8 @@ def gradcam(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
 
     alpha_k = mean_ij dy/dA_ij^k;  L = sum_k alpha_k A^k.
     """
+    import tensorflow as tf
+
     weights = tf.reduce_mean(G, axis=(1, 2), keepdims=True)
     return tf.reduce_sum(weights * A, axis=-1)
 
@@ -35,6 +41,8 @@ def gradcam_plus_plus(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
     the authors' released variant that renormalises alpha by its spatial sum); alpha is 0
     where the denominator is 0.
     """
+    import tensorflow as tf
+
     g2 = tf.square(G)
     g3 = g2 * G
     sum_A = tf.reduce_sum(A, axis=(1, 2), keepdims=True)
@@ -47,15 +55,19 @@ def gradcam_plus_plus(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
 
 def layercam(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
     """LayerCAM (Jiang et al. 2021), eq. 7: L = sum_k relu(g^k) * A^k, weighted per location."""
+    import tensorflow as tf
+
     return tf.reduce_sum(tf.nn.relu(G) * A, axis=-1)
 
 
 def hirescam(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
     """HiResCAM (Draelos & Carin 2020), eq. 4: L = sum_k g^k * A^k, elementwise, no averaging."""
+    import tensorflow as tf
+
     return tf.reduce_sum(G * A, axis=-1)
 
 
-METHODS: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
+METHODS: dict[str, Callable[["tf.Tensor", "tf.Tensor"], "tf.Tensor"]] = {
     "gradcam": gradcam,
     "gradcam++": gradcam_plus_plus,
     "layercam": layercam,
@@ -65,6 +77,10 @@ METHODS: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
 
 def normalize(raw_cam: tf.Tensor) -> tf.Tensor:
     """ReLU, then divide each map by max(its maximum, epsilon): [0, 1], never NaN."""
+    import tensorflow as tf
+
     cam = tf.nn.relu(raw_cam)
     peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
     return cam / tf.maximum(peak, EPSILON)
+
+METHOD_NAMES: tuple[str, ...] = tuple(METHODS)

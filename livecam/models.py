@@ -305,3 +305,22 @@ def _layer_list(candidates: list[Any], last: int = 10) -> str:
     if len(names) <= last:
         return ", ".join(names)
     return f"... {', '.join(names[-last:])} ({len(names)} in all; `livecam layers MODEL` lists them)"
+
+
+def class_index(class_names: tuple[str, ...] | list[str], query: str | int) -> int:
+    """The class id for ``query``: an id ("207") or a name ("golden retriever", any case)."""
+    text = str(query).strip()
+    if text.lstrip("-").isdigit():
+        class_id = int(text)
+        if not 0 <= class_id < len(class_names):
+            raise UserError(f"Expected a class id in [0, {len(class_names) - 1}]. Received: {class_id}")
+        return class_id
+    folded = [name.lower() for name in class_names]
+    matches = [i for i, name in enumerate(folded) if name == text.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UserError(f"Class name {text!r} is ambiguous (ids {', '.join(map(str, matches))}); pass the id instead.")
+    close = difflib.get_close_matches(text.lower(), folded, n=3, cutoff=0.6)
+    hint = "did you mean " + " or ".join(f"{class_names[folded.index(c)]!r} ({folded.index(c)})" for c in close) + "? " if close else ""
+    raise UserError(f"Unknown class {text!r}: {hint}Pass a class id or one of the model's class names.")

@@ -1,0 +1,131 @@
+"""Engine speed against the forward pass alone and the official Keras Grad-CAM example.
+
+For each model (weights=None: weights do not change speed) on 640x480 BGR frames, prints ms per
+frame for:
+  forward   the compiled forward pass alone, batch 1, at the model's input size
+  engine    CamEngine on a 640x480 frame (resize, preprocessing, forward, gradients, map)
+  keras     the Keras example's make_gradcam_heatmap (eager GradientTape, a gradient model
+            built per call, as the example does), plus its resize and preprocessing
+and the ratios engine/forward (target <= 1.3) and keras/engine (target >= 8). The rows are
+measured interleaved, in rounds, and the median round is reported, so a noisy neighbour slows
+all rows alike.
+
+    python scripts/bench_engine.py [--models mobilenet_v2 resnet50] [--rounds 5] [--frames 20] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from livecam import CamEngine  # noqa: E402
+from livecam.models import ZOO, preprocess_fn  # noqa: E402
+
+
+def keras_example_heatmap(img_array, model, last_conv_layer_name, pred_index=None):
+    """Grad-CAM as the official Keras example writes it (keras.io/examples/vision/grad_cam)."""
+    grad_model = keras.models.Model(model.inputs, [model.get_layer(last_conv_layer_name).output, model.output])
+    with tf.GradientTape() as tape:
+        last_conv_layer_output, preds = grad_model(img_array)
+        if pred_index is None:
+            pred_index = tf.argmax(preds[0])
+        class_channel = preds[:, pred_index]
+    grads = tape.gradient(class_channel, last_conv_layer_output)
+    pooled_grads = tf.reduce_mean(grads, axis=(0, 1, 2))
+    heatmap = last_conv_layer_output[0] @ pooled_grads[..., tf.newaxis]
+    heatmap = tf.squeeze(heatmap)
+    heatmap = tf.maximum(heatmap, 0) / tf.math.reduce_max(heatmap)
+    return heatmap.numpy()
+
+
+def bench_model(name: str, rounds: int, frames: int) -> dict:
+    entry = ZOO[name]
+    engine = CamEngine(name, weights=None)
+    model = engine.model
+    h, w = engine.input_size
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, (frames, 480, 640, 3), dtype=np.uint8)
+    preprocess = preprocess_fn(entry.preprocess)
+
+    forward = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32)])
+    x = preprocess(np.float32(cv2.resize(video[0], (w, h))[None, ..., ::-1]))
+    forward(x)
+
+    # The example removes the last layer's softmax so the gradient is of the logit.
+    example_model = keras.models.clone_model(model)
+    example_model.set_weights(model.get_weights())
+    example_model.layers[-1].activation = None
+
+    def run_forward():
+        for _ in range(frames):
+            forward(x).numpy()
+
+    def run_engine():
+        for frame in video:
+            engine(frame)
+
+    def run_keras():
+        for frame in video[: max(2, frames // 4)]:
+            img = preprocess(np.float32(cv2.resize(frame, (w, h))[None, ..., ::-1]))
+            keras_example_heatmap(img, example_model, engine.layer_name)
+
+    rows = {"forward": run_forward, "engine": run_engine, "keras": run_keras}
+    counts = {"forward": frames, "engine": frames, "keras": max(2, frames // 4)}
+    for fn in rows.values():  # warm-up
+        fn()
+    samples: dict[str, list[float]] = {k: [] for k in rows}
+    for _ in range(rounds):
+        for key, fn in rows.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[key].append((time.perf_counter() - t0) * 1000 / counts[key])
+    ms = {k: statistics.median(v) for k, v in samples.items()}
+    return {
+        "model": name,
+        "forward_ms": round(ms["forward"], 2),
+        "engine_ms": round(ms["engine"], 2),
+        "keras_example_ms": round(ms["keras"], 2),
+        "engine_over_forward": round(ms["engine"] / ms["forward"], 2),
+        "keras_over_engine": round(ms["keras"] / ms["engine"], 1),
+        "traces": engine.trace_count,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["mobilenet_v2", "resnet50"])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results = [bench_model(m, args.rounds, args.frames) for m in args.models]
+    if args.json:
+        print(json.dumps({"machine": _machine(), "results": results}, indent=2))
+        return
+    print(f"Machine: {_machine()}\n")
+    print("| model | forward ms | engine ms | Keras example ms | engine / forward | Keras example / engine |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r['model']} | {r['forward_ms']} | {r['engine_ms']} | {r['keras_example_ms']} | "
+            f"{r['engine_over_forward']}x | {r['keras_over_engine']}x |"
+        )
+
+
+def _machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, Python {platform.python_version()}"
+
+
+if __name__ == "__main__":
+    main()
