@@ -14,6 +14,7 @@ takes them in batches; every frame is kept, in order.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import queue
 import sys
@@ -179,6 +180,7 @@ class Pipeline:
         self._last_output: float | None = None
         self._frames_out = 0
         self._shown = _Slot()
+        self._cam_of: tuple[CamResult, np.ndarray] | None = None  # the last result rendered and its map view
         self._progress = None
         if recorder is not None:
             self.stats.recordings.append(str(recorder.path))
@@ -351,6 +353,8 @@ class Pipeline:
                 self._delivered(item.frame)
             elif current is not None and self.controls.paused:
                 image = current.image
+            elif current is not None and self.source.status == "reconnecting":
+                image = self._render(current)  # the last frame, with "reconnecting" on the HUD
             else:
                 image = None
             key = self.window.show(image) if image is not None else self.window.poll()
@@ -397,7 +401,15 @@ class Pipeline:
 
     def _render(self, item: _Item) -> np.ndarray:
         result = item.result
-        cam = result.cam[0] if result is not None and result.finite[0] else None
+        cam = None
+        if result is not None and result.finite[0]:
+            # The renderer folds a map into its smoothing once per array object, and result.cam[0]
+            # is a new view on every call: a result reused for several frames (--every N, a redraw)
+            # must hand over the same view, or its map is folded in again and again.
+            cam_of = self._cam_of
+            if cam_of is None or cam_of[0] is not result:
+                cam_of = self._cam_of = (result, result.cam[0])
+            cam = cam_of[1]
         return self.renderer.render(item.frame.image_bgr, cam, self._hud(result))
 
     def _hud(self, result: CamResult | None) -> HudInfo | None:
@@ -442,7 +454,9 @@ class Pipeline:
             try:
                 self._recorder.write(item.image, item.frame.timestamp_s)
             except SinkError as exc:
-                self._recorder = None
+                recorder, self._recorder = self._recorder, None
+                with contextlib.suppress(SinkError):  # keeps the file playable; the first error is the one reported
+                    recorder.close()
                 self.stats.recording_error = str(exc)
                 self._say(f"recording stopped: {exc}", seconds=10)
                 self._log(f"livecam: recording stopped: {exc}")
