@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from livecam import __version__
-from livecam.errors import UserError
+from livecam.errors import UserError, close_matches
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -32,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] == "layers":
             return _layers(argv[1:])
         return _view(_parser().parse_args(argv))
+    except SystemExit as exc:  # argparse's --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
     except UserError as exc:
         if debug:
             raise
@@ -75,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     eng.add_argument("--weights", default="imagenet", help="imagenet | none | a weights file (zoo models)")
     eng.add_argument("--labels", help="class names for a custom model: one per line, or JSON")
     eng.add_argument("--layer", help="target layer (default: the model's last spatial layer)")
-    eng.add_argument("--method", default="gradcam", choices=METHOD_NAMES, metavar="METHOD", help=f"{', '.join(METHOD_NAMES)} (default: gradcam)")
+    eng.add_argument("--method", default="gradcam", help=f"{', '.join(METHOD_NAMES)} (default: gradcam)")
     eng.add_argument("--class", dest="class_", metavar="CLASS", help="explain this class (id or name) instead of the top one")
     eng.add_argument("--topk", type=_int_range("--topk", 1, 20), default=5, help="top classes on the HUD (1-20, default 5)")
     eng.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
@@ -206,16 +208,21 @@ def _view(args: argparse.Namespace) -> int:
     display = not args.no_display
 
     from livecam import sinks
-    from livecam.render import Renderer, colormap_id
+    from livecam.methods import METHOD_NAMES
+    from livecam.render import colormap_id
 
-    colormap_id(args.colormap)  # validate before anything slow
+    # Validate what can be validated before anything slow (camera, model).
+    colormap_id(args.colormap)
+    if args.method not in METHOD_NAMES:
+        close = close_matches(args.method, METHOD_NAMES)
+        raise UserError(f"Unknown method {args.method!r}: {f'did you mean {close}? ' if close else ''}Expected one of {', '.join(METHOD_NAMES)}.")
     if display and not sinks.gui_available():
         raise UserError(
             "This OpenCV build has no GUI or there is no display (opencv-python-headless, or no $DISPLAY); "
             "run with --no-display --output out.mp4 to record instead."
         )
     if args.output is not None:
-        sinks.check_output(args.output, overwrite=args.overwrite)
+        sinks.check_video_output(args.output, overwrite=args.overwrite)
     if args.stats_json is not None:
         sinks.check_output(args.stats_json, overwrite=True)
 

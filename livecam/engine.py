@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from livecam import methods as methods_module
-from livecam.errors import UserError
+from livecam.errors import UserError, close_matches
 from livecam.methods import METHOD_NAMES
 from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, spatial_layers
 
@@ -261,10 +261,8 @@ def _check_frames(frames: Any) -> np.ndarray:
 
 
 def _expected(kind: str, name: str, choices: Sequence[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(choices), n=2, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    close = close_matches(name, choices, n=2)
+    hint = f" Did you mean {close}?" if close else ""
     return f"Expected {kind} in {', '.join(choices)}. Received: {kind}={name!r}.{hint}"
 
 

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from livecam.errors import UserError
+from livecam.errors import UserError, close_matches
 
 
 @dataclass(frozen=True)
@@ -251,8 +251,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _unknown(kind: str, name: str, choices: tuple[str, ...] | list[str], hint: str = "") -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
-    did_you_mean = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    close = close_matches(name, choices)
+    did_you_mean = f"did you mean {close}? " if close else ""
     return f"Unknown {kind} {name!r}: {did_you_mean}Expected one of {', '.join(choices)}{' ' + hint if hint else ''}."
 
 
@@ -295,8 +295,8 @@ def find_target_layer(model: Any, name: str | None = None) -> Any:
             if layer not in candidates:
                 raise UserError(f"Layer {name!r} does not output a spatial 4-D feature map; pick one of {_layer_list(candidates)}.")
             return layer
-    close = difflib.get_close_matches(name, [c.name for c in candidates], n=3, cutoff=0.5)
-    did_you_mean = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    close = close_matches(name, [c.name for c in candidates])
+    did_you_mean = f"did you mean {close}? " if close else ""
     raise UserError(f"Unknown layer {name!r}: {did_you_mean}candidate layers are {_layer_list(candidates)}.")
 
 

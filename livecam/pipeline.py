@@ -332,7 +332,9 @@ class Pipeline:
             self._record(item)
             self.times.add("write", (time.perf_counter() - t1) * 1000)
             if self.window is not None:
-                self._shown.put(item)
+                # Live: the display shows the newest frame. Files: every frame is shown, so the
+                # stage waits for the display to take the previous one.
+                self._shown.put(item, wait_taken=not self.source.live, stop=self._stop)
             else:
                 self._delivered(item.frame)
             if self._progress is not None:
@@ -551,12 +553,15 @@ class _Slot:
         self._item: Any = None
         self._has = False
 
-    def put(self, item: Any) -> None:
+    def put(self, item: Any, *, wait_taken: bool = False, stop: threading.Event | None = None) -> None:
+        """Leaves ``item`` for the reader; with ``wait_taken``, first waits until the last one was taken."""
         with self._cond:
+            while wait_taken and self._has and not (stop is not None and stop.is_set()):
+                self._cond.wait(_POLL_S)
             if self._has and self._item is _END:
                 return  # the end is never overwritten
             self._item, self._has = item, True
-            self._cond.notify()
+            self._cond.notify_all()
 
     def get(self, timeout: float) -> Any:
         with self._cond:
@@ -565,6 +570,7 @@ class _Slot:
             if not self._has:
                 return None
             item, self._item, self._has = self._item, None, False
+            self._cond.notify_all()
             return item
 
 

@@ -7,7 +7,6 @@ computed once per new map, not once per displayed frame.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from livecam.errors import UserError
+from livecam.errors import UserError, close_matches
 from livecam.keys import KEY_HELP
 
 DEFAULT_ALPHA = 0.4
@@ -77,8 +76,8 @@ def colormap_id(name: str) -> int:
     """The ``cv2.COLORMAP_*`` value for a colormap name such as "jet", "turbo" or "viridis" (any case)."""
     key = str(name).strip().lower().removeprefix("colormap_")
     if key not in COLORMAPS:
-        close = difflib.get_close_matches(key, list(COLORMAPS), n=3, cutoff=0.5)
-        did_you_mean = f"Did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        close = close_matches(key, COLORMAPS)
+        did_you_mean = f"Did you mean {close}? " if close else ""
         raise UserError(f"Unknown colormap {name!r}. {did_you_mean}Expected one of: {', '.join(COLORMAPS)}.")
     return COLORMAPS[key]
 

@@ -108,9 +108,7 @@ class VideoWriter:
             len(size) == 2 and all(isinstance(v, (int, np.integer)) and v > 0 for v in size)
         ):
             raise UserError(f"Expected size as (width, height), two positive integers. Received: size={size!r}.")
-        if Path(path).suffix.lower() not in VIDEO_SUFFIXES:
-            raise UserError(f"Expected an output file ending in .mp4 (or .mov, .m4v, .mkv). Received: {str(path)!r}.")
-        self.path = check_output(path, overwrite=overwrite)
+        self.path = check_video_output(path, overwrite=overwrite)
         self.fps = float(fps)
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.live = live
@@ -254,6 +252,10 @@ class _FfmpegEncoder:
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-video_size", f"{size[0]}x{size[1]}",
             "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
             "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
+            # Exact BGR -> YUV rounding (grey stays grey), and the BT.601 matrix that conversion
+            # uses written into the file, so that players do not guess BT.709 for HD sizes.
+            "-sws_flags", "accurate_rnd+full_chroma_int",
+            "-colorspace", "smpte170m", "-color_primaries", "smpte170m", "-color_trc", "smpte170m",
             f"file:{path}",
         ]  # fmt: skip
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: nobody has to drain it
@@ -509,6 +511,13 @@ def _display_works(display: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0
+
+
+def check_video_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """``check_output`` for a video: also the file type must be one livecam writes."""
+    if Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(f"Expected an output file ending in .mp4 (or .mov, .m4v, .mkv). Received: {str(path)!r}.")
+    return check_output(path, overwrite=overwrite)
 
 
 def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:

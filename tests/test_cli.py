@@ -1,0 +1,496 @@
+"""End-to-end tests of the ``livecam`` command: flags in, video, stats, snapshots and exit codes out.
+
+Most runs call ``livecam.cli.main`` in this process, so TensorFlow loads once; a real process is
+used where only one can tell: signals, the window under Xvfb, and "no traceback, exit code 2".
+Every run uses random weights (``--weights none``) at a small input size: nothing is downloaded.
+In this process the weights are seeded, so that two runs compare (MobileNetV2 at seed 1 gives
+maps with structure, not flat ones).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from livecam import __version__
+from livecam.cli import main
+from livecam.models import ZOO
+
+FAST = ("--weights", "none", "--model", "mobilenet_v2", "--input-size", "96", "--quiet")
+N = 24  # frames in the test clip
+SIZE = (160, 120)  # its (width, height)
+FPS = 15.0
+
+# Bounds on waiting for a child process or for X, so that a hang fails instead of blocking CI.
+# They are deadlines, not measurements: nothing here asserts how fast anything runs.
+PROCESS_TIMEOUT_S = 120
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    """``livecam ARGS`` in this process, with the same random weights every time: (exit code, stdout, stderr)."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def livecam_process(*args, **popen_kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "livecam", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen_kwargs,
+    )
+
+
+def video_info(path) -> dict:
+    """What ffmpeg says about a video (codec, pix_fmt, size, fps) and its decoded frame count."""
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = next(reader)
+    finally:
+        reader.close()
+    meta["frames"] = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+    return meta
+
+
+def read_frames(path) -> np.ndarray:
+    """Every frame of a video as int16 BGR, (n, height, width, 3), for differences without wrap-around."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    cap.release()
+    assert frames, f"{path} has no readable frame"
+    return np.stack(frames).astype(np.int16)
+
+
+def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def jet_distance(heat_bgr: np.ndarray) -> np.ndarray:
+    """Per pixel, the distance (0..441) from a BGR colour to the nearest colour of OpenCV's jet map."""
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_JET)[:, 0].astype(np.float32)
+    pixels = heat_bgr.reshape(-1, 1, 3).astype(np.float32)
+    return np.sqrt(((pixels - lut[None]) ** 2).sum(-1)).min(axis=1)
+
+
+def heat_like_fraction(image_bgr: np.ndarray) -> float:
+    """The share of pixels coloured like a heat map over the test clip: strongly coloured and not its red square.
+
+    The clip itself is grey, black and white (no colour) plus one pure red square.
+    """
+    image = image_bgr.astype(np.int16)
+    spread = image.max(axis=-1) - image.min(axis=-1)
+    red = np.abs(image - np.array([0, 0, 255])).max(axis=-1) < 60
+    return float(((spread > 60) & ~red).mean())
+
+
+def assert_user_error(code: int, err: str, match: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("livecam: error: "), err
+    assert "Traceback" not in err
+    assert match in lines[0], lines[0]
+
+
+@pytest.fixture
+def clip(tmp_path, make_video) -> Path:
+    """The 24-frame 160x120 15 fps test clip (mp4v); frame i carries index i."""
+    return make_video(tmp_path / "clip.mp4", N, size=SIZE, fps=FPS)
+
+
+def record(capsys, source, out: Path, *flags) -> np.ndarray:
+    """Runs ``livecam --source SOURCE --no-display --output OUT FLAGS`` and returns the output's frames."""
+    code, _, err = cli(capsys, "--source", source, "--no-display", "--output", out, *FAST, *flags)
+    assert code == 0, err
+    return read_frames(out)
+
+
+# ---------------------------------------------------------------------- 1. a file end to end
+
+
+def test_file_to_h264_with_stats(capsys, clip, tmp_path):
+    out, stats_path = tmp_path / "out.mp4", tmp_path / "stats.json"
+    code, stdout, err = cli(capsys, "--source", clip, "--no-display", "--output", out, "--stats-json", stats_path, *FAST)
+    assert code == 0, err
+    assert stdout == "" and err == ""  # --quiet
+
+    info = video_info(out)
+    assert info["frames"] == N
+    assert info["size"] == SIZE
+    assert info["fps"] == pytest.approx(FPS)
+    assert info["codec"] == "h264"
+    assert info["pix_fmt"].startswith("yuv420p")
+
+    stats = json.loads(stats_path.read_text())
+    assert stats["frames"] == N
+    assert stats["seconds"] > 0
+    assert stats["fps"] == pytest.approx(stats["frames"] / stats["seconds"], rel=1e-3)
+    assert set(stats["stage_ms"]) == {"capture", "engine", "render", "write"}
+    assert all(ms >= 0 for ms in stats["stage_ms"].values())
+    assert 0 <= stats["latency_p50_ms"] <= stats["latency_p95_ms"]
+    assert stats["traces"] == 1  # one compiled step for all 24 frames, in batches of 8 and the rest
+    assert stats["dropped"] == 0 and stats["corrupt"] == 0 and stats["non_finite"] == 0
+    assert stats["recording_error"] is None
+    assert stats["recordings"] == [str(out)]
+
+
+# ---------------------------------------------------------------------- 2. the overlay and HUD are in the pictures
+
+
+def test_alpha_zero_without_hud_gives_back_the_input_in_order(capsys, clip, tmp_path, make_video):
+    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", "0")
+    source = read_frames(clip)
+    assert frames.shape == source.shape
+    assert mean_abs_diff(frames, source) < 3  # only the H.264 encoding error
+    # No colour swap on the way: the red square (band 20 px, 5 px further right per frame) stays red.
+    centres = np.stack([frames[i, 34, (i * 5) % (SIZE[0] - 20) + 10] for i in range(N)])
+    assert (centres[:, 2] > 200).all() and (centres[:, :2] < 60).all(), centres
+    assert [make_video.index_of(f.astype(np.uint8)) for f in frames] == list(range(N))
+
+
+def test_heat_map_is_blended_in_with_jet_colours(capsys, clip, tmp_path):
+    alpha = 0.6
+    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", alpha)
+    source = read_frames(clip)
+    assert mean_abs_diff(frames, source) > 25
+    # out = alpha * heat + (1 - alpha) * frame, so the heat image can be recovered and must be
+    # made of jet colours (up to codec error, magnified by 1 / alpha).
+    heat = np.clip((frames - (1 - alpha) * source) / alpha, 0, 255)[::3, ::2, ::2]
+    distance = jet_distance(heat)
+    assert np.median(distance) < 12
+    assert np.mean(distance < 30) > 0.9
+    # ... and the input itself is not: grey, black, white and red are far from every jet colour.
+    assert np.median(jet_distance(source[::3, ::2, ::2])) > 60
+
+
+def test_hud_is_drawn_over_the_overlay(capsys, tmp_path, make_video):
+    clip = make_video(tmp_path / "clip.mp4", 12, size=(320, 240), fps=FPS)  # room beside the text panel
+    plain = record(capsys, clip, tmp_path / "plain.mp4", "--no-hud", "--alpha", "0.6")
+    hud = record(capsys, clip, tmp_path / "hud.mp4", "--alpha", "0.6")
+    assert hud.shape == plain.shape == (12, 240, 320, 3)
+    assert heat_like_fraction(plain[0].astype(np.uint8)) > 0.5  # both carry the map
+    panel = (slice(None), slice(0, 40), slice(0, 80))  # the first lines of the text panel
+    assert mean_abs_diff(hud[panel], plain[panel]) > 30
+    beside = (slice(None), slice(80, 150), slice(250, 320))  # right, between REC badge and legend: no HUD
+    assert mean_abs_diff(hud[beside], plain[beside]) < 3
+
+
+# ---------------------------------------------------------------------- 3. file-mode options
+
+
+def test_batched_and_unbatched_runs_agree(capsys, clip, tmp_path):
+    batched = record(capsys, clip, tmp_path / "b8.mp4", "--no-hud", "--batch", "8", "--alpha", "0.6")
+    single = record(capsys, clip, tmp_path / "b1.mp4", "--no-hud", "--batch", "1", "--alpha", "0.6")
+    assert batched.shape == single.shape == (N, SIZE[1], SIZE[0], 3)
+    assert single.reshape(N, -1).std(axis=1).min() > 30  # maps with structure: the comparison means something
+    per_frame = np.abs(batched - single).mean(axis=(1, 2, 3))
+    assert per_frame.max() < 2, per_frame
+
+
+def test_image_folder_keeps_every_image_in_order(capsys, image_folder, tmp_path, make_video):
+    out = tmp_path / "out.mp4"
+    frames = record(capsys, image_folder, out, "--no-hud", "--alpha", "0")
+    assert [make_video.index_of(f.astype(np.uint8)) for f in frames] == list(range(12))
+    assert video_info(out)["fps"] == pytest.approx(30.0)  # image folders default to 30 fps
+
+
+def test_max_frames_stops_there(capsys, clip, tmp_path):
+    stats = tmp_path / "stats.json"
+    frames = record(capsys, clip, tmp_path / "out.mp4", "--max-frames", "10", "--stats-json", stats)
+    assert len(frames) == 10
+    assert json.loads(stats.read_text())["frames"] == 10
+
+
+def test_every_third_frame_reuses_the_map_in_between(capsys, clip, tmp_path):
+    # --alpha 1: the output is the heat image alone. With default smoothing on, a reused map must
+    # not be folded into the average again: frames 3k, 3k+1, 3k+2 show the same picture.
+    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", "1", "--every", "3")
+    assert len(frames) == N
+    within = [mean_abs_diff(frames[i], frames[i + 1]) for i in range(N - 1) if (i + 1) % 3]
+    assert max(within) < 1.5, np.round(within, 2)
+
+
+def test_loop_with_max_frames_goes_past_the_end(capsys, clip, tmp_path, make_video):
+    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", "0", "--loop", "--max-frames", 40)
+    assert [make_video.index_of(f.astype(np.uint8)) for f in frames] == [*range(N), *range(40 - N)]
+
+
+def test_side_by_side_doubles_the_width(capsys, clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    frames = record(capsys, clip, out, "--side-by-side", "--no-hud", "--alpha", "0.6")
+    assert video_info(out)["size"] == (2 * SIZE[0], SIZE[1])
+    raw, overlay = frames[:, :, : SIZE[0]], frames[:, :, SIZE[0] :]
+    assert mean_abs_diff(raw, read_frames(clip)) < 3
+    assert mean_abs_diff(overlay, raw) > 25
+
+
+@pytest.fixture
+def explained_classes(monkeypatch) -> list[int]:
+    """Records the class every map of a run explains, as the engine reports it."""
+    from livecam.engine import CamEngine
+
+    explained: list[int] = []
+    call = CamEngine.__call__
+
+    def spy(self, *args, **kwargs):
+        result = call(self, *args, **kwargs)
+        explained.extend(int(c) for c in result.class_ids)
+        return result
+
+    monkeypatch.setattr(CamEngine, "__call__", spy)
+    return explained
+
+
+@pytest.mark.parametrize(("query", "class_id"), [("3", 3), ("Goldfish", 1)])  # names in any case
+def test_class_flag_locks_the_explained_class(capsys, clip, tmp_path, explained_classes, query, class_id):
+    record(capsys, clip, tmp_path / "out.mp4", "--class", query, "--max-frames", 8)
+    assert explained_classes == [class_id] * 8
+
+
+def test_without_class_flag_the_top_class_is_explained(capsys, clip, tmp_path, explained_classes):
+    # The reference for the test above: random weights do not make every frame's top class 1, 2 or 3.
+    record(capsys, clip, tmp_path / "out.mp4", "--max-frames", 8)
+    assert len(explained_classes) == 8 and not set(explained_classes) <= {1, 2, 3}
+
+
+def test_unknown_class_name_suggests_a_close_match(capsys, clip, tmp_path):
+    code, _, err = cli(capsys, "--source", clip, "--no-display", "--output", tmp_path / "out.mp4", "--class", "goldfsh", *FAST)
+    assert_user_error(code, err, "did you mean 'goldfish' (1)")
+
+
+# ---------------------------------------------------------------------- 4. user errors
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in: a read-only one, or /sys for root (who writes anywhere else)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return folder
+    (folder / "probe").unlink()
+    return Path("/sys")
+
+
+USER_ERRORS = {
+    "missing file": (["--source", "{tmp}/nope.mp4"], "'{tmp}/nope.mp4' does not exist"),
+    "unknown model": (["--model", "mobilnet_v2"], "did you mean 'mobilenet_v2'"),
+    "unknown layer": (["--layer", "out_rel"], "did you mean 'out_relu'"),
+    "unknown method": (["--method", "gradcm"], "Unknown method 'gradcm': did you mean 'gradcam'"),
+    "alpha too big": (["--alpha", "1.5"], "expected --alpha in [0, 1]. Received: 1.5"),
+    "alpha not a number": (["--alpha", "half"], "expected a number for --alpha. Received: 'half'"),
+    "smooth 1": (["--smooth", "1"], "expected --smooth in [0, 1). Received: 1.0"),
+    "topk 0": (["--topk", "0"], "expected --topk in [1, 20]. Received: 0"),
+    "topk 21": (["--topk", "21"], "expected --topk in [1, 20]. Received: 21"),
+    "batch 0": (["--batch", "0"], "expected --batch in [1, 256]. Received: 0"),
+    "batch text": (["--batch", "8.5"], "expected an integer for --batch. Received: '8.5'"),
+    "every 0": (["--every", "0"], "expected --every in [1, 1000]. Received: 0"),
+    "resolution form": (["--resolution", "640"], "expected --resolution as WxH"),
+    "resolution size": (["--resolution", "8x8"], "expected --resolution between 16x16 and 7680x4320"),
+    "output exists": (["--output", "{tmp}/exists.mp4"], "already exists; pass --overwrite to replace it"),
+    "output folder missing": (["--output", "{tmp}/no/such/out.mp4"], "The folder '{tmp}/no/such' for 'out.mp4' does not exist"),
+    "output not writable": (["--output", "{readonly}/out.mp4"], "Cannot write to the folder '{readonly}'"),
+    "labels of another length": (["--labels", "{tmp}/labels.txt"], "has 3 names but the model has 1000 classes"),
+    "camera that does not open": (["--source", "7"], "Camera 7 did not open"),
+    "colormap typo": (["--colormap", "jte"], "Did you mean 'jet'?"),
+    "output not a video": (["--output", "{tmp}/out.avi"], "Expected an output file ending in .mp4"),
+    "class id out of range": (["--class", "1000"], "Expected a class id in [0, 999]. Received: 1000"),
+    "class name ambiguous": (["--class", "Sunglasses"], "Class name 'Sunglasses' is ambiguous (ids 836, 837)"),
+}
+
+
+@pytest.fixture
+def error_case(tmp_path, clip):
+    """(argv, expected text) for one row of USER_ERRORS; a valid clip is the source unless the row says otherwise."""
+    (tmp_path / "exists.mp4").write_bytes(b"keep me")
+    (tmp_path / "labels.txt").write_text("cat\ndog\nbird\n")
+
+    def make(name: str) -> tuple[list[str], str]:
+        flags, expected = USER_ERRORS[name]
+        places = {"tmp": tmp_path, "readonly": unwritable_folder(tmp_path) if name == "output not writable" else ""}
+        argv = ["--source", str(clip), "--no-display", *FAST, *(f.format(**places) for f in flags)]
+        return argv, expected.format(**places)
+
+    return make
+
+
+@pytest.mark.parametrize("name", list(USER_ERRORS))
+def test_user_errors_exit_2_with_one_line(capsys, error_case, tmp_path, name):
+    argv, expected = error_case(name)
+    code, out, err = cli(capsys, *argv)
+    assert_user_error(code, err, expected)
+    assert out == ""
+    assert (tmp_path / "exists.mp4").read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("name", ["missing file", "colormap typo", "unknown layer"])
+def test_user_error_in_a_real_process_has_no_traceback(error_case, name):
+    argv, expected = error_case(name)
+    done = subprocess.run([sys.executable, "-m", "livecam", *argv], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    # The whole of stderr, TensorFlow's native start-up lines included: one line.
+    assert_user_error(done.returncode, done.stderr, expected)
+    assert done.stdout == ""
+
+
+# ---------------------------------------------------------------------- 5. Ctrl-C and SIGTERM while recording
+
+
+def wait_until_growing(path: Path, proc: subprocess.Popen, min_bytes: int = 4096) -> None:
+    deadline = time.monotonic() + PROCESS_TIMEOUT_S
+    while not (path.exists() and path.stat().st_size >= min_bytes):
+        if proc.poll() is not None:
+            pytest.fail(f"livecam ended before recording (exit {proc.returncode}): {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} did not grow to {min_bytes} bytes within {PROCESS_TIMEOUT_S} s")
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_during_recording_exits_130_with_a_playable_file(tmp_path, make_video, signum):
+    clip = make_video(tmp_path / "clip.mp4", 30, size=SIZE, fps=FPS)
+    out = tmp_path / "out.mp4"
+    # Its own session, like a program in a terminal: the signal goes to the whole process group,
+    # as Ctrl-C does (ffmpeg, in a session of its own, must not get it).
+    proc = livecam_process("--source", clip, "--loop", "--no-display", "--output", out, *FAST, start_new_session=True)
+    try:
+        wait_until_growing(out, proc)
+        os.killpg(proc.pid, signum)
+        _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.strip() == "livecam: interrupted"
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(out))
+    assert frames > 0
+    assert video_info(out)["codec"] == "h264"
+    cap = cv2.VideoCapture(str(out))
+    ok, image = cap.read()
+    cap.release()
+    assert ok and image.shape == (SIZE[1], SIZE[0], 3)
+
+
+# ---------------------------------------------------------------------- 6. the window under Xvfb
+
+
+def x_run(*args, timeout: float = 60) -> str:
+    return subprocess.run(list(args), capture_output=True, text=True, check=True, timeout=timeout).stdout
+
+
+def screenshot(display: str, geometry: dict[str, int]) -> np.ndarray:
+    """The window's area of the X screen as BGR, grabbed by the ffmpeg that imageio-ffmpeg ships (x11grab)."""
+    w, h, x, y = geometry["WIDTH"], geometry["HEIGHT"], geometry["X"], geometry["Y"]
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "x11grab", "-video_size", f"{w}x{h}"]
+    cmd += ["-i", f"{display}+{x},{y}", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
+    data = subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout
+    return np.frombuffer(data, np.uint8).reshape(h, w, 3)
+
+
+def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_display, xdotool, tmp_path, make_video):
+    clip = make_video(tmp_path / "clip.mp4", 30, size=(320, 240), fps=FPS)
+    snapshots = tmp_path / "snaps"
+    proc = livecam_process(
+        "--source", clip, "--loop", *FAST, "--no-hud", "--alpha", "0.6", "--snapshot-dir", snapshots,
+        env={**os.environ, "DISPLAY": xvfb_display},
+    )  # fmt: skip
+    try:
+        found = x_run(xdotool, "search", "--sync", "--onlyvisible", "--name", "^livecam$", timeout=PROCESS_TIMEOUT_S)
+        window = found.split()[0]
+        geometry = {
+            k: int(v) for k, v in (line.split("=") for line in x_run(xdotool, "getwindowgeometry", "--shell", window).split())
+            if k in ("X", "Y", "WIDTH", "HEIGHT")
+        }  # fmt: skip
+        assert geometry["WIDTH"] >= 160 and geometry["HEIGHT"] >= 120
+
+        # The window opens before the first frame is shown: wait for the picture, then judge it.
+        deadline = time.monotonic() + PROCESS_TIMEOUT_S
+        while (heat := heat_like_fraction(shot := screenshot(xvfb_display, geometry))) < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert heat >= 0.5, f"the window does not show a heat map ({heat:.0%} heat-coloured pixels)"
+        assert heat_like_fraction(make_video.frame(0, (320, 240))) < 0.05  # the raw clip would not pass
+        assert shot.mean() > 20  # not a black window
+
+        x_run(xdotool, "key", "--window", window, "s")
+        deadline = time.monotonic() + PROCESS_TIMEOUT_S
+        while len(list(snapshots.glob("*"))) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        x_run(xdotool, "key", "--window", window, "q")
+        _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+    files = sorted(snapshots.iterdir())
+    assert [f.name.rsplit("-", 1)[1] for f in files] == ["cam.npy", "overlay.png", "raw.png", "record.json"], files
+    by_kind = {f.name.rsplit("-", 1)[1]: f for f in files}
+    raw = cv2.imread(str(by_kind["raw.png"]))
+    overlay = cv2.imread(str(by_kind["overlay.png"]))
+    index = make_video.index_of(raw)
+    assert raw.shape == overlay.shape == (240, 320, 3)
+    assert index < 30 and mean_abs_diff(raw, make_video.frame(index, (320, 240))) < 5  # a frame of the clip
+    assert mean_abs_diff(overlay, raw) > 25 and heat_like_fraction(overlay) > 0.5
+    cam = np.load(by_kind["cam.npy"])
+    assert cam.ndim == 2 and cam.dtype == np.float32 and 0 <= cam.min() and cam.max() <= 1
+    saved = json.loads(by_kind["record.json"].read_text())
+    assert saved["model"] == "mobilenet_v2" and saved["method"] == "gradcam" and saved["layer"] == "out_relu"
+    assert 0 <= saved["class_id"] < 1000 and saved["locked"] is False
+    assert saved["files"] == {"raw": by_kind["raw.png"].name, "overlay": by_kind["overlay.png"].name, "cam": by_kind["cam.npy"].name}
+
+
+# ---------------------------------------------------------------------- 7. the other commands
+
+
+def test_version():
+    done = subprocess.run([sys.executable, "-m", "livecam", "--version"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"livecam {__version__}"
+
+
+def test_models_lists_the_whole_zoo(capsys):
+    code, out, err = cli(capsys, "models")
+    assert code == 0, err
+    names = [line.split()[0] for line in out.splitlines()[1:]]
+    assert names == [*ZOO, "demo"]
+    assert "(default)" in out.splitlines()[1 + list(ZOO).index("mobilenet_v2")]
+
+
+def test_layers_lists_spatial_layers_with_the_default_marked(capsys):
+    code, out, err = cli(capsys, "layers", "mobilenet_v2")
+    assert code == 0, err
+    rows = [line.split() for line in out.splitlines()]
+    assert ["out_relu", "7x7x1280", "(default)"] in rows
+    assert all(len(row) in (2, 3) for row in rows) and len(rows) > 20
+    assert sum(row[-1] == "(default)" for row in rows) == 1
+
+
+def test_layers_of_an_unknown_model(capsys):
+    code, _, err = cli(capsys, "layers", "resnet5")
+    assert_user_error(code, err, "did you mean 'resnet50'")
