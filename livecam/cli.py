@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     eng.add_argument("--layer", help="target layer (default: the model's last spatial layer)")
     eng.add_argument("--method", default="gradcam", help=f"{', '.join(METHOD_NAMES)} (default: gradcam)")
     eng.add_argument("--class", dest="class_", metavar="CLASS", help="explain this class (id or name) instead of the top one")
-    eng.add_argument("--topk", type=_int_range("--topk", 1, 20), default=5, help="top classes on the HUD (1-20, default 5)")
+    eng.add_argument("--topk", type=_int_range("--topk", 1, 20), default=None, help="top classes on the HUD (1-20, default 5)")
     eng.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
     out = p.add_argument_group("output")
     out.add_argument("--output", "-o", type=Path, help="record the overlay to this .mp4 file")
@@ -247,8 +247,6 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         from livecam.pipeline import Options, Pipeline
 
         engine = _engine(args, model_name)
-    if args.topk > engine.num_classes:
-        raise UserError(f"Expected --topk in [1, {engine.num_classes}] for this model. Received: {args.topk}")
     class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
     if not quiet:
         print(f"livecam: model {engine.model_name}, layer {engine.layer_name}, method {engine.method}", file=sys.stderr)
@@ -300,7 +298,7 @@ def _engine(args: argparse.Namespace, model_name: str):
         layer=args.layer,
         method=args.method,
         labels=args.labels,
-        topk=None if args.topk == 5 else args.topk,
+        topk=args.topk,
         input_size=args.input_size,
         xla=args.xla,
         mixed_precision=args.mixed_precision,

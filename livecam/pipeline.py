@@ -178,7 +178,7 @@ class Pipeline:
         self._snapshots = SnapshotWriter(options.snapshot_dir)
         self._first_capture: float | None = None
         self._last_output: float | None = None
-        self._frames_out = 0
+        self._frames_out = 0  # frames rendered and recorded (in a window, some live ones go unshown)
         self._shown = _Slot()
         self._cam_of: tuple[CamResult, np.ndarray] | None = None  # the last result rendered and its map view
         self._progress = None
@@ -331,6 +331,7 @@ class Pipeline:
             self.times.add("render", (t1 - t0) * 1000)
             self._record(item)
             self.times.add("write", (time.perf_counter() - t1) * 1000)
+            self._frames_out += 1
             if self.window is not None:
                 # Live: the display shows the newest frame. Files: every frame is shown, so the
                 # stage waits for the display to take the previous one.
@@ -339,7 +340,7 @@ class Pipeline:
                 self._delivered(item.frame)
             if self._progress is not None:
                 self._progress.update(1)
-        self._shown.put(_END)
+        self._shown.put(_END, wait_taken=not self.source.live, stop=self._stop)
 
     # ------------------------------------------------------------------ display and keys
 
@@ -443,11 +444,11 @@ class Pipeline:
         )
 
     def _delivered(self, frame: Frame) -> None:
+        """A frame was shown (or, headless, written): the end of its latency."""
         now = time.monotonic()
         self.times.latency_ms.append((now - frame.timestamp_s) * 1000)
         self.display_rate.tick(now)
         self._last_output = now
-        self._frames_out += 1
 
     def _record(self, item: _Item) -> None:
         with self._recorder_lock:

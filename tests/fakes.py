@@ -1,0 +1,64 @@
+"""Fakes shared by the tests: a camera that can be unplugged, and AVI files with corrupt frames."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def corrupt_avi_frames(path: Path, indices: set[int]) -> None:
+    """Zero the JPEG data of the given frames of an MJPG AVI, keeping every chunk in place."""
+    data = bytearray(path.read_bytes())
+    position = data.index(b"movi") + 4
+    frame = 0
+    while position + 8 <= len(data) and data[position : position + 4] != b"idx1":
+        chunk_id = bytes(data[position : position + 4])
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        if chunk_id.endswith(b"dc"):
+            if frame in indices:
+                data[position + 8 : position + 8 + size] = bytes(size)
+            frame += 1
+        position += 8 + size + (size & 1)
+    path.write_bytes(bytes(data))
+
+
+class FakeDevice:
+    """A camera that can be unplugged: its captures fail while ``plugged`` is clear."""
+
+    def __init__(self, make_frame, size=(160, 120)):
+        self.make_frame = make_frame
+        self.size = size
+        self.plugged = threading.Event()
+        self.plugged.set()
+        self.opens = 0
+        self.counter = 0
+        self.buffer = np.zeros((size[1], size[0], 3), np.uint8)  # reused on purpose, like some drivers
+
+    def open(self) -> FakeCapture:
+        self.opens += 1
+        return FakeCapture(self)
+
+
+class FakeCapture:
+    def __init__(self, device: FakeDevice):
+        self.device = device
+        self.opened = device.plugged.is_set()
+
+    def isOpened(self) -> bool:
+        return self.opened
+
+    def read(self):
+        time.sleep(0.002)
+        device = self.device
+        if not (self.opened and device.plugged.is_set()):
+            self.opened = False  # an unplugged device stays dead until reopened
+            return False, None
+        device.buffer[...] = device.make_frame(device.counter, device.size)
+        device.counter += 1
+        return True, device.buffer
+
+    def release(self) -> None:
+        self.opened = False
