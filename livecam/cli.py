@@ -26,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     if not debug:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    # The step is one chain of ops, so TensorFlow gains nothing from running ops side by side,
+    # while its extra threads compete with the capture, render and encoder stages for the CPU.
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     try:
         if argv and argv[0] == "models":
             return _models()

@@ -178,6 +178,7 @@ class Pipeline:
         self._snapshots = SnapshotWriter(options.snapshot_dir)
         self._first_capture: float | None = None
         self._last_output: float | None = None
+        self._dropped_before = 0
         self._frames_out = 0  # frames rendered and recorded (in a window, some live ones go unshown)
         self._shown = _Slot()
         self._cam_of: tuple[CamResult, np.ndarray] | None = None  # the last result rendered and its map view
@@ -193,6 +194,7 @@ class Pipeline:
         Whatever ends it, the recording is closed (playable) and the threads are joined.
         """
         live = self.source.live
+        self._dropped_before = int(getattr(self.source, "dropped", 0))
         to_engine: queue.Queue = queue.Queue(maxsize=max(2, 2 * self.options.batch))
         to_render: queue.Queue = queue.Queue(maxsize=1 if live else max(2, 2 * self.options.batch))
         threads = [
@@ -437,11 +439,15 @@ class Pipeline:
             engine_fps=self.engine_rate.fps,
             display_fps=self.display_rate.fps,
             latency_ms=latency,
-            dropped=int(getattr(self.source, "dropped", 0)),
+            dropped=self._dropped(),
             status=status,
             recording=self._recorder is not None,
             message=message,
         )
+
+    def _dropped(self) -> int:
+        """Live frames dropped since the run began (not those that went by while the model loaded)."""
+        return int(getattr(self.source, "dropped", 0)) - self._dropped_before
 
     def _delivered(self, frame: Frame) -> None:
         """A frame was shown (or, headless, written): the end of its latency."""
@@ -536,7 +542,7 @@ class Pipeline:
             latency = np.asarray(self.times.latency_ms)
             stats.latency_p50_ms = round(float(np.percentile(latency, 50)), 3)
             stats.latency_p95_ms = round(float(np.percentile(latency, 95)), 3)
-        stats.dropped = int(getattr(self.source, "dropped", 0))
+        stats.dropped = self._dropped()
         stats.corrupt = int(getattr(self.source, "corrupt", 0))
         stats.traces = self.engine.trace_count
         if self.options.stats_json is not None:

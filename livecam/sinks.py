@@ -251,7 +251,9 @@ class _FfmpegEncoder:
             "-y" if overwrite else "-n",
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-video_size", f"{size[0]}x{size[1]}",
             "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
-            "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
+            # superfast: 40 % less CPU than veryfast on livecam's overlays (which shares the CPU with the
+            # network) for files about 40 % larger at the same quality (crf 20).
+            "-an", "-c:v", "libx264", "-preset", "superfast", "-crf", "20", "-pix_fmt", "yuv420p",
             # Exact BGR -> YUV rounding (grey stays grey), and the BT.601 matrix that conversion
             # uses written into the file, so that players do not guess BT.709 for HD sizes.
             "-sws_flags", "accurate_rnd+full_chroma_int",

@@ -159,7 +159,10 @@ def test_frames_of_any_size_are_resized_once_on_the_cpu():
     model = tiny_model("dense_softmax")
     engine = CamEngine(model, layer="target")
     big = _frames(2, size=96, seed=5)
-    resized = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in big])
+    # As documented: exact halvings by 2x2 box filtering while at least twice the input, then bilinear.
+    halved = big.reshape(2, 48, 2, 48, 2, 3).astype(np.float32).mean(axis=(2, 4))
+    halved = np.floor(halved + 0.5).astype(np.uint8)
+    resized = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) for f in halved])
     A, G, _, _ = reference_logits_and_grads(model, resized, None)
     result = engine(big)
     assert result.cam.shape == (2, SIZE // 2, SIZE // 2)
