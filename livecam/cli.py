@@ -220,10 +220,19 @@ def _view(args: argparse.Namespace) -> int:
         close = close_matches(args.method, METHOD_NAMES)
         raise UserError(f"Unknown method {args.method!r}: {f'did you mean {close}? ' if close else ''}Expected one of {', '.join(METHOD_NAMES)}.")
     if display and not sinks.gui_available():
-        raise UserError(
-            "This OpenCV build has no GUI or there is no display (opencv-python-headless, or no $DISPLAY); "
-            "run with --no-display --output out.mp4 to record instead."
-        )
+        if args.demo:  # the demo works anywhere: with no screen it records instead
+            display = False
+            args.output = args.output or sinks.free_name(Path("livecam-demo.mp4"))
+            args.max_frames = args.max_frames or 300
+            print(
+                f"livecam: no display here, so the demo records {args.max_frames} frames to {args.output} instead of opening a window.",
+                file=sys.stderr,
+            )
+        else:
+            raise UserError(
+                "This OpenCV build has no GUI or there is no display (opencv-python-headless, or no $DISPLAY); "
+                "run with --no-display --output out.mp4 to record instead."
+            )
     if args.output is not None:
         sinks.check_video_output(args.output, overwrite=args.overwrite)
     if args.stats_json is not None:

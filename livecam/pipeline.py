@@ -30,7 +30,7 @@ import numpy as np
 from livecam.engine import METHOD_NAMES, CamEngine, CamResult
 from livecam.keys import Action, KeyAction, apply_alpha
 from livecam.render import HudInfo, Renderer
-from livecam.sinks import SinkError, SnapshotWriter, VideoWriter
+from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, free_name
 from livecam.sources import Frame, FrameSource
 
 _END = object()  # sentinel: the source has ended
@@ -482,7 +482,7 @@ class Pipeline:
                 self._log(f"livecam: recording saved: {path}")
                 return
             base = self.options.output or Path(f"livecam-{datetime.now():%Y%m%d-%H%M%S}.mp4")
-            path = _free_name(base)
+            path = free_name(base)
             try:
                 self._recorder = VideoWriter(path, fps=self.source.fps or 30.0, live=self.source.live)
             except ValueError as exc:
@@ -596,14 +596,3 @@ def _rows(result: CamResult) -> list[CamResult]:
         )
         for i in range(len(result))
     ]
-
-
-def _free_name(path: Path) -> Path:
-    """``path``, or ``name-2.ext``, ``name-3.ext``... whichever does not exist yet."""
-    path = Path(path)
-    if not path.exists():
-        return path
-    n = 2
-    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
-        n += 1
-    return candidate

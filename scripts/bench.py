@@ -39,7 +39,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import psutil  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from livecam import CamEngine  # noqa: E402
@@ -194,7 +193,6 @@ def bench_model(name: str, video: Path, frames: int, peer_frames: int, live_fram
             fn()
         return (time.perf_counter() - t0) / n
 
-    rss0 = psutil.Process().memory_info().rss
     row: dict = {"model": name}
     # The forward pass and the engine alternate in rounds and the median round counts, so that a
     # noisy neighbour slows both alike.
@@ -219,7 +217,6 @@ def bench_model(name: str, video: Path, frames: int, peer_frames: int, live_fram
     row["engine step ms"] = 1000.0 / row["engine"]
     row["live dropped"] = live["dropped"]
     row["traces"] = max(batch1["traces"], batched["traces"], live["traces"])
-    row["rss growth MB"] = (psutil.Process().memory_info().rss - rss0) / 2**20
     return row
 
 
@@ -249,12 +246,12 @@ def main() -> None:
     for r in rows:
         cells = [f"{r[k]:.1f} fps ({r[k] / r['forward']:.2f}x)" for k in FPS_ROWS]
         print(f"| {r['model']} | " + " | ".join(cells) + " |")
-    print("\n| model | live latency p50 / p95 (ms) | engine step (ms) | p50 / step | dropped | traces | RSS growth (MB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| model | live latency p50 / p95 (ms) | engine step (ms) | p50 / step | dropped | traces |")
+    print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['model']} | {r['live latency p50 ms']:.1f} / {r['live latency p95 ms']:.1f} | {r['engine step ms']:.1f} | "
-            f"{r['live latency p50 ms'] / r['engine step ms']:.2f}x | {r['live dropped']} | {r['traces']} | {r['rss growth MB']:.0f} |"
+            f"{r['live latency p50 ms'] / r['engine step ms']:.2f}x | {r['live dropped']} | {r['traces']} |"
         )
     print("\nlivecam vs peers: " + "; ".join(
         f"{r['model']}: {r['livecam file mode'] / r['keras example']:.1f}x the Keras example, "

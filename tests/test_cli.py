@@ -505,3 +505,24 @@ def test_demo_runs_offline_and_records_60_frames(capsys, tmp_path):
     frames, _ = imageio_ffmpeg.count_frames_and_secs(str(out))
     assert frames >= 60  # a live source: the file follows the clock, so a late frame may repeat one
     assert len(read_frames(out)) == frames, "every frame decodes"
+
+
+def test_demo_without_a_display_records_instead(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = livecam_process("--demo", "--max-frames", "30", "--quiet", cwd=tmp_path, env=env)
+    out, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
+    assert proc.returncode == 0, err
+    assert "no display here, so the demo records 30 frames to livecam-demo.mp4" in err
+    assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "livecam-demo.mp4"))[0] >= 30
+
+
+def test_window_without_a_display_says_what_to_do(tmp_path, make_video):
+    clip = make_video(tmp_path / "clip.avi", 4)
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = livecam_process("--source", clip, "--weights", "none", env=env)
+    out, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
+    assert proc.returncode == 2
+    assert err.strip().splitlines() == [
+        "livecam: error: This OpenCV build has no GUI or there is no display (opencv-python-headless, or no $DISPLAY); "
+        "run with --no-display --output out.mp4 to record instead."
+    ]

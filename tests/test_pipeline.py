@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from livecam.engine import CamEngine
-from livecam.pipeline import Options, Pipeline, RateMeter, _END, _free_name, _Slot
+from livecam.pipeline import Options, Pipeline, RateMeter, _END, _Slot
+from livecam.sinks import free_name
 from livecam.render import Renderer
 from livecam.sinks import SinkError, VideoWriter
 from livecam.sources import Frame
@@ -76,23 +77,23 @@ def test_slot_wakes_a_waiting_reader():
     assert got == ["frame"]
 
 
-# ---------------------------------------------------------------------- _free_name
+# ---------------------------------------------------------------------- free_name
 
 
-def test_free_name_never_returns_an_existing_path(tmp_path):
+def testfree_name_never_returns_an_existing_path(tmp_path):
     base = tmp_path / "clip.mp4"
-    assert _free_name(base) == base
+    assert free_name(base) == base
     names = []
     for _ in range(4):
-        path = _free_name(base)
+        path = free_name(base)
         assert not path.exists()
         path.write_bytes(b"")
         names.append(path.name)
     assert names == ["clip.mp4", "clip-2.mp4", "clip-3.mp4", "clip-4.mp4"]
     (tmp_path / "clip-6.mp4").write_bytes(b"")  # a gap is filled, an existing later name skipped
-    assert _free_name(base).name == "clip-5.mp4"
+    assert free_name(base).name == "clip-5.mp4"
     (tmp_path / "clip-5.mp4").write_bytes(b"")
-    assert _free_name(base).name == "clip-7.mp4"
+    assert free_name(base).name == "clip-7.mp4"
 
 
 # ---------------------------------------------------------------------- runs over a fake source
