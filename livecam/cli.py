@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     from livecam.methods import METHOD_NAMES
     from livecam.models import DEFAULT_MODEL
+    from livecam.render import DEFAULT_ALPHA, DEFAULT_SMOOTH
 
     p = _ArgumentParser(
         prog="livecam",
@@ -94,8 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     ren = p.add_argument_group("rendering")
     ren.add_argument("--colormap", default="jet", help="any OpenCV colormap name (default: jet)")
-    ren.add_argument("--alpha", type=_unit_float("--alpha", upper_open=False), default=0.4, help="heat-map opacity in [0, 1] (default 0.4)")
-    ren.add_argument("--smooth", type=_unit_float("--smooth", upper_open=True), default=None, help="temporal smoothing in [0, 1); 0 = off (default 0.5)")
+    ren.add_argument("--alpha", type=_unit_float("--alpha", upper_open=False), default=DEFAULT_ALPHA, help=f"heat-map opacity in [0, 1] (default {DEFAULT_ALPHA})")
+    ren.add_argument("--smooth", type=_unit_float("--smooth", upper_open=True), default=DEFAULT_SMOOTH, help=f"temporal smoothing in [0, 1); 0 = off (default {DEFAULT_SMOOTH})")
     ren.add_argument("--no-hud", action="store_true", help="no text or legend: clean output")
     ren.add_argument("--side-by-side", action="store_true", help="show raw | overlay")
     perf = p.add_argument_group("speed")
@@ -263,16 +264,13 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     if not quiet:
         print(f"livecam: model {engine.model_name}, layer {engine.layer_name}, method {engine.method}", file=sys.stderr)
 
-    renderer_kwargs = {} if args.smooth is None else {"smooth": args.smooth}
-    renderer = Renderer(colormap=args.colormap, alpha=args.alpha, hud=not args.no_hud, side_by_side=args.side_by_side, **renderer_kwargs)
+    renderer = Renderer(colormap=args.colormap, alpha=args.alpha, smooth=args.smooth, hud=not args.no_hud, side_by_side=args.side_by_side)
     batch = 1 if source.live else (args.batch or 8)
     options = Options(
         batch=batch,
         every=args.every,
         max_frames=args.max_frames,
-        display=display,
         output=args.output,
-        overwrite=args.overwrite,
         snapshot_dir=args.snapshot_dir,
         stats_json=args.stats_json,
         progress=not quiet,

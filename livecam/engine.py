@@ -11,7 +11,7 @@ only while the step is traced, so they work for any model, nested backbones incl
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -96,7 +96,7 @@ class CamEngine:
         if input_size is not None:
             loaded = _resize_input(loaded, input_size)
         if preprocess is not None:
-            loaded = _replace(loaded, preprocess=preprocess if callable(preprocess) else preprocess_fn(preprocess))
+            loaded = replace(loaded, preprocess=preprocess if callable(preprocess) else preprocess_fn(preprocess))
         self._loaded = loaded
         self.model = loaded.model
         self.model_name: str = loaded.name  # the zoo name, "demo", or the model file's stem
@@ -121,8 +121,10 @@ class CamEngine:
             ],
             jit_compile=xla,
         )
-        # Trace now, on one thread, so that no caller pays for it mid-stream.
-        self._step.get_concrete_function()
+        # Trace and run once now, on one thread: the first run also optimises the graph (most of a
+        # second for mobilenet_v2), which would otherwise stall the first frame of a stream.
+        h, w = self.input_size
+        self._step(np.zeros((1, h, w, 3), np.uint8), np.full(1, -1, np.int32), np.int32(0))
 
     # ------------------------------------------------------------------ public API
 
@@ -367,12 +369,6 @@ def _dtype_policy(name: str | None):
         keras.config.set_dtype_policy(previous)
 
 
-def _replace(loaded: LoadedModel, **changes: Any) -> LoadedModel:
-    from dataclasses import replace
-
-    return replace(loaded, **changes)
-
-
 def _resize_input(loaded: LoadedModel, size: int) -> LoadedModel:
     """The same network and weights, fed at ``size`` x ``size``."""
     import keras
@@ -389,5 +385,4 @@ def _resize_input(loaded: LoadedModel, size: int) -> LoadedModel:
             f"Model {loaded.name!r} cannot be fed at {size}x{size} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
             f"leave --input-size out to use its native {loaded.input_size[0]}x{loaded.input_size[1]}."
         ) from exc
-    default_layer = loaded.default_layer
-    return _replace(loaded, model=model, input_size=(size, size), default_layer=default_layer)
+    return replace(loaded, model=model, input_size=(size, size))

@@ -116,9 +116,7 @@ class Options:
     batch: int = 1
     every: int = 1
     max_frames: int | None = None
-    display: bool = False
-    output: Path | None = None
-    overwrite: bool = False
+    output: Path | None = None  # where the r key starts recording (a free name next to it)
     snapshot_dir: Path = Path(".")
     stats_json: Path | None = None
     progress: bool = False

@@ -41,6 +41,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench_engine import keras_example_heatmap  # noqa: E402  (scripts/ is on the path)
 from livecam import CamEngine  # noqa: E402
 from livecam.cli import main as livecam_main  # noqa: E402
 from livecam.models import ZOO, preprocess_fn  # noqa: E402
@@ -77,22 +78,6 @@ def read_video(path: Path, limit: int) -> list[np.ndarray]:
 # ---------------------------------------------------------------------- the peers, as users write them
 
 
-def keras_example_heatmap(img_array, model, last_conv_layer_name, pred_index=None):
-    """Grad-CAM as the official Keras example writes it (keras.io/examples/vision/grad_cam)."""
-    grad_model = keras.models.Model(model.inputs, [model.get_layer(last_conv_layer_name).output, model.output])
-    with tf.GradientTape() as tape:
-        last_conv_layer_output, preds = grad_model(img_array)
-        if pred_index is None:
-            pred_index = tf.argmax(preds[0])
-        class_channel = preds[:, pred_index]
-    grads = tape.gradient(class_channel, last_conv_layer_output)
-    pooled_grads = tf.reduce_mean(grads, axis=(0, 1, 2))
-    heatmap = last_conv_layer_output[0] @ pooled_grads[..., tf.newaxis]
-    heatmap = tf.squeeze(heatmap)
-    heatmap = tf.maximum(heatmap, 0) / tf.math.reduce_max(heatmap)
-    return heatmap.numpy()
-
-
 def jet_overlay(frame_bgr: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) -> np.ndarray:
     """The example's overlay: matplotlib jet colours, resized with keras.utils, added to the image."""
     import matplotlib as mpl
@@ -106,30 +91,34 @@ def jet_overlay(frame_bgr: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4) 
     return np.uint8(np.clip(superimposed, 0, 255))[..., ::-1]
 
 
-def run_keras_example(name: str, frames: list[np.ndarray], out: Path) -> float:
+def peer_model(name: str):
+    """A zoo model built as a user would, its Grad-CAM layer, and the usual frame -> input code."""
     entry = ZOO[name]
     model = getattr(keras.applications, entry.builder)(weights=None, input_shape=(*entry.input_size, 3))
+    layer = entry.default_layer or CamEngine(model, preprocess=entry.preprocess).layer_name
+    preprocess = preprocess_fn(entry.preprocess)
+    h, w = entry.input_size
+
+    def model_input(frame_bgr: np.ndarray) -> np.ndarray:
+        return preprocess(np.float32(cv2.resize(frame_bgr, (w, h))[None, ..., ::-1]))
+
+    return model, layer, model_input
+
+
+def run_keras_example(name: str, frames: list[np.ndarray], out: Path) -> float:
+    model, layer, model_input = peer_model(name)
     linear = keras.models.clone_model(model)
     linear.set_weights(model.get_weights())
     linear.layers[-1].activation = None  # as the example does
-    layer = CamEngine(linear, preprocess=entry.preprocess).layer_name if entry.default_layer is None else entry.default_layer
-    preprocess = preprocess_fn(entry.preprocess)
-    h, w = entry.input_size
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, SIZE_WH)
 
     def step(frame):
-        x = preprocess(np.float32(cv2.resize(frame, (w, h))[None, ..., ::-1]))
+        x = model_input(frame)
         preds = model.predict(x, verbose=0)
         heatmap = keras_example_heatmap(x, linear, layer, int(np.argmax(preds[0])))
         writer.write(jet_overlay(frame, heatmap))
 
-    step(frames[0])  # warm-up
-    t0 = time.perf_counter()
-    for frame in frames:
-        step(frame)
-    elapsed = time.perf_counter() - t0
-    writer.release()
-    return len(frames) / elapsed
+    return frames_per_second(step, frames, writer)
 
 
 def run_tf_keras_vis(name: str, frames: list[np.ndarray], out: Path) -> float:
@@ -137,21 +126,22 @@ def run_tf_keras_vis(name: str, frames: list[np.ndarray], out: Path) -> float:
     from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
     from tf_keras_vis.utils.scores import CategoricalScore
 
-    entry = ZOO[name]
-    model = getattr(keras.applications, entry.builder)(weights=None, input_shape=(*entry.input_size, 3))
-    layer = entry.default_layer or CamEngine(model, preprocess=entry.preprocess).layer_name
+    model, layer, model_input = peer_model(name)
     gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
-    preprocess = preprocess_fn(entry.preprocess)
-    h, w = entry.input_size
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, SIZE_WH)
 
     def step(frame):
-        x = preprocess(np.float32(cv2.resize(frame, (w, h))[None, ..., ::-1]))
+        x = model_input(frame)
         preds = model.predict(x, verbose=0)
         cam = gradcam(CategoricalScore([int(np.argmax(preds[0]))]), x, penultimate_layer=layer)
         heat = cv2.applyColorMap(np.uint8(255 * cv2.resize(cam[0], SIZE_WH)), cv2.COLORMAP_JET)
         writer.write(cv2.addWeighted(frame, 0.6, heat, 0.4, 0))
 
+    return frames_per_second(step, frames, writer)
+
+
+def frames_per_second(step, frames: list[np.ndarray], writer: cv2.VideoWriter) -> float:
+    """Times a peer's per-frame loop after one warm-up frame, then closes its writer."""
     step(frames[0])
     t0 = time.perf_counter()
     for frame in frames:

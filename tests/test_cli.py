@@ -22,6 +22,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from helpers import video_info
 from livecam import __version__
 from livecam.cli import main
 from livecam.models import ZOO
@@ -57,17 +58,6 @@ def livecam_process(*args, **popen_kwargs) -> subprocess.Popen:
         text=True,
         **popen_kwargs,
     )
-
-
-def video_info(path) -> dict:
-    """What ffmpeg says about a video (codec, pix_fmt, size, fps) and its decoded frame count."""
-    reader = imageio_ffmpeg.read_frames(str(path))
-    try:
-        meta = next(reader)
-    finally:
-        reader.close()
-    meta["frames"] = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
-    return meta
 
 
 def read_frames(path) -> np.ndarray:

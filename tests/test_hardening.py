@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from fakes import FakeDevice, corrupt_avi_frames
+from helpers import FakeDevice, corrupt_avi_frames
 from livecam import sinks
 from livecam.cli import main
 from livecam.engine import CamEngine

@@ -18,20 +18,10 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from helpers import video_info
 from livecam import sinks
 from livecam.errors import UserError
 from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, WindowSink, gui_available
-
-
-def video_info(path) -> dict:
-    """What ffmpeg says about a video: codec, pix_fmt, size, fps, duration, and its frame count."""
-    reader = imageio_ffmpeg.read_frames(str(path))
-    try:
-        meta = next(reader)
-    finally:
-        reader.close()
-    meta["frames"] = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
-    return meta
 
 
 def decoded_indices(path, index_of) -> list[int]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from livecam.errors import UserError
-from fakes import FakeDevice, corrupt_avi_frames
+from helpers import FakeDevice, corrupt_avi_frames
 from livecam.sources import ImageFolderSource, LiveSource, VideoFileSource, list_cameras, open_source
 
 

@@ -1,4 +1,4 @@
-"""Fakes shared by the tests: a camera that can be unplugged, and AVI files with corrupt frames."""
+"""Shared by the tests: a camera that can be unplugged, AVI files with corrupt frames, what a video holds."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 
 
@@ -62,3 +63,14 @@ class FakeCapture:
 
     def release(self) -> None:
         self.opened = False
+
+
+def video_info(path) -> dict:
+    """What ffmpeg says about a video: codec, pix_fmt, size, fps, duration, and its frame count."""
+    reader = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = next(reader)
+    finally:
+        reader.close()
+    meta["frames"] = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+    return meta
