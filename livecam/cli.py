@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from livecam import __version__
-from livecam.errors import UserError, close_matches
+from livecam.errors import UserError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -212,14 +212,12 @@ def _view(args: argparse.Namespace) -> int:
     display = not args.no_display
 
     from livecam import sinks
-    from livecam.methods import METHOD_NAMES
+    from livecam.methods import check_method
     from livecam.render import colormap_id
 
     # Validate what can be validated before anything slow (camera, model).
     colormap_id(args.colormap)
-    if args.method not in METHOD_NAMES:
-        close = close_matches(args.method, METHOD_NAMES)
-        raise UserError(f"Unknown method {args.method!r}: {f'did you mean {close}? ' if close else ''}Expected one of {', '.join(METHOD_NAMES)}.")
+    check_method(args.method)
     if display and not sinks.gui_available():
         if args.demo:  # the demo works anywhere: with no screen it records instead
             display = False

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from livecam import methods as methods_module
 from livecam.errors import UserError, close_matches
-from livecam.methods import METHOD_NAMES
+from livecam.methods import METHOD_NAMES, check_method
 from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, spatial_layers
 
 
@@ -134,9 +134,7 @@ class CamEngine:
 
     @method.setter
     def method(self, name: str) -> None:
-        if name not in methods_module.METHODS:
-            raise UserError(_expected("method", name, METHOD_NAMES))
-        self._method = name
+        self._method = check_method(name)
 
     @property
     def layer_candidates(self) -> list[str]:
@@ -183,13 +181,10 @@ class CamEngine:
         """
         frames = _check_frames(frames)
         batch = frames if frames.ndim == 4 else frames[None]
-        h, w = self.input_size
-        if batch.shape[1:3] != (h, w):
-            batch = np.stack([self.prepare(f) for f in batch])
+        if batch.shape[1:3] != self.input_size:
+            batch = self.prepare(batch)
         ids = self._class_ids(class_id, len(batch))
-        name = self._method if method is None else method
-        if name not in methods_module.METHODS:
-            raise UserError(_expected("method", name, METHOD_NAMES))
+        name = self._method if method is None else check_method(method)
         outputs = self._step(batch, ids, np.int32(METHOD_NAMES.index(name)))
         probs, class_ids, cam, topk_probs, topk_ids, finite = (t.numpy() for t in outputs)
         return CamResult(
@@ -269,12 +264,6 @@ def _check_frames(frames: Any) -> np.ndarray:
     if 0 in frames.shape:
         raise UserError(f"Expected non-empty frames. Received: shape={frames.shape}")
     return frames
-
-
-def _expected(kind: str, name: str, choices: Sequence[str]) -> str:
-    close = close_matches(name, choices, n=2)
-    hint = f" Did you mean {close}?" if close else ""
-    return f"Expected {kind} in {', '.join(choices)}. Received: {kind}={name!r}.{hint}"
 
 
 @contextlib.contextmanager

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from livecam.errors import UserError, close_matches
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -84,3 +86,12 @@ def normalize(raw_cam: tf.Tensor) -> tf.Tensor:
     return cam / tf.maximum(peak, EPSILON)
 
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
+
+
+def check_method(name: str) -> str:
+    """``name`` if it is a method here, else a UserError with the close matches."""
+    if name not in METHODS:
+        close = close_matches(name, METHOD_NAMES, n=2)
+        hint = f" Did you mean {close}?" if close else ""
+        raise UserError(f"Expected method in {', '.join(METHOD_NAMES)}. Received: method={name!r}.{hint}")
+    return name

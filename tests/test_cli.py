@@ -290,7 +290,7 @@ USER_ERRORS = {
     "missing file": (["--source", "{tmp}/nope.mp4"], "'{tmp}/nope.mp4' does not exist"),
     "unknown model": (["--model", "mobilnet_v2"], "did you mean 'mobilenet_v2'"),
     "unknown layer": (["--layer", "out_rel"], "did you mean 'out_relu'"),
-    "unknown method": (["--method", "gradcm"], "Unknown method 'gradcm': did you mean 'gradcam'"),
+    "unknown method": (["--method", "gradcm"], "Received: method='gradcm'. Did you mean 'gradcam'"),
     "alpha too big": (["--alpha", "1.5"], "expected --alpha in [0, 1]. Received: 1.5"),
     "alpha not a number": (["--alpha", "half"], "expected a number for --alpha. Received: 'half'"),
     "smooth 1": (["--smooth", "1"], "expected --smooth in [0, 1). Received: 1.0"),
