@@ -226,3 +226,47 @@ def test_weights_for_another_architecture_exit_2(tmp_path, make_video, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("livecam: error: Weights file") and "does not fit efficientnet_b0" in err
     assert err.count("\n") == 1
+
+
+class ScriptedWindow(FakeWindow):
+    """A window whose user presses the given keys, one per shown or polled frame, then q."""
+
+    def __init__(self, keys: str) -> None:
+        super().__init__()
+        self.keys = [ord(k) for k in keys]
+
+    def _next(self) -> int:
+        return self.keys.pop(0) if self.keys else ord("q")
+
+    def show(self, image_bgr: np.ndarray) -> int:
+        super().show(image_bgr)
+        return self._next()
+
+    def poll(self) -> int:
+        super().poll()
+        return self._next()
+
+
+def test_keys_while_paused_recompute_the_frozen_frame(tiny_engine):
+    calls = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(tiny_engine, name)
+
+        def __call__(self, frames, class_id=None, *, method=None):
+            calls.append((len(frames) if frames.ndim == 4 else 1, class_id, method))
+            return tiny_engine(frames, class_id=class_id, method=method)
+
+    source = _ListSource(50)
+    window = ScriptedWindow(" m2]")  # pause, next method, lock on the 2nd class, more opacity; then q
+    renderer = Renderer(alpha=0.4)
+    pipeline = Pipeline(source, Spy(), renderer, Options(batch=1), window=window, log=lambda text: None)
+    pipeline.run()
+    assert pipeline.controls.paused
+    assert pipeline.controls.method == "gradcam++"
+    assert pipeline.controls.class_id is not None
+    assert renderer.alpha == 0.5
+    recomputed = [c for c in calls if c[2] == "gradcam++"]
+    assert recomputed and recomputed[-1][1] == pipeline.controls.class_id, "the frozen frame was explained again"
+    assert window.shown < 50, "nothing moved on while paused"
