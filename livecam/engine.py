@@ -231,12 +231,10 @@ class CamEngine:
         branches = [lambda fn=fn: fn(activations, grads) for fn in methods_module.METHODS.values()]
         cam = methods_module.normalize(tf.switch_case(method_index, branches))
 
-        finite = tf.logical_and(
-            tf.reduce_all(tf.math.is_finite(logits), axis=-1),
-            tf.reduce_all(tf.math.is_finite(cam), axis=(1, 2)),
-        )
+        finite_logits = tf.reduce_all(tf.math.is_finite(logits), axis=-1)
+        finite = tf.logical_and(finite_logits, tf.reduce_all(tf.math.is_finite(cam), axis=(1, 2)))
         cam = tf.where(finite[:, None, None], cam, tf.zeros_like(cam))
-        probs = tf.where(finite[:, None], probs, tf.zeros_like(probs))
+        probs = tf.where(finite_logits[:, None], probs, tf.zeros_like(probs))
         topk = tf.math.top_k(probs, k=self.topk)
         return probs, chosen, cam, topk.values, topk.indices, finite
 
@@ -282,8 +280,8 @@ def _capture_output(layer: Any, captured: dict, key: str, tape: tf.GradientTape)
         yield
     finally:
         del layer.call  # back to the class's own method
-        if key not in captured:
-            raise RuntimeError(f"Layer {layer.name!r} was not called by the model's forward pass.")
+    if key not in captured:
+        raise RuntimeError(f"Layer {layer.name!r} was not called by the model's forward pass.")
 
 
 def _find_softmax(model: Any) -> Callable[[dict], contextlib.AbstractContextManager]:

@@ -103,7 +103,10 @@ def load_labels(path: str | Path) -> tuple[str, ...]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"Labels file {str(path)!r} does not exist; pass a text file with one class name per line.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"Labels file {str(path)!r} is not UTF-8 text; save it as UTF-8, one class name per line.") from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)

@@ -106,7 +106,6 @@ class Controls:
     method: str
     class_id: int | None = None  # None: explain the top class
     paused: bool = False
-    quit: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,6 +179,8 @@ class Pipeline:
         self._frames_out = 0  # frames rendered and recorded (in a window, some live ones go unshown)
         self._shown = _Slot()
         self._cam_of: tuple[CamResult, np.ndarray] | None = None  # the last result rendered and its map view
+        self._render_lock = threading.Lock()
+        self._explains: tuple[str, int | None] | None = None  # (method, locked class) of the last map drawn
         self._progress = None
         if recorder is not None:
             self.stats.recordings.append(str(recorder.path))
@@ -220,13 +221,15 @@ class Pipeline:
             self._stop.set()
             for thread in threads:
                 thread.join(timeout=10)
-            self.source.close()
-            self._close_recorder()
-            if self.window is not None:
-                self.window.close()
-            if self._progress is not None:
-                self._progress.close()
-            self._finish_stats()
+            # Every step runs even if one before it raises (callbacks run last-in, first-out).
+            with contextlib.ExitStack() as cleanup:
+                cleanup.callback(self._finish_stats)
+                if self._progress is not None:
+                    cleanup.callback(self._progress.close)
+                if self.window is not None:
+                    cleanup.callback(self.window.close)
+                cleanup.callback(self.source.close)
+                cleanup.callback(self._close_recorder)
         if self._errors:
             raise self._errors[0]
         return self.stats
@@ -346,6 +349,7 @@ class Pipeline:
 
     def _display_loop(self, threads: list[threading.Thread]) -> None:
         current: _Item | None = None
+        redraw = False  # the paused frame was drawn again and is yet to be shown
         while not self._stop.is_set():
             item = self._shown.get(timeout=_POLL_S) if not self.controls.paused else None
             if item is _END:
@@ -355,20 +359,26 @@ class Pipeline:
                 image = item.image
                 self._delivered(item.frame)
             elif current is not None and self.controls.paused:
-                image = current.image
+                image = current.image if redraw else None  # else it stays on screen; poll() waits for keys
+                redraw = False
             elif current is not None and self.source.status == "reconnecting":
                 image = self._render(current)  # the last frame, with "reconnecting" on the HUD
             else:
                 image = None
-            key = self.window.show(image) if image is not None else self.window.poll()
+            if image is not None:
+                key = self.window.show(image)
+            else:  # nothing new: wait for keys a little, so that a paused window does not spin
+                key = self.window.poll(30) if self.controls.paused else self.window.poll()
             if self.window.closed:
                 break
             action = self._handle_key(key, current)
             if action is Action.QUIT:
                 break
-            if current is not None and self.controls.paused and action in _RECOMPUTE:
-                current.result = _rows(self.engine(current.prepared, class_id=self.controls.class_id, method=self.controls.method))[0]
+            if current is not None and self.controls.paused and action in _REDRAW:
+                if action in _REEXPLAIN:
+                    current.result = _rows(self.engine(current.prepared, class_id=self.controls.class_id, method=self.controls.method))[0]
                 current.image = self._render(current)
+                redraw = True
 
     def _handle_key(self, key: int, current: _Item | None) -> Action:
         from livecam.keys import action_for_key
@@ -381,17 +391,14 @@ class Pipeline:
             self.renderer.alpha = apply_alpha(self.renderer.alpha, pressed)
         elif action is Action.NEXT_METHOD:
             self.controls.method = METHOD_NAMES[(METHOD_NAMES.index(self.controls.method) + 1) % len(METHOD_NAMES)]
-            self.renderer.reset()
             self._say(f"method: {self.controls.method}")
         elif action is Action.LOCK_CLASS and current is not None and current.result is not None:
             ids = current.result.topk_ids[0]
             if pressed.rank is not None and pressed.rank <= len(ids):
                 self.controls.class_id = int(ids[pressed.rank - 1])
-                self.renderer.reset()
                 self._say(f"locked to {self.engine.class_names[self.controls.class_id]}")
         elif action is Action.UNLOCK:
             self.controls.class_id = None
-            self.renderer.reset()
         elif action is Action.HELP:
             self.renderer.show_help = not self.renderer.show_help
         elif action is Action.SNAPSHOT and current is not None:
@@ -403,8 +410,21 @@ class Pipeline:
     # ------------------------------------------------------------------ helpers
 
     def _render(self, item: _Item) -> np.ndarray:
+        # The render thread and, while paused, the display thread both draw; the renderer holds
+        # smoothing state, so one draws at a time.
+        with self._render_lock:
+            return self._render_locked(item)
+
+    def _render_locked(self, item: _Item) -> np.ndarray:
         result = item.result
         cam = None
+        if result is not None:
+            # A new method or a new locked class starts the smoothing afresh, decided here from the
+            # result itself, so that maps still in flight from before the key press do not count.
+            explains = (result.method, int(result.class_ids[0]) if self.controls.class_id is not None else None)
+            if explains != self._explains:
+                self._explains = explains
+                self.renderer.reset()
         if result is not None and result.finite[0]:
             # The renderer folds a map into its smoothing once per array object, and result.cam[0]
             # is a new view on every call: a result reused for several frames (--every N, a redraw)
@@ -420,7 +440,7 @@ class Pipeline:
             return None
         names = self.engine.class_names
         class_id = int(result.class_ids[0])
-        status = {"reconnecting": "reconnecting"}.get(getattr(self.source, "status", ""), "")
+        status = "reconnecting" if self.source.status == "reconnecting" else ""
         if self.controls.paused:
             status = "paused"
         if not result.finite[0]:
@@ -464,20 +484,26 @@ class Pipeline:
                 recorder, self._recorder = self._recorder, None
                 with contextlib.suppress(SinkError):  # keeps the file playable; the first error is the one reported
                     recorder.close()
-                self.stats.recording_error = str(exc)
-                self._say(f"recording stopped: {exc}", seconds=10)
-                self._log(f"livecam: recording stopped: {exc}")
+                self._recording_failed(exc)
                 if self.window is None:  # headless: the recording was the whole job
                     self._stop.set()
+
+    def _recording_failed(self, exc: SinkError) -> None:
+        self.stats.recording_error = str(exc)
+        self._say(f"recording stopped: {exc}", seconds=10)
+        self._log(f"livecam: recording stopped: {exc}")
 
     def _toggle_recording(self) -> None:
         with self._recorder_lock:
             if self._recorder is not None:
-                path = self._recorder.path
-                self._recorder.close()
-                self._recorder = None
-                self._say(f"recording saved: {path}")
-                self._log(f"livecam: recording saved: {path}")
+                recorder, self._recorder = self._recorder, None
+                try:
+                    recorder.close()
+                except SinkError as exc:
+                    self._recording_failed(exc)
+                    return
+                self._say(f"recording saved: {recorder.path}")
+                self._log(f"livecam: recording saved: {recorder.path}")
                 return
             base = self.options.output or Path(f"livecam-{datetime.now():%Y%m%d-%H%M%S}.mp4")
             path = free_name(base)
@@ -513,7 +539,12 @@ class Pipeline:
                 model=self.engine.model_name,
             )
         cam = result.cam[0] if result is not None else None
-        paths = self._snapshots.save(item.frame.image_bgr, item.image, cam, record)
+        try:
+            paths = self._snapshots.save(item.frame.image_bgr, item.image, cam, record)
+        except (SinkError, OSError) as exc:
+            self._say(f"snapshot failed: {exc}", seconds=10)
+            self._log(f"livecam: snapshot failed: {exc}")
+            return
         self._say(f"snapshot saved: {paths[0].name if paths else ''}")
         self._log(f"livecam: snapshot saved: {', '.join(str(p) for p in paths)}")
 
@@ -547,7 +578,9 @@ class Pipeline:
             self.options.stats_json.write_text(json.dumps(stats.to_json(), indent=2) + "\n")
 
 
-_RECOMPUTE = {Action.LOCK_CLASS, Action.UNLOCK, Action.NEXT_METHOD, Action.ALPHA_UP, Action.ALPHA_DOWN, Action.HELP}
+# While paused: keys that need the frozen frame explained again, and keys that only need it redrawn.
+_REEXPLAIN = {Action.LOCK_CLASS, Action.UNLOCK, Action.NEXT_METHOD}
+_REDRAW = _REEXPLAIN | {Action.ALPHA_UP, Action.ALPHA_DOWN, Action.HELP, Action.SNAPSHOT, Action.RECORD}
 
 
 class _Slot:
@@ -580,7 +613,7 @@ class _Slot:
 
 
 def _rows(result: CamResult) -> list[CamResult]:
-    """One single-row CamResult per frame (cam rows are new arrays, so the renderer sees new maps)."""
+    """One single-row CamResult per frame (views into the batch result, no copies)."""
     return [
         CamResult(
             probs=result.probs[i : i + 1],

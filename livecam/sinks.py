@@ -450,9 +450,9 @@ class WindowSink:
         cv2.imshow(self.title, _check_frame(image_bgr))
         return cv2.waitKey(1)
 
-    def poll(self) -> int:
-        """Pump window events for 1 ms without a new frame (e.g. while paused); the key or -1."""
-        return -1 if self.closed else cv2.waitKey(1)
+    def poll(self, wait_ms: int = 1) -> int:
+        """Pump window events for ``wait_ms`` without a new frame (e.g. while paused); the key or -1."""
+        return -1 if self.closed else cv2.waitKey(wait_ms)
 
     def write(self, frame_bgr: np.ndarray, timestamp_s: float | None = None) -> None:
         """``FrameSink`` form of ``show``; the key is discarded."""

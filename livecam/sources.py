@@ -722,7 +722,7 @@ def _open_synth(text: str, resolution: tuple[int, int] | None, fps: float | None
     options = text.partition(":")[2]
     for item in filter(None, (s.strip() for s in options.split(","))):
         if m := re.fullmatch(r"([0-9]+)x([0-9]+)", item):
-            size = _check_resolution((int(m.group(1)), int(m.group(2))))
+            size = (int(m.group(1)), int(m.group(2)))
         elif m := re.fullmatch(r"seed=([0-9]+)", item):
             seed = int(m.group(1))
         elif (m := re.fullmatch(r"fps=([0-9]*\.?[0-9]+)", item)) and float(m.group(1)) > 0:
@@ -731,6 +731,8 @@ def _open_synth(text: str, resolution: tuple[int, int] | None, fps: float | None
             raise UserError(
                 f"Unknown synth option {item!r}; expected synth:[WxH][,seed=N][,fps=F], for example synth:640x480,seed=3."
             )
+    if min(size) < 32:
+        raise UserError(f"Expected a synth size of at least 32x32. Received: {size[0]}x{size[1]}")
     capture = _SynthCapture(size, fps, seed)
     return LiveSource(
         lambda: capture,

@@ -43,8 +43,8 @@ class FakeWindow:
         self.shown += 1
         return -1
 
-    def poll(self) -> int:
-        time.sleep(0.005)
+    def poll(self, wait_ms: int = 1) -> int:
+        time.sleep(wait_ms / 1000)
         return -1
 
     def close(self) -> None:
@@ -242,8 +242,8 @@ class ScriptedWindow(FakeWindow):
         super().show(image_bgr)
         return self._next()
 
-    def poll(self) -> int:
-        super().poll()
+    def poll(self, wait_ms: int = 1) -> int:
+        super().poll(wait_ms)
         return self._next()
 
 
@@ -270,3 +270,17 @@ def test_keys_while_paused_recompute_the_frozen_frame(tiny_engine):
     recomputed = [c for c in calls if c[2] == "gradcam++"]
     assert recomputed and recomputed[-1][1] == pipeline.controls.class_id, "the frozen frame was explained again"
     assert window.shown < 50, "nothing moved on while paused"
+
+
+def test_synth_sizes_too_small_to_draw_are_a_user_error(capsys):
+    assert main(["--source", "synth:20x20", "--no-display", "--quiet"]) == 2
+    assert capsys.readouterr().err == "livecam: error: Expected a synth size of at least 32x32. Received: 20x20\n"
+
+
+def test_labels_file_that_is_not_utf8_is_a_user_error(tmp_path):
+    from livecam.models import load_labels
+
+    path = tmp_path / "labels.txt"
+    path.write_bytes("caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"is not UTF-8 text"):
+        load_labels(path)
