@@ -302,7 +302,7 @@ def _engine(args: argparse.Namespace, model_name: str):
 
     return CamEngine(
         model_name,
-        weights=None if str(args.weights).lower() == "none" else args.weights,
+        weights=args.weights,
         layer=args.layer,
         method=args.method,
         labels=args.labels,

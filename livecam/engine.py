@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from livecam import methods as methods_module
-from livecam.errors import UserError, close_matches
+from livecam.errors import UserError, first_line
 from livecam.methods import METHOD_NAMES, check_method
 from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, spatial_layers
 
@@ -369,7 +369,7 @@ def _resize_input(loaded: LoadedModel, size: int) -> LoadedModel:
         model.set_weights(loaded.model.get_weights())
     except Exception as exc:
         raise UserError(
-            f"Model {loaded.name!r} cannot be fed at {size}x{size} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            f"Model {loaded.name!r} cannot be fed at {size}x{size} ({first_line(exc)}); "
             f"leave --input-size out to use its native {loaded.input_size[0]}x{loaded.input_size[1]}."
         ) from exc
     return replace(loaded, model=model, input_size=(size, size))

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from livecam.errors import UserError, close_matches
+from livecam.errors import UserError, close_matches, first_line
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ def _build_zoo(name: str, weights: str | Path | None) -> LoadedModel:
                 model.load_weights(weight_path)
         except Exception as exc:
             raise UserError(
-                f"Weights file {str(weight_path)!r} does not fit {name} ({_first_line(exc)}); "
+                f"Weights file {str(weight_path)!r} does not fit {name} ({first_line(exc)}); "
                 f"pass weights saved from the same architecture."
             ) from exc
     return LoadedModel(model, name, preprocess_fn(entry.preprocess), entry.input_size, imagenet_class_names(), entry.default_layer)
@@ -216,7 +216,7 @@ def _download_failed(name: str, exc: Exception) -> str:
             f"Could not download the ImageNet weights for {name} (no internet?); "
             f"download {url.group(0).rstrip('.,:')} into {where}{file}, or pass --weights PATH (or 'none' for random weights)."
         )
-    return f"Could not get the ImageNet weights for {name} ({_first_line(exc)}); put them in {where} or pass --weights PATH."
+    return f"Could not get the ImageNet weights for {name} ({first_line(exc)}); put them in {where} or pass --weights PATH."
 
 
 def _load_file(path: Path, *, unsafe: bool) -> LoadedModel:
@@ -233,7 +233,7 @@ def _load_file(path: Path, *, unsafe: bool) -> LoadedModel:
                 f"Model file {str(path)!r} contains a Lambda layer, which runs arbitrary code when loaded; "
                 f"load it only if you trust its source, with --unsafe-model-load."
             ) from exc
-        raise UserError(f"Could not load model file {str(path)!r} ({_first_line(exc)}); pass a model saved with keras' model.save().") from exc
+        raise UserError(f"Could not load model file {str(path)!r} ({first_line(exc)}); pass a model saved with keras' model.save().") from exc
     if not isinstance(model, keras.Model):
         raise UserError(f"Model file {str(path)!r} does not hold a Keras model.")
     return LoadedModel(model, path.stem, preprocess_fn("none"), _input_size(model), (), None)
@@ -246,11 +246,6 @@ def _input_size(model: Any) -> tuple[int, int]:
     if shape[1] is None or shape[2] is None:
         return (224, 224)
     return (int(shape[1]), int(shape[2]))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _unknown(kind: str, name: str, choices: tuple[str, ...] | list[str], hint: str = "") -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from livecam.errors import UserError, close_matches
+from livecam.errors import UserError, check_bgr_image, close_matches
 from livecam.keys import KEY_HELP
 
 DEFAULT_ALPHA = 0.4
@@ -114,8 +114,8 @@ def blend(frame_bgr: np.ndarray, heat_bgr: np.ndarray, alpha: float) -> np.ndarr
         A new uint8 (H, W, 3) image; the inputs are not modified.
     """
     alpha = _check_unit("alpha", alpha, upper_open=False)
-    frame = _check_image(frame_bgr, "frame_bgr")
-    heat = _check_image(heat_bgr, "heat_bgr")
+    frame = check_bgr_image(frame_bgr, "frame_bgr")
+    heat = check_bgr_image(heat_bgr, "heat_bgr")
     if heat.shape != frame.shape:
         raise UserError(f"Expected heat_bgr to have the frame's shape {frame.shape}. Received: heat_bgr.shape={heat.shape}")
     if alpha == 0.0:
@@ -288,7 +288,7 @@ class Renderer:
         Returns:
             A new uint8 image, (H, W, 3), or (H, 2W, 3) side by side.
         """
-        frame = _check_image(frame_bgr, "frame_bgr")
+        frame = check_bgr_image(frame_bgr, "frame_bgr")
         height, width = frame.shape[:2]
         overlay = frame.copy() if cam is None else blend(frame, self._heat_for(cam, (width, height)), self._alpha)
         if self.side_by_side:
@@ -509,14 +509,6 @@ def _check_unit(name: str, value: float, *, upper_open: bool) -> float:
     if not (0.0 <= number < 1.0 if upper_open else 0.0 <= number <= 1.0):
         raise UserError(f"Expected {name} in {interval}. Received: {name}={value!r}")
     return number
-
-
-def _check_image(image: np.ndarray, name: str) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
-        shape = getattr(image, "shape", None)
-        dtype = getattr(image, "dtype", type(image).__name__)
-        raise UserError(f"Expected {name} to be a uint8 BGR image of shape (H, W, 3). Received: {name} with shape={shape}, dtype={dtype}")
-    return np.ascontiguousarray(image)
 
 
 def _check_size_wh(size_wh: tuple[int, int]) -> tuple[int, int]:

@@ -47,7 +47,7 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
-from livecam.errors import UserError
+from livecam.errors import UserError, check_bgr_image
 
 __all__ = ["FrameSink", "SinkError", "SnapshotWriter", "VideoWriter", "WindowSink", "check_output", "gui_available"]
 
@@ -140,7 +140,7 @@ class VideoWriter:
         """
         if self._closed:
             raise SinkError(self._error or f"The video {self.path} is closed; open a new VideoWriter to record again.")
-        image = _check_frame(frame_bgr)
+        image = check_bgr_image(frame_bgr)
         if self.size is None:
             self.size = (image.shape[1], image.shape[0])
         image = _fit(image, self.size)
@@ -386,7 +386,7 @@ class SnapshotWriter:
         Raises:
             SinkError: the disk refused a file; none of this snapshot's files are left behind.
         """
-        blobs = {"raw.png": _png(_check_frame(raw_bgr)), "overlay.png": _png(_check_frame(overlay_bgr))}
+        blobs = {"raw.png": _png(check_bgr_image(raw_bgr, "raw_bgr")), "overlay.png": _png(check_bgr_image(overlay_bgr, "overlay_bgr"))}
         if cam is not None:
             blobs["cam.npy"] = _npy(np.asarray(cam))
         now = _now()
@@ -447,7 +447,7 @@ class WindowSink:
         """
         if self.closed:
             return -1
-        cv2.imshow(self.title, _check_frame(image_bgr))
+        cv2.imshow(self.title, check_bgr_image(image_bgr, "image_bgr"))
         return cv2.waitKey(1)
 
     def poll(self, wait_ms: int = 1) -> int:
@@ -562,14 +562,6 @@ def _check_writable(folder: Path) -> None:
             f"Cannot write to the folder {str(folder)!r} ({error.strerror or error}); choose another folder or "
             f"fix its permissions."
         ) from error
-
-
-def _check_frame(frame_bgr: np.ndarray) -> np.ndarray:
-    is_bgr = isinstance(frame_bgr, np.ndarray) and frame_bgr.dtype == np.uint8 and frame_bgr.ndim == 3
-    if not (is_bgr and frame_bgr.shape[2] == 3):
-        got = f"{frame_bgr.dtype} {frame_bgr.shape}" if isinstance(frame_bgr, np.ndarray) else type(frame_bgr).__name__
-        raise ValueError(f"Expected a uint8 BGR image of shape (height, width, 3). Received: {got}.")
-    return np.ascontiguousarray(frame_bgr)
 
 
 def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

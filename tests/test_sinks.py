@@ -126,7 +126,7 @@ def test_bad_output_paths(tmp_path):
 
 def test_bad_frames_and_writes_after_close(tmp_path, make_video):
     writer = VideoWriter(tmp_path / "out.mp4", fps=30)
-    with pytest.raises(ValueError, match=r"Expected a uint8 BGR image of shape \(height, width, 3\). Received: float32"):
+    with pytest.raises(ValueError, match=r"Expected frame_bgr to be a uint8 BGR image of shape \(height, width, 3\). Received: float32"):
         writer.write(np.zeros((120, 160, 3), np.float32))
     writer.write(make_video.frame(0))
     writer.close()

@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import cv2
 import numpy as np
