@@ -51,13 +51,9 @@ def cli(capsys, *args) -> tuple[int, str, str]:
 
 
 def livecam_process(*args, **popen_kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "livecam", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **popen_kwargs,
-    )
+    """``python -m livecam ARGS`` as a child process; stdout and stderr are pipes unless given."""
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen_kwargs}
+    return subprocess.Popen([sys.executable, "-m", "livecam", *map(str, args)], **options)
 
 
 def read_frames(path) -> np.ndarray:
@@ -401,40 +397,70 @@ def screenshot(display: str, geometry: dict[str, int]) -> np.ndarray:
     return np.frombuffer(data, np.uint8).reshape(h, w, 3)
 
 
+def visible_windows(xdotool: str, name: str) -> list[dict[str, int]]:
+    """Geometry (WINDOW, X, Y, WIDTH, HEIGHT) of every mapped window called exactly ``name``, now."""
+    found = subprocess.run([xdotool, "search", "--onlyvisible", "--name", f"^{name}$"], check=False, capture_output=True, text=True, timeout=60)
+    windows = []
+    for window in found.stdout.split():
+        fields = dict(line.split("=", 1) for line in x_run(xdotool, "getwindowgeometry", "--shell", window).split() if "=" in line)
+        if {"WINDOW", "X", "Y", "WIDTH", "HEIGHT"} <= fields.keys():
+            windows.append({k: int(fields[k]) for k in ("WINDOW", "X", "Y", "WIDTH", "HEIGHT")})
+    return windows
+
+
 def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_display, xdotool, tmp_path, make_video):
     clip = make_video(tmp_path / "clip.mp4", 30, size=(320, 240), fps=FPS)
     snapshots = tmp_path / "snaps"
-    proc = livecam_process(
-        "--source", clip, "--loop", *FAST, "--no-hud", "--alpha", "0.6", "--snapshot-dir", snapshots,
-        env={**os.environ, "DISPLAY": xvfb_display},
-    )  # fmt: skip
-    try:
-        found = x_run(xdotool, "search", "--sync", "--onlyvisible", "--name", "^livecam$", timeout=PROCESS_TIMEOUT_S)
-        window = found.split()[0]
-        geometry = {
-            k: int(v) for k, v in (line.split("=") for line in x_run(xdotool, "getwindowgeometry", "--shell", window).split())
-            if k in ("X", "Y", "WIDTH", "HEIGHT")
-        }  # fmt: skip
-        assert geometry["WIDTH"] >= 160 and geometry["HEIGHT"] >= 120
+    # stderr goes to a file, not a pipe: nothing reads a pipe while the window is watched, and a
+    # full one would block livecam.
+    err_path = tmp_path / "stderr.txt"
+    with err_path.open("w") as err_file:
+        proc = livecam_process(
+            "--source", clip, "--loop", *FAST, "--no-hud", "--alpha", "0.6", "--snapshot-dir", snapshots,
+            env={**os.environ, "DISPLAY": xvfb_display}, stdout=subprocess.DEVNULL, stderr=err_file,
+        )  # fmt: skip
 
-        # The window opens before the first frame is shown: wait for the picture, then judge it.
+    def diagnosis(what: str) -> str:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        return f"{what}; livecam's exit code {proc.returncode}, its stderr: {err_path.read_text()[-3000:]!r}"
+
+    try:
+        # The window opens before the first frame is shown: look it up on every try (it may be
+        # laid out again), wait for the picture, then judge it.
         deadline = time.monotonic() + PROCESS_TIMEOUT_S
-        while (heat := heat_like_fraction(shot := screenshot(xvfb_display, geometry))) < 0.5 and time.monotonic() < deadline:
+        heat, shot, windows = 0.0, None, []
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(diagnosis("livecam ended while its window was awaited"))
+            windows = [w for w in visible_windows(xdotool, "livecam") if w["WIDTH"] >= 160 and w["HEIGHT"] >= 120]
+            if windows:
+                shot = screenshot(xvfb_display, windows[0])
+                if (heat := heat_like_fraction(shot)) >= 0.5:
+                    break
             time.sleep(0.5)
-        assert heat >= 0.5, f"the window does not show a heat map ({heat:.0%} heat-coloured pixels)"
+        if heat < 0.5:
+            seen = "no window"
+            if shot is not None:
+                cv2.imwrite(str(tmp_path / "window.png"), shot)
+                seen = f"{heat:.0%} heat-coloured pixels, mean level {shot.mean():.0f}, windows {windows}"
+            pytest.fail(diagnosis(f"the window does not show a heat map ({seen})"))
         assert heat_like_fraction(make_video.frame(0, (320, 240))) < 0.05  # the raw clip would not pass
         assert shot.mean() > 20  # not a black window
+        window = str(windows[0]["WINDOW"])
 
         x_run(xdotool, "key", "--window", window, "s")
         deadline = time.monotonic() + PROCESS_TIMEOUT_S
         while len(list(snapshots.glob("*"))) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
         x_run(xdotool, "key", "--window", window, "q")
-        _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
+        proc.wait(timeout=PROCESS_TIMEOUT_S)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    err = err_path.read_text()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
 
