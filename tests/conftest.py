@@ -108,18 +108,42 @@ def require_tool(name: str, install_hint: str) -> str:
     return path
 
 
+class XvfbScreen:
+    """A private Xvfb server: its ``display`` (e.g. ":3") and ``grab``, a picture of part of its screen.
+
+    The server runs without the MIT-SHM extension and keeps its screen in a file (``-fbdir``):
+    windows are drawn, and screenshots read, without any shared memory between processes, which
+    sandboxes do not all allow.
+    """
+
+    def __init__(self, display: str, framebuffer: Path) -> None:
+        self.display = display
+        self.framebuffer = framebuffer
+
+    def grab(self, x: int, y: int, width: int, height: int) -> np.ndarray:
+        """The screen's pixels in that rectangle (clipped to the screen), uint8 BGR."""
+        data = self.framebuffer.read_bytes()
+        header = np.frombuffer(data, ">u4", count=25)  # XWD file header, big-endian
+        header_size, depth, screen_w, screen_h, byte_order, bits_per_pixel, bytes_per_line, ncolors = (
+            int(header[i]) for i in (0, 3, 4, 5, 7, 11, 12, 19)
+        )  # fmt: skip
+        if depth != 24 or bits_per_pixel != 32 or byte_order != 0:
+            raise AssertionError(f"unexpected Xvfb screen format: depth {depth}, {bits_per_pixel} bpp, byte order {byte_order}")
+        pixels = np.frombuffer(data, np.uint8, count=screen_h * bytes_per_line, offset=header_size + 12 * ncolors)
+        screen = pixels.reshape(screen_h, bytes_per_line)[:, : 4 * screen_w].reshape(screen_h, screen_w, 4)
+        return screen[max(0, y) : y + height, max(0, x) : x + width, :3].copy()  # BGRX, least significant byte first
+
+
 @pytest.fixture(scope="session")
-def xvfb_display():
-    """A private Xvfb server for the whole session; sets DISPLAY and yields it (e.g. ":3")."""
+def xvfb_screen(tmp_path_factory) -> XvfbScreen:
+    """A private Xvfb server for the whole session; sets DISPLAY while it runs."""
     exe = require_tool("Xvfb", "apt-get install xvfb")
+    fbdir = tmp_path_factory.mktemp("xvfb")
     read_fd, write_fd = os.pipe()
     # -displayfd: Xvfb picks a free display number and writes it to us, so parallel runs never collide.
-    proc = subprocess.Popen(
-        [exe, "-displayfd", str(write_fd), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [exe, "-displayfd", str(write_fd), "-screen", "0", "1280x720x24", "-nolisten", "tcp"]
+    command += ["-extension", "MIT-SHM", "-fbdir", str(fbdir)]
+    proc = subprocess.Popen(command, pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_fd)
     try:
         ready, _, _ = select.select([read_fd], [], [], 30)
@@ -130,7 +154,7 @@ def xvfb_display():
         previous = os.environ.get("DISPLAY")
         os.environ["DISPLAY"] = display
         try:
-            yield display
+            yield XvfbScreen(display, fbdir / "Xvfb_screen0")
         finally:
             if previous is None:
                 os.environ.pop("DISPLAY", None)
@@ -140,6 +164,12 @@ def xvfb_display():
         os.close(read_fd)
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def xvfb_display(xvfb_screen) -> str:
+    """The display of the session's Xvfb server (e.g. ":3"); DISPLAY is set to it."""
+    return xvfb_screen.display
 
 
 @pytest.fixture(scope="session")

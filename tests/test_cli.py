@@ -388,15 +388,6 @@ def x_run(*args, timeout: float = 60) -> str:
     return subprocess.run(list(args), capture_output=True, text=True, check=True, timeout=timeout).stdout
 
 
-def screenshot(display: str, geometry: dict[str, int]) -> np.ndarray:
-    """The window's area of the X screen as BGR, grabbed by the ffmpeg that imageio-ffmpeg ships (x11grab)."""
-    w, h, x, y = geometry["WIDTH"], geometry["HEIGHT"], geometry["X"], geometry["Y"]
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "x11grab", "-video_size", f"{w}x{h}"]
-    cmd += ["-i", f"{display}+{x},{y}", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
-    data = subprocess.run(cmd, capture_output=True, check=True, timeout=60).stdout
-    return np.frombuffer(data, np.uint8).reshape(h, w, 3)
-
-
 def visible_windows(xdotool: str, name: str) -> list[dict[str, int]]:
     """Geometry (WINDOW, X, Y, WIDTH, HEIGHT) of every mapped window called exactly ``name``, now."""
     found = subprocess.run([xdotool, "search", "--onlyvisible", "--name", f"^{name}$"], check=False, capture_output=True, text=True, timeout=60)
@@ -408,7 +399,7 @@ def visible_windows(xdotool: str, name: str) -> list[dict[str, int]]:
     return windows
 
 
-def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_display, xdotool, tmp_path, make_video):
+def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xdotool, tmp_path, make_video):
     clip = make_video(tmp_path / "clip.mp4", 30, size=(320, 240), fps=FPS)
     snapshots = tmp_path / "snaps"
     # stderr goes to a file, not a pipe: nothing reads a pipe while the window is watched, and a
@@ -417,7 +408,7 @@ def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_display, x
     with err_path.open("w") as err_file:
         proc = livecam_process(
             "--source", clip, "--loop", *FAST, "--no-hud", "--alpha", "0.6", "--snapshot-dir", snapshots,
-            env={**os.environ, "DISPLAY": xvfb_display}, stdout=subprocess.DEVNULL, stderr=err_file,
+            env={**os.environ, "DISPLAY": xvfb_screen.display}, stdout=subprocess.DEVNULL, stderr=err_file,
         )  # fmt: skip
 
     def diagnosis(what: str) -> str:
@@ -436,7 +427,7 @@ def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_display, x
                 pytest.fail(diagnosis("livecam ended while its window was awaited"))
             windows = [w for w in visible_windows(xdotool, "livecam") if w["WIDTH"] >= 160 and w["HEIGHT"] >= 120]
             if windows:
-                shot = screenshot(xvfb_display, windows[0])
+                shot = xvfb_screen.grab(*(windows[0][k] for k in ("X", "Y", "WIDTH", "HEIGHT")))
                 if (heat := heat_like_fraction(shot)) >= 0.5:
                     break
             time.sleep(0.5)
