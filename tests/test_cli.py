@@ -504,9 +504,10 @@ def test_layers_of_an_unknown_model(capsys):
 
 
 def test_demo_runs_offline_and_records_60_frames(capsys, tmp_path):
-    out = tmp_path / "demo.mp4"
-    code, _, err = cli(capsys, "--demo", "--no-display", "--max-frames", "60", "--output", out, "--quiet")
+    out, stats_path = tmp_path / "demo.mp4", tmp_path / "stats.json"
+    code, _, err = cli(capsys, "--demo", "--no-display", "--max-frames", "60", "--output", out, "--stats-json", stats_path, "--quiet")
     assert code == 0, err
+    assert json.loads(stats_path.read_text())["frames"] == 60  # explained, drawn and handed to the recorder
     info = video_info(out)
     assert info["codec"].startswith("h264") and info["size"] == (640, 480)
     frames, _ = imageio_ffmpeg.count_frames_and_secs(str(out))
