@@ -1,7 +1,8 @@
-"""Shared by the tests: a camera that can be unplugged, AVI files with corrupt frames, what a video holds."""
+"""Shared by the tests: a camera that can be unplugged, AVI files with corrupt frames, what a video holds, X windows."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -74,3 +75,16 @@ def video_info(path) -> dict:
         reader.close()
     meta["frames"] = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
     return meta
+
+
+def visible_windows(xdotool: str, name: str) -> list[dict[str, int]]:
+    """Geometry (WINDOW, X, Y, WIDTH, HEIGHT) of every mapped window called exactly ``name``, now."""
+    found = subprocess.run([xdotool, "search", "--onlyvisible", "--name", f"^{name}$"], check=False, capture_output=True, text=True, timeout=60)
+    windows = []
+    for window in found.stdout.split():
+        # check=False: a window may close between the search and this question; it is then left out.
+        shell = subprocess.run([xdotool, "getwindowgeometry", "--shell", window], check=False, capture_output=True, text=True, timeout=60)
+        fields = dict(line.split("=", 1) for line in shell.stdout.split() if "=" in line)
+        if {"WINDOW", "X", "Y", "WIDTH", "HEIGHT"} <= fields.keys():
+            windows.append({k: int(fields[k]) for k in ("WINDOW", "X", "Y", "WIDTH", "HEIGHT")})
+    return windows

@@ -22,7 +22,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from helpers import video_info
+from helpers import video_info, visible_windows
 from livecam import __version__
 from livecam.cli import main
 from livecam.models import ZOO
@@ -386,17 +386,6 @@ def test_signal_during_recording_exits_130_with_a_playable_file(tmp_path, make_v
 
 def x_run(*args, timeout: float = 60) -> str:
     return subprocess.run(list(args), capture_output=True, text=True, check=True, timeout=timeout).stdout
-
-
-def visible_windows(xdotool: str, name: str) -> list[dict[str, int]]:
-    """Geometry (WINDOW, X, Y, WIDTH, HEIGHT) of every mapped window called exactly ``name``, now."""
-    found = subprocess.run([xdotool, "search", "--onlyvisible", "--name", f"^{name}$"], check=False, capture_output=True, text=True, timeout=60)
-    windows = []
-    for window in found.stdout.split():
-        fields = dict(line.split("=", 1) for line in x_run(xdotool, "getwindowgeometry", "--shell", window).split() if "=" in line)
-        if {"WINDOW", "X", "Y", "WIDTH", "HEIGHT"} <= fields.keys():
-            windows.append({k: int(fields[k]) for k in ("WINDOW", "X", "Y", "WIDTH", "HEIGHT")})
-    return windows
 
 
 def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xdotool, tmp_path, make_video):

@@ -18,7 +18,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from helpers import video_info
+from helpers import video_info, visible_windows
 from livecam import sinks
 from livecam.errors import UserError
 from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, WindowSink, gui_available
@@ -343,8 +343,7 @@ def test_window_returns_the_key_pressed(xvfb_display, xdotool, make_video):
         deadline = time.monotonic() + 30
         while window_id is None and time.monotonic() < deadline:
             window.poll(10)  # let the GUI map the window
-            found = subprocess.run([xdotool, "search", "--onlyvisible", "--name", "^livecam keys$"], capture_output=True, text=True, timeout=30, check=False)
-            window_id = (found.stdout.split() or [None])[0]
+            window_id = next((str(w["WINDOW"]) for w in visible_windows(xdotool, "livecam keys")), None)
         assert window_id is not None, "the window was never mapped"
         keys = []
         deadline = time.monotonic() + 30
