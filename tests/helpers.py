@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import imageio_ffmpeg
 import numpy as np
 
@@ -75,6 +76,20 @@ def video_info(path) -> dict:
         reader.close()
     meta["frames"] = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
     return meta
+
+
+def read_frames(path) -> np.ndarray:
+    """Every frame of a video as int16 BGR, (n, height, width, 3), for differences without wrap-around."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    cap.release()
+    assert frames, f"{path} has no readable frame"
+    return np.stack(frames).astype(np.int16)
 
 
 def visible_windows(xdotool: str, name: str) -> list[dict[str, int]]:

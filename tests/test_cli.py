@@ -22,7 +22,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from helpers import video_info, visible_windows
+from helpers import read_frames, video_info, visible_windows
 from livecam import __version__
 from livecam.cli import main
 from livecam.models import ZOO
@@ -54,20 +54,6 @@ def livecam_process(*args, **popen_kwargs) -> subprocess.Popen:
     """``python -m livecam ARGS`` as a child process; stdout and stderr are pipes unless given."""
     options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen_kwargs}
     return subprocess.Popen([sys.executable, "-m", "livecam", *map(str, args)], **options)
-
-
-def read_frames(path) -> np.ndarray:
-    """Every frame of a video as int16 BGR, (n, height, width, 3), for differences without wrap-around."""
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    cap.release()
-    assert frames, f"{path} has no readable frame"
-    return np.stack(frames).astype(np.int16)
 
 
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:

@@ -18,22 +18,14 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from helpers import video_info, visible_windows
+from helpers import read_frames, video_info, visible_windows
 from livecam import sinks
 from livecam.errors import UserError
 from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, WindowSink, gui_available
 
 
 def decoded_indices(path, index_of) -> list[int]:
-    cap = cv2.VideoCapture(str(path))
-    indices = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        indices.append(index_of(image))
-    cap.release()
-    return indices
+    return [index_of(image.astype(np.uint8)) for image in read_frames(path)]
 
 
 def write_frames(writer: VideoWriter, make_video, indices, size=(160, 120), timestamps=None) -> None:
