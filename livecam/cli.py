@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -87,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     eng.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
     out = p.add_argument_group("output")
     out.add_argument("--output", "-o", type=Path, help="record the overlay to this .mp4 file")
-    out.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    out.add_argument("--overwrite", action="store_true", help="replace an existing --output or --stats-json file (never an input)")
     out.add_argument("--no-display", action="store_true", help="no window (headless)")
     out.add_argument("--max-frames", type=_int_range("--max-frames", 1, None), help="stop after N frames")
     out.add_argument("--stats-json", type=Path, help="write run statistics to this JSON file at exit")
@@ -232,16 +233,39 @@ def _view(args: argparse.Namespace) -> int:
                 "This OpenCV build has no GUI or there is no display (opencv-python-headless, or no $DISPLAY); "
                 "run with --no-display --output out.mp4 to record instead."
             )
+    # No output may be any input or another output, --overwrite or not (compared as files).
+    inputs = _input_files(args, spec)
     if args.output is not None:
-        sinks.check_video_output(args.output, overwrite=args.overwrite)
+        sinks.check_video_output(args.output, overwrite=args.overwrite, others=inputs)
     if args.stats_json is not None:
-        sinks.check_output(args.stats_json, overwrite=True)
+        outputs = [("--output", args.output)] if args.output is not None else []
+        sinks.check_output(args.stats_json, overwrite=args.overwrite, others=[*inputs, *outputs])
 
     source = sources.open_source(spec, loop=args.loop, resolution=args.resolution, fps=args.fps)
     try:
         return _run(args, source, model_name, display)
     finally:
         source.close()
+
+
+def _input_files(args: argparse.Namespace, spec: str) -> list[tuple[str, Path]]:
+    """(role, path) of every local file this run reads: the input video or images, model, weights, labels."""
+    import glob
+
+    found: list[tuple[str, Path]] = []
+    path = Path(spec).expanduser()
+    if re.fullmatch(r"[0-9]+|synth(:.*)?|[A-Za-z][A-Za-z0-9+.-]*://.*", spec.strip()):
+        pass  # a camera, the synthetic scene or a URL
+    elif path.is_dir():
+        found += [("the input image", p) for p in path.iterdir()]
+    elif path.exists():
+        found.append(("the input", path))
+    elif re.search(r"[*?[]", spec):
+        found += [("the input image", Path(p)) for p in glob.glob(os.path.expanduser(spec))]
+    for flag, value in (("--model", args.model), ("--weights", args.weights), ("--labels", args.labels)):
+        if value and Path(value).expanduser().is_file():
+            found.append((flag, Path(value).expanduser()))
+    return found
 
 
 def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> int:

@@ -30,7 +30,7 @@ import numpy as np
 from livecam.engine import METHOD_NAMES, CamEngine, CamResult
 from livecam.keys import Action, KeyAction, apply_alpha
 from livecam.render import HudInfo, Renderer
-from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, free_name
+from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, free_name, write_file_atomic
 from livecam.sources import Frame, FrameSource
 
 _END = object()  # sentinel: the source has ended
@@ -475,11 +475,13 @@ class Pipeline:
         self._last_output = now
 
     def _record(self, item: _Item) -> None:
+        # The writer never blocks for long (it gives up on a stuck encoder), so holding the lock is safe.
         with self._recorder_lock:
             if self._recorder is None:
                 return
+            media_time_s = getattr(item.frame, "media_time_s", None)
             try:
-                self._recorder.write(item.image, item.frame.timestamp_s)
+                self._recorder.write(item.image, item.frame.timestamp_s if media_time_s is None else media_time_s)
             except SinkError as exc:
                 recorder, self._recorder = self._recorder, None
                 with contextlib.suppress(SinkError):  # keeps the file playable; the first error is the one reported
@@ -487,6 +489,16 @@ class Pipeline:
                 self._recording_failed(exc)
                 if self.window is None:  # headless: the recording was the whole job
                     self._stop.set()
+            else:
+                self._recorder_notes(self._recorder)
+
+    def _recorder_notes(self, recorder: VideoWriter) -> None:
+        """Says once what the writer noticed (a size scaled down, a file saved under another name)."""
+        for note in recorder.new_warnings() if hasattr(recorder, "new_warnings") else []:
+            self._log(f"livecam: {note}")
+        saved = getattr(recorder, "saved_path", None)
+        if saved is not None and str(recorder.path) in self.stats.recordings and saved != recorder.path:
+            self.stats.recordings[self.stats.recordings.index(str(recorder.path))] = str(saved)
 
     def _recording_failed(self, exc: SinkError) -> None:
         self.stats.recording_error = str(exc)
@@ -502,8 +514,11 @@ class Pipeline:
                 except SinkError as exc:
                     self._recording_failed(exc)
                     return
-                self._say(f"recording saved: {recorder.path}")
-                self._log(f"livecam: recording saved: {recorder.path}")
+                finally:
+                    self._recorder_notes(recorder)
+                saved = getattr(recorder, "saved_path", None) or recorder.path
+                self._say(f"recording saved: {saved}")
+                self._log(f"livecam: recording saved: {saved}")
                 return
             base = self.options.output or Path(f"livecam-{datetime.now():%Y%m%d-%H%M%S}.mp4")
             path = free_name(base)
@@ -518,11 +533,14 @@ class Pipeline:
 
     def _close_recorder(self) -> None:
         with self._recorder_lock:
-            if self._recorder is not None:
+            recorder, self._recorder = self._recorder, None
+            if recorder is not None:
                 try:
-                    self._recorder.close()
+                    recorder.close()
+                except SinkError as exc:  # what the file keeps is in the message
+                    self._recording_failed(exc)
                 finally:
-                    self._recorder = None
+                    self._recorder_notes(recorder)
 
     def _snapshot(self, item: _Item) -> None:
         result = item.result
@@ -575,7 +593,7 @@ class Pipeline:
         stats.corrupt = int(getattr(self.source, "corrupt", 0))
         stats.traces = self.engine.trace_count
         if self.options.stats_json is not None:
-            self.options.stats_json.write_text(json.dumps(stats.to_json(), indent=2) + "\n")
+            write_file_atomic(self.options.stats_json, (json.dumps(stats.to_json(), indent=2) + "\n").encode())
 
 
 # While paused: keys that need the frozen frame explained again, and keys that only need it redrawn.

@@ -332,8 +332,9 @@ def test_user_error_in_a_real_process_has_no_traceback(error_case, name):
 
 
 def wait_until_growing(path: Path, proc: subprocess.Popen, min_bytes: int = 4096) -> None:
+    """Waits until the recording for ``path`` (written under a temporary name beside it) has ``min_bytes``."""
     deadline = time.monotonic() + PROCESS_TIMEOUT_S
-    while not (path.exists() and path.stat().st_size >= min_bytes):
+    while not any(p.stat().st_size >= min_bytes for p in path.parent.glob(f"{path.stem}.partial-*{path.suffix}")):
         if proc.poll() is not None:
             pytest.fail(f"livecam ended before recording (exit {proc.returncode}): {proc.stderr.read()}")
         if time.monotonic() > deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -136,38 +137,45 @@ def test_exit_does_not_swallow_exceptions_and_keeps_the_file(tmp_path, make_vide
     assert video_info(path)["frames"] == 4
 
 
-class FullDisk:
-    """Stands in for ffmpeg's stdin once the disk is full: writes fail, close still works."""
-
-    def __init__(self, pipe):
-        self.pipe = pipe
-
-    def write(self, data):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def flush(self):
-        pass
-
-    def close(self):
-        self.pipe.close()
-
-    @property
-    def closed(self):
-        return self.pipe.closed
+def write_until_it_fails(writer: VideoWriter, make_video, start: int, bound_s: float = 60.0) -> SinkError:
+    """Keep writing (the encoder's failure shows at a later write) until SinkError, at most ``bound_s``."""
+    deadline = time.monotonic() + bound_s
+    i = start
+    while time.monotonic() < deadline:
+        try:
+            writer.write(make_video.frame(i))
+        except SinkError as error:
+            return error
+        i += 1
+        time.sleep(0.01)
+    raise AssertionError(f"no SinkError within {bound_s} s")
 
 
-def test_failed_write_raises_sink_error_and_keeps_a_playable_file(tmp_path, make_video):
+def wait_handed_over(writer: VideoWriter, n: int, bound_s: float = 60.0) -> None:
+    """Wait (bounded) until the writer thread gave ``n`` frames to ffmpeg."""
+    deadline = time.monotonic() + bound_s
+    while writer.frames_written < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert writer.frames_written >= n
+
+
+def test_ffmpeg_killed_mid_recording_keeps_what_decodes_and_says_exactly_how_much(tmp_path, make_video):
     path = tmp_path / "out.mp4"
     writer = VideoWriter(path, fps=15)
-    write_frames(writer, make_video, range(10))
-    writer._encoder._proc.stdin = FullDisk(writer._encoder._proc.stdin)
-    with pytest.raises(SinkError, match=r"Writing .*out.mp4 failed: No space left on device; the recording was stopped"):
-        writer.write(make_video.frame(10))
-    with pytest.raises(SinkError, match=r"No space left on device"):
-        writer.write(make_video.frame(11))  # still stopped, still saying why
-    writer.close()
-    assert video_info(path)["frames"] == 10
-    assert decoded_indices(path, make_video.index_of) == list(range(10))
+    write_frames(writer, make_video, range(40))
+    wait_handed_over(writer, 40)
+    time.sleep(1.0)  # ffmpeg encodes and writes the fragments of the frames it has
+    os.kill(writer._encoder.pid, signal.SIGKILL)
+    error = write_until_it_fails(writer, make_video, 40)
+    message = str(error)
+    assert "ffmpeg was stopped by signal 9" in message
+    kept = int(re.search(r"keeps the first (\d+) frames", message).group(1))
+    assert writer.saved_path == path and 15 <= kept <= 40
+    # The number said is the number that decodes, by ffmpeg and by OpenCV, in order from the first.
+    assert video_info(path)["frames"] == kept
+    assert decoded_indices(path, make_video.index_of) == list(range(kept))
+    writer.close()  # after a failure: nothing more to do, no second error
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"], "no temporary file is left behind"
 
 
 def test_low_disk_space_stops_recording_with_a_playable_file(tmp_path, make_video, monkeypatch):
@@ -178,7 +186,7 @@ def test_low_disk_space_stops_recording_with_a_playable_file(tmp_path, make_vide
     writer = VideoWriter(path, fps=10)  # checks once every 10 frames
     write_frames(writer, make_video, range(15))
     free[0] = 5 * 2**20
-    with pytest.raises(SinkError, match=r"Stopped recording .*out.mp4: only 5 MB left on the disk; the file keeps the 20 frames"):
+    with pytest.raises(SinkError, match=r"Stopped recording .*out.mp4: only 5 MB left on the disk; .*out.mp4 keeps the first 20 frames \(2.0 s; checked by decoding it\)\.$"):
         write_frames(writer, make_video, range(15, 30))
     writer.close()
     assert video_info(path)["frames"] == 20
@@ -208,6 +216,9 @@ CHILD = textwrap.dedent(
     with VideoWriter(path, fps=15) as writer:
         for i in range(n):
             writer.write(np.full((120, 160, 3), 10 * i, np.uint8))
+        deadline = time.monotonic() + 60
+        while writer.frames_written < n and time.monotonic() < deadline:
+            time.sleep(0.01)  # the writer thread hands them to ffmpeg
         print("written", flush=True)
         time.sleep(120)
     """
@@ -240,7 +251,13 @@ def test_recording_survives_the_process_being_stopped(tmp_path, signum):
     if signum == signal.SIGINT:
         # Python stopped on the KeyboardInterrupt and closed the writer; ffmpeg never saw the signal.
         assert "KeyboardInterrupt" in stderr and "SinkError" not in stderr, stderr
-    # After SIGTERM and SIGKILL ffmpeg, orphaned, sees the end of its input and finishes the file.
+        assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    else:
+        # Python died at once: ffmpeg, orphaned, sees the end of its input and finishes the file,
+        # which stays under its temporary name beside the target (nobody is left to rename it).
+        assert not path.exists()
+        (partial,) = tmp_path.glob("out.partial-*.mp4")
+        path = partial
     deadline = time.monotonic() + 30
     while True:
         try:

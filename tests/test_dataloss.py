@@ -1,0 +1,343 @@
+"""Nothing a user owns is destroyed, and every recording survives any kill (issue 12, first part).
+
+Outputs never replace inputs or each other; recordings are written under a temporary name and
+renamed at the end; while recording the MP4 is fragmented, so that a file cut short by a kill or
+a full disk still plays; a stuck encoder cannot hold the program; what a failure message says
+was kept is what the file holds. Kills and stops use real processes; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import namedtuple
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import psutil
+import pytest
+
+from helpers import read_frames, video_info
+from livecam import sinks
+from livecam.cli import main
+from livecam.errors import UserError
+from livecam.sinks import SinkError, VideoWriter
+
+BOUND_S = 120  # deadlines on waiting for a child process, not measurements
+ROOT = str(Path(__file__).resolve().parents[1])
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+DEMO = ("--model", "demo", "--no-display", "--quiet")
+
+
+def decodable(path: Path) -> int:
+    """Frames that decode, counted by ffmpeg decoding every one (not from the container's index)."""
+    done = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v:0", "-f", "null",
+         "-progress", "pipe:1", "-"],
+        capture_output=True, timeout=BOUND_S,
+    )  # fmt: skip
+    counts = re.findall(rb"^frame=(\d+)", done.stdout, re.MULTILINE)
+    return int(counts[-1]) if counts else 0
+
+
+def opencv_count(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def kept_in(message: str) -> int:
+    return int(re.search(r"keeps the first (\d+) frames", message).group(1))
+
+
+def noise(i: int, size=(320, 240)) -> np.ndarray:
+    """A frame that compresses badly, so that files grow fast."""
+    return np.random.default_rng(i).integers(0, 256, (size[1], size[0], 3), np.uint8)
+
+
+def wait_for(condition, what: str, bound_s: float = BOUND_S) -> None:
+    deadline = time.monotonic() + bound_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {bound_s} s")
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------------- outputs never replace inputs
+
+
+def test_stats_json_follows_the_overwrite_rule_of_output(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "clip.mp4", 6)
+    old = tmp_path / "old.json"
+    old.write_text('{"mine": 1}')
+    assert main(["--source", str(clip), *DEMO, "--stats-json", str(old)]) == 2
+    err = capsys.readouterr().err
+    assert "old.json' already exists; pass --overwrite to replace it" in err and err.count("\n") == 1
+    assert old.read_text() == '{"mine": 1}'
+
+
+@pytest.mark.parametrize("link", ["same name", "symlink", "hard link"])
+@pytest.mark.parametrize("flag", ["--output", "--stats-json"])
+def test_no_output_is_ever_an_input_even_with_overwrite(tmp_path, make_video, capsys, flag, link):
+    clip = make_video(tmp_path / "in.mp4", 6)
+    before = clip.read_bytes()
+    out = tmp_path / "alias.mp4"
+    if link == "same name":
+        out = clip
+    elif link == "symlink":
+        out.symlink_to(clip)
+    else:
+        os.link(clip, out)
+    assert main(["--source", str(clip), *DEMO, flag, str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"is the same file as the input '{clip}'" in err and "choose another name" in err and err.count("\n") == 1
+    assert clip.read_bytes() == before
+
+
+def test_stats_json_is_not_the_recording_and_not_the_labels(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "in.mp4", 6)
+    out = tmp_path / "rec.mp4"
+    assert main(["--source", str(clip), *DEMO, "-o", str(out), "--stats-json", str(out)]) == 2
+    assert f"is the same file as --output '{out}'" in capsys.readouterr().err
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\n")
+    assert main(["--source", str(clip), *DEMO, "--labels", str(labels), "--stats-json", str(labels), "--overwrite"]) == 2
+    assert "is the same file as --labels" in capsys.readouterr().err
+    assert labels.read_text() == "a\nb\n"
+
+
+def test_an_image_of_an_input_folder_is_never_an_output(tmp_path, make_image_folder, capsys):
+    folder = make_image_folder(tmp_path / "frames", 3)
+    image = next(folder.iterdir())
+    assert main(["--source", str(folder), *DEMO, "--stats-json", str(image), "--overwrite"]) == 2
+    assert "is the same file as the input image" in capsys.readouterr().err
+
+
+def test_a_dangling_symlink_as_output_is_never_written_through(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "in.mp4", 4)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out.mp4"
+    out.symlink_to(elsewhere / "target.mp4")
+    assert main(["--source", str(clip), *DEMO, "-o", str(out)]) == 2
+    assert "is a symbolic link to" in capsys.readouterr().err
+    assert main(["--source", str(clip), *DEMO, "-o", str(out), "--overwrite"]) == 0, capsys.readouterr().err
+    assert not (elsewhere / "target.mp4").exists(), "the link's target was created"
+    assert not out.is_symlink() and decodable(out) == 4, "the link itself was replaced by the recording"
+
+
+# ---------------------------------------------------------------------- recordings survive
+
+
+def test_ffmpeg_and_livecam_killed_together_leave_a_playable_file(tmp_path):
+    """A container or cgroup kill: both processes die at once; nobody finishes the file."""
+    child_code = textwrap.dedent(
+        """
+        import sys, time
+        import numpy as np
+        from livecam.sinks import VideoWriter
+
+        writer = VideoWriter(sys.argv[1], fps=15)
+        for i in range(60):
+            writer.write(np.full((120, 160, 3), 4 * i, np.uint8))
+        deadline = time.monotonic() + 60
+        while writer.frames_written < 60 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(2.0)  # ffmpeg encodes what it has and writes the complete fragments
+        print(writer._encoder.pid, flush=True)
+        time.sleep(120)
+        """
+    )
+    out = tmp_path / "out.mp4"
+    child = subprocess.Popen([sys.executable, "-c", child_code, str(out)], stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        ffmpeg_pid = int(child.stdout.readline())  # the child prints within its own bounds, or dies
+        for pid in (child.pid, ffmpeg_pid):
+            os.kill(pid, signal.SIGKILL)
+        child.wait(timeout=BOUND_S)
+        psutil.Process(ffmpeg_pid).wait(timeout=BOUND_S) if psutil.pid_exists(ffmpeg_pid) else None
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    (partial,) = tmp_path.glob("out.partial-*.mp4")
+    # Keyframes every 15 frames: at least the 3 complete seconds (45 frames) are in the file.
+    frames = decodable(partial)
+    assert frames >= 45
+    assert opencv_count(partial) == frames
+    assert video_info(partial)["codec"] == "h264"
+
+
+def test_disk_filled_by_another_program_keeps_what_was_recorded(tmp_path):
+    """ffmpeg fails writing between livecam's free-space checks; the file plays and the count is true."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs that can be filled up")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True, timeout=60)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        out = mount / "out.mp4"
+        writer = VideoWriter(out, fps=10, min_free_bytes=0)  # livecam's own check never fires
+        for i in range(25):
+            writer.write(noise(i))
+        wait_for(lambda: writer.frames_written == 25, "handing 25 frames to ffmpeg")
+        wait_for(lambda: sum(p.stat().st_size for p in mount.iterdir()) > 200_000, "two fragments on the disk")
+        with open(mount / "hog", "wb") as hog:  # another program takes the rest of the disk
+            while True:
+                try:
+                    hog.write(bytes(2**16))
+                    hog.flush()
+                except OSError:
+                    break
+        error = None
+        deadline = time.monotonic() + BOUND_S
+        i = 25
+        while error is None and time.monotonic() < deadline:
+            try:
+                writer.write(noise(i))
+                i += 1
+                time.sleep(0.02)
+            except SinkError as exc:
+                error = exc
+        assert error is not None, "the failure was never reported"
+        message = str(error)
+        assert "No space left on device" in message, message
+        kept = kept_in(message)
+        assert kept >= 10
+        assert writer.saved_path == out and decodable(out) == kept and opencv_count(out) == kept
+        writer.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=60)
+
+
+def test_two_writers_on_one_path_both_keep_their_recording(tmp_path, make_video):
+    out = tmp_path / "out.mp4"
+    first = VideoWriter(out, fps=15, overwrite=True)
+    second = VideoWriter(out, fps=15, overwrite=True)
+    for i in range(10):
+        first.write(make_video.frame(i))
+        second.write(make_video.frame(100 + i))
+    first.close()
+    second.close()
+    assert first.saved_path == out and second.saved_path == tmp_path / "out-2.mp4"
+    assert second.warnings == [f"Another program wrote {out} during this recording; it was left as it is, and this "
+                               f"recording was saved as {tmp_path / 'out-2.mp4'}."]  # fmt: skip
+    assert [make_video.index_of(f.astype(np.uint8)) for f in read_frames(out)] == list(range(10))
+    assert [make_video.index_of(f.astype(np.uint8)) for f in read_frames(second.saved_path)] == list(range(100, 110))
+
+
+def test_overwrite_replaces_the_old_file_in_one_step(tmp_path, make_video):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"old recording")
+    writer = VideoWriter(out, fps=15, overwrite=True)
+    for i in range(5):
+        writer.write(make_video.frame(i))
+    assert out.read_bytes() == b"old recording", "the old file stays whole while recording"
+    writer.close()
+    assert decodable(out) == 5 and sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_the_finished_file_is_an_ordinary_fast_start_h264_mp4(tmp_path, make_video):
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, fps=15) as writer:
+        for i in range(31):
+            writer.write(make_video.frame(i))
+    data = out.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat"), "the index comes first: browsers start playing at once"
+    assert b"moof" not in data, "no fragments left"
+    info = video_info(out)
+    assert info["codec"] == "h264" and info["pix_fmt"].startswith("yuv420p") and info["frames"] == 31
+
+
+def test_stuck_encoder_stops_the_recording_within_bounds_and_says_what_was_kept(tmp_path, make_video):
+    out = tmp_path / "out.mp4"
+    writer = VideoWriter(out, fps=15, stall_s=1.0)
+    for i in range(30):
+        writer.write(make_video.frame(i))
+    wait_for(lambda: writer.frames_written == 30, "handing 30 frames to ffmpeg")
+    time.sleep(1.0)
+    ffmpeg = psutil.Process(writer._encoder.pid)
+    ffmpeg.suspend()  # SIGSTOP: a hung disk looks the same from here
+    try:
+        error = None
+        for i in range(30, 100_000):  # the pipe and the queue fill up, then the writer gives up
+            try:
+                writer.write(make_video.frame(i))
+            except SinkError as exc:
+                error = exc
+                break
+        assert "The encoder took no frame for 1 s" in str(error)
+        kept = kept_in(str(error))
+        assert 15 <= kept and decodable(out) == kept
+    finally:
+        if ffmpeg.is_running():
+            ffmpeg.kill()
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_run_whatever_the_encoder_does(tmp_path):
+    """ffmpeg stopped (as on a hung disk), then Ctrl-C: livecam ends by itself, with the file it has."""
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livecam", "--source", "synth:160x120,fps=15", "-o", str(out), *DEMO],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True,
+    )  # fmt: skip
+    ffmpeg = None
+    try:
+        def recording() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"livecam ended early: {proc.stderr.read()}")
+            return any(p.stat().st_size > 4096 for p in tmp_path.glob("out.partial-*.mp4"))
+
+        wait_for(recording, "the recording growing")
+        (ffmpeg,) = [c for c in psutil.Process(proc.pid).children() if "ffmpeg" in c.name()]
+        ffmpeg.suspend()
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole group (ffmpeg has its own)
+        _, err = proc.communicate(timeout=60)  # without the fix it waits for a second Ctrl-C forever
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if ffmpeg is not None and ffmpeg.is_running():
+            ffmpeg.kill()
+    assert proc.returncode == 130, err
+    assert "took no frame" in err and "keeps the first" in err, err
+    assert decodable(out) == kept_in(err) > 0
+
+
+def test_low_disk_at_the_start_records_nothing_and_says_so(tmp_path, monkeypatch, make_video, capsys):
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(sinks.shutil, "disk_usage", lambda folder: Usage(2**30, 2**30, 10 * 2**20))
+    out = tmp_path / "out.mp4"
+    with pytest.raises(UserError, match=r"^Only 10 MB are free on the disk of .*, and recording needs 64 MB; nothing "
+                                        r"was recorded\. Free some space or record to another disk\.$"):  # fmt: skip
+        VideoWriter(out, fps=15)
+    clip = make_video(tmp_path / "in.mp4", 4)
+    assert main(["--source", str(clip), *DEMO, "-o", str(out)]) == 2
+    assert "nothing was recorded" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [clip]
+
+
+def test_stats_json_is_written_whole_or_not_at_all(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "in.mp4", 4)
+    stats = tmp_path / "stats.json"
+    link_target = tmp_path / "kept.json"
+    link_target.write_text("precious")
+    stats.symlink_to(link_target)
+    assert main(["--source", str(clip), *DEMO, "--stats-json", str(stats), "--overwrite"]) == 0, capsys.readouterr().err
+    assert link_target.read_text() == "precious", "the link was replaced, not written through"
+    assert json.loads(stats.read_text())["frames"] == 4
