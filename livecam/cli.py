@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from livecam import __version__
-from livecam.errors import UserError
+from livecam.errors import UserError, shown
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if debug:
             raise
-        print(f"livecam: error: {exc}", file=sys.stderr)
+        print(f"livecam: error: {shown(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         if debug:
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         text = str(exc).strip().splitlines()
-        print(f"livecam: unexpected error: {type(exc).__name__}: {text[0] if text else ''} (rerun with --debug for details)", file=sys.stderr)
+        print(f"livecam: unexpected error: {type(exc).__name__}: {shown(text[0]) if text else ''} (rerun with --debug for details)", file=sys.stderr)
         return 1
 
 
@@ -275,16 +275,16 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
 
     quiet = args.quiet
     if not quiet:
-        print(f"livecam: source: {source.description}", file=sys.stderr)
+        print(f"livecam: source: {shown(source.description)}", file=sys.stderr)
         for warning in getattr(source, "warnings", []) or []:
-            print(f"livecam: warning: {warning}", file=sys.stderr)
+            print(f"livecam: warning: {shown(warning)}", file=sys.stderr)
     with _native_stderr_silenced(not args.debug):  # TensorFlow's C++ start-up log lines
         from livecam.pipeline import Options, Pipeline
 
         engine = _engine(args, model_name)
     class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
     if not quiet:
-        print(f"livecam: model {engine.model_name}, layer {engine.layer_name}, method {engine.method}", file=sys.stderr)
+        print(f"livecam: model {shown(engine.model_name)}, layer {shown(engine.layer_name)}, method {engine.method}", file=sys.stderr)
 
     renderer = Renderer(colormap=args.colormap, alpha=args.alpha, smooth=args.smooth, hud=not args.no_hud, side_by_side=args.side_by_side)
     batch = 1 if source.live else (args.batch or 8)
@@ -302,7 +302,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     if args.output is not None:
         recorder = sinks.VideoWriter(args.output, fps=source.fps or 30.0, live=source.live, overwrite=args.overwrite)
     window = sinks.WindowSink("livecam") if display else None
-    pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder)
+    pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder, log=_log)
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -313,7 +313,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         print(
             f"livecam: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps), "
             f"dropped {stats.dropped}, corrupt {stats.corrupt}"
-            + (f"; saved {', '.join(stats.recordings)}" if stats.recordings and stats.recording_error is None else ""),
+            + (f"; saved {shown(', '.join(stats.recordings))}" if stats.recordings and stats.recording_error is None else ""),
             file=sys.stderr,
         )
     if stats.recording_error is not None and window is None:
@@ -356,6 +356,10 @@ def _native_stderr_silenced(enabled: bool):
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def _log(text: str) -> None:
+    print(shown(text), file=sys.stderr, flush=True)
 
 
 def _raise_interrupt(signum, frame):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any, Iterable
 
 import numpy as np
@@ -33,3 +34,56 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none), for one-line errors."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+# Query parameters whose values are secrets: tokens, keys, passwords, signatures, sessions.
+_SECRET_PARAM = re.compile(r"(?i)token|auth|key|pass|pwd|secret|sig|session|credential|jwt|bearer")
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s'\"<>]*)")
+# Bidirectional-text controls can make a name read differently from what it is.
+_BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
+
+
+def redact(text: str) -> str:
+    """``text`` with the secrets of every URL in it replaced by ``***``.
+
+    The user information (``user:password@``, up to the last ``@`` before the query, so a
+    password holding ``@`` or ``/`` is hidden whole) and the values of query parameters whose
+    names look like credentials (``token``, ``api_key``, ``password``, ``sig``...). Used for
+    everything livecam prints or saves: console, HUD, stats, snapshot records, errors.
+    """
+    return _URL.sub(_redact_url, text)
+
+
+def _redact_url(match: re.Match) -> str:
+    scheme, rest = match.group(1), match.group(2)
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    head, tail = rest[:cut], rest[cut:]
+    if "@" in head:
+        head = "***@" + head[head.rindex("@") + 1 :]
+    tail = re.sub(r"([?&;])([^=&;#]*)=([^&;#]*)", _redact_param, tail)
+    return scheme + head + tail
+
+
+def _redact_param(match: re.Match) -> str:
+    sep, name, value = match.groups()
+    return f"{sep}{name}={'***' if _SECRET_PARAM.search(name) and value else value}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape codes too), bidirectional
+    controls and undecodable bytes written as Python escapes (``\\x1b``), the rest unchanged."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that is not UTF-8 (os.fsdecode's surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or 0x7F <= code < 0xA0 or code in _BIDI or 0xD800 <= code < 0xE000:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def shown(text: object) -> str:
+    """What livecam prints for any text it did not write itself: secrets redacted, controls escaped."""
+    return printable(redact(str(text)))

@@ -25,6 +25,7 @@ import glob
 import math
 import os
 import re
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
-from livecam.errors import UserError
+from livecam.errors import UserError, redact
 
 __all__ = [
     "CaptureLike",
@@ -69,11 +70,14 @@ class Frame:
         index: 0, 1, 2... in delivery order; for live sources the capture counter, so a gap
             between two frames is the number of frames dropped in between.
         timestamp_s: ``time.monotonic()`` when the frame was captured (files: when read).
+        media_time_s: video files: the frame's time in the file (seconds from the first frame,
+            counting on across ``--loop`` passes); None for other sources.
     """
 
     image_bgr: np.ndarray
     index: int
     timestamp_s: float
+    media_time_s: float | None = None
 
 
 class CaptureLike(Protocol):
@@ -89,8 +93,9 @@ class FrameSource(Protocol):
 
     live: bool  # camera, URL, synth: True; file, folder: False
     fps: float | None  # nominal rate: the file's fps, the negotiated camera fps
-    size: tuple[int, int] | None  # (width, height); folders: the first image's
+    size: tuple[int, int] | None  # (width, height); folders: the size chosen for the recording
     frame_count: int | None  # files and folders: total frames; live: None
+    variable_frame_rate: bool  # files whose frames are unevenly spaced: record by media_time_s
     dropped: int  # frames captured but never read (latest frame wins)
     corrupt: int  # unreadable frames skipped
     description: str  # e.g. "camera 0 at 1280x720 30 fps (MJPG)"
@@ -108,6 +113,7 @@ class FrameSource(Protocol):
 
 class _SourceBase:
     live = False
+    variable_frame_rate = False
     fps: float | None = None
     size: tuple[int, int] | None = None
     frame_count: int | None = None
@@ -153,6 +159,8 @@ class _OrderedSource(_SourceBase):
         self._lock = threading.Lock()  # close() may come from another thread than read()
         self._next_index = 0
         self._pending: np.ndarray | None = None  # the first image, decoded early to validate the input
+        self._pending_media_s: float | None = None
+        self._media_s: float | None = None  # the time in the file of the image _next_image returned last
 
     def _next_image(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -163,12 +171,14 @@ class _OrderedSource(_SourceBase):
             if self._closed:
                 return None
             image, self._pending = self._pending, None
+            media_s = self._pending_media_s
             if image is None:
                 image = self._next_image()
+                media_s = self._media_s
             if image is None:
                 self._status = "ended"
                 return None
-            frame = Frame(image, self._next_index, time.monotonic())
+            frame = Frame(image, self._next_index, time.monotonic(), media_s)
             self._next_index += 1
             return frame
 
@@ -176,9 +186,18 @@ class _OrderedSource(_SourceBase):
 class VideoFileSource(_OrderedSource):
     """Every frame of a video file, in order; unreadable frames are skipped and counted.
 
+    Before decoding, the packets' timestamps are read (no decoding, about as fast as reading the
+    file) to learn how many frames the file really holds and whether they are evenly spaced:
+
+    - Evenly spaced (constant frame rate): a frame missing from the timestamps, or dropped by
+      the decoder without a word, shows as a gap and counts in ``corrupt``.
+    - Unevenly spaced (variable frame rate, e.g. phone videos or screen recordings):
+      ``variable_frame_rate`` is True, ``fps`` is a rate fine enough to place every frame, and
+      each frame carries its time (``Frame.media_time_s``) so a recording keeps the timing.
+
     Args:
-        path: the video file.
-        loop: start again at the end (indices keep counting up).
+        path: the video file, or an http(s) URL of a finite video file.
+        loop: start again at the end (indices and media times keep counting up).
 
     Raises:
         UserError: the file does not open or no frame of it decodes.
@@ -186,31 +205,65 @@ class VideoFileSource(_OrderedSource):
 
     def __init__(self, path: str | os.PathLike, *, loop: bool = False):
         super().__init__()
-        self.path = Path(path)
+        self._location = os.fspath(path)
+        self._is_url = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", self._location) is not None
+        self.path = Path(self._location) if not self._is_url else None
+        self.name = redact(self._location) if self._is_url else self.path.name
         self._loop = loop
         self._cap = self._open()
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         if not (math.isfinite(fps) and fps > 0):
             fps = FOLDER_DEFAULT_FPS
-            self.warnings.append(f"{self.path.name} does not say its frame rate; assuming {fps:g} fps.")
+            self.warnings.append(f"{self.name} does not say its frame rate; assuming {fps:g} fps.")
         self.fps = float(fps)
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 else None
+        self._interval_s: float | None = None  # constant frame rate: the time between frames
+        times = _packet_times(self.path) if self.path is not None else None
+        if times is not None and len(times) >= 2:
+            self._read_timing(times)
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self._time_offset_s = 0.0  # media time at the start of this pass (loops count on)
+        self._pass_end_s = 0.0
+        self._last_media_s: float | None = None
         self._pending = self._grab_next()
+        self._pending_media_s = self._media_s
         if self._pending is None:
             self._cap.release()
-            raise UserError(_not_readable(self.path))
+            raise UserError(_not_readable(self._location if self._is_url else self.path))
         frames = f"{self.frame_count} frames" if self.frame_count else "unknown length"
-        self.description = f"video {self.path.name} ({self.size[0]}x{self.size[1]}, {self.fps:g} fps, {frames})"
+        rate = f"variable frame rate, recorded at {self.fps:g} fps" if self.variable_frame_rate else f"{self.fps:g} fps"
+        self.description = f"video {self.name} ({self.size[0]}x{self.size[1]}, {rate}, {frames})"
         if loop:
             self.description += ", looping"
 
+    def _read_timing(self, times: list[float]) -> None:
+        intervals = np.diff(np.asarray(times))
+        intervals = intervals[intervals > 0]
+        if not intervals.size:
+            return
+        median = float(np.median(intervals))
+        steps = intervals / median
+        regular = np.abs(steps - np.round(steps)) < 0.15
+        single = np.abs(steps - 1) < 0.15
+        if regular.all() and single.mean() >= 0.9:
+            # Evenly spaced, perhaps with holes: the holes are frames lost before they reached us.
+            interval = float(intervals[single].mean())  # the mean: timestamps are rounded to the time base
+            self._interval_s = interval
+            self.frame_count = int(round((times[-1] - times[0]) / interval)) + 1
+            if abs(1.0 / interval - self.fps) > 0.01 * self.fps:
+                self.fps = 1.0 / interval
+        else:
+            self.variable_frame_rate = True
+            self.frame_count = len(times)
+            # A grid fine enough that no two frames share a slot (at most 60 fps).
+            self.fps = float(min(60, max(1, math.ceil(1.0 / float(intervals.min()) - 1e-6))))
+
     def _open(self) -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        cap = cv2.VideoCapture(self._location, cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
-            raise UserError(_not_readable(self.path))
+            raise UserError(_not_readable(self._location if self._is_url else self.path))
         self._pass_position = 0  # frames of this pass read or counted as corrupt
         self._pass_delivered = 0
         return cap
@@ -220,6 +273,8 @@ class VideoFileSource(_OrderedSource):
         if image is None and self._loop and self._pass_delivered > 0:
             self._cap.release()
             self._cap = self._open()
+            self._time_offset_s = self._pass_end_s
+            self._last_media_s = None
             image = self._grab_next()
         return image
 
@@ -229,10 +284,16 @@ class VideoFileSource(_OrderedSource):
             if self._cap.grab():
                 ok, image = self._cap.retrieve()
                 if ok and image is not None and image.size:
-                    # Failures followed by a good frame were corrupt frames in the middle.
-                    self.corrupt += failures
-                    self._pass_position += failures + 1
+                    media_s = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                    # Failures followed by a good frame were corrupt frames in the middle; with an even
+                    # frame rate, a gap in the timestamps counts the frames the decoder left out unsaid.
+                    lost = max(failures, self._gap_frames(media_s))
+                    self.corrupt += lost
+                    self._pass_position += lost + 1
                     self._pass_delivered += 1
+                    self._last_media_s = media_s
+                    self._media_s = self._time_offset_s + media_s
+                    self._pass_end_s = self._media_s + (self._interval_s or 1.0 / self.fps)
                     return image
             failures += 1
             if self.frame_count is not None:
@@ -243,6 +304,11 @@ class VideoFileSource(_OrderedSource):
                     return None
             elif failures >= _MAX_FAILED_GRABS:
                 return None
+
+    def _gap_frames(self, media_s: float) -> int:
+        if self._interval_s is None or self._last_media_s is None:
+            return 0
+        return max(0, int(round((media_s - self._last_media_s) / self._interval_s)) - 1)
 
     def close(self) -> None:
         with self._lock:
@@ -579,7 +645,7 @@ def open_source(
     if scheme:
         if scheme.group(1).lower() not in STREAM_SCHEMES:
             raise UserError(
-                f"Unsupported URL scheme {scheme.group(1)!r} in {_redact(text)!r}; expected one of "
+                f"Unsupported URL scheme {scheme.group(1)!r} in {redact(text)!r}; expected one of "
                 f"{', '.join(s + '://' for s in STREAM_SCHEMES)}, or a local path."
             )
         source = _open_stream(text, timeout_s)
@@ -698,11 +764,11 @@ def _open_stream(url: str, timeout_s: float) -> LiveSource:
             cap.release()
         if elapsed_s >= 0.9 * timeout_s:
             raise UserError(
-                f"The stream {_redact(url)} did not answer within {timeout_s:g} s; check the address and the "
+                f"The stream {redact(url)} did not answer within {timeout_s:g} s; check the address and the "
                 f"network, and that the camera or server is on."
             )
         raise UserError(
-            f"The stream {_redact(url)} could not be opened; check the address (scheme, host, port and path) "
+            f"The stream {redact(url)} could not be opened; check the address (scheme, host, port and path) "
             f"and that the camera or server is on."
         )
     width, height, fps, _ = _negotiated(cap)
@@ -710,7 +776,7 @@ def _open_stream(url: str, timeout_s: float) -> LiveSource:
     return LiveSource(
         open_capture,
         capture=cap,
-        description=f"stream {_redact(url)} at {width}x{height}{rate}",
+        description=f"stream {redact(url)} at {width}x{height}{rate}",
         fps=fps,
         size=(width, height) if width and height else None,
     )
@@ -797,6 +863,28 @@ def _check_resolution(resolution: tuple[int, int]) -> tuple[int, int]:
     return width, height
 
 
+def _packet_times(path: Path, timeout_s: float = 60.0) -> list[float] | None:
+    """Presentation times (s) of every video packet of a local file, sorted; read without decoding.
+
+    None when ffmpeg cannot tell (no ffmpeg, no video stream, too slow).
+    """
+    try:
+        import imageio_ffmpeg
+
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", f"file:{path}",
+               "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]  # fmt: skip
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        return None
+    text = done.stdout.decode(errors="replace")
+    base = re.search(r"^#tb 0: (\d+)/(\d+)", text, re.MULTILINE)
+    if done.returncode != 0 or base is None:
+        return None
+    tick = int(base.group(1)) / int(base.group(2))
+    times = [int(m.group(1)) * tick for m in re.finditer(r"^0,\s*-?\d+,\s*(-?\d+),", text, re.MULTILINE)]
+    return sorted(times) or None
+
+
 def _decode_image(path: Path) -> np.ndarray | None:
     try:
         # imdecode over np.fromfile, not imread: imread fails on non-ASCII paths on Windows.
@@ -832,10 +920,6 @@ def _not_readable(path: Path) -> str:
         f"{str(path)!r} is not a readable video or image (corrupt, or a type OpenCV cannot decode); check that it "
         f"plays in a video player, or convert it to MP4 (H.264) or PNG."
     )
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
 
 
 def _release(capture: CaptureLike) -> None:
