@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     eng.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
     out = p.add_argument_group("output")
     out.add_argument("--output", "-o", type=Path, help="record the overlay to this .mp4 file")
+    out.add_argument("--size", type=_size, help="size of the recording, WxH (default: the input's; for image folders the most common image size)")
     out.add_argument("--overwrite", action="store_true", help="replace an existing --output or --stats-json file (never an input)")
     out.add_argument("--no-display", action="store_true", help="no window (headless)")
     out.add_argument("--max-frames", type=_int_range("--max-frames", 1, None), help="stop after N frames")
@@ -122,6 +123,16 @@ def _resolution(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected --resolution as WxH, e.g. 1280x720. Received: {text!r}") from None
     if not (16 <= w <= 7680 and 16 <= h <= 4320):
         raise argparse.ArgumentTypeError(f"expected --resolution between 16x16 and 7680x4320. Received: {text!r}")
+    return (w, h)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected --size as WxH, e.g. 1280x720. Received: {text!r}") from None
+    if not (16 <= w <= 16384 and 16 <= h <= 16384):
+        raise argparse.ArgumentTypeError(f"expected --size between 16x16 and 16384x16384. Received: {text!r}")
     return (w, h)
 
 
@@ -300,7 +311,13 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     )
     recorder = None
     if args.output is not None:
-        recorder = sinks.VideoWriter(args.output, fps=source.fps or 30.0, live=source.live, overwrite=args.overwrite)
+        recorder = sinks.VideoWriter(
+            args.output,
+            fps=source.fps or 30.0,
+            size=_recording_size(args, source),
+            live=source.live or source.variable_frame_rate,  # the latter: keep the file's own timing
+            overwrite=args.overwrite,
+        )
     window = sinks.WindowSink("livecam") if display else None
     pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder, log=_log)
 
@@ -319,6 +336,14 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     if stats.recording_error is not None and window is None:
         return 1
     return 0
+
+
+def _recording_size(args: argparse.Namespace, source) -> tuple[int, int] | None:
+    """--size, or for image folders the size the source chose from its images; None: the first frame's."""
+    size = args.size or (source.size if getattr(source, "mixed_sizes", False) else None)
+    if size is None:
+        return None
+    return (2 * size[0], size[1]) if args.side_by_side else size  # raw | overlay
 
 
 def _engine(args: argparse.Namespace, model_name: str):

@@ -523,7 +523,8 @@ class Pipeline:
             base = self.options.output or Path(f"livecam-{datetime.now():%Y%m%d-%H%M%S}.mp4")
             path = free_name(base)
             try:
-                self._recorder = VideoWriter(path, fps=self.source.fps or 30.0, live=self.source.live)
+                live = self.source.live or getattr(self.source, "variable_frame_rate", False)
+                self._recorder = VideoWriter(path, fps=self.source.fps or 30.0, live=live)
             except ValueError as exc:
                 self._say(f"cannot record: {exc}", seconds=10)
                 self._log(f"livecam: cannot record: {exc}")

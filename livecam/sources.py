@@ -20,6 +20,7 @@ that stops delivering is reopened with back-off while ``status == "reconnecting"
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import glob
 import math
@@ -114,6 +115,7 @@ class FrameSource(Protocol):
 class _SourceBase:
     live = False
     variable_frame_rate = False
+    mixed_sizes = False
     fps: float | None = None
     size: tuple[int, int] | None = None
     frame_count: int | None = None
@@ -230,7 +232,7 @@ class VideoFileSource(_OrderedSource):
         self._pending_media_s = self._media_s
         if self._pending is None:
             self._cap.release()
-            raise UserError(_not_readable(self._location if self._is_url else self.path))
+            raise UserError(_not_readable(self.name if self._is_url else self.path))
         frames = f"{self.frame_count} frames" if self.frame_count else "unknown length"
         rate = f"variable frame rate, recorded at {self.fps:g} fps" if self.variable_frame_rate else f"{self.fps:g} fps"
         self.description = f"video {self.name} ({self.size[0]}x{self.size[1]}, {rate}, {frames})"
@@ -263,7 +265,7 @@ class VideoFileSource(_OrderedSource):
         cap = cv2.VideoCapture(self._location, cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
-            raise UserError(_not_readable(self._location if self._is_url else self.path))
+            raise UserError(_not_readable(self.name if self._is_url else self.path))
         self._pass_position = 0  # frames of this pass read or counted as corrupt
         self._pass_delivered = 0
         return cap
@@ -320,7 +322,9 @@ class VideoFileSource(_OrderedSource):
 class ImageFolderSource(_OrderedSource):
     """Images from a list of files, in the given order; unreadable ones are skipped and counted.
 
-    Images of different sizes are fine: each frame has its own size (``size`` is the first's).
+    Images of different sizes are fine: each frame has its own size. ``size`` is the size a
+    recording of them should have: the most common one (the largest of those tied), read from
+    the image headers up front; ``mixed_sizes`` says whether they differ.
 
     Args:
         paths: the image files, already sorted.
@@ -348,9 +352,18 @@ class ImageFolderSource(_OrderedSource):
                 f"None of the {len(self.paths)} images in {where} could be read; check that they are "
                 f"valid image files ({', '.join(IMAGE_SUFFIXES[:7])})."
             )
-        self.size = (self._pending.shape[1], self._pending.shape[0])
+        first = (self._pending.shape[1], self._pending.shape[0])
+        sizes = collections.Counter(_image_size(p) for p in self.paths) if len(self.paths) > 1 else collections.Counter()
+        sizes.pop(None, None)
+        self.mixed_sizes = len(sizes) > 1
+        self.size = max(sizes, key=lambda wh: (sizes[wh], wh[0] * wh[1])) if self.mixed_sizes else first
         count = f"{len(self.paths)} images" if len(self.paths) > 1 else "1 image"
         self.description = f"{count} in {where} ({self.fps:g} fps)" + (", looping" if loop else "")
+        if self.mixed_sizes:
+            self.warnings.append(
+                f"The images have {len(sizes)} different sizes; a recording is {self.size[0]}x{self.size[1]}, the most "
+                f"common, with the others fitted inside (choose another with --size WxH)."
+            )
 
     def _next_image(self) -> np.ndarray | None:
         while True:
@@ -648,7 +661,7 @@ def open_source(
                 f"Unsupported URL scheme {scheme.group(1)!r} in {redact(text)!r}; expected one of "
                 f"{', '.join(s + '://' for s in STREAM_SCHEMES)}, or a local path."
             )
-        source = _open_stream(text, timeout_s)
+        source = _open_stream(text, timeout_s, loop=loop)
         _note_ignored(source, resolution, fps)
         return source
     path = Path(text).expanduser()
@@ -746,7 +759,7 @@ def _open_camera(index: int, resolution: tuple[int, int] | None, fps: float | No
     )
 
 
-def _open_stream(url: str, timeout_s: float) -> LiveSource:
+def _open_stream(url: str, timeout_s: float, *, loop: bool = False) -> LiveSource | VideoFileSource:
     timeout_ms = int(timeout_s * 1000)
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
 
@@ -771,6 +784,11 @@ def _open_stream(url: str, timeout_s: float) -> LiveSource:
             f"The stream {redact(url)} could not be opened; check the address (scheme, host, port and path) "
             f"and that the camera or server is on."
         )
+    if url.lower().startswith(("http://", "https://")) and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
+        # A video file on a web server, not a live stream: it has an end, every frame is wanted
+        # in order, and reading it again and again as if it were a camera would be wrong.
+        cap.release()
+        return VideoFileSource(url, loop=loop)
     width, height, fps, _ = _negotiated(cap)
     rate = f" {fps:g} fps" if fps else ""
     return LiveSource(
@@ -883,6 +901,22 @@ def _packet_times(path: Path, timeout_s: float = 60.0) -> list[float] | None:
     tick = int(base.group(1)) / int(base.group(2))
     times = [int(m.group(1)) * tick for m in re.finditer(r"^0,\s*-?\d+,\s*(-?\d+),", text, re.MULTILINE)]
     return sorted(times) or None
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the image's header, without decoding it; None if unreadable."""
+    from PIL import Image  # lazy: only image folders need it
+
+    try:
+        with Image.open(path) as image:
+            if image.format in ("JPEG", "MPO", "TIFF", "WEBP", "PNG"):
+                # OpenCV turns images as their EXIF orientation says; so must the size.
+                orientation = image.getexif().get(0x0112, 1)
+                if orientation in (5, 6, 7, 8):
+                    return (image.height, image.width)
+            return image.size
+    except Exception:  # any unreadable header: the image counts as corrupt later, if it is
+        return None
 
 
 def _decode_image(path: Path) -> np.ndarray | None:

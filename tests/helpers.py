@@ -1,4 +1,4 @@
-"""Shared by the tests: a camera that can be unplugged, AVI files with corrupt frames, what a video holds, X windows."""
+"""Shared by the tests: a camera that can be unplugged, AVI files with corrupt frames, videos made by ffmpeg, what a video holds, X windows."""
 
 from __future__ import annotations
 
@@ -103,3 +103,28 @@ def visible_windows(xdotool: str, name: str) -> list[dict[str, int]]:
         if {"WINDOW", "X", "Y", "WIDTH", "HEIGHT"} <= fields.keys():
             windows.append({k: int(fields[k]) for k in ("WINDOW", "X", "Y", "WIDTH", "HEIGHT")})
     return windows
+
+
+def ffmpeg_encode(make_video, path: Path, n: int, args: list[str], *, size=(160, 120), rate: int = 100, pipe_output: bool = False) -> Path:
+    """``n`` index-coded frames (``make_video.frame``) through ffmpeg into ``path``, with extra output ``args``.
+
+    ``pipe_output``: written through a pipe, so the container cannot go back to note its length.
+    """
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    raw = b"".join(make_video.frame(i, size).tobytes() for i in range(n))
+    cmd = [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{size[0]}x{size[1]}",
+           "-framerate", str(rate), "-i", "pipe:0", *args]  # fmt: skip
+    done = subprocess.run([*cmd, "-" if pipe_output else str(path)], input=raw, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    if pipe_output:
+        path.write_bytes(done.stdout)
+    return path
+
+
+VFR_TIMES = [0.1 * n for n in range(30)] + [3.0 + 0.5 * n for n in range(30)]  # 60 frames over 17.5 s
+
+
+def vfr_video(make_video, path: Path) -> Path:
+    """60 frames at ``VFR_TIMES`` (0.1 s apart, then 0.5 s apart: a variable frame rate), MPEG-4 in Matroska."""
+    expression = "if(lt(N,30),N*0.1,3+(N-30)*0.5)/TB"
+    return ffmpeg_encode(make_video, path, 60, ["-vf", f"setpts='{expression}'", "-fps_mode", "passthrough", "-c:v", "mpeg4", "-q:v", "2"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 
@@ -11,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import FakeDevice, corrupt_avi_frames
+from helpers import VFR_TIMES, FakeDevice, corrupt_avi_frames, read_frames, vfr_video, video_info
 from livecam import sinks
 from livecam.cli import main
 from livecam.engine import CamEngine
@@ -292,3 +293,107 @@ def test_labels_file_that_is_not_utf8_is_a_user_error(tmp_path):
     path.write_bytes("caf\u00e9\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"is not UTF-8 text"):
         load_labels(path)
+
+
+# ---------------------------------------------------------------------- honest inputs and outputs (issue 12)
+
+DEMO = ("--model", "demo", "--no-display")
+
+
+def test_variable_frame_rate_video_keeps_its_timing_in_the_recording(tmp_path, make_video, capsys):
+    clip = vfr_video(make_video, tmp_path / "vfr.mkv")
+    out, stats_path = tmp_path / "out.mp4", tmp_path / "stats.json"
+    code = main(["--source", str(clip), *DEMO, "--quiet", "--alpha", "0", "--no-hud", "-o", str(out), "--stats-json", str(stats_path)])
+    assert code == 0, capsys.readouterr().err
+    import json
+
+    stats = json.loads(stats_path.read_text())
+    assert (stats["frames"], stats["corrupt"]) == (60, 0)
+    # 10 fps: the frame shown at output frame k is the last input frame whose time is <= k / 10.
+    shown = [make_video.index_of(f.astype(np.uint8)) for f in read_frames(out)]
+    expected = [max(i for i, t in enumerate(VFR_TIMES) if t <= k / 10 + 1e-6) for k in range(len(shown))]
+    assert len(shown) == 176 and shown == expected  # 17.5 s and the last frame's 0.1 s
+
+
+def test_folder_of_mixed_sizes_records_at_the_most_common_size_or_size(tmp_path, make_image_folder, capsys):
+    folder = make_image_folder(tmp_path / "mixed", 5, sizes=[(1, 1), (160, 120), (96, 64), (160, 120), (160, 120)])
+    out = tmp_path / "out.mp4"
+    assert main(["--source", str(folder), *DEMO, "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "3 different sizes; a recording is 160x120" in err
+    info = video_info(out)
+    assert (info["size"], info["frames"]) == ((160, 120), 5)
+    assert main(["--source", str(folder), *DEMO, "--quiet", "-o", str(tmp_path / "big.mp4"), "--size", "320x240"]) == 0
+    assert video_info(tmp_path / "big.mp4")["size"] == (320, 240)
+
+
+def test_recordings_larger_than_players_accept_are_scaled_down_once(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "in.mp4", 4)
+    out = tmp_path / "out.mp4"
+    assert main(["--source", str(clip), *DEMO, "--quiet", "-o", str(out), "--size", "12000x9000"]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "instead of 12000x9000" in line]
+    assert len(notes) == 1 and "does not play in browsers" in notes[0], err
+    width, height = video_info(out)["size"]
+    assert abs(width / height - 4 / 3) < 0.01
+    assert -(-width // 16) * -(-height // 16) <= 36_864, "within H.264 level 5.2: 4096x2304 worth of macroblocks"
+
+
+def test_writer_scales_frames_beyond_level_5_2(tmp_path, make_video):
+    with VideoWriter(tmp_path / "out.mp4", fps=15, size=(12000, 9000)) as writer:
+        writer.write(make_video.frame(0))
+    assert writer.size == sinks.playable_size((12000, 9000)) and writer.size != (12000, 9000)
+    assert writer.warnings == [f"Recording out.mp4 at {writer.size[0]}x{writer.size[1]} instead of 12000x9000: larger H.264 "
+                               f"video does not play in browsers and most players."]  # fmt: skip
+    assert sinks.playable_size((4096, 2304)) == (4096, 2304) and sinks.playable_size((16000, 200))[0] <= 8688
+
+
+@pytest.mark.parametrize(
+    "url, secrets",
+    [
+        ("rtsp://admin:p@ss@127.0.0.1:{port}/x", ["admin", "p@ss", "ss@"]),
+        ("rtsp://admin:pa/ss@127.0.0.1:{port}/x", ["admin", "pa/ss", "ss@"]),
+        ("http://127.0.0.1:{port}/x.mp4?token=S3CRET&size=2&api_key=K3Y", ["S3CRET", "K3Y"]),
+    ],
+    ids=["at-sign", "slash", "query"],
+)
+def test_secrets_in_urls_are_never_printed(url, secrets):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # A real process: ffmpeg's and OpenCV's own messages go to the same stderr and count too.
+    done = subprocess.run([sys.executable, "-m", "livecam", "--source", url.format(port=port), "--no-display"],
+                          capture_output=True, text=True, timeout=120, env=_env())  # fmt: skip
+    assert done.returncode == 2 and "could not be opened" in done.stderr
+    for secret in secrets:
+        assert secret not in done.stderr + done.stdout
+
+
+def test_redact():
+    from livecam.errors import redact
+
+    assert redact("rtsp://admin:p@ss@host:554/s") == "rtsp://***@host:554/s"
+    assert redact("rtsp://admin:pa/ss@host/stream") == "rtsp://***@host/stream"
+    assert redact("see http://h/v.mp4?token=abc&w=2&X-Amz-Signature=f0 now") == "see http://h/v.mp4?token=***&w=2&X-Amz-Signature=*** now"
+    assert redact("rtsp://cam.local/live?channel=1") == "rtsp://cam.local/live?channel=1"
+
+
+def test_names_with_terminal_escape_codes_are_printed_escaped(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "evil\x1b[2J\x1b]0;pwned\x07.mp4", 3)
+    out = tmp_path / "out\x1b[31m.mp4"
+    assert main(["--source", str(clip), *DEMO, "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "video evil\\x1b[2J\\x1b]0;pwned\\x07.mp4" in err and "saved " in err and "out\\x1b[31m.mp4" in err
+    assert main(["--source", str(tmp_path / "missing\x1b[2J.mp4"), *DEMO]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "missing\\x1b[2J.mp4" in err
+
+
+def _env() -> dict:
+    import os
+
+    root = os.path.dirname(os.path.dirname(sinks.__file__))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}

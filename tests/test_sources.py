@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from livecam.errors import UserError
-from helpers import FakeDevice, corrupt_avi_frames
+from helpers import VFR_TIMES, FakeDevice, corrupt_avi_frames, ffmpeg_encode, vfr_video
 from livecam.sources import ImageFolderSource, LiveSource, VideoFileSource, list_cameras, open_source
 
 
@@ -146,30 +146,72 @@ def test_folder_with_all_images_unreadable(tmp_path):
 
 @pytest.fixture
 def http_root(tmp_path):
-    """A local HTTP server over tmp_path/www; yields (root folder, base URL)."""
+    """A local HTTP server over tmp_path/www; yields (root folder, base URL, the paths it was asked for)."""
+    requests: list[str] = []
 
     class QuietHandler(SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
+
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
 
     root = tmp_path / "www"
     root.mkdir()
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield root, f"http://127.0.0.1:{server.server_port}"
+    yield root, f"http://127.0.0.1:{server.server_port}", requests
     server.shutdown()
     server.server_close()
 
 
-def test_url_is_a_live_source(http_root, make_video):
-    root, base = http_root
+def test_a_finite_video_file_over_http_is_read_as_a_file(http_root, make_video):
+    root, base, requests = http_root
     make_video(root / "clip.mp4", 30)
-    with open_source(f"{base}/clip.mp4", timeout_s=5) as source:
-        assert isinstance(source, LiveSource) and source.live
-        assert source.description.startswith(f"stream {base}/clip.mp4 at 160x120")
-        frame = source.read(timeout_s=10)
-    assert frame.image_bgr.shape == (120, 160, 3)
+    with open_source(f"{base}/clip.mp4?token=s3cr3t", timeout_s=5) as source:
+        assert isinstance(source, VideoFileSource) and not source.live
+        assert source.frame_count == 30
+        assert source.description.startswith(f"video {base}/clip.mp4?token=*** (160x120, 15 fps, 30 frames)")
+        indices = [make_video.index_of(frame.image_bgr) for frame in source]
+    assert indices == list(range(30)), "every frame, once, in order"
+    assert source.corrupt == 0
+    assert len(requests) <= 4, f"fetched {len(requests)} times"
+
+
+def test_a_live_mjpeg_stream_over_http_stays_live(make_video):
+    """multipart/x-mixed-replace, what IP cameras serve: no end, so a LiveSource."""
+    stop = threading.Event()
+
+    class MjpegHandler(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for i in range(600):  # bounded: at most 30 s
+                if stop.is_set():
+                    return
+                jpeg = cv2.imencode(".jpg", make_video.frame(i))[1].tobytes()
+                try:
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), MjpegHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with open_source(f"http://127.0.0.1:{server.server_port}/video.mjpg", timeout_s=5) as source:
+            assert isinstance(source, LiveSource) and source.live
+            assert source.read(timeout_s=10) is not None
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
 
 
 def test_synth_source(tmp_path):
@@ -356,3 +398,46 @@ def test_reconnects_after_the_device_comes_back(make_video):
         assert source.status == "ok"
         assert after.index > before.index
         assert device.opens >= 2 and source.reconnects >= 1
+
+
+# --- honest timing and counts (issue 12) ---
+
+
+@pytest.fixture
+def vfr_clip(tmp_path, make_video):
+    return vfr_video(make_video, tmp_path / "vfr.mkv")
+
+
+def test_variable_frame_rate_counts_real_frames_and_keeps_their_times(vfr_clip, make_video):
+    with open_source(vfr_clip) as source:
+        assert source.variable_frame_rate and source.frame_count == 60
+        assert source.fps == 10.0, "a grid fine enough for the closest frames"
+        assert "variable frame rate" in source.description
+        frames = list(source)
+    assert source.corrupt == 0
+    assert [make_video.index_of(f.image_bgr) for f in frames] == list(range(60))
+    np.testing.assert_allclose([f.media_time_s for f in frames], VFR_TIMES, atol=0.002)
+
+
+def test_frames_missing_from_the_timestamps_count_as_corrupt(tmp_path, make_video):
+    """Two damaged packets of 240 vanish without an error; the file, written through a pipe, has no length."""
+    clip = ffmpeg_encode(make_video, tmp_path / "damaged.mkv", 240, [
+        "-c:v", "libx264", "-g", "30", "-pix_fmt", "yuv420p", "-bsf:v", r"noise=amount=if(eq(n\,100)+eq(n\,200)\,1\,0)",
+        "-f", "matroska"], rate=24, pipe_output=True)  # fmt: skip
+    with open_source(clip) as source:
+        assert source.frame_count == 240
+        frames = list(source)
+    assert len(frames) == 238 and source.corrupt == 2
+
+
+def test_folder_of_mixed_sizes_records_at_the_most_common_size(tmp_path, make_image_folder):
+    sizes = [(1, 1), (160, 120), (96, 64), (160, 120), (160, 120)]
+    folder = make_image_folder(tmp_path / "mixed", 5, sizes=sizes)
+    with open_source(folder) as source:
+        assert source.mixed_sizes and source.size == (160, 120)
+        assert any("3 different sizes" in w and "160x120" in w and "--size" in w for w in source.warnings)
+        shapes = [f.image_bgr.shape[:2] for f in source]
+    assert shapes == [(h, w) for w, h in sizes], "each image is handed out at its own size"
+    same = make_image_folder(tmp_path / "same", 3)
+    with open_source(same) as source:
+        assert not source.mixed_sizes and source.size == (160, 120) and not source.warnings
