@@ -204,7 +204,7 @@ def _layers(argv: list[str]) -> int:
     for layer in spatial_layers(loaded.model):
         shape = "x".join(str(d) for d in tuple(layer.output.shape)[1:])
         mark = " (default)" if layer.name == loaded.default_layer else ""
-        print(f"{layer.name:<45} {shape}{mark}")
+        print(f"{shown(layer.name):<45} {shape}{mark}")
     return 0
 
 

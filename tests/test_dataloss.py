@@ -341,3 +341,83 @@ def test_stats_json_is_written_whole_or_not_at_all(tmp_path, make_video, capsys)
     assert main(["--source", str(clip), *DEMO, "--stats-json", str(stats), "--overwrite"]) == 0, capsys.readouterr().err
     assert link_target.read_text() == "precious", "the link was replaced, not written through"
     assert json.loads(stats.read_text())["frames"] == 4
+
+
+PLAY_IN_PAGE = """async (src) => {
+  const video = document.createElement('video');
+  video.muted = true;
+  video.src = src;
+  document.body.appendChild(video);
+  return await new Promise((done) => {
+    video.onerror = () => done({error: video.error ? video.error.message || String(video.error.code) : 'error'});
+    video.onended = () => done({width: video.videoWidth, frames: video.getVideoPlaybackQuality().totalVideoFrames});
+    video.onloadeddata = () => video.play().catch((e) => done({error: String(e)}));
+    setTimeout(() => done({error: 'timeout', time: video.currentTime}), 30000);
+  });
+}"""
+
+
+@pytest.mark.slow
+def test_finished_and_cut_short_recordings_play_in_chromium(tmp_path):
+    """What a browser does with them: the fast-start file and a fragmented file cut by a kill both play to the end."""
+    import functools
+    import shutil
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from conftest import require_tool
+
+    chromium = shutil.which("chromium") or require_tool("chromium-browser", "apt-get install chromium")
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with VideoWriter(tmp_path / "final.mp4", fps=30) as writer:
+        for i in range(60):
+            writer.write(noise(i, (160, 120)))
+    child_code = textwrap.dedent(
+        """
+        import sys, time
+        import numpy as np
+        from livecam.sinks import VideoWriter
+
+        writer = VideoWriter(sys.argv[1], fps=30)
+        for i in range(75):
+            writer.write(np.full((120, 160, 3), 3 * i, np.uint8))
+        deadline = time.monotonic() + 60
+        while writer.frames_written < 75 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(2.0)
+        print(writer._encoder.pid, flush=True)
+        time.sleep(120)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", child_code, str(tmp_path / "cut.mp4")], stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        ffmpeg_pid = int(child.stdout.readline())
+        for pid in (child.pid, ffmpeg_pid):
+            os.kill(pid, signal.SIGKILL)
+        child.wait(timeout=BOUND_S)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    (cut,) = tmp_path.glob("cut.partial-*.mp4")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{server.server_port}/")
+                played = {path.name: page.evaluate(PLAY_IN_PAGE, f"/{path.name}") for path in (tmp_path / "final.mp4", cut)}
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert played["final.mp4"] == {"width": 160, "frames": 60}
+    assert played[cut.name] == {"width": 160, "frames": decodable(cut)} and decodable(cut) >= 60
