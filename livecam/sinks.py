@@ -244,8 +244,7 @@ class VideoWriter:
         if self._stuck:
             raise self._salvage(self._stuck_text())
         if detail or self._writer_error is not None:
-            error = self._salvage(self._writer_error_text() or f"ffmpeg could not finish {self.path}{detail}")
-            raise error
+            raise self._salvage(f"{self._writer_error_text() or f'ffmpeg could not finish {self.path}'}{detail}")
         self._publish(check=False)
 
     def new_warnings(self) -> list[str]:
@@ -331,10 +330,10 @@ class VideoWriter:
 
     def _check_writer(self) -> None:
         """Raise (and stop the recording) if the encoder failed or is stuck."""
-        if self._writer_error is not None:
+        if self._writer_error is not None:  # ffmpeg is gone or going: wait for its last words
             self._closed, self._pending = True, None
-            self._stop_encoder(kill=True)
-            raise self._salvage(self._writer_error_text())
+            detail = self._stop_encoder(kill=False)
+            raise self._salvage(self._writer_error_text() + detail)
         if self._stalled():
             self._closed, self._pending, self._stuck = True, None, True
             self._stop_encoder(kill=True)
@@ -347,7 +346,7 @@ class VideoWriter:
         )
 
     def _writer_error_text(self) -> str:
-        return str(self._writer_error) if self._writer_error is not None else ""
+        return f"Recording {self.path} failed: {self._writer_error}" if self._writer_error is not None else ""
 
     def _check_free_space(self) -> None:
         free = _free_bytes(self.path.parent)
@@ -486,7 +485,7 @@ class _FfmpegEncoder:
             self._proc.stdin.flush()
         except (OSError, ValueError) as error:  # ValueError: the pipe was closed after a kill
             reason = getattr(error, "strerror", None) or str(error)
-            raise SinkError(f"Writing {self.path.name} failed ({reason}{self._exit_detail()})") from error
+            raise SinkError(f"the encoder's input closed ({reason})") from error
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
