@@ -524,7 +524,10 @@ class Pipeline:
             path = free_name(base)
             try:
                 live = self.source.live or getattr(self.source, "variable_frame_rate", False)
-                self._recorder = VideoWriter(path, fps=self.source.fps or 30.0, live=live)
+                size = self.source.size if getattr(self.source, "mixed_sizes", False) else None  # else the first frame's
+                if size is not None and self.renderer.side_by_side:
+                    size = (2 * size[0], size[1])
+                self._recorder = VideoWriter(path, fps=self.source.fps or 30.0, size=size, live=live)
             except ValueError as exc:
                 self._say(f"cannot record: {exc}", seconds=10)
                 self._log(f"livecam: cannot record: {exc}")

@@ -397,3 +397,20 @@ def _env() -> dict:
 
     root = os.path.dirname(os.path.dirname(sinks.__file__))
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+
+
+def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(tiny_engine, tmp_path, make_image_folder):
+    from livecam.sources import open_source
+
+    sizes = [(160, 120), (1, 1), (96, 64), (160, 120), (160, 120), (160, 120)]
+    source = open_source(make_image_folder(tmp_path / "mixed", 6, sizes=sizes))
+    messages: list[str] = []
+    # r on the first frame shown, then keys that do nothing until the folder ends.
+    window = ScriptedWindow("r" + "\x00" * 20)
+    out = tmp_path / "rec.mp4"
+    pipeline = Pipeline(source, tiny_engine, Renderer(), Options(batch=1, output=out), window=window, log=messages.append)
+    stats = pipeline.run()
+    assert stats.recordings == [str(out)] and stats.recording_error is None, messages
+    info = video_info(out)
+    assert info["size"] == (160, 120), "the folder's most common size, not the first recorded image's"
+    assert info["frames"] >= 3
