@@ -140,7 +140,8 @@ def test_a_dangling_symlink_as_output_is_never_written_through(tmp_path, make_vi
 # ---------------------------------------------------------------------- recordings survive
 
 
-def test_ffmpeg_and_livecam_killed_together_leave_a_playable_file(tmp_path):
+@pytest.mark.parametrize("suffix", [".mp4", pytest.param(".mkv", marks=pytest.mark.slow), pytest.param(".mov", marks=pytest.mark.slow)])
+def test_ffmpeg_and_livecam_killed_together_leave_a_playable_file(tmp_path, suffix):
     """A container or cgroup kill: both processes die at once; nobody finishes the file."""
     child_code = textwrap.dedent(
         """
@@ -159,7 +160,7 @@ def test_ffmpeg_and_livecam_killed_together_leave_a_playable_file(tmp_path):
         time.sleep(120)
         """
     )
-    out = tmp_path / "out.mp4"
+    out = tmp_path / f"out{suffix}"
     child = subprocess.Popen([sys.executable, "-c", child_code, str(out)], stdout=subprocess.PIPE, text=True, env=ENV)
     try:
         ffmpeg_pid = int(child.stdout.readline())  # the child prints within its own bounds, or dies
@@ -171,7 +172,7 @@ def test_ffmpeg_and_livecam_killed_together_leave_a_playable_file(tmp_path):
         if child.poll() is None:
             child.kill()
             child.wait()
-    (partial,) = tmp_path.glob("out.partial-*.mp4")
+    (partial,) = tmp_path.glob(f"out.partial-*{suffix}")
     # Keyframes every 15 frames: at least the 3 complete seconds (45 frames) are in the file.
     frames = decodable(partial)
     assert frames >= 45
@@ -248,6 +249,16 @@ def test_overwrite_replaces_the_old_file_in_one_step(tmp_path, make_video):
     assert out.read_bytes() == b"old recording", "the old file stays whole while recording"
     writer.close()
     assert decodable(out) == 5 and sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".m4v", ".mkv"])
+def test_every_container_is_finished_and_renamed(tmp_path, make_video, suffix):
+    out = tmp_path / f"out{suffix}"
+    with VideoWriter(out, fps=15) as writer:
+        for i in range(20):
+            writer.write(make_video.frame(i))
+    assert writer.saved_path == out and [p.name for p in tmp_path.iterdir()] == [out.name]
+    assert decodable(out) == 20 and opencv_count(out) == 20
 
 
 def test_the_finished_file_is_an_ordinary_fast_start_h264_mp4(tmp_path, make_video):
