@@ -315,6 +315,7 @@ def test_variable_frame_rate_video_keeps_its_timing_in_the_recording(tmp_path, m
     assert len(shown) == 176 and shown == expected  # 17.5 s and the last frame's 0.1 s
 
 
+@pytest.mark.slow
 def test_folder_of_mixed_sizes_records_at_the_most_common_size_or_size(tmp_path, make_image_folder, capsys):
     folder = make_image_folder(tmp_path / "mixed", 5, sizes=[(1, 1), (160, 120), (96, 64), (160, 120), (160, 120)])
     out = tmp_path / "out.mp4"
@@ -327,6 +328,7 @@ def test_folder_of_mixed_sizes_records_at_the_most_common_size_or_size(tmp_path,
     assert video_info(tmp_path / "big.mp4")["size"] == (320, 240)
 
 
+@pytest.mark.slow
 def test_recordings_larger_than_players_accept_are_scaled_down_once(tmp_path, make_video, capsys):
     clip = make_video(tmp_path / "in.mp4", 4)
     out = tmp_path / "out.mp4"
