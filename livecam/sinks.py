@@ -408,7 +408,11 @@ class VideoWriter:
         try:
             final = _remux(self._partial, check=check)
         finally:
-            self.saved_path = self._move_into_place(final)
+            try:
+                self.saved_path = self._move_into_place(final)
+            except OSError as error:  # the folder turned read-only, say: the recording stays where it is
+                self.saved_path = final
+                self._warn(f"Could not rename the recording to {self.path} ({error.strerror or error}); it is in {final}.")
             if final != self._partial:
                 _remove([self._partial])
             self._partial = None
