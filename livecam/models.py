@@ -152,7 +152,7 @@ def _names_by_id(path: Path, data: dict) -> list:
         by_id[class_id] = value
     n_missing = max(by_id, default=-1) + 1 - len(by_id)
     if n_missing:
-        missing = [str(i) for i in itertools.islice((i for i in itertools.count() if i not in by_id), 5)]
+        missing = [str(i) for i in itertools.islice((i for i in range(max(by_id)) if i not in by_id), 5)]
         shown = ", ".join(missing) + (f" and {n_missing - 5} more" if n_missing > 5 else "")
         raise UserError(
             f"Labels file {str(path)!r} has class ids up to {max(by_id)} but none for {shown}; "
