@@ -6,7 +6,9 @@ Nothing here imports TensorFlow at module level, so ``livecam models`` answers a
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -99,12 +101,16 @@ def imagenet_class_names() -> tuple[str, ...]:
 
 
 def load_labels(path: str | Path) -> tuple[str, ...]:
-    """Class names from a file: one per line, or a JSON list, or a JSON object {"0": name, ...}."""
+    """Class names from a file: one per line, or a JSON list, or a JSON object {"0": name, ...}.
+
+    A JSON object must name every class id from 0 up, each once: a gap or a negative id would
+    shift every name after it onto the wrong class. A byte-order mark at the start is dropped.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"Labels file {str(path)!r} does not exist; pass a text file with one class name per line.")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: Windows editors start UTF-8 files with a BOM
     except UnicodeDecodeError:
         raise UserError(f"Labels file {str(path)!r} is not UTF-8 text; save it as UTF-8, one class name per line.") from None
     if path.suffix.lower() == ".json":
@@ -113,11 +119,7 @@ def load_labels(path: str | Path) -> tuple[str, ...]:
         except json.JSONDecodeError as exc:
             raise UserError(f"Labels file {str(path)!r} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
         if isinstance(data, dict):
-            try:
-                data = [data[k] for k in sorted(data, key=int)]
-            except ValueError:
-                raise UserError(f"Labels file {str(path)!r} must map class ids (0, 1, ...) to names.") from None
-            data = [d[-1] if isinstance(d, list) else d for d in data]  # Keras' {"0": ["n01440764", "tench"]}
+            data = _names_by_id(path, data)
         if not isinstance(data, list) or not all(isinstance(n, str) for n in data):
             raise UserError(f"Labels file {str(path)!r} must hold a JSON list of class names.")
         names = data
@@ -126,6 +128,37 @@ def load_labels(path: str | Path) -> tuple[str, ...]:
     if not names:
         raise UserError(f"Labels file {str(path)!r} holds no class names.")
     return tuple(names)
+
+
+def _names_by_id(path: Path, data: dict) -> list:
+    """The names of a JSON object {"0": name, "1": name, ...} in id order; Keras' own class index
+    file gives each class as ["n01440764", "tench"], of which the name is the last item."""
+    by_id: dict[int, Any] = {}
+    for key, value in data.items():
+        if not re.fullmatch(r"[0-9]+", key):
+            raise UserError(
+                f"Labels file {str(path)!r} has the key {key!r}; it must map class ids 0, 1, 2, ... to names, "
+                'for example {"0": "cat", "1": "dog"}.'
+            )
+        class_id = int(key)
+        if class_id in by_id:
+            raise UserError(f"Labels file {str(path)!r} names class {class_id} twice; give each class id one name.")
+        if isinstance(value, list):
+            if not value or not isinstance(value[-1], str):
+                raise UserError(f"Labels file {str(path)!r} gives class {class_id} no name ({json.dumps(value)}); give it a name.")
+            value = value[-1]
+        if not isinstance(value, str):
+            raise UserError(f"Labels file {str(path)!r} gives class {class_id} the name {json.dumps(value)}; names must be text.")
+        by_id[class_id] = value
+    n_missing = max(by_id, default=-1) + 1 - len(by_id)
+    if n_missing:
+        missing = [str(i) for i in itertools.islice((i for i in range(max(by_id)) if i not in by_id), 5)]
+        shown = ", ".join(missing) + (f" and {n_missing - 5} more" if n_missing > 5 else "")
+        raise UserError(
+            f"Labels file {str(path)!r} has class ids up to {max(by_id)} but none for {shown}; "
+            f"name every class from 0 up, so that no name lands on the wrong class."
+        )
+    return [by_id[i] for i in range(len(by_id))]
 
 
 def load_model(
@@ -150,7 +183,7 @@ def load_model(
     import keras
 
     if isinstance(model, keras.Model):
-        loaded = LoadedModel(model, model.name, preprocess_fn("none"), _input_size(model), (), None)
+        loaded = _user_model(model, model.name, f"Model {model.name!r}")
     elif isinstance(model, str) and model == DEMO_MODEL:
         from livecam.demo import load_demo_model
 
@@ -236,16 +269,66 @@ def _load_file(path: Path, *, unsafe: bool) -> LoadedModel:
         raise UserError(f"Could not load model file {str(path)!r} ({first_line(exc)}); pass a model saved with keras' model.save().") from exc
     if not isinstance(model, keras.Model):
         raise UserError(f"Model file {str(path)!r} does not hold a Keras model.")
-    return LoadedModel(model, path.stem, preprocess_fn("none"), _input_size(model), (), None)
+    return _user_model(model, path.stem, f"Model file {str(path)!r}")
 
 
-def _input_size(model: Any) -> tuple[int, int]:
+def _user_model(model: Any, name: str, what: str) -> LoadedModel:
+    """A model from outside the zoo, once it is known that livecam can explain it."""
+    check_explainable(model, what)
     shape = tuple(model.inputs[0].shape)
-    if len(shape) != 4 or shape[-1] != 3:
-        raise UserError(f"Expected a model that takes RGB images (batch, height, width, 3). Received input shape {shape}.")
-    if shape[1] is None or shape[2] is None:
-        return (224, 224)
-    return (int(shape[1]), int(shape[2]))
+    input_size = (224, 224) if shape[1] is None or shape[2] is None else (int(shape[1]), int(shape[2]))
+    return LoadedModel(model, name, preprocess_fn("none"), input_size, (), None)
+
+
+# ---------------------------------------------------------------- what livecam can explain
+
+EXPLAINABLE = (
+    "livecam explains image classifiers: one image input (batch, height, width, 3), one class-score output "
+    "(batch, classes), and a convolutional layer before it"
+)
+
+
+def check_explainable(model: Any, what: str = "The model") -> None:
+    """Refuses, with the reason, a model whose predictions livecam cannot explain.
+
+    Grad-CAM needs an image classifier: one image input, one output of class scores, and a layer
+    with a spatial feature map (height x width > 1) between them. Segmentation models (a score
+    per pixel), detectors and multi-input or multi-output models are not such classifiers.
+
+    Args:
+        model: a keras.Model.
+        what: how messages name the model, e.g. "Model file 'seg.keras'".
+
+    Raises:
+        UserError: one sentence: what is wrong with the model, and what livecam explains.
+    """
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError):  # a Sequential model that was never built
+        raise UserError(f"{what} has not been built, so its input is unknown; {EXPLAINABLE}.") from None
+    if len(inputs) != 1:
+        raise UserError(f"{what} has {len(inputs)} inputs; {EXPLAINABLE}.")
+    in_shape = tuple(inputs[0].shape)
+    if len(in_shape) != 4 or in_shape[-1] != 3:
+        raise UserError(f"{what} takes input of shape {_shape_text(in_shape)}, not RGB images; {EXPLAINABLE}.")
+    if len(outputs) != 1:
+        raise UserError(f"{what} has {len(outputs)} outputs; {EXPLAINABLE}.")
+    out_shape = tuple(outputs[0].shape)
+    if len(out_shape) == 4:
+        raise UserError(
+            f"{what} gives a score per pixel {_shape_text(out_shape)}, as a segmentation model does, "
+            f"not one score per class; {EXPLAINABLE}."
+        )
+    if len(out_shape) != 2 or not out_shape[-1]:
+        raise UserError(f"{what} gives output of shape {_shape_text(out_shape)}, not one score per class; {EXPLAINABLE}.")
+    if not spatial_layers(model):
+        raise UserError(f"{what} has no convolutional layer (no spatial feature map) to take a map from; {EXPLAINABLE}.")
+
+
+def _shape_text(shape: tuple) -> str:
+    """(None, 32, 32, 3) as "(batch, 32, 32, 3)"."""
+    dims = ["batch" if i == 0 and d is None else "?" if d is None else str(d) for i, d in enumerate(shape)]
+    return f"({', '.join(dims)})"
 
 
 def _unknown(kind: str, name: str, choices: tuple[str, ...] | list[str], hint: str = "") -> str:
@@ -269,9 +352,14 @@ def iter_layers(model: Any):
 
 
 def spatial_layers(model: Any) -> list[Any]:
-    """Layers whose output is a 4-D feature map larger than 1x1, in order."""
+    """Layers whose output is a 4-D feature map larger than 1x1, in order; never an input layer,
+    whose "map" would only be the picture itself."""
+    import keras
+
     found = []
     for layer in iter_layers(model):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
         try:
             shape = tuple(layer.output.shape)
         except (AttributeError, ValueError):  # layer called more than once, or never
@@ -286,10 +374,17 @@ def find_target_layer(model: Any, name: str | None = None) -> Any:
     candidates = spatial_layers(model)
     if name is None:
         if not candidates:
-            raise UserError(f"Model {model.name!r} has no layer with a spatial 4-D output; Grad-CAM needs a convolutional layer.")
+            raise UserError(f"Model {model.name!r} has no convolutional layer (no spatial feature map) to take a map from; {EXPLAINABLE}.")
         return candidates[-1]
+    import keras
+
     for layer in iter_layers(model):
         if layer.name == name:
+            if isinstance(layer, keras.layers.InputLayer):
+                raise UserError(
+                    f"Layer {name!r} is the model's input, whose map would only be the picture itself; "
+                    f"pick a layer inside the network: {_layer_list(candidates)}."
+                )
             if layer not in candidates:
                 raise UserError(f"Layer {name!r} does not output a spatial 4-D feature map; pick one of {_layer_list(candidates)}.")
             return layer
@@ -308,7 +403,7 @@ def _layer_list(candidates: list[Any], last: int = 10) -> str:
 def class_index(class_names: tuple[str, ...] | list[str], query: str | int) -> int:
     """The class id for ``query``: an id ("207") or a name ("golden retriever", any case)."""
     text = str(query).strip()
-    if text.lstrip("-").isdigit():
+    if re.fullmatch(r"-?[0-9]+", text):  # ASCII digits only: "²" is a name, and int() refuses it
         class_id = int(text)
         if not 0 <= class_id < len(class_names):
             raise UserError(f"Expected a class id in [0, {len(class_names) - 1}]. Received: {class_id}")
@@ -322,3 +417,39 @@ def class_index(class_names: tuple[str, ...] | list[str], query: str | int) -> i
     close = difflib.get_close_matches(text.lower(), folded, n=3, cutoff=0.6)
     hint = "did you mean " + " or ".join(f"{class_names[folded.index(c)]!r} ({folded.index(c)})" for c in close) + "? " if close else ""
     raise UserError(f"Unknown class {text!r}: {hint}Pass a class id or one of the model's class names.")
+
+
+# ---------------------------------------------------------------- memory
+
+
+def step_bytes_per_frame(model: Any, layer_name: str, input_size: tuple[int, int]) -> int:
+    """About how much memory one frame takes in the engine's step, in bytes (float32 activations).
+
+    Up to the target layer the forward pass streams: about three of the largest outputs there are
+    alive at once. From the target layer on, outputs are kept for the gradient. Add the frame as
+    uint8, as float32 and preprocessed. Checked against TensorFlow on a CPU (peak resident memory
+    per frame at batches of 16 to 64): 0.7 to 1.3 times the measured value for mobilenet_v2,
+    resnet50, vgg16 and the demo model at their default layers, 2.8 times for an early layer.
+
+    A layer whose output size is unknown (a model with any input size) counts as if it kept the
+    input's full resolution, which no classifier's layers exceed.
+    """
+    import keras
+
+    height, width = input_size
+    sizes, names = [], []
+    for layer in iter_layers(model):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        try:
+            shape = tuple(layer.output.shape)[1:]
+        except (AttributeError, ValueError):  # a layer called more than once: not one output
+            continue
+        if len(shape) == 3 and (shape[0] is None or shape[1] is None):
+            shape = (height, width, shape[2])
+        sizes.append(math.prod(d or 1 for d in shape))
+        names.append(layer.name)
+    target = names.index(layer_name) if layer_name in names else len(names) - 1
+    streamed = 3 * max(sizes[: target + 1], default=0)
+    kept = sum(sizes[target:])
+    return 4 * (streamed + kept) + height * width * 3 * (1 + 4 + 4)

@@ -26,6 +26,7 @@ import glob
 import math
 import os
 import re
+import stat
 import subprocess
 import threading
 import time
@@ -56,6 +57,9 @@ Status = Literal["ok", "reconnecting", "ended"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".ppm", ".pgm", ".pnm")
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 SYNTH_DEFAULT_SIZE = (640, 480)
+SYNTH_MAX_SIZE = (7680, 4320)  # as --resolution: 8K; a 20000x20000 scene needs gigabytes per frame
+# OpenCV reads an index of 100 or more as "backend * 100 + camera" (200 = V4L2, camera 0).
+MAX_CAMERA_INDEX = 99
 FOLDER_DEFAULT_FPS = 30.0
 
 # Without a trustworthy frame count, this many unreadable frames in a row mean the end.
@@ -667,6 +671,8 @@ def open_source(
         else:
             source = VideoFileSource(path, loop=loop)
             _note_ignored(source, None, fps)
+    elif os.path.lexists(path):
+        raise UserError(_not_a_regular_file(path))
     elif re.search(r"[*?[]", text):
         matches = [Path(p) for p in glob.glob(os.path.expanduser(text))]
         images = [p for p in matches if _is_image_name(p) and p.is_file()]
@@ -709,6 +715,11 @@ def list_cameras(max_index: int = 10) -> list[dict]:
 def _open_camera(index: int, resolution: tuple[int, int] | None, fps: float | None) -> LiveSource:
     if index < 0:
         raise UserError(f"Expected a camera index >= 0. Received: {index}.")
+    if index > MAX_CAMERA_INDEX:
+        raise UserError(
+            f"Camera index {index} is out of range: expected 0 to {MAX_CAMERA_INDEX}; "
+            f"to read a file with that name, pass it as ./{index}."
+        )
 
     def open_capture() -> cv2.VideoCapture:
         with _quiet_opencv():
@@ -797,14 +808,20 @@ def _open_synth(text: str, resolution: tuple[int, int] | None, fps: float | None
             size = (int(m.group(1)), int(m.group(2)))
         elif m := re.fullmatch(r"seed=([0-9]+)", item):
             seed = int(m.group(1))
-        elif (m := re.fullmatch(r"fps=([0-9]*\.?[0-9]+)", item)) and float(m.group(1)) > 0:
+        elif (m := re.fullmatch(r"fps=([0-9]*\.?[0-9]+)", item)) and 0 < float(m.group(1)) <= 1000:
             fps = float(m.group(1))
         else:
             raise UserError(
-                f"Unknown synth option {item!r}; expected synth:[WxH][,seed=N][,fps=F], for example synth:640x480,seed=3."
+                f"Unknown synth option {item!r}; expected synth:[WxH][,seed=N][,fps=F] with F in (0, 1000], "
+                f"for example synth:640x480,seed=3."
             )
     if min(size) < 32:
         raise UserError(f"Expected a synth size of at least 32x32. Received: {size[0]}x{size[1]}")
+    if size[0] > SYNTH_MAX_SIZE[0] or size[1] > SYNTH_MAX_SIZE[1]:
+        raise UserError(
+            f"Expected a synth size of at most {SYNTH_MAX_SIZE[0]}x{SYNTH_MAX_SIZE[1]}, as for --resolution. "
+            f"Received: {size[0]}x{size[1]}"
+        )
     capture = _SynthCapture(size, fps, seed)
     return LiveSource(
         lambda: capture,
@@ -932,7 +949,10 @@ def _is_image_name(path: Path) -> bool:
 
 def _natural_sorted(paths: list[Path]) -> list[Path]:
     def key(path: Path) -> list:
-        return [int(part) if part.isdigit() else part.lower() for part in re.split(r"([0-9]+)", str(path))]
+        # re.split with a group puts the ASCII digit runs at odd positions. Not str.isdigit(), which
+        # is also true of "²" and other digits that int() refuses.
+        parts = re.split(r"([0-9]+)", str(path))
+        return [int(part) if i % 2 else part.lower() for i, part in enumerate(parts)]
 
     return sorted(paths, key=key)
 
@@ -941,6 +961,30 @@ def _not_readable(path: Path) -> str:
     return (
         f"{str(path)!r} is not a readable video or image (corrupt, or a type OpenCV cannot decode); check that it "
         f"plays in a video player, or convert it to MP4 (H.264) or PNG."
+    )
+
+
+def _not_a_regular_file(path: Path) -> str:
+    """Why ``path``, which exists as a name, is no input: a device, a pipe, a socket, a broken link."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        if path.is_symlink():
+            return f"The input {str(path)!r} is a link to {os.readlink(path)!r}, which does not exist; fix the link or pass the file itself."
+        return f"The input {str(path)!r} cannot be read (no permission to look at it); check its permissions."
+    camera = re.fullmatch(r"/dev/video([0-9]+)", os.path.realpath(path))
+    if stat.S_ISCHR(mode) and camera:
+        return f"The input {str(path)!r} is a camera device; pass its index instead: --source {int(camera.group(1))}."
+    kinds = [
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device (a disk)"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    kind = next((name for test, name in kinds if test(mode)), "an unusual kind of file")
+    return (
+        f"The input {str(path)!r} is {kind}, not a video or image file; pass a video file, a folder or glob of "
+        f"images, a camera index (0), a URL (a stream can come in as udp://... or rtsp://...) or synth."
     )
 
 
