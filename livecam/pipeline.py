@@ -13,7 +13,6 @@ takes them in batches; every frame is kept, in order.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import queue
@@ -29,6 +28,7 @@ import numpy as np
 
 from livecam.engine import METHOD_NAMES, CamEngine, CamResult
 from livecam.keys import Action, KeyAction, apply_alpha
+from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer
 from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, free_name
 from livecam.sources import Frame, FrameSource
@@ -37,42 +37,7 @@ _END = object()  # sentinel: the source has ended
 _POLL_S = 0.05  # how long a blocked stage waits before it looks at the stop flag again
 
 
-# ---------------------------------------------------------------------- timing
-
-
-class RateMeter:
-    """Frames per second over the last ``window`` events: (n - 1) / (t_last - t_first)."""
-
-    def __init__(self, window: int = 30) -> None:
-        self._times: collections.deque[float] = collections.deque(maxlen=window)
-
-    def tick(self, t: float | None = None) -> None:
-        self._times.append(time.monotonic() if t is None else t)
-
-    @property
-    def fps(self) -> float | None:
-        if len(self._times) < 2 or self._times[-1] <= self._times[0]:
-            return None
-        return (len(self._times) - 1) / (self._times[-1] - self._times[0])
-
-
-class StageTimes:
-    """Mean milliseconds per frame for each named stage, and the latency distribution."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._total_ms: dict[str, float] = collections.defaultdict(float)
-        self._count: dict[str, int] = collections.defaultdict(int)
-        self.latency_ms: collections.deque[float] = collections.deque(maxlen=100_000)
-
-    def add(self, stage: str, ms: float, frames: int = 1) -> None:
-        with self._lock:
-            self._total_ms[stage] += ms
-            self._count[stage] += frames
-
-    def mean_ms(self) -> dict[str, float]:
-        with self._lock:
-            return {k: round(self._total_ms[k] / self._count[k], 3) for k in self._total_ms if self._count[k]}
+# ---------------------------------------------------------------------- what a run did
 
 
 @dataclass
@@ -445,7 +410,7 @@ class Pipeline:
             status = "paused"
         if not result.finite[0]:
             status = "no map (non-finite output)"
-        latency = self.times.latency_ms[-1] if self.times.latency_ms else None
+        latency = self.times.last_latency_ms
         message = self._message if time.monotonic() < self._message_until else ""
         return HudInfo(
             label=names[class_id],
@@ -470,7 +435,7 @@ class Pipeline:
     def _delivered(self, frame: Frame) -> None:
         """A frame was shown (or, headless, written): the end of its latency."""
         now = time.monotonic()
-        self.times.latency_ms.append((now - frame.timestamp_s) * 1000)
+        self.times.add_latency((now - frame.timestamp_s) * 1000)
         self.display_rate.tick(now)
         self._last_output = now
 
@@ -566,11 +531,9 @@ class Pipeline:
         if self._first_capture is not None and self._last_output is not None:
             stats.seconds = round(self._last_output - self._first_capture, 4)
         stats.fps = round(stats.frames / stats.seconds, 3) if stats.seconds > 0 else 0.0
-        stats.stage_ms = self.times.mean_ms()
-        if self.times.latency_ms:
-            latency = np.asarray(self.times.latency_ms)
-            stats.latency_p50_ms = round(float(np.percentile(latency, 50)), 3)
-            stats.latency_p95_ms = round(float(np.percentile(latency, 95)), 3)
+        times = self.times.snapshot()
+        stats.stage_ms = times.mean_ms
+        stats.latency_p50_ms, stats.latency_p95_ms = times.latency_p50_ms, times.latency_p95_ms
         stats.dropped = self._dropped()
         stats.corrupt = int(getattr(self.source, "corrupt", 0))
         stats.traces = self.engine.trace_count

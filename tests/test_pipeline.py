@@ -1,4 +1,4 @@
-"""Tests for livecam.pipeline: the meters, the display mailbox, free names, and runs over fake sources."""
+"""Tests for livecam.pipeline: free names, and runs over fake sources."""
 
 from __future__ import annotations
 
@@ -11,70 +11,13 @@ import numpy as np
 import pytest
 
 from livecam.engine import CamEngine
-from livecam.pipeline import Options, Pipeline, RateMeter, _END, _Slot
+from livecam.pipeline import Options, Pipeline
 from livecam.sinks import free_name
 from livecam.render import Renderer
 from livecam.sinks import SinkError, VideoWriter
 from livecam.sources import Frame
 
 SIZE = 32  # the tiny model's input, and the fake frames' size: (32, 32)
-
-
-# ---------------------------------------------------------------------- RateMeter
-
-
-def test_rate_meter_is_events_minus_one_over_the_time_spanned():
-    meter = RateMeter(window=30)
-    assert meter.fps is None
-    meter.tick(10.0)
-    assert meter.fps is None  # one event spans no time
-    for t in (10.5, 11.0, 12.0):
-        meter.tick(t)
-    assert meter.fps == pytest.approx(3 / 2.0)
-
-
-def test_rate_meter_forgets_events_outside_its_window():
-    meter = RateMeter(window=3)
-    for t in (0.0, 100.0, 101.0, 101.5):  # the slow start falls out of the window
-        meter.tick(t)
-    assert meter.fps == pytest.approx(2 / 1.5)
-
-
-def test_rate_meter_without_elapsed_time_has_no_rate():
-    meter = RateMeter()
-    meter.tick(5.0)
-    meter.tick(5.0)
-    assert meter.fps is None
-
-
-# ---------------------------------------------------------------------- _Slot
-
-
-def test_slot_latest_wins_and_each_item_is_taken_once():
-    slot = _Slot()
-    assert slot.get(timeout=0.01) is None
-    slot.put("a")
-    slot.put("b")
-    assert slot.get(timeout=0.01) == "b"
-    assert slot.get(timeout=0.01) is None
-
-
-def test_slot_never_overwrites_the_end():
-    slot = _Slot()
-    slot.put("a")
-    slot.put(_END)
-    slot.put("late")
-    assert slot.get(timeout=0.01) is _END
-
-
-def test_slot_wakes_a_waiting_reader():
-    slot = _Slot()
-    got = []
-    reader = threading.Thread(target=lambda: got.append(slot.get(timeout=30)))
-    reader.start()
-    slot.put("frame")
-    reader.join(timeout=30)
-    assert got == ["frame"]
 
 
 # ---------------------------------------------------------------------- free_name
