@@ -238,9 +238,12 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 def _serve(argv: list[str]) -> int:
     args = _serve_parser().parse_args(argv)
-    from livecam import serve, sources
-    from livecam.methods import check_method
+    from livecam import sources
     from livecam.render import colormap_id
+
+    with _native_stderr_silenced(not args.debug):  # TensorFlow's C++ start-up log lines
+        from livecam import serve
+        from livecam.methods import check_method
 
     colormap_id(args.colormap)
     check_method(args.method)
@@ -280,8 +283,11 @@ def _serve(argv: list[str]) -> int:
     finally:
         if source is not None:
             source.close()
-    print("livecam: server stopped", file=sys.stderr)
-    return 0
+    print("livecam: server stopped", file=sys.stderr, flush=True)
+    # Everything is closed. The interpreter's own teardown with TensorFlow loaded takes seconds
+    # (about 3 s here), which would break the promise that Ctrl-C stops the server within 2 s.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def _view(args: argparse.Namespace) -> int:

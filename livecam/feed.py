@@ -14,6 +14,7 @@ newest picture.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -193,8 +194,11 @@ class MjpegStream:
                 row, engine_ms = await self._explain(frame.image_bgr)
                 data = await loop.run_in_executor(None, self._draw, frame, row, engine_ms)
                 self._publish((frame.number, data))
+        except Exception as exc:  # the viewers' streams end; say why in the server's log
+            print(f"livecam: the MJPEG stream stopped: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            raise
         finally:
-            self._changed.set()
+            self._publish(None)  # wakes the viewers, who see that the stream has stopped
 
     def _draw(self, frame: FeedFrame, row: Any, engine_ms: float) -> bytes:
         now = time.monotonic()

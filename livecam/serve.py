@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -209,7 +210,7 @@ def _is_loopback_name(host: str) -> bool:
 
 def _load_page() -> dict[str, tuple[bytes, str]]:
     """The shipped page and its assets, read once: no path from a request reaches the file system."""
-    folder = resources.files("livecam.web")
+    folder = resources.files("livecam").joinpath("web")
     page = {"/": (folder.joinpath("index.html").read_bytes(), "text/html")}
     for path, (name, content_type) in _ASSETS.items():
         page[path] = (folder.joinpath(name).read_bytes(), content_type)
@@ -474,9 +475,10 @@ async def _mjpeg(request: web.Request) -> web.StreamResponse:
     metrics = request.app[_metrics_key]
     metrics.clients("mjpeg", +1)
     try:
-        async for jpeg in stream.frames():
-            header = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
-            await response.write(header + jpeg + b"\r\n")
+        async with contextlib.aclosing(stream.frames()) as frames:  # the viewer count drops as soon as the client leaves
+            async for jpeg in frames:
+                header = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                await response.write(header + jpeg + b"\r\n")
     except ConnectionError:
         pass
     finally:
