@@ -400,6 +400,12 @@ def test_stops_within_2_s_with_clients_that_never_answer(tmp_path, signum):
     proc = ServerProcess("--model", "demo", "--source", "synth:320x240,fps=30", log_dir=tmp_path)
     clients = []
     try:
+        # Without a token, only loopback names are answered (a rebound DNS name is not).
+        for host, expected in (("evil.example", 403), (proc.host_port.replace("127.0.0.1", "localhost"), 200)):
+            request = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+            with socket.create_connection(("127.0.0.1", int(proc.host_port.split(":")[1])), timeout=60) as sock:
+                sock.sendall(request)
+                assert sock.recv(12) == f"HTTP/1.1 {expected}".encode()
         clients = _silent_clients(proc, 6)
         time.sleep(1.0)  # the streams run and fill the silent clients' buffers
         t0 = time.monotonic()
