@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Hashable
 
 import cv2
 import numpy as np
@@ -213,9 +214,11 @@ class Renderer:
     upsample (after temporal smoothing at the map's resolution) -> colorize -> blend -> HUD and
     colour-bar legend -> help overlay.
 
-    A map is folded into the smoothing once, however many frames show it: passing the same
-    array object again (the display redrawing while the engine works on the next map) reuses
-    the smoothed, upsampled and coloured map. So do not modify a map in place after passing it.
+    One renderer per viewer: it owns that viewer's smoothing. The caller says, with explicit
+    values, which question a map answers (``explains``, e.g. the method and the locked class:
+    a new question restarts the smoothing) and which map it is (``map_id``: a map drawn again,
+    on a redraw or for several frames, is folded into the smoothing once and its coloured
+    heat image is reused).
 
     Args:
         colormap: a name or ``cv2.COLORMAP_*`` value; may be changed later.
@@ -243,7 +246,8 @@ class Renderer:
         self.hud = bool(hud)
         self.side_by_side = bool(side_by_side)
         self.show_help = bool(show_help)
-        self._last_cam: np.ndarray | None = None
+        self._explains: Hashable = None
+        self._map_id: Hashable = None
         self._smoothed: np.ndarray | None = None
         self._heat: np.ndarray | None = None
         self._heat_key: tuple | None = None
@@ -270,27 +274,42 @@ class Renderer:
         return self._smoother.smooth
 
     def reset(self) -> None:
-        """Restarts the smoothing (call it when the explained class or the method changes)."""
+        """Restarts the smoothing (``render`` does it by itself when ``explains`` changes)."""
         self._smoother.reset()
-        self._last_cam = None
+        self._map_id = None
         self._smoothed = None
         self._heat = None
         self._heat_key = None
 
-    def render(self, frame_bgr: np.ndarray, cam: np.ndarray | None, hud: HudInfo | None) -> np.ndarray:
+    def render(
+        self,
+        frame_bgr: np.ndarray,
+        cam: np.ndarray | None,
+        hud: HudInfo | None,
+        *,
+        explains: Hashable = None,
+        map_id: Hashable = None,
+    ) -> np.ndarray:
         """Draws one output picture.
 
         Args:
             frame_bgr: uint8 (H, W, 3) picture; not modified.
             cam: (h, w) map in [0, 1] at any resolution, or None to show the frame without a map.
             hud: what the HUD says, or None for no HUD on this frame.
+            explains: what the map answers, e.g. ``(method, locked class id or None)``; when it
+                differs from the last call's, the smoothing starts afresh.
+            map_id: names the map, e.g. a sequence number; the same ``map_id`` as the last call's
+                is the same map, not folded in again. None: a new map on every call.
 
         Returns:
             A new uint8 image, (H, W, 3), or (H, 2W, 3) side by side.
         """
         frame = check_bgr_image(frame_bgr, "frame_bgr")
         height, width = frame.shape[:2]
-        overlay = frame.copy() if cam is None else blend(frame, self._heat_for(cam, (width, height)), self._alpha)
+        if explains != self._explains:
+            self.reset()
+            self._explains = explains
+        overlay = frame.copy() if cam is None else blend(frame, self._heat_for(cam, map_id, (width, height)), self._alpha)
         if self.side_by_side:
             out = np.empty((height, 2 * width, 3), np.uint8)
             out[:, :width] = frame
@@ -303,10 +322,10 @@ class Renderer:
             _draw_help(out)
         return out
 
-    def _heat_for(self, cam: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
-        if cam is not self._last_cam:
+    def _heat_for(self, cam: np.ndarray, map_id: Hashable, size_wh: tuple[int, int]) -> np.ndarray:
+        if map_id is None or self._smoothed is None or map_id != self._map_id:
             self._smoothed = self._smoother.update(cam)
-            self._last_cam = cam
+            self._map_id = map_id
             self._heat_key = None
         key = (size_wh, self._cmap_id)
         if self._heat_key != key:

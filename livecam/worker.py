@@ -165,8 +165,12 @@ class EngineWorker:
     def closed(self) -> bool:
         return self._closed
 
-    def close(self) -> None:
-        """Fails the frames still waiting with ``WorkerClosed``, lets a running call finish, joins the thread."""
+    def close(self, timeout_s: float | None = None) -> None:
+        """Fails the frames still waiting with ``WorkerClosed``, lets a running call finish, joins the thread.
+
+        Args:
+            timeout_s: give up joining after this long (the thread is a daemon); None waits.
+        """
         with self._cond:
             self._closed = True
             pending, self._pending = self._pending, []
@@ -175,7 +179,7 @@ class EngineWorker:
             if request.job.set_running_or_notify_cancel():
                 request.job.set_exception(WorkerClosed("The engine worker was closed before this frame was explained."))
         if threading.current_thread() is not self._thread:
-            self._thread.join()
+            self._thread.join(timeout_s)
 
     def __enter__(self) -> EngineWorker:
         return self

@@ -62,7 +62,7 @@ def soak(frames: int, model: str, input_size: int | None, fps: float, max_rss_gr
                 samples.append(
                     {
                         "t": time.monotonic(),
-                        "frames": pipeline._frames_out,
+                        "frames": pipeline.frames_out,
                         "rss_mb": process.memory_info().rss / 2**20,
                         "threads": threading.active_count(),
                         "latency_ms": float(np.median(latency[-30:])) if latency else None,
