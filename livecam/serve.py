@@ -37,6 +37,7 @@ import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from livecam import protocol
+from livecam.control import Action, Command, Controller, ViewerState
 from livecam.errors import UserError, first_line
 from livecam.feed import MjpegStream, SourceFeed
 from livecam.mailbox import Mailbox
@@ -282,9 +283,10 @@ class _Connection:
     def __init__(self, app: web.Application, ws: web.WebSocketResponse) -> None:
         self.app = app
         self.ws = ws
-        engine = app[_engine_key]
-        self.method: str = engine.method
-        self.class_id: int | None = None
+        engine, config = app[_engine_key], app[_config_key]
+        # The same state and controller as the window's: this adapter only turns messages into actions.
+        self.state = ViewerState(method=engine.method, alpha=config.alpha, colormap=config.colormap)
+        self.controller = Controller(self.state, class_names=engine.class_names)
         self.seq = 0
         self.inbox: Mailbox[_Frame] = Mailbox()
         self.frame_waiting = asyncio.Event()
@@ -292,22 +294,20 @@ class _Connection:
 
     def on_frame(self, data: bytes) -> None:
         self.seq += 1
-        replaced = self.inbox.put(_Frame(self.seq, data, time.perf_counter(), self.method, self.class_id))
+        replaced = self.inbox.put(_Frame(self.seq, data, time.perf_counter(), self.state.method, self.state.class_id))
         if replaced is not None:
             self.app[_metrics_key].dropped()
         self.frame_waiting.set()
 
     async def on_text(self, text: str) -> None:
+        # Settings go with each frame when it arrives: they apply to the frames after this message.
         try:
-            controls = protocol.parse_controls(text, self.app[_engine_key].num_classes)
+            controls = protocol.parse_controls(text)
+            for command in _commands(controls):
+                self.controller.apply(command.action, command.arg)
         except UserError as exc:
             await self.send({"type": "control_error", "message": str(exc)})
             return
-        # Settings go with each frame when it arrives: they apply to the frames after this message.
-        if "method" in controls:
-            self.method = controls["method"]
-        if "class_id" in controls:
-            self.class_id = controls["class_id"]
         if "pull" in controls:
             self.pull_wanted.set()
 
@@ -354,7 +354,7 @@ class _Connection:
             number = frame.number
             t0 = time.perf_counter()
             try:
-                row, engine_ms = await _explain(app, frame.image_bgr, self.class_id, self.method)
+                row, engine_ms = await _explain(app, frame.image_bgr, self.state.class_id, self.state.method)
             except WorkerClosed:
                 return
             jpeg = await loop.run_in_executor(None, feed.jpeg, frame)
@@ -370,6 +370,16 @@ class _Connection:
                 await self.ws.send_str(json.dumps(message))
             except ConnectionError:  # the client went away meanwhile: its receive loop ends too
                 pass
+
+
+def _commands(controls: dict[str, Any]) -> list[Command]:
+    """A controls message as the viewer's commands (``{"class_id": null}`` unlocks)."""
+    commands = []
+    if "method" in controls:
+        commands.append(Command(Action.SET_METHOD, controls["method"]))
+    if "class_id" in controls:
+        commands.append(Command(Action.LOCK_CLASS, controls["class_id"]))
+    return commands
 
 
 async def _websocket(request: web.Request) -> web.StreamResponse:
@@ -422,7 +432,8 @@ async def _explain_http(request: web.Request) -> web.Response:
     return web.json_response(protocol.result_message(row, app[_engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms))
 
 
-def _query_settings(request: web.Request, engine: Any) -> tuple[str | None, int | None]:
+def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None]:
+    """``method=`` and ``class_id=`` of a request, checked by a viewer controller like the WebSocket's controls."""
     controls: dict[str, Any] = {}
     if "method" in request.query:
         controls["method"] = request.query["method"]
@@ -432,8 +443,12 @@ def _query_settings(request: web.Request, engine: Any) -> tuple[str | None, int 
             controls["class_id"] = None if text in ("", "null") else int(text)
         except ValueError:
             raise UserError(f"Expected class_id as an integer in [0, {engine.num_classes - 1}]. Received: {text!r}") from None
-    controls = protocol.parse_controls(json.dumps(controls), engine.num_classes)
-    return controls.get("method"), controls.get("class_id")
+    config = request.app[_config_key]
+    state = ViewerState(method=engine.method, alpha=config.alpha, colormap=config.colormap)
+    controller = Controller(state, class_names=engine.class_names)
+    for command in _commands(controls):
+        controller.apply(command.action, command.arg)
+    return state.method, state.class_id
 
 
 def _overlay_png(app: web.Application, image: np.ndarray, row: Any) -> bytes:

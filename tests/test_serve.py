@@ -160,14 +160,15 @@ def test_bad_controls_are_answered_with_a_control_error(server):
     async def go():
         async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
             answers = []
-            for text in ("{", json.dumps({"method": "gradcam+++"}), json.dumps({"class_id": 99}), json.dumps({"colour": 1})):
+            for text in ("{", json.dumps({"method": "gradcam+++"}), json.dumps({"class_id": 99}), json.dumps({"colour": 1}), json.dumps({"class_id": "2"})):
                 await ws.send_str(text)
                 answers.append(await receive_json(ws))
             return answers
 
     answers = run(go())
-    assert [a["type"] for a in answers] == ["control_error"] * 4
+    assert [a["type"] for a in answers] == ["control_error"] * 5
     assert "gradcam++" in answers[1]["message"] and "[0, 5]" in answers[2]["message"] and "colour" in answers[3]["message"]
+    assert "integer" in answers[4]["message"]
 
 
 def test_message_over_4_mib_closes_with_1009(server):
