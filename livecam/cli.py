@@ -237,7 +237,9 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 
 def _serve(argv: list[str]) -> int:
-    args = _serve_parser().parse_args(argv)
+    with _native_stderr_silenced("--debug" not in argv):  # the parser's imports start TensorFlow, which logs
+        parser = _serve_parser()
+    args = parser.parse_args(argv)
     from livecam import sources
     from livecam.render import colormap_id
 

@@ -218,13 +218,14 @@ function sendFrame() {
   canvas.height = Math.round(video.videoHeight * scale);
   canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
   state.inFlight = true;
+  const capturedAt = performance.now(); // the round trip counts the encoding too: the user waits for it
   canvas.toBlob(
     (blob) => {
       if (!blob || !state.ws || state.ws.readyState !== WebSocket.OPEN) {
         state.inFlight = false;
         return;
       }
-      state.sentAt = performance.now();
+      state.sentAt = capturedAt;
       state.ws.send(blob);
     },
     "image/jpeg",
