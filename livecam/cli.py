@@ -227,7 +227,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     net.add_argument("--certfile", help="HTTPS certificate (PEM); browsers give the camera only to HTTPS pages or localhost")
     net.add_argument("--keyfile", help="HTTPS private key (PEM)")
     net.add_argument("--max-batch", type=_int_range("--max-batch", 1, 256), default=8, help="most frames of all clients in one engine call (default 8)")
-    net.add_argument("--max-wait-ms", type=_positive_float("--max-wait-ms"), default=5.0, help="longest a frame waits for others to share its call (default 5)")
+    net.add_argument("--max-wait-ms", type=_int_range("--max-wait-ms", 0, 1000), default=5, help="longest a frame waits for others to share its call, 0-1000 (default 5)")
     ren = p.add_argument_group("rendering (the stream, overlays, and the page's starting values)")
     ren.add_argument("--colormap", default="jet", help="any OpenCV colormap name (default: jet)")
     ren.add_argument("--alpha", type=_unit_float("--alpha", upper_open=False), default=DEFAULT_ALPHA, help=f"heat-map opacity in [0, 1] (default {DEFAULT_ALPHA})")

@@ -147,11 +147,19 @@ async def _shutdown(app: web.Application) -> None:
         await asyncio.get_running_loop().run_in_executor(None, app[_feed_key].close)
 
 
-async def _explain(app: web.Application, frame_bgr: np.ndarray, class_id: int | None, method: str | None) -> tuple[Any, float]:
-    """One frame through the shared worker: (one-row CamResult, engine ms of its batch)."""
-    loop = asyncio.get_running_loop()
-    # submit resizes the frame to the model's input in this thread: keep it off the event loop.
-    job = await loop.run_in_executor(None, lambda: app[_worker_key].submit(frame_bgr, class_id=class_id, method=method))
+async def _explain(app: web.Application, image: np.ndarray | bytes, class_id: int | None, method: str | None) -> tuple[Any, float]:
+    """One frame (pixels, or encoded bytes to decode first) through the shared worker: (one-row CamResult, engine ms of its batch).
+
+    Raises:
+        UserError: the bytes are not an image the server takes.
+    """
+    worker = app[_worker_key]
+
+    def submit():  # decoding and the resize in submit run here, off the event loop, in one hop
+        frame_bgr = protocol.decode_image(image) if isinstance(image, bytes) else image
+        return worker.submit(frame_bgr, class_id=class_id, method=method)
+
+    job = await asyncio.get_running_loop().run_in_executor(None, submit)
     row = await asyncio.wrap_future(job)
     return row, job.engine_ms or 0.0
 
@@ -249,6 +257,7 @@ async def _config(request: web.Request) -> web.Response:
             "methods": list(METHOD_NAMES),
             "class_names": list(engine.class_names),
             "topk": engine.topk,
+            "input_size": list(engine.input_size),  # (height, width): the page sends frames no smaller
             "alpha": config.alpha,
             "smooth": config.smooth,
             "colormap": config.colormap,
@@ -314,7 +323,6 @@ class _Connection:
     async def answer_frames(self) -> None:
         """Takes the newest waiting frame, explains it, answers; repeats."""
         app, metrics = self.app, self.app[_metrics_key]
-        loop = asyncio.get_running_loop()
         while True:
             await self.frame_waiting.wait()
             self.frame_waiting.clear()
@@ -322,8 +330,7 @@ class _Connection:
             if frame is None:
                 continue
             try:
-                image = await loop.run_in_executor(None, protocol.decode_image, frame.data)
-                row, engine_ms = await _explain(app, image, frame.class_id, frame.method)
+                row, engine_ms = await _explain(app, frame.data, frame.class_id, frame.method)
             except UserError as exc:
                 metrics.error()
                 await self.send(protocol.error_message(frame.seq, str(exc)))

@@ -5,7 +5,6 @@
 
 const token = new URLSearchParams(location.search).get("token");
 const query = token ? `?token=${encodeURIComponent(token)}` : "";
-const SEND_WIDTH = 640; // frames are scaled down to this width before they are sent
 const JPEG_QUALITY = 0.85;
 const $ = (id) => document.getElementById(id);
 
@@ -29,6 +28,7 @@ const state = {
   picture: null, // what the heat is drawn over: the video element or an ImageBitmap
   pictureSize: [640, 480],
   times: { answers: [], frames: [] },
+  rttLog: [], // [time, round trip] in ms, the last few thousand
   recorder: null,
   cameraError: null,
 };
@@ -125,6 +125,8 @@ function onMessage(message) {
     if (state.mode === "camera") {
       clearNotice("server");
       state.times.rtt = performance.now() - state.sentAt;
+      state.rttLog.push([performance.now(), state.times.rtt]); // for scripts/bench_serve.py
+      if (state.rttLog.length > 5000) state.rttLog.splice(0, 1000);
       showResult(message);
       sendFrame();
     }
@@ -212,7 +214,10 @@ function sendFrame() {
   const video = state.video;
   if (state.mode !== "camera" || state.paused || state.inFlight || !video || video.readyState < 2) return;
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
-  const scale = Math.min(1, SEND_WIDTH / video.videoWidth);
+  // The engine shrinks every frame to the model's input anyway: sending no more than that keeps
+  // the JPEG encoding here, the upload and the decoding on the server small.
+  const [inputH, inputW] = state.config ? state.config.input_size : [video.videoHeight, video.videoWidth];
+  const scale = Math.min(1, Math.max(inputH / video.videoHeight, inputW / video.videoWidth));
   const canvas = (state.sendCanvas ||= document.createElement("canvas"));
   canvas.width = Math.round(video.videoWidth * scale);
   canvas.height = Math.round(video.videoHeight * scale);
