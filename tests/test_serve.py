@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import time
 
 import aiohttp
@@ -420,3 +421,53 @@ def test_stops_within_2_s_with_clients_that_never_answer(tmp_path, signum):
     assert code == 0, proc.stderr()[-2000:]
     assert "server stopped" in proc.stderr()
     assert elapsed_s < 2.0, f"stopping took {elapsed_s:.2f} s"
+
+
+# ---------------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--certfile", "cert.pem"], "both --certfile and --keyfile"),
+        (["--certfile", "missing.pem", "--keyfile", "missing.key"], "could not be loaded"),
+        (["--method", "gradcm"], "method"),
+        (["--colormap", "nope"], "Unknown colormap"),
+        (["--token", " "], "non-empty --token"),
+        (["--port", "70000"], "--port"),
+        (["--max-wait-ms", "-1"], "--max-wait-ms"),
+    ],
+)
+def test_serve_mistakes_end_in_one_sentence(capsys, args, match):
+    from livecam.cli import main
+
+    code = main(["serve", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err and err.startswith("livecam: error: ") and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_https_serves_the_page_and_the_websocket(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    proc = ServerProcess("--model", "demo", "--certfile", str(cert), "--keyfile", str(key), log_dir=tmp_path)
+
+    async def go():
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
+            async with session.get(proc.path("/api/config")) as response:
+                config = await response.json()
+            async with session.ws_connect(proc.path("/ws")) as ws:
+                await ws.send_bytes(scene().jpeg())
+                return config, await receive_json(ws)
+
+    try:
+        assert proc.url.startswith("https://")
+        config, result = run(go())
+    finally:
+        proc.stop()
+    assert config["model"] == "demo" and result["label"] == scene().label

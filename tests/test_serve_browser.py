@@ -19,7 +19,9 @@ from conftest import require_tool
 from serve_helpers import SCENE_SIZE, ServerProcess, scene
 
 pytestmark = pytest.mark.slow
-WAIT_MS = 90_000  # a first answer needs the page, the camera and the engine: generous on a busy machine
+WAIT_MS = 90_000
+OTHER_NAME = "livecam-server.test"
+TOKEN = "browser-test-token"  # a first answer needs the page, the camera and the engine: generous on a busy machine
 
 
 def write_y4m(path: Path, image_bgr: np.ndarray, frames: int = 30, fps: int = 30) -> Path:
@@ -53,6 +55,7 @@ def browser(chromium, tmp_path_factory, shown):
     launcher, executable = chromium
     video = write_y4m(tmp_path_factory.mktemp("camera") / "scene.y4m", shown.image_bgr)
     args = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
+    args.append(f"--host-resolver-rules=MAP {OTHER_NAME} 127.0.0.1")  # a name that is not localhost: an insecure context
     browser = launcher.launch(executable_path=executable, args=args)
     yield browser
     browser.close()
@@ -60,7 +63,8 @@ def browser(chromium, tmp_path_factory, shown):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    proc = ServerProcess("--model", "demo", "--source", "synth:320x240,fps=10", log_dir=tmp_path_factory.mktemp("serve"))
+    # With a token, so that the page can also be opened under another name (a token-less server answers loopback names only).
+    proc = ServerProcess("--model", "demo", "--source", "synth:320x240,fps=10", "--token", TOKEN, log_dir=tmp_path_factory.mktemp("serve"))
     yield proc
     proc.stop()
 
@@ -188,3 +192,19 @@ def test_no_camera_is_said_in_words(chromium, server):
     finally:
         browser.close()
     assert "No camera was found" in text and "server's source" in text
+
+
+def test_an_insecure_context_is_explained_with_https_and_ssh(browser, server):
+    # Plain HTTP under a name other than localhost: the browser offers no camera there.
+    url = server.path("/").replace("127.0.0.1", OTHER_NAME)
+    context, page = open_page(browser, url)
+    try:
+        page.wait_for_selector("#notice:visible", timeout=WAIT_MS)
+        text = page.text_content("#notice")
+        assert page.evaluate("window.isSecureContext") is False
+        # The server's source is offered instead, and works.
+        page.wait_for_function("window.livecam.mode === 'source' && window.livecam.results > 1", timeout=WAIT_MS)
+    finally:
+        context.close()
+    port = server.host_port.split(":")[1]
+    assert "HTTPS" in text and "--certfile" in text and f"ssh -L {port}:localhost:{port}" in text

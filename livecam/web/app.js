@@ -41,7 +41,8 @@ async function start() {
   await loadConfig();
   connect();
   if (state.config && state.config.source && !window.isSecureContext) {
-    setMode("source"); // no camera here: show what the server sees
+    await setMode("source"); // no camera here: show what the server sees, and say why
+    insecureNotice();
   } else {
     setMode("camera");
   }
@@ -167,15 +168,7 @@ async function startCamera() {
   if (state.video) return true;
   if (!window.isSecureContext) {
     state.cameraError = "insecure";
-    const port = location.port || (location.protocol === "https:" ? "443" : "80");
-    notice(
-      `Browsers allow the camera only on HTTPS pages or on localhost, and this page is ${location.origin}. ` +
-        `Either start the server with HTTPS (livecam serve --certfile cert.pem --keyfile key.pem) and open https://…, ` +
-        `or open an SSH tunnel from this computer — ssh -L ${port}:localhost:${port} USER@${location.hostname} — ` +
-        `and open http://localhost:${port}/${query}` +
-        (state.config && state.config.source ? ". Meanwhile you can watch the server's source." : "."),
-      "camera",
-    );
+    insecureNotice();
     return false;
   }
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
@@ -208,6 +201,18 @@ async function startCamera() {
     }
     return false;
   }
+}
+
+function insecureNotice() {
+  const port = location.port || (location.protocol === "https:" ? "443" : "80");
+  notice(
+    `Browsers allow the camera only on HTTPS pages or on localhost, and this page is ${location.origin}. ` +
+      `Either start the server with HTTPS (livecam serve --certfile cert.pem --keyfile key.pem) and open https://…, ` +
+      `or open an SSH tunnel from this computer — ssh -L ${port}:localhost:${port} USER@${location.hostname} — ` +
+      `and open http://localhost:${port}/${query}` +
+      (state.config && state.config.source ? ". Meanwhile this shows the server's source." : "."),
+    "insecure",
+  );
 }
 
 function sendFrame() {
