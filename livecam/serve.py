@@ -27,6 +27,7 @@ import secrets
 import signal
 import socket
 import ssl
+import sys
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -337,6 +338,11 @@ class _Connection:
                 continue
             except WorkerClosed:
                 return
+            except Exception as exc:  # an engine fault: this frame is answered, the connection goes on
+                metrics.error()
+                print(f"livecam: the engine failed on a frame: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr, flush=True)
+                await self.send(protocol.error_message(frame.seq, f"The engine failed on this frame ({type(exc).__name__}: {first_line(exc)})."))
+                continue
             server_ms = (time.perf_counter() - frame.received_s) * 1000
             message = protocol.result_message(row, app[_engine_key].class_names, seq=frame.seq, engine_ms=engine_ms, server_ms=server_ms)
             await self.send(message)
