@@ -44,7 +44,7 @@ from livecam.feed import MjpegStream, SourceFeed
 from livecam.mailbox import Mailbox
 from livecam.methods import METHOD_NAMES
 from livecam.metrics import ServerMetrics
-from livecam.render import COLORMAPS, Renderer
+from livecam.render import COLORMAPS, DEFAULT_ALPHA, DEFAULT_SMOOTH, Renderer
 from livecam.worker import EngineWorker, WorkerClosed
 
 DEFAULT_PORT = 8765
@@ -70,9 +70,9 @@ class ServeConfig:
 
     token: str | None = None
     class_id: int | None = None
-    alpha: float = 0.4
+    alpha: float = DEFAULT_ALPHA
     colormap: str = "jet"
-    smooth: float = 0.5
+    smooth: float = DEFAULT_SMOOTH
 
 
 # ---------------------------------------------------------------------- the application
@@ -94,7 +94,8 @@ def create_app(engine: Any, worker: EngineWorker, config: ServeConfig = ServeCon
         engine: the ``CamEngine`` (for its class names, layer and default method).
         worker: the ``EngineWorker`` that runs that engine; every request goes through it.
         config: token and rendering settings.
-        source: an open live ``FrameSource`` to serve as the server's own view; the app closes it.
+        source: an open ``FrameSource`` to serve as the server's own view (a file plays at its
+            frame rate); the app closes it.
     """
     app = web.Application(middlewares=[_guard], client_max_size=protocol.MAX_MESSAGE_BYTES)
     app[_engine_key] = engine

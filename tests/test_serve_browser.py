@@ -150,6 +150,29 @@ def test_locking_a_class_by_clicking_its_bar_and_unlocking(browser, server, show
         context.close()
 
 
+def test_while_paused_a_new_lock_explains_the_frozen_frame_and_opacity_still_applies(browser, server, shown):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page)
+        page.click("#pause")
+        count = page.evaluate("window.livecam.results")
+        time.sleep(1.0)
+        assert page.evaluate("window.livecam.results") <= count + 1  # at most the answer that was in flight
+        second = page.locator("#topk li button").nth(1)
+        other_label = second.text_content().rsplit(" ", 1)[0]
+        second.click()
+        page.wait_for_function(f"document.getElementById('label').textContent === {other_label!r}", timeout=WAIT_MS)
+        before = canvas_bgr(page)
+        page.eval_on_selector("#alpha", "el => { el.value = 0; el.dispatchEvent(new Event('input')); }")
+        time.sleep(0.5)
+        after = canvas_bgr(page)
+    finally:
+        context.close()
+    frozen = cv2.absdiff(after, shown.image_bgr).mean()
+    assert np.abs(before.astype(int) - after).mean() > 5  # the heat went away from the frozen picture
+    assert frozen < 12  # opacity 0 shows the camera's picture (the scene, through the fake camera's YUV)
+
+
 def test_the_servers_source_is_shown_on_request(browser, server):
     context, page = open_page(browser, server.path("/"))
     try:

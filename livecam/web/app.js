@@ -70,7 +70,8 @@ async function loadConfig() {
 function applyConfig(config) {
   $("model").textContent = `model ${config.model} · layer ${config.layer}`;
   if (state.method === null) state.method = config.method;
-  if (state.heat === null) {
+  if (!state.configured) { // the first time only: a reconnect keeps what the user chose
+    state.configured = true;
     state.alpha = config.alpha;
     state.colormap = config.colormap in config.colormaps ? config.colormap : "jet";
   }
@@ -129,7 +130,7 @@ function onMessage(message) {
       state.rttLog.push([performance.now(), state.times.rtt]); // for scripts/bench_serve.py
       if (state.rttLog.length > 5000) state.rttLog.splice(0, 1000);
       showResult(message);
-      sendFrame();
+      sendFrame(state.paused && state.reexplain);
     }
   } else if (message.type === "source_result") {
     if (state.mode === "source") {
@@ -215,18 +216,26 @@ function insecureNotice() {
   );
 }
 
-function sendFrame() {
+// The newest camera frame; while paused (force), the frozen one again, to explain it anew.
+function sendFrame(force = false) {
   const video = state.video;
-  if (state.mode !== "camera" || state.paused || state.inFlight || !video || video.readyState < 2) return;
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+  if (state.mode !== "camera" || !video || video.readyState < 2 || (state.paused && !force)) return;
+  if (state.inFlight || !state.ws || state.ws.readyState !== WebSocket.OPEN) {
+    if (force) state.reexplain = true; // once the answer in flight is back
+    return;
+  }
+  const picture = state.paused ? state.frozen : video;
+  if (!picture) return;
+  state.reexplain = false;
   // The engine shrinks every frame to the model's input anyway: sending no more than that keeps
   // the JPEG encoding here, the upload and the decoding on the server small.
   const [inputH, inputW] = state.config ? state.config.input_size : [video.videoHeight, video.videoWidth];
-  const scale = Math.min(1, Math.max(inputH / video.videoHeight, inputW / video.videoWidth));
+  const [width, height] = [picture.videoWidth || picture.width, picture.videoHeight || picture.height];
+  const scale = Math.min(1, Math.max(inputH / height, inputW / width));
   const canvas = (state.sendCanvas ||= document.createElement("canvas"));
-  canvas.width = Math.round(video.videoWidth * scale);
-  canvas.height = Math.round(video.videoHeight * scale);
-  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  canvas.width = Math.round(width * scale);
+  canvas.height = Math.round(height * scale);
+  canvas.getContext("2d").drawImage(picture, 0, 0, canvas.width, canvas.height);
   state.inFlight = true;
   const capturedAt = performance.now(); // the round trip counts the encoding too: the user waits for it
   canvas.toBlob(
@@ -354,7 +363,10 @@ function draw() {
   let picture = null;
   let width = 0;
   let height = 0;
-  if (state.mode === "camera" && state.video && state.video.readyState >= 2) {
+  if (state.mode === "camera" && state.paused && state.frozen) {
+    picture = state.frozen;
+    [width, height] = [state.frozen.width, state.frozen.height];
+  } else if (state.mode === "camera" && state.video && state.video.readyState >= 2) {
     picture = state.video;
     width = state.video.videoWidth;
     height = state.video.videoHeight;
@@ -362,7 +374,7 @@ function draw() {
     picture = state.picture;
     [width, height] = state.pictureSize;
   }
-  if (!picture || state.paused) return; // a paused view keeps its last picture
+  if (!picture) return;
   if (view.width !== width || view.height !== height) {
     view.width = width;
     view.height = height;
@@ -418,6 +430,7 @@ function bindControls() {
   $("method").addEventListener("change", (e) => {
     state.method = e.target.value;
     sendControls({ method: state.method });
+    sendFrame(true); // while paused, the frozen frame is explained again
   });
   $("colormap").addEventListener("change", (e) => {
     state.colormap = e.target.value;
@@ -452,12 +465,21 @@ async function setMode(mode) {
 function lockClass(classId) {
   state.classId = classId;
   sendControls({ class_id: classId });
+  sendFrame(true); // while paused, the frozen frame is explained again
   $("locked").hidden = classId === null;
   $("unlock").disabled = classId === null;
 }
 
 function togglePause() {
   state.paused = !state.paused;
+  if (state.paused && state.mode === "camera" && state.video && state.video.readyState >= 2) {
+    // The frozen picture: the heat, opacity and colormap can still change over it.
+    const frozen = document.createElement("canvas");
+    frozen.width = state.video.videoWidth;
+    frozen.height = state.video.videoHeight;
+    frozen.getContext("2d").drawImage(state.video, 0, 0);
+    state.frozen = frozen;
+  }
   $("pause").setAttribute("aria-pressed", String(state.paused));
   $("pause").textContent = state.paused ? "Resume" : "Pause";
   if (!state.paused) {
