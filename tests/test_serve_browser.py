@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import cv2
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -171,6 +172,31 @@ def test_while_paused_a_new_lock_explains_the_frozen_frame_and_opacity_still_app
     frozen = cv2.absdiff(after, shown.image_bgr).mean()
     assert np.abs(before.astype(int) - after).mean() > 5  # the heat went away from the frozen picture
     assert frozen < 12  # opacity 0 shows the camera's picture (the scene, through the fake camera's YUV)
+
+
+def test_snapshot_and_recording_are_downloaded(browser, server, tmp_path):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page)
+        with page.expect_download(timeout=WAIT_MS) as snapshot:
+            page.click("#snapshot")
+        png = tmp_path / snapshot.value.suggested_filename
+        snapshot.value.save_as(png)
+        page.click("#record")
+        assert page.is_visible("#rec")
+        count = wait_results(page)
+        wait_results(page, count + 5)  # a few seconds of picture
+        with page.expect_download(timeout=WAIT_MS) as recording:
+            page.click("#record")
+        video = tmp_path / recording.value.suggested_filename
+        recording.value.save_as(video)
+        assert not page.is_visible("#rec")
+    finally:
+        context.close()
+    image = cv2.imread(str(png))
+    assert png.suffix == ".png" and image.shape[1::-1] == SCENE_SIZE
+    assert video.suffix == ".webm" and video.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # a Matroska/WebM file
+    assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] > 0  # ffmpeg reads frames from it
 
 
 def test_the_servers_source_is_shown_on_request(browser, server):
