@@ -471,3 +471,53 @@ def test_https_serves_the_page_and_the_websocket(tmp_path):
     finally:
         proc.stop()
     assert config["model"] == "demo" and result["label"] == scene().label
+
+
+# ---------------------------------------------------------------------- in-process
+
+
+class FailingEngine:
+    """A real engine whose calls fail while ``failing`` is set (a fault deep in TensorFlow, say)."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self.failing = True
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def __call__(self, *args, **kwargs):
+        if self.failing:
+            raise RuntimeError("simulated engine fault")
+        return self._engine(*args, **kwargs)
+
+
+def test_an_engine_fault_answers_that_frame_with_an_error_and_the_connection_goes_on():
+    import keras
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from livecam.engine import CamEngine
+    from livecam.serve import create_app
+    from livecam.worker import EngineWorker
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="target")(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    engine = FailingEngine(CamEngine(keras.Model(inputs, outputs)))
+    jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 120, np.uint8))[1].tobytes()
+
+    async def go():
+        with EngineWorker(engine) as worker:
+            async with TestClient(TestServer(create_app(engine, worker))) as client:
+                ws = await client.ws_connect("/ws")
+                await ws.send_bytes(jpeg)
+                failed = await receive_json(ws)
+                engine.failing = False
+                await ws.send_bytes(jpeg)
+                answered = await receive_json(ws)
+                await ws.close()
+                return failed, answered
+
+    failed, answered = run(go())
+    assert failed["type"] == "error" and failed["seq"] == 1 and "simulated engine fault" in failed["message"]
+    assert answered["type"] == "result" and answered["seq"] == 2 and answered["cam"]["width"] == 32
