@@ -120,7 +120,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):  # one sentence, exit 2, no usage dump
-        raise UserError(f"{message[0].upper()}{message[1:]}; see `livecam --help`.")
+        raise UserError(f"{message[0].upper()}{message[1:]}; see `{self.prog} --help`.")
 
 
 def _resolution(text: str) -> tuple[int, int]:
