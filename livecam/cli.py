@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models()
         if argv and argv[0] == "layers":
             return _layers(argv[1:])
+        if argv and argv[0] == "serve":
+            return _serve(argv[1:])
         return _view(_parser().parse_args(argv))
     except SystemExit as exc:  # argparse's --help and --version
         return exc.code if isinstance(exc.code, int) else 0
@@ -60,14 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from livecam.methods import METHOD_NAMES
-    from livecam.models import DEFAULT_MODEL
     from livecam.render import DEFAULT_ALPHA, DEFAULT_SMOOTH
 
     p = _ArgumentParser(
         prog="livecam",
         description="Real-time Grad-CAM viewer: shows which parts of the picture make the network say what it says.",
-        epilog="Other commands: `livecam models` lists the model zoo; `livecam layers MODEL` lists a model's target layers.",
+        epilog="Other commands: `livecam serve` shows the viewer in a browser; `livecam models` lists the model zoo; "
+        "`livecam layers MODEL` lists a model's target layers.",
     )
     p.add_argument("--version", action="version", version=f"livecam {__version__}")
     src = p.add_argument_group("input")
@@ -77,15 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--resolution", type=_resolution, help="camera resolution to request, WxH")
     src.add_argument("--fps", type=_positive_float("--fps"), help="camera frame rate to request")
     src.add_argument("--list-cameras", action="store_true", help="probe cameras 0-9 and exit")
-    eng = p.add_argument_group("model")
-    eng.add_argument("--model", default=None, help=f"zoo name, 'demo', or a .keras/.h5 file (default: {DEFAULT_MODEL})")
-    eng.add_argument("--weights", default="imagenet", help="imagenet | none | a weights file (zoo models)")
-    eng.add_argument("--labels", help="class names for a custom model: one per line, or JSON")
-    eng.add_argument("--layer", help="target layer (default: the model's last spatial layer)")
-    eng.add_argument("--method", default="gradcam", help=f"{', '.join(METHOD_NAMES)} (default: gradcam)")
-    eng.add_argument("--class", dest="class_", metavar="CLASS", help="explain this class (id or name) instead of the top one")
-    eng.add_argument("--topk", type=_int_range("--topk", 1, 20), default=None, help="top classes on the HUD (1-20, default 5)")
-    eng.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
+    add_engine_arguments(p)
     out = p.add_argument_group("output")
     out.add_argument("--output", "-o", type=Path, help="record the overlay to this .mp4 file")
     out.add_argument("--size", type=_size, help="size of the recording, WxH (default: the input's; for image folders the most common image size)")
@@ -104,16 +97,32 @@ def _parser() -> argparse.ArgumentParser:
     perf = p.add_argument_group("speed")
     perf.add_argument("--batch", type=_int_range("--batch", 1, 256), default=None, help="frames per engine call for files (default 8; live sources use 1)")
     perf.add_argument("--every", type=_int_range("--every", 1, 1000), default=1, help="explain every Nth frame, reuse the result in between")
-    perf.add_argument("--input-size", type=_int_range("--input-size", 32, 1024), help="feed the network at this square size")
-    perf.add_argument("--xla", action="store_true", help="compile the step with XLA")
-    perf.add_argument("--mixed-precision", action="store_true", help="mixed_float16 zoo models (GPUs)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """The engine's options (model, weights, layer, method, class, speed), shared by the viewer and `livecam serve`."""
+    from livecam.methods import METHOD_NAMES
+    from livecam.models import DEFAULT_MODEL
+
+    eng = p.add_argument_group("model")
+    eng.add_argument("--model", default=None, help=f"zoo name, 'demo', or a .keras/.h5 file (default: {DEFAULT_MODEL})")
+    eng.add_argument("--weights", default="imagenet", help="imagenet | none | a weights file (zoo models)")
+    eng.add_argument("--labels", help="class names for a custom model: one per line, or JSON")
+    eng.add_argument("--layer", help="target layer (default: the model's last spatial layer)")
+    eng.add_argument("--method", default="gradcam", help=f"{', '.join(METHOD_NAMES)} (default: gradcam)")
+    eng.add_argument("--class", dest="class_", metavar="CLASS", help="explain this class (id or name) instead of the top one")
+    eng.add_argument("--topk", type=_int_range("--topk", 1, 20), default=None, help="top classes on the HUD (1-20, default 5)")
+    eng.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
+    eng.add_argument("--input-size", type=_int_range("--input-size", 32, 1024), help="feed the network at this square size")
+    eng.add_argument("--xla", action="store_true", help="compile the step with XLA")
+    eng.add_argument("--mixed-precision", action="store_true", help="mixed_float16 zoo models (GPUs)")
+
+
 class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):  # one sentence, exit 2, no usage dump
-        raise UserError(f"{message[0].upper()}{message[1:]}; see `livecam --help`.")
+        raise UserError(f"{message[0].upper()}{message[1:]}; see `{self.prog} --help`.")
 
 
 def _resolution(text: str) -> tuple[int, int]:
@@ -210,6 +219,93 @@ def _layers(argv: list[str]) -> int:
     return 0
 
 
+def _serve_parser() -> argparse.ArgumentParser:
+    from livecam.render import DEFAULT_ALPHA, DEFAULT_SMOOTH
+    from livecam.serve import DEFAULT_PORT
+
+    p = _ArgumentParser(
+        prog="livecam serve",
+        description="The live viewer in a browser: for the browser's own camera, and for the server's --source.",
+    )
+    src = p.add_argument_group("input")
+    src.add_argument("--source", help="the server's own view: camera index, video file, image folder, URL or synth: (default: none)")
+    src.add_argument("--demo", action="store_true", help="--source synth: --model demo")
+    src.add_argument("--loop", action="store_true", help="replay video files and folders")
+    src.add_argument("--resolution", type=_resolution, help="camera resolution to request, WxH")
+    src.add_argument("--fps", type=_positive_float("--fps"), help="camera frame rate to request")
+    add_engine_arguments(p)
+    net = p.add_argument_group("server")
+    net.add_argument("--host", default="127.0.0.1", help="address to listen on; anything but loopback needs a token (default: 127.0.0.1)")
+    net.add_argument("--port", type=_int_range("--port", 0, 65535), default=DEFAULT_PORT, help=f"TCP port; 0 picks a free one (default: {DEFAULT_PORT})")
+    net.add_argument("--token", help="secret that every request must carry (generated when --host is not loopback)")
+    net.add_argument("--certfile", help="HTTPS certificate (PEM); browsers give the camera only to HTTPS pages or localhost")
+    net.add_argument("--keyfile", help="HTTPS private key (PEM)")
+    net.add_argument("--max-batch", type=_int_range("--max-batch", 1, 256), default=8, help="most frames of all clients in one engine call (default 8)")
+    net.add_argument("--max-wait-ms", type=_int_range("--max-wait-ms", 0, 1000), default=5, help="longest a frame waits for others to share its call, 0-1000 (default 5)")
+    ren = p.add_argument_group("rendering (the stream, overlays, and the page's starting values)")
+    ren.add_argument("--colormap", default="jet", help="any OpenCV colormap name (default: jet)")
+    ren.add_argument("--alpha", type=_unit_float("--alpha", upper_open=False), default=DEFAULT_ALPHA, help=f"heat-map opacity in [0, 1] (default {DEFAULT_ALPHA})")
+    ren.add_argument("--smooth", type=_unit_float("--smooth", upper_open=True), default=DEFAULT_SMOOTH, help=f"temporal smoothing in [0, 1) (default {DEFAULT_SMOOTH})")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def _serve(argv: list[str]) -> int:
+    with _native_stderr_silenced("--debug" not in argv):  # the parser's imports start TensorFlow, which logs
+        parser = _serve_parser()
+    args = parser.parse_args(argv)
+    from livecam import sources
+    from livecam.render import colormap_id
+
+    with _native_stderr_silenced(not args.debug):  # TensorFlow's C++ start-up log lines
+        from livecam import serve
+        from livecam.methods import check_method
+
+    colormap_id(args.colormap)
+    check_method(args.method)
+    ssl_ctx = serve.ssl_context(args.certfile, args.keyfile)
+    token = args.token
+    if token is not None and not token.strip():
+        raise UserError("Expected a non-empty --token; leave it out to have one generated.")
+    if token is None and serve.needs_token(args.host):
+        token = serve.new_token()
+    spec = "synth:" if args.demo and args.source is None else args.source
+    model_name = args.model or ("demo" if args.demo else "mobilenet_v2")
+    source = sources.open_source(spec, loop=args.loop, resolution=args.resolution, fps=args.fps) if spec is not None else None
+    try:
+        with _native_stderr_silenced(not args.debug):
+            from livecam.models import class_index
+            from livecam.worker import EngineWorker
+
+            engine = engine_from_args(args, model_name)
+        class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
+        config = serve.ServeConfig(token=token, class_id=class_id, alpha=args.alpha, colormap=args.colormap, smooth=args.smooth)
+        with EngineWorker(engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms) as worker:
+            app = serve.create_app(engine, worker, config, source=source)
+
+            def ready(port: int) -> None:
+                print(f"livecam: model {engine.model_name}, layer {engine.layer_name}, method {engine.method}", file=sys.stderr)
+                if source is not None:
+                    print(f"livecam: the server's source: {source.description}", file=sys.stderr)
+                if ssl_ctx is None and serve.needs_token(args.host):
+                    print(
+                        f"livecam: note: browsers give the camera only to HTTPS pages or localhost; add --certfile/--keyfile, "
+                        f"or tunnel with `ssh -L {port}:localhost:{port} THIS-HOST` and open http://localhost:{port}/",
+                        file=sys.stderr,
+                    )
+                print(f"livecam: open {serve.page_url(args.host, port, token, https=ssl_ctx is not None)}  (Ctrl-C stops)", flush=True)
+
+            serve.run(app, args.host, args.port, ssl_ctx=ssl_ctx, on_ready=ready)
+    finally:
+        if source is not None:
+            source.close()
+    print("livecam: server stopped", file=sys.stderr, flush=True)
+    # Everything is closed. The interpreter's own teardown with TensorFlow loaded takes seconds
+    # (about 3 s here), which would break the promise that Ctrl-C stops the server within 2 s.
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def _view(args: argparse.Namespace) -> int:
     from livecam import sources
 
@@ -294,7 +390,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     with _native_stderr_silenced(not args.debug):  # TensorFlow's C++ start-up log lines
         from livecam.pipeline import Options, Pipeline
 
-        engine = _engine(args, model_name)
+        engine = engine_from_args(args, model_name)
     class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
     if not quiet:
         print(f"livecam: model {shown(engine.model_name)}, layer {shown(engine.layer_name)}, method {engine.method}", file=sys.stderr)
@@ -349,7 +445,8 @@ def _recording_size(args: argparse.Namespace, source) -> tuple[int, int] | None:
     return (2 * size[0], size[1]) if args.side_by_side else size  # raw | overlay
 
 
-def _engine(args: argparse.Namespace, model_name: str):
+def engine_from_args(args: argparse.Namespace, model_name: str):
+    """The CamEngine that the options of ``add_engine_arguments`` ask for."""
     from livecam.engine import CamEngine
 
     return CamEngine(

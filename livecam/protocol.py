@@ -1,0 +1,179 @@
+"""The wire format of ``livecam serve``: images in, JSON results out, JSON controls.
+
+Pure functions, shared by the WebSocket, ``POST /api/explain`` and the tests:
+
+- ``image_size`` reads the width and height from a JPEG, PNG or WebP header without decoding,
+  so that an image too big to decode safely is refused before any pixel is allocated;
+- ``decode_image`` turns the bytes into a BGR frame, or raises ``UserError`` with the sentence
+  the client is sent;
+- ``result_message`` is the JSON object for one answered frame (see the README's WebSocket API);
+- ``parse_controls`` reads a client's text message (the viewer controller checks its values).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from livecam.errors import UserError
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a WebSocket message or request body; larger closes with 1009 / answers 413
+MAX_PIXELS = 16 * 1024 * 1024  # 4096 x 4096; a decoded image may not be larger
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def image_size(data: bytes) -> tuple[str, int, int]:
+    """The format ("jpeg", "png" or "webp"), width and height of an encoded image, from its header.
+
+    Raises:
+        UserError: the bytes are not a JPEG, PNG or WebP image, or its header is cut short.
+    """
+    data = bytes(data[:65536]) if len(data) > 65536 else bytes(data)
+    try:
+        if data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", data[16:24])
+            return "png", width, height
+        if data.startswith(b"\xff\xd8"):
+            return ("jpeg", *_jpeg_size(data))
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return ("webp", *_webp_size(data))
+    except (struct.error, IndexError):
+        pass
+    else:
+        raise UserError("Expected an image encoded as JPEG, PNG or WebP. Received bytes that are none of these.")
+    raise UserError("The image's header is cut short or damaged; send the whole JPEG, PNG or WebP file.")
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    position = 2
+    while True:
+        while data[position] != 0xFF:  # tolerate junk between segments, as decoders do
+            position += 1
+        while data[position] == 0xFF:  # fill bytes
+            position += 1
+        marker = data[position]
+        position += 1
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            continue
+        (length,) = struct.unpack(">H", data[position : position + 2])
+        if marker in _JPEG_SOF:
+            height, width = struct.unpack(">HH", data[position + 3 : position + 7])
+            return width, height
+        if marker == 0xD9 or length < 2:
+            raise IndexError("no frame header")
+        position += length
+
+
+def _webp_size(data: bytes) -> tuple[int, int]:
+    chunk = data[12:16]
+    body = data[20:]
+    if chunk == b"VP8 ":  # lossy: a 3-byte frame tag, the start code, then 14-bit sizes
+        if body[3:6] != b"\x9d\x01\x2a":
+            raise IndexError("bad VP8 start code")
+        width, height = struct.unpack("<HH", body[6:10])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L":  # lossless: signature 0x2f, then (width - 1) and (height - 1) in 14 bits each
+        if body[0] != 0x2F:
+            raise IndexError("bad VP8L signature")
+        (bits,) = struct.unpack("<I", body[1:5])
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":  # extended: the canvas size, (width - 1) and (height - 1) in 24 bits each
+        width = int.from_bytes(body[4:7], "little") + 1
+        height = int.from_bytes(body[7:10], "little") + 1
+        return width, height
+    raise IndexError("unknown WebP chunk")
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An encoded JPEG, PNG or WebP image as a uint8 BGR frame.
+
+    The size is checked from the header first, so an image over ``max_pixels`` is refused
+    without being decoded.
+
+    Raises:
+        UserError: what is wrong with the image, in one sentence for the client.
+    """
+    if not data:
+        raise UserError("Expected an image (JPEG, PNG or WebP). Received an empty message.")
+    kind, width, height = image_size(data)
+    if width * height > max_pixels:
+        raise UserError(
+            f"The image is {width}x{height} ({width * height / 1e6:.1f} Mpixel); the limit is "
+            f"{max_pixels / 1e6:.1f} Mpixel: scale it down before sending."
+        )
+    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if frame is None or frame.size == 0:
+        raise UserError(f"The {kind.upper()} image could not be decoded (damaged or cut short); send a whole image.")
+    return frame
+
+
+def encode_cam(cam: np.ndarray) -> dict[str, Any]:
+    """A map in [0, 1] as ``{"width", "height", "data"}``: base64 of uint8 rows, 255 = hottest."""
+    values = np.clip(np.nan_to_num(np.asarray(cam, np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    pixels = np.rint(values * 255.0).astype(np.uint8)
+    return {"width": int(pixels.shape[1]), "height": int(pixels.shape[0]), "data": base64.b64encode(pixels.tobytes()).decode("ascii")}
+
+
+def result_message(row: Any, class_names: Sequence[str], *, seq: int, engine_ms: float, server_ms: float) -> dict[str, Any]:
+    """The JSON object for one answered frame.
+
+    Args:
+        row: a one-row ``CamResult``.
+        class_names: the engine's class names.
+        seq: the frame's number on its connection (1 for ``POST /api/explain``).
+        engine_ms: time the engine spent on the batch that held this frame.
+        server_ms: time from receiving the frame to answering it.
+    """
+    class_id = int(row.class_ids[0])
+    return {
+        "type": "result",
+        "seq": int(seq),
+        "class_id": class_id,
+        "label": class_names[class_id],
+        "prob": round(float(row.probs[0, class_id]), 6),
+        "topk": [
+            {"id": int(i), "label": class_names[int(i)], "prob": round(float(p), 6)}
+            for i, p in zip(row.topk_ids[0], row.topk_probs[0])
+        ],
+        "cam": encode_cam(row.cam[0]),
+        "method": row.method,
+        "layer": row.layer,
+        "ms": {"engine": round(float(engine_ms), 3), "server": round(float(server_ms), 3)},
+    }
+
+
+def error_message(seq: int | None, message: str) -> dict[str, Any]:
+    """The JSON object that answers a frame that could not be explained."""
+    return {"type": "error", "seq": seq, "message": message}
+
+
+def parse_controls(text: str) -> dict[str, Any]:
+    """A client's controls message: a JSON object with any of ``method``, ``class_id``, ``pull``.
+
+    Only the form is checked here; the values are the viewer controller's to check
+    (``livecam.control``), so that the window and the browser obey one set of rules.
+    ``pull`` ("source") asks for the server source's next frame.
+
+    Raises:
+        UserError: not a JSON object, an unknown key, or a ``pull`` other than "source".
+    """
+    try:
+        controls = json.loads(text)
+    except ValueError:
+        raise UserError(f"Expected controls as a JSON object, e.g. {{\"method\": \"gradcam++\"}}. Received: {text[:80]!r}") from None
+    if not isinstance(controls, dict):
+        raise UserError(f"Expected controls as a JSON object, e.g. {{\"class_id\": 3}}. Received: {text[:80]!r}")
+    unknown = set(controls) - {"method", "class_id", "pull"}
+    if unknown:
+        raise UserError(f"Unknown control {sorted(unknown)[0]!r}; expected any of method, class_id, pull.")
+    if "pull" in controls and controls["pull"] != "source":
+        raise UserError(f"Expected pull to be \"source\". Received: {controls['pull']!r}")
+    return controls

@@ -1,0 +1,576 @@
+// livecam's page: the camera (or the server's source) on a canvas, with the heat map drawn here
+// from the small map the server returns. One frame is in flight at a time: the newest frame is
+// sent when the previous answer arrives, so the delay stays at about one engine step.
+"use strict";
+
+const token = new URLSearchParams(location.search).get("token");
+const query = token ? `?token=${encodeURIComponent(token)}` : "";
+const JPEG_QUALITY = 0.85;
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  config: null,
+  mode: "camera", // or "source"
+  ws: null,
+  reconnectDelay: 500,
+  inFlight: false,
+  sentAt: 0,
+  paused: false,
+  alpha: 0.4,
+  colormap: "jet",
+  method: null,
+  classId: null, // locked class, null = top class
+  last: null, // the last result message
+  results: 0,
+  errors: 0,
+  heat: null, // {canvas, key}
+  smoothed: null, // {data: Float32Array, width, height, explains}
+  picture: null, // what the heat is drawn over: the video element or an ImageBitmap
+  pictureSize: [640, 480],
+  times: { answers: [], frames: [] },
+  rttLog: [], // [time, round trip] in ms, the last few thousand
+  recorder: null,
+  cameraError: null,
+};
+window.livecam = state; // for the curious, and for tests
+
+// ------------------------------------------------------------------ start
+
+async function start() {
+  bindControls();
+  await loadConfig();
+  connect();
+  if (state.config && state.config.source && !window.isSecureContext) {
+    await setMode("source"); // no camera here: show what the server sees, and say why
+    insecureNotice();
+  } else {
+    setMode("camera");
+  }
+  requestAnimationFrame(draw);
+}
+
+async function loadConfig() {
+  for (;;) {
+    try {
+      const response = await fetch(`api/config${query}`, { cache: "no-store" });
+      if (response.status === 401) {
+        notice("This server needs its token: open the exact URL that `livecam serve` printed (it ends in ?token=…).");
+        return;
+      }
+      state.config = await response.json();
+      applyConfig(state.config);
+      return;
+    } catch (err) {
+      setConnection("server unreachable, retrying…", "down");
+      await sleep(1000);
+    }
+  }
+}
+
+function applyConfig(config) {
+  $("model").textContent = `model ${config.model} · layer ${config.layer}`;
+  if (state.method === null) state.method = config.method;
+  if (!state.configured) { // the first time only: a reconnect keeps what the user chose
+    state.configured = true;
+    state.alpha = config.alpha;
+    state.colormap = config.colormap in config.colormaps ? config.colormap : "jet";
+  }
+  state.luts = {};
+  for (const [name, b64] of Object.entries(config.colormaps)) state.luts[name] = base64Bytes(b64);
+  fillSelect($("method"), config.methods, state.method);
+  fillSelect($("colormap"), Object.keys(config.colormaps), state.colormap);
+  $("alpha").value = state.alpha;
+  $("alpha-value").textContent = `${Math.round(state.alpha * 100)}%`;
+  $("mode-source").hidden = !config.source;
+  if (config.source) {
+    $("mode-source").title = config.source;
+    $("stream-link").hidden = false;
+    $("mjpeg").href = `stream.mjpg${query}`;
+  }
+  drawLegend();
+}
+
+// ------------------------------------------------------------------ the WebSocket
+
+function connect() {
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query}`;
+  const ws = new WebSocket(url);
+  state.ws = ws;
+  state.inFlight = false;
+  ws.onopen = () => {
+    state.reconnectDelay = 500;
+    setConnection("connected", "up");
+    // A new connection starts with the server's defaults: tell it this page's settings.
+    ws.send(JSON.stringify({ method: state.method, class_id: state.classId }));
+    if (state.mode === "source") pull();
+    else sendFrame();
+  };
+  ws.onmessage = (event) => onMessage(JSON.parse(event.data));
+  ws.onclose = () => {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    state.inFlight = false;
+    const seconds = (state.reconnectDelay / 1000).toFixed(1);
+    setConnection(`server gone — reconnecting in ${seconds} s…`, "down");
+    notice(`The server went away (stopped or restarted, or the network dropped). Reconnecting on its own…`, "server");
+    setTimeout(async () => {
+      await loadConfig();
+      connect();
+    }, state.reconnectDelay);
+    state.reconnectDelay = Math.min(5000, state.reconnectDelay * 2);
+  };
+}
+
+function onMessage(message) {
+  if (message.type === "result") {
+    state.inFlight = false;
+    if (state.mode === "camera") {
+      clearNotice("server");
+      state.times.rtt = performance.now() - state.sentAt;
+      state.rttLog.push([performance.now(), state.times.rtt]); // for scripts/bench_serve.py
+      if (state.rttLog.length > 5000) state.rttLog.splice(0, 1000);
+      showResult(message);
+      sendFrame(state.paused && state.reexplain);
+    }
+  } else if (message.type === "source_result") {
+    if (state.mode === "source") {
+      clearNotice("server");
+      // The picture and its map change together; then ask for the next one.
+      showSourceImage(message.image).then(() => {
+        showResult(message);
+        pull();
+      });
+    }
+  } else if (message.type === "error") {
+    state.errors += 1;
+    state.inFlight = false;
+    notice(`The server could not explain frame ${message.seq}: ${message.message}`, "frame");
+    setTimeout(sendFrame, 200);
+  } else if (message.type === "control_error" || message.type === "notice") {
+    notice(message.message, "control");
+  }
+}
+
+function send(data) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(data);
+}
+
+function sendControls(controls) {
+  send(JSON.stringify(controls));
+}
+
+function pull() {
+  if (!state.paused) sendControls({ pull: "source" });
+}
+
+// ------------------------------------------------------------------ the camera
+
+async function startCamera() {
+  if (state.video) return true;
+  if (!window.isSecureContext) {
+    state.cameraError = "insecure";
+    insecureNotice();
+    return false;
+  }
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    state.cameraError = "unsupported";
+    notice("This browser offers no camera access (no getUserMedia); use a current Chrome, Firefox or Safari.", "camera");
+    return false;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+    const video = document.createElement("video");
+    video.muted = true;
+    video.playsInline = true;
+    video.srcObject = stream;
+    await video.play();
+    state.video = video;
+    state.cameraError = null;
+    clearNotice("camera");
+    return true;
+  } catch (err) {
+    state.cameraError = err.name || "error";
+    const alt = state.config && state.config.source ? " Or watch the server's source instead." : "";
+    if (err.name === "NotAllowedError" || err.name === "SecurityError") {
+      notice(`The camera was refused. Allow it for this site (the camera icon in the address bar) and reload the page.${alt}`, "camera");
+    } else if (err.name === "NotFoundError" || err.name === "OverconstrainedError") {
+      notice(`No camera was found on this device. Plug one in and reload the page.${alt}`, "camera");
+    } else if (err.name === "NotReadableError") {
+      notice(`The camera is busy: another program or tab uses it. Close that and reload the page.${alt}`, "camera");
+    } else {
+      notice(`The camera could not be opened (${err.name}: ${err.message}).${alt}`, "camera");
+    }
+    return false;
+  }
+}
+
+function insecureNotice() {
+  const port = location.port || (location.protocol === "https:" ? "443" : "80");
+  notice(
+    `Browsers allow the camera only on HTTPS pages or on localhost, and this page is ${location.origin}. ` +
+      `Either start the server with HTTPS (livecam serve --certfile cert.pem --keyfile key.pem) and open https://…, ` +
+      `or open an SSH tunnel from this computer — ssh -L ${port}:localhost:${port} USER@${location.hostname} — ` +
+      `and open http://localhost:${port}/${query}` +
+      (state.config && state.config.source ? ". Meanwhile this shows the server's source." : "."),
+    "insecure",
+  );
+}
+
+// The newest camera frame; while paused (force), the frozen one again, to explain it anew.
+function sendFrame(force = false) {
+  const video = state.video;
+  if (state.mode !== "camera" || !video || video.readyState < 2 || (state.paused && !force)) return;
+  if (state.inFlight || !state.ws || state.ws.readyState !== WebSocket.OPEN) {
+    if (force) state.reexplain = true; // once the answer in flight is back
+    return;
+  }
+  const picture = state.paused ? state.frozen : video;
+  if (!picture) return;
+  state.reexplain = false;
+  // The engine shrinks every frame to the model's input anyway: sending no more than that keeps
+  // the JPEG encoding here, the upload and the decoding on the server small.
+  const [inputH, inputW] = state.config ? state.config.input_size : [video.videoHeight, video.videoWidth];
+  const [width, height] = [picture.videoWidth || picture.width, picture.videoHeight || picture.height];
+  const scale = Math.min(1, Math.max(inputH / height, inputW / width));
+  const canvas = (state.sendCanvas ||= document.createElement("canvas"));
+  canvas.width = Math.round(width * scale);
+  canvas.height = Math.round(height * scale);
+  canvas.getContext("2d").drawImage(picture, 0, 0, canvas.width, canvas.height);
+  state.inFlight = true;
+  const capturedAt = performance.now(); // the round trip counts the encoding too: the user waits for it
+  canvas.toBlob(
+    (blob) => {
+      if (!blob || !state.ws || state.ws.readyState !== WebSocket.OPEN) {
+        state.inFlight = false;
+        return;
+      }
+      state.sentAt = capturedAt;
+      state.ws.send(blob);
+    },
+    "image/jpeg",
+    JPEG_QUALITY,
+  );
+}
+
+// ------------------------------------------------------------------ the server's source
+
+async function showSourceImage(b64) {
+  const blob = new Blob([base64Bytes(b64)], { type: "image/jpeg" });
+  const bitmap = await createImageBitmap(blob);
+  if (state.picture && state.picture !== state.video && state.picture.close) state.picture.close();
+  state.picture = bitmap;
+  state.pictureSize = [bitmap.width, bitmap.height];
+  state.heat = null;
+}
+
+// ------------------------------------------------------------------ results and heat
+
+function showResult(message) {
+  state.last = message;
+  state.results += 1;
+  const now = performance.now();
+  state.times.answers.push(now);
+  smooth(message);
+  state.heat = null; // redrawn from the new map at the next display frame
+  $("label").textContent = message.label;
+  $("prob").textContent = percent(message.prob, 1);
+  $("locked").hidden = state.classId === null;
+  $("unlock").disabled = state.classId === null;
+  const list = $("topk");
+  list.replaceChildren(
+    ...message.topk.map((entry) => {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.classId = entry.id;
+      button.className = entry.id === message.class_id ? "explained" : "";
+      button.setAttribute("aria-label", `${entry.label} ${percent(entry.prob, 1)}; explain this class`);
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.width = `${Math.max(1, entry.prob * 100)}%`;
+      const text = document.createElement("span");
+      text.className = "text";
+      text.textContent = `${entry.label} ${percent(entry.prob, 0)}`;
+      button.append(bar, text);
+      button.addEventListener("click", () => lockClass(entry.id));
+      item.append(button);
+      return item;
+    }),
+  );
+}
+
+// The renderer's smoothing: out = s * previous + (1 - s) * new, restarted when the method or the
+// locked class changes (the old map says nothing about the new question).
+function smooth(message) {
+  const cam = message.cam;
+  const values = base64Bytes(cam.data);
+  const explains = `${message.method}|${state.classId === null ? "" : message.class_id}`;
+  const s = state.config ? state.config.smooth : 0;
+  const previous = state.smoothed;
+  if (!previous || s === 0 || previous.explains !== explains || previous.width !== cam.width || previous.height !== cam.height) {
+    state.smoothed = { data: Float32Array.from(values), width: cam.width, height: cam.height, explains };
+    return;
+  }
+  const data = previous.data;
+  for (let i = 0; i < data.length; i++) data[i] = s * data[i] + (1 - s) * values[i];
+}
+
+// The map upsampled to the picture (the browser's smooth scaling), then painted with the
+// colormap table the server's renderer uses.
+function heatCanvas(width, height) {
+  const key = `${width}x${height}|${state.colormap}`;
+  if (state.heat && state.heat.key === key) return state.heat.canvas;
+  const map = state.smoothed;
+  if (!map) return null;
+  const small = document.createElement("canvas");
+  small.width = map.width;
+  small.height = map.height;
+  const smallCtx = small.getContext("2d");
+  const grey = smallCtx.createImageData(map.width, map.height);
+  for (let i = 0; i < map.data.length; i++) {
+    const v = Math.round(map.data[i]);
+    grey.data[4 * i] = grey.data[4 * i + 1] = grey.data[4 * i + 2] = v;
+    grey.data[4 * i + 3] = 255;
+  }
+  smallCtx.putImageData(grey, 0, 0);
+  const canvas = (state.heat && state.heat.canvas) || document.createElement("canvas");
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(small, 0, 0, width, height);
+  const pixels = ctx.getImageData(0, 0, width, height);
+  const lut = state.luts[state.colormap];
+  const p = pixels.data;
+  for (let i = 0; i < p.length; i += 4) {
+    const v = 3 * p[i];
+    p[i] = lut[v];
+    p[i + 1] = lut[v + 1];
+    p[i + 2] = lut[v + 2];
+  }
+  ctx.putImageData(pixels, 0, 0);
+  state.heat = { canvas, key };
+  return canvas;
+}
+
+// ------------------------------------------------------------------ the display
+
+function draw() {
+  requestAnimationFrame(draw);
+  const view = $("view");
+  const ctx = view.getContext("2d");
+  let picture = null;
+  let width = 0;
+  let height = 0;
+  if (state.mode === "camera" && state.paused && state.frozen) {
+    picture = state.frozen;
+    [width, height] = [state.frozen.width, state.frozen.height];
+  } else if (state.mode === "camera" && state.video && state.video.readyState >= 2) {
+    picture = state.video;
+    width = state.video.videoWidth;
+    height = state.video.videoHeight;
+  } else if (state.mode === "source" && state.picture) {
+    picture = state.picture;
+    [width, height] = state.pictureSize;
+  }
+  if (!picture) return;
+  if (view.width !== width || view.height !== height) {
+    view.width = width;
+    view.height = height;
+  }
+  ctx.globalAlpha = 1;
+  ctx.drawImage(picture, 0, 0, width, height);
+  const heat = state.last ? heatCanvas(width, height) : null;
+  if (heat && state.alpha > 0) {
+    ctx.globalAlpha = state.alpha; // alpha * heat + (1 - alpha) * picture, as the renderer blends
+    ctx.drawImage(heat, 0, 0);
+    ctx.globalAlpha = 1;
+  }
+  const now = performance.now();
+  state.times.frames.push(now);
+  if (state.mode === "camera") sendFrame(); // in case nothing is in flight (first frame, after a reconnect)
+  showStats(now);
+}
+
+function showStats(now) {
+  const keep = (list) => {
+    while (list.length && now - list[0] > 2000) list.shift();
+    return list.length > 1 ? (1000 * (list.length - 1)) / (list[list.length - 1] - list[0]) : 0;
+  };
+  const answers = keep(state.times.answers);
+  const frames = keep(state.times.frames);
+  if (!state.last) return;
+  const ms = state.last.ms;
+  const rtt = state.mode === "camera" && state.times.rtt ? ` · round trip ${state.times.rtt.toFixed(0)} ms` : "";
+  $("stats").textContent =
+    `${state.last.method} @ ${state.last.layer} · engine ${ms.engine.toFixed(0)} ms${rtt} · ` +
+    `${answers.toFixed(1)} maps/s · display ${frames.toFixed(0)} fps`;
+}
+
+function drawLegend() {
+  const canvas = $("legend");
+  const ctx = canvas.getContext("2d");
+  const lut = state.luts[state.colormap];
+  const image = ctx.createImageData(256, canvas.height);
+  for (let y = 0; y < canvas.height; y++) {
+    for (let x = 0; x < 256; x++) {
+      const i = 4 * (y * 256 + x);
+      image.data.set([lut[3 * x], lut[3 * x + 1], lut[3 * x + 2], 255], i);
+    }
+  }
+  ctx.putImageData(image, 0, 0);
+}
+
+// ------------------------------------------------------------------ controls
+
+function bindControls() {
+  $("mode-camera").addEventListener("click", () => setMode("camera"));
+  $("mode-source").addEventListener("click", () => setMode("source"));
+  $("method").addEventListener("change", (e) => {
+    state.method = e.target.value;
+    sendControls({ method: state.method });
+    sendFrame(true); // while paused, the frozen frame is explained again
+  });
+  $("colormap").addEventListener("change", (e) => {
+    state.colormap = e.target.value;
+    state.heat = null;
+    drawLegend();
+  });
+  $("alpha").addEventListener("input", (e) => {
+    state.alpha = Number(e.target.value);
+    $("alpha-value").textContent = `${Math.round(state.alpha * 100)}%`;
+  });
+  $("unlock").addEventListener("click", () => lockClass(null));
+  $("pause").addEventListener("click", togglePause);
+  $("snapshot").addEventListener("click", snapshot);
+  $("record").addEventListener("click", toggleRecording);
+}
+
+async function setMode(mode) {
+  state.mode = mode;
+  $("mode-camera").setAttribute("aria-pressed", String(mode === "camera"));
+  $("mode-source").setAttribute("aria-pressed", String(mode === "source"));
+  state.last = null;
+  state.smoothed = null;
+  state.heat = null;
+  if (mode === "camera") {
+    if (await startCamera()) sendFrame();
+  } else {
+    clearNotice("camera");
+    pull();
+  }
+}
+
+function lockClass(classId) {
+  state.classId = classId;
+  sendControls({ class_id: classId });
+  sendFrame(true); // while paused, the frozen frame is explained again
+  $("locked").hidden = classId === null;
+  $("unlock").disabled = classId === null;
+}
+
+function togglePause() {
+  state.paused = !state.paused;
+  if (state.paused && state.mode === "camera" && state.video && state.video.readyState >= 2) {
+    // The frozen picture: the heat, opacity and colormap can still change over it.
+    const frozen = document.createElement("canvas");
+    frozen.width = state.video.videoWidth;
+    frozen.height = state.video.videoHeight;
+    frozen.getContext("2d").drawImage(state.video, 0, 0);
+    state.frozen = frozen;
+  }
+  $("pause").setAttribute("aria-pressed", String(state.paused));
+  $("pause").textContent = state.paused ? "Resume" : "Pause";
+  if (!state.paused) {
+    if (state.mode === "camera") sendFrame();
+    else pull();
+  }
+}
+
+function snapshot() {
+  $("view").toBlob((blob) => download(blob, `livecam-${stamp()}.png`), "image/png");
+}
+
+function toggleRecording() {
+  if (state.recorder) {
+    state.recorder.stop();
+    return;
+  }
+  if (!window.MediaRecorder) {
+    notice("This browser cannot record a canvas (no MediaRecorder).", "record");
+    return;
+  }
+  const type = ["video/webm;codecs=vp9", "video/webm;codecs=vp8", "video/webm", "video/mp4"].find((t) => MediaRecorder.isTypeSupported(t));
+  const recorder = new MediaRecorder($("view").captureStream(30), type ? { mimeType: type } : {});
+  const chunks = [];
+  recorder.ondataavailable = (e) => e.data.size && chunks.push(e.data);
+  recorder.onstop = () => {
+    state.recorder = null;
+    $("rec").hidden = true;
+    $("record").textContent = "Record";
+    $("record").setAttribute("aria-pressed", "false");
+    const kind = recorder.mimeType || "video/webm";
+    download(new Blob(chunks, { type: kind }), `livecam-${stamp()}.${kind.includes("mp4") ? "mp4" : "webm"}`);
+  };
+  recorder.start(1000);
+  state.recorder = recorder;
+  $("rec").hidden = false;
+  $("record").textContent = "Stop and save";
+  $("record").setAttribute("aria-pressed", "true");
+}
+
+// ------------------------------------------------------------------ helpers
+
+function notice(text, kind = "") {
+  const box = $("notice");
+  box.textContent = text;
+  box.dataset.kind = kind;
+  box.hidden = false;
+}
+
+function clearNotice(kind) {
+  const box = $("notice");
+  if (!box.hidden && box.dataset.kind === kind) box.hidden = true;
+}
+
+function setConnection(text, kind) {
+  const el = $("connection");
+  el.textContent = text;
+  el.dataset.state = kind;
+}
+
+function fillSelect(select, values, selected) {
+  select.replaceChildren(...values.map((v) => new Option(v, v, false, v === selected)));
+}
+
+function base64Bytes(b64) {
+  const text = atob(b64);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
+
+function percent(p, digits) {
+  return `${(100 * p).toFixed(digits)}%`;
+}
+
+function download(blob, name) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+function stamp() {
+  return new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+start();

@@ -1,0 +1,108 @@
+"""Tests for livecam.protocol (the wire format of `livecam serve`) and the server's bind rules."""
+
+from __future__ import annotations
+
+import base64
+
+import cv2
+import numpy as np
+import pytest
+
+from livecam import protocol, serve
+from livecam.errors import UserError
+
+
+def encoded(kind: str, width: int, height: int, **params) -> bytes:
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    flags = {"webp_lossless": [cv2.IMWRITE_WEBP_QUALITY, 101], "webp": [cv2.IMWRITE_WEBP_QUALITY, 80]}.get(kind, [])
+    ok, data = cv2.imencode(".webp" if kind.startswith("webp") else f".{kind}", image, flags)
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize("kind", ["jpg", "png", "webp", "webp_lossless"])
+@pytest.mark.parametrize("size", [(1, 1), (33, 17), (640, 480), (1000, 3)])
+def test_image_size_reads_the_header(kind, size):
+    data = encoded(kind, *size)
+    name = {"jpg": "jpeg", "webp_lossless": "webp"}.get(kind, kind)
+    assert protocol.image_size(data) == (name, *size)
+
+
+def test_image_size_of_extended_webp():
+    # VP8X: a 4-byte flags field, then the canvas size minus one in 24 bits each.
+    body = b"\x00\x00\x00\x00" + (4999).to_bytes(3, "little") + (2999).to_bytes(3, "little")
+    data = b"RIFF" + (len(body) + 12).to_bytes(4, "little") + b"WEBPVP8X" + len(body).to_bytes(4, "little") + body
+    assert protocol.image_size(data) == ("webp", 5000, 3000)
+
+
+def test_decode_refuses_big_images_before_decoding(monkeypatch):
+    data = encoded("png", 300, 200)
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: pytest.fail("decoded an image over the limit"))
+    with pytest.raises(UserError, match=r"300x200 .*limit is 0\.1 Mpixel"):
+        protocol.decode_image(data, max_pixels=50_000)
+
+
+def test_decode_gives_bgr_and_clear_errors():
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[..., 2] = 255  # red in BGR
+    frame = protocol.decode_image(cv2.imencode(".png", image)[1].tobytes())
+    assert frame.shape == (20, 30, 3) and (frame[..., 2] == 255).all() and (frame[..., 0] == 0).all()
+    with pytest.raises(UserError, match="JPEG, PNG or WebP"):
+        protocol.decode_image(b"GIF89a......")
+    with pytest.raises(UserError, match="empty"):
+        protocol.decode_image(b"")
+    with pytest.raises(UserError, match="cut short"):
+        protocol.decode_image(encoded("jpg", 64, 64)[:10])
+    with pytest.raises(UserError, match="could not be decoded"):
+        protocol.decode_image(encoded("png", 64, 64)[:200])
+
+
+def test_encode_cam_is_row_major_uint8_with_255_hottest():
+    cam = np.array([[0.0, 0.5, 1.0], [np.nan, np.inf, -1.0]], np.float32)
+    message = protocol.encode_cam(cam)
+    assert (message["width"], message["height"]) == (3, 2)
+    assert list(base64.b64decode(message["data"])) == [0, 128, 255, 0, 255, 0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"method": "gradcam++"}', {"method": "gradcam++"}),
+        ('{"class_id": 3}', {"class_id": 3}),
+        ('{"class_id": null}', {"class_id": None}),
+        ('{"method": "layercam", "class_id": 0}', {"method": "layercam", "class_id": 0}),
+        ('{"pull": "source"}', {"pull": "source"}),
+        ("{}", {}),
+    ],
+)
+def test_parse_controls_accepts(text, expected):
+    assert protocol.parse_controls(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[1]", "JSON object"),
+        ("not json", "JSON object"),
+        ('{"alpha": 0.5}', "Unknown control 'alpha'"),
+        ('{"pull": "camera"}', "pull"),
+    ],
+)
+def test_parse_controls_refuses(text, match):
+    with pytest.raises(UserError, match=match):
+        protocol.parse_controls(text)
+
+
+@pytest.mark.parametrize(
+    ("host", "needs"),
+    [("127.0.0.1", False), ("localhost", False), ("::1", False), ("127.0.0.2", False), ("0.0.0.0", True), ("::", True), ("192.168.1.5", True), ("example.org", True)],
+)
+def test_a_token_is_required_off_loopback(host, needs):
+    assert serve.needs_token(host) is needs
+
+
+def test_page_url_names_the_machine_for_a_wildcard_bind_and_carries_the_token():
+    assert serve.page_url("127.0.0.1", 8765, None, https=False) == "http://127.0.0.1:8765/"
+    assert serve.page_url("::1", 80, "abc", https=True) == "https://[::1]:80/?token=abc"
+    url = serve.page_url("0.0.0.0", 9000, "t0k", https=False)
+    assert url.endswith(":9000/?token=t0k") and "0.0.0.0" not in url

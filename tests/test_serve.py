@@ -1,0 +1,523 @@
+"""Protocol tests of `livecam serve` without a browser: a real server process, aiohttp clients.
+
+One server (demo model, a synthetic source, a token) serves the module; the shutdown tests
+start their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import aiohttp
+import cv2
+import numpy as np
+import pytest
+
+from livecam.demo import CLASS_NAMES
+from serve_helpers import ServerProcess, scene
+
+TOKEN = "test-token-1234"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proc = ServerProcess("--model", "demo", "--source", "synth:320x240,fps=15", "--token", TOKEN, log_dir=tmp_path_factory.mktemp("serve"))
+    yield proc
+    proc.stop()
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def ws_connect(session: aiohttp.ClientSession, server: ServerProcess, **kwargs) -> aiohttp.ClientWebSocketResponse:
+    return await session.ws_connect(server.path("/ws"), max_msg_size=0, **kwargs)
+
+
+async def receive_json(ws: aiohttp.ClientWebSocketResponse, timeout_s: float = 60) -> dict:
+    message = await ws.receive(timeout=timeout_s)
+    assert message.type is aiohttp.WSMsgType.TEXT, message
+    return json.loads(message.data)
+
+
+def cam_of(result: dict) -> np.ndarray:
+    cam = result["cam"]
+    return np.frombuffer(base64.b64decode(cam["data"]), np.uint8).reshape(cam["height"], cam["width"])
+
+
+def hottest_xy(cam: np.ndarray, size_wh: tuple[int, int]) -> tuple[float, float]:
+    y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    return (x + 0.5) * size_wh[0] / cam.shape[1], (y + 0.5) * size_wh[1] / cam.shape[0]
+
+
+def inside(xy: tuple[float, float], box: tuple[int, int, int, int]) -> bool:
+    return box[0] <= xy[0] <= box[2] and box[1] <= xy[1] <= box[3]
+
+
+# ---------------------------------------------------------------------- results
+
+
+def test_result_has_the_documented_shape_and_explains_the_object(server):
+    shown = scene()
+
+    async def go():
+        async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
+            await ws.send_bytes(shown.jpeg())
+            return await receive_json(ws)
+
+    result = run(go())
+    assert set(result) == {"type", "seq", "class_id", "label", "prob", "topk", "cam", "method", "layer", "ms"}
+    assert result["type"] == "result" and result["seq"] == 1
+    assert result["label"] == shown.label == CLASS_NAMES[result["class_id"]]
+    assert result["prob"] > 0.9
+    assert result["method"] == "gradcam" and result["layer"] == "features"
+    assert [e["prob"] for e in result["topk"]] == sorted((e["prob"] for e in result["topk"]), reverse=True)
+    assert result["topk"][0] == {"id": result["class_id"], "label": shown.label, "prob": result["prob"]}
+    assert len(result["topk"]) == 5 and all(set(e) == {"id", "label", "prob"} for e in result["topk"])
+    cam = cam_of(result)
+    assert cam.max() == 255  # maps are normalised: 255 = hottest
+    assert inside(hottest_xy(cam, shown.image_bgr.shape[1::-1]), shown.box_xyxy)
+    assert set(result["ms"]) == {"engine", "server"} and 0 < result["ms"]["engine"] <= result["ms"]["server"]
+
+
+def test_controls_apply_to_this_connection_only(server):
+    shown = scene()
+    other = (shown.class_id + 1) % len(CLASS_NAMES)
+
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            async with await ws_connect(session, server) as steered, await ws_connect(session, server) as plain:
+                await steered.send_str(json.dumps({"method": "gradcam++", "class_id": other}))
+                await steered.send_bytes(shown.jpeg())
+                await plain.send_bytes(shown.jpeg())
+                locked, free = await receive_json(steered), await receive_json(plain)
+                await steered.send_str(json.dumps({"class_id": None}))  # unlock; the method stays
+                await steered.send_bytes(shown.jpeg())
+                unlocked = await receive_json(steered)
+                return locked, free, unlocked
+
+    locked, free, unlocked = run(go())
+    assert (locked["class_id"], locked["label"], locked["method"]) == (other, CLASS_NAMES[other], "gradcam++")
+    assert locked["prob"] < 0.5  # the probability of the class explained, not of the top one
+    assert (free["class_id"], free["method"]) == (shown.class_id, "gradcam")
+    assert (unlocked["class_id"], unlocked["method"], unlocked["seq"]) == (shown.class_id, "gradcam++", 2)
+
+
+def test_flood_is_answered_latest_wins_with_increasing_seq(server):
+    frames = [scene(seed).jpeg() for seed in (500_001, 500_002, 500_003, 500_004)]
+    n = 120
+
+    async def go():
+        async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
+            before = await metric(session, server, "livecam_frames_dropped_total")
+            for i in range(n):
+                await ws.send_bytes(frames[i % len(frames)])
+            seqs = []
+            while not seqs or seqs[-1] < n:
+                result = await receive_json(ws)
+                assert result["type"] == "result", result
+                seqs.append(result["seq"])
+            # Nothing else comes: every frame was answered once or replaced.
+            with pytest.raises(asyncio.TimeoutError):
+                await ws.receive(timeout=1.0)
+            dropped = await metric(session, server, "livecam_frames_dropped_total") - before
+            return seqs, dropped
+
+    seqs, dropped = run(go())
+    assert seqs == sorted(set(seqs)) and seqs[-1] == n  # increasing, no repeats, the newest always answered
+    assert len(seqs) < n  # frames that waited while a newer one came were never answered ...
+    assert len(seqs) + dropped == n  # ... and each of them was counted as dropped
+
+
+def test_undecodable_and_oversized_images_get_an_error_and_the_connection_goes_on(server):
+    good = scene()
+    truncated = good.jpeg()[:300]
+    huge = cv2.imencode(".png", np.zeros((4200, 4200, 3), np.uint8))[1].tobytes()  # 17.6 Mpixel, small as PNG
+
+    async def go():
+        async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
+            answers = []
+            for data in (b"certainly not an image", truncated, huge, good.jpeg()):
+                await ws.send_bytes(data)
+                answers.append(await receive_json(ws))
+            return answers
+
+    garbage, cut, too_big, result = run(go())
+    assert garbage["type"] == "error" and garbage["seq"] == 1 and "JPEG, PNG or WebP" in garbage["message"]
+    assert cut["type"] == "error" and cut["seq"] == 2
+    assert too_big["type"] == "error" and too_big["seq"] == 3 and "4200x4200" in too_big["message"]
+    assert result["type"] == "result" and result["seq"] == 4 and result["label"] == good.label
+
+
+def test_bad_controls_are_answered_with_a_control_error(server):
+    async def go():
+        async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
+            answers = []
+            for text in ("{", json.dumps({"method": "gradcam+++"}), json.dumps({"class_id": 99}), json.dumps({"colour": 1}), json.dumps({"class_id": "2"})):
+                await ws.send_str(text)
+                answers.append(await receive_json(ws))
+            return answers
+
+    answers = run(go())
+    assert [a["type"] for a in answers] == ["control_error"] * 5
+    assert "gradcam++" in answers[1]["message"] and "[0, 5]" in answers[2]["message"] and "colour" in answers[3]["message"]
+    assert "integer" in answers[4]["message"]
+
+
+def test_message_over_4_mib_closes_with_1009(server):
+    # A raw client: the server decides from the frame's header, so the client sends the header
+    # and a little of the payload, then reads (a client still sending 4 MiB would have its
+    # connection reset by the closing server before it could read the close frame).
+    sock = _raw_websocket(server)
+    try:
+        mask = b"\x01\x02\x03\x04"
+        sock.sendall(b"\x82\xff" + struct.pack(">Q", 4 * 1024 * 1024 + 1) + mask + bytes(1024))
+        header = _recv_exactly(sock, 2)
+        payload = _recv_exactly(sock, header[1] & 0x7F)
+    finally:
+        sock.close()
+    assert header[0] == 0x88  # a close frame
+    assert struct.unpack(">H", payload[:2])[0] == 1009
+
+
+def _raw_websocket(server: ServerProcess, path: str = "/ws") -> socket.socket:
+    """A socket that has done the WebSocket handshake and read the server's answer to it."""
+    host, port = server.host_port.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=60)
+    target = server.path(path).split(server.host_port, 1)[1]
+    key = base64.b64encode(bytes(range(16))).decode()
+    sock.sendall(
+        f"GET {target} HTTP/1.1\r\nHost: {server.host_port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(1)
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return sock
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "the server closed the connection without a close frame"
+        data += chunk
+    return data
+
+
+def test_websocket_from_another_origin_is_refused(server):
+    async def go(origin: str | None):
+        async with aiohttp.ClientSession() as session:
+            headers = {"Origin": origin} if origin else {}
+            try:
+                async with await ws_connect(session, server, headers=headers) as ws:
+                    await ws.send_bytes(scene().jpeg())
+                    return (await receive_json(ws))["type"]
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+
+    assert run(go("http://evil.example")) == 403
+    assert run(go(server.origin.replace("127.0.0.1", "localhost"))) == 403  # another name is another origin
+    assert run(go(server.origin)) == "result"
+    assert run(go(None)) == "result"  # scripts send no Origin
+
+
+@pytest.mark.parametrize("path", ["/", "/app.js", "/style.css", "/api/config", "/metrics", "/stream.mjpg", "/ws"])
+def test_every_route_needs_the_token(server, path):
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            statuses = []
+            for headers, query in (({}, ""), ({}, "?token=wrong"), ({"Authorization": "Bearer wrong"}, ""), ({"Authorization": "Bearer " + TOKEN}, "")):
+                async with session.get(f"{server.origin}{path}{query}", headers=headers) as response:
+                    body = await response.content.read(200) if response.status == 401 else b""
+                    statuses.append((response.status, body))
+            return statuses
+
+    statuses = run(go())
+    for status, body in statuses[:3]:
+        assert status == 401 and b"token" in body
+    assert statuses[3][0] != 401  # with the token, the route answers (the WebSocket wants an upgrade: 400)
+
+
+def test_only_the_shipped_page_is_served(server):
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            statuses = {}
+            for path in ("/../pyproject.toml", "/web/app.js", "/livecam/serve.py", "/%2e%2e/%2e%2e/etc/passwd", "/index.html"):
+                async with session.get(server.path(path)) as response:
+                    statuses[path] = response.status
+            async with session.get(server.path("/")) as response:
+                page = await response.text()
+            return statuses, page
+
+    statuses, page = run(go())
+    assert set(statuses.values()) == {404}
+    assert f"app.js?token={TOKEN}" in page and "{{QUERY}}" not in page
+
+
+# ---------------------------------------------------------------------- HTTP API
+
+
+def test_post_explain_answers_json_and_png(server):
+    shown = scene()
+
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            headers = {"Content-Type": "image/jpeg"}
+            async with session.post(server.path("/api/explain"), data=shown.jpeg(), headers=headers) as response:
+                result = (response.status, await response.json())
+            other = (shown.class_id + 2) % len(CLASS_NAMES)
+            url = server.path("/api/explain", method="layercam", class_id=str(other))
+            png_body = cv2.imencode(".png", shown.image_bgr)[1].tobytes()
+            async with session.post(url, data=png_body, headers={"Content-Type": "image/png"}) as response:
+                locked = (response.status, await response.json())
+            async with session.post(server.path("/api/explain", overlay="1"), data=shown.jpeg(), headers=headers) as response:
+                overlay = (response.status, response.content_type, await response.read())
+            async with session.post(server.path("/api/explain"), data=b"hello", headers={"Content-Type": "text/plain"}) as response:
+                wrong_type = (response.status, await response.json())
+            async with session.post(server.path("/api/explain"), data=b"hello", headers=headers) as response:
+                garbage = (response.status, await response.json())
+            return result, locked, overlay, wrong_type, garbage, other
+
+    result, locked, overlay, wrong_type, garbage, other = run(go())
+    assert result[0] == 200 and result[1]["type"] == "result" and result[1]["seq"] == 1 and result[1]["label"] == shown.label
+    assert locked[0] == 200 and (locked[1]["class_id"], locked[1]["method"]) == (other, "layercam")
+    status, content_type, body = overlay
+    assert status == 200 and content_type == "image/png"
+    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == shown.image_bgr.shape
+    assert np.abs(image.astype(int) - shown.image_bgr).mean() > 10  # the heat map is drawn over it
+    assert wrong_type[0] == 415 and "image/jpeg" in wrong_type[1]["message"]
+    assert garbage[0] == 400 and garbage[1]["type"] == "error"
+
+
+async def mjpeg_images(session: aiohttp.ClientSession, server: ServerProcess, n: int) -> list[np.ndarray]:
+    async with session.get(server.path("/stream.mjpg")) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        images, buffer = [], b""
+        while len(images) < n:
+            chunk = await response.content.readany()
+            assert chunk, f"the stream ended after {len(images)} images"
+            buffer += chunk
+            while match := re.search(rb"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n\r\n", buffer):
+                start, size = match.end(), int(match.group(1))
+                if len(buffer) < start + size:
+                    break
+                images.append(cv2.imdecode(np.frombuffer(buffer[start : start + size], np.uint8), cv2.IMREAD_COLOR))
+                buffer = buffer[start + size :]
+        return images
+
+
+def test_mjpeg_stream_sends_annotated_jpegs_and_restarts_for_a_later_viewer(server):
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            first = await mjpeg_images(session, server, 3)
+            # The last viewer left: the stream stops rendering; a new viewer starts it again.
+            while await metric(session, server, "livecam_clients", '{kind="mjpeg"}') > 0:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+            later = await mjpeg_images(session, server, 3)
+            return first, later
+
+    first, later = run(go())
+    for images in (first, later):
+        assert all(image is not None and image.shape == (240, 320, 3) for image in images)
+        assert not np.array_equal(images[0], images[-1])  # a live stream
+
+
+def test_the_server_source_is_pulled_over_the_websocket(server):
+    async def go():
+        async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
+            frames = []
+            for _ in range(3):
+                await ws.send_str(json.dumps({"pull": "source"}))
+                frames.append(await receive_json(ws))
+            return frames
+
+    frames = run(go())
+    assert [f["type"] for f in frames] == ["source_result"] * 3
+    numbers = [f["frame"] for f in frames]
+    assert numbers == sorted(set(numbers))  # always a newer frame
+    image = cv2.imdecode(np.frombuffer(base64.b64decode(frames[0]["image"]), np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (240, 320, 3) and frames[0]["label"] in CLASS_NAMES
+
+
+async def metric(session: aiohttp.ClientSession, server: ServerProcess, name: str, labels: str = "") -> float:
+    async with session.get(server.path("/metrics")) as response:
+        text = await response.text()
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
+    assert match, f"{name}{labels} not in /metrics:\n{text[:3000]}"
+    return float(match.group(1))
+
+
+def test_metrics_count_answers_clients_and_batches(server):
+    async def go():
+        async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
+            before = await metric(session, server, "livecam_frames_answered_total", '{endpoint="ws"}')
+            await ws.send_bytes(scene().jpeg())
+            await receive_json(ws)
+            after = await metric(session, server, "livecam_frames_answered_total", '{endpoint="ws"}')
+            clients = await metric(session, server, "livecam_clients", '{kind="ws"}')
+            batches = await metric(session, server, "livecam_engine_batch_size_count")
+            latency = await metric(session, server, "livecam_server_latency_seconds_count", '{endpoint="ws"}')
+            return before, after, clients, batches, latency
+
+    before, after, clients, batches, latency = run(go())
+    assert after == before + 1 and clients >= 1 and batches >= 1 and latency >= after
+
+
+# ---------------------------------------------------------------------- shutdown
+
+
+def _silent_clients(server: ServerProcess, n: int) -> list[socket.socket]:
+    """Clients that open a WebSocket or the MJPEG stream and then never read or answer again."""
+    sockets = []
+    for i in range(n):
+        if i % 2 == 0:
+            sock = _raw_websocket(server)
+        else:
+            host, port = server.host_port.split(":")
+            sock = socket.create_connection((host, int(port)), timeout=60)
+            target = server.path("/stream.mjpg").split(server.host_port, 1)[1]
+            sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {server.host_port}\r\n\r\n".encode())
+            assert sock.recv(12).startswith(b"HTTP/1.1 200")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sockets.append(sock)
+    return sockets
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stops_within_2_s_with_clients_that_never_answer(tmp_path, signum):
+    proc = ServerProcess("--model", "demo", "--source", "synth:320x240,fps=30", log_dir=tmp_path)
+    clients = []
+    try:
+        # Without a token, only loopback names are answered (a rebound DNS name is not).
+        for host, expected in (("evil.example", 403), (proc.host_port.replace("127.0.0.1", "localhost"), 200)):
+            request = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+            with socket.create_connection(("127.0.0.1", int(proc.host_port.split(":")[1])), timeout=60) as sock:
+                sock.sendall(request)
+                assert sock.recv(12) == f"HTTP/1.1 {expected}".encode()
+        clients = _silent_clients(proc, 6)
+        time.sleep(1.0)  # the streams run and fill the silent clients' buffers
+        t0 = time.monotonic()
+        proc.proc.send_signal(signum)
+        code = proc.proc.wait(timeout=30)
+        elapsed_s = time.monotonic() - t0
+    finally:
+        proc.stop(signal.SIGKILL)
+        for sock in clients:
+            sock.close()
+    assert code == 0, proc.stderr()[-2000:]
+    assert "server stopped" in proc.stderr()
+    assert elapsed_s < 2.0, f"stopping took {elapsed_s:.2f} s"
+
+
+# ---------------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--certfile", "cert.pem"], "both --certfile and --keyfile"),
+        (["--certfile", "missing.pem", "--keyfile", "missing.key"], "could not be loaded"),
+        (["--method", "gradcm"], "method"),
+        (["--colormap", "nope"], "Unknown colormap"),
+        (["--token", " "], "non-empty --token"),
+        (["--port", "70000"], "--port"),
+        (["--max-wait-ms", "-1"], "--max-wait-ms"),
+    ],
+)
+def test_serve_mistakes_end_in_one_sentence(capsys, args, match):
+    from livecam.cli import main
+
+    code = main(["serve", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err and err.startswith("livecam: error: ") and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_https_serves_the_page_and_the_websocket(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    proc = ServerProcess("--model", "demo", "--certfile", str(cert), "--keyfile", str(key), log_dir=tmp_path)
+
+    async def go():
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
+            async with session.get(proc.path("/api/config")) as response:
+                config = await response.json()
+            async with session.ws_connect(proc.path("/ws")) as ws:
+                await ws.send_bytes(scene().jpeg())
+                return config, await receive_json(ws)
+
+    try:
+        assert proc.url.startswith("https://")
+        config, result = run(go())
+    finally:
+        proc.stop()
+    assert config["model"] == "demo" and result["label"] == scene().label
+
+
+# ---------------------------------------------------------------------- in-process
+
+
+class FailingEngine:
+    """A real engine whose calls fail while ``failing`` is set (a fault deep in TensorFlow, say)."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self.failing = True
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def __call__(self, *args, **kwargs):
+        if self.failing:
+            raise RuntimeError("simulated engine fault")
+        return self._engine(*args, **kwargs)
+
+
+def test_an_engine_fault_answers_that_frame_with_an_error_and_the_connection_goes_on():
+    import keras
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from livecam.engine import CamEngine
+    from livecam.serve import create_app
+    from livecam.worker import EngineWorker
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="target")(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    engine = FailingEngine(CamEngine(keras.Model(inputs, outputs)))
+    jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 120, np.uint8))[1].tobytes()
+
+    async def go():
+        with EngineWorker(engine) as worker:
+            async with TestClient(TestServer(create_app(engine, worker))) as client:
+                ws = await client.ws_connect("/ws")
+                await ws.send_bytes(jpeg)
+                failed = await receive_json(ws)
+                engine.failing = False
+                await ws.send_bytes(jpeg)
+                answered = await receive_json(ws)
+                await ws.close()
+                return failed, answered
+
+    failed, answered = run(go())
+    assert failed["type"] == "error" and failed["seq"] == 1 and "simulated engine fault" in failed["message"]
+    assert answered["type"] == "result" and answered["seq"] == 2 and answered["cam"]["width"] == 32

@@ -1,0 +1,259 @@
+"""`livecam serve` in a real browser: Chromium (the system's) driven by Playwright, with a fake
+camera that plays a demo scene whose class and object box are known.
+
+Each simultaneous page gets its own browser context. Under CI=true a missing Chromium fails
+these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from conftest import require_tool
+from serve_helpers import SCENE_SIZE, ServerProcess, scene
+
+pytestmark = pytest.mark.slow
+WAIT_MS = 90_000
+OTHER_NAME = "livecam-server.test"
+TOKEN = "browser-test-token"  # a first answer needs the page, the camera and the engine: generous on a busy machine
+
+
+def write_y4m(path: Path, image_bgr: np.ndarray, frames: int = 30, fps: int = 30) -> Path:
+    """A Y4M video (what Chromium's fake camera plays, in a loop) showing ``image_bgr`` still."""
+    height, width = image_bgr.shape[:2]
+    planes = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2YUV_I420).tobytes()
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            out.write(b"FRAME\n" + planes)
+    return path
+
+
+@pytest.fixture(scope="module")
+def shown():
+    return scene()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """(playwright's chromium launcher, the system Chromium's path)."""
+    executable = require_tool("chromium", "apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright.chromium, executable
+
+
+@pytest.fixture(scope="module")
+def browser(chromium, tmp_path_factory, shown):
+    launcher, executable = chromium
+    video = write_y4m(tmp_path_factory.mktemp("camera") / "scene.y4m", shown.image_bgr)
+    args = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
+    args.append(f"--host-resolver-rules=MAP {OTHER_NAME} 127.0.0.1")  # a name that is not localhost: an insecure context
+    browser = launcher.launch(executable_path=executable, args=args)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    # With a token, so that the page can also be opened under another name (a token-less server answers loopback names only).
+    proc = ServerProcess("--model", "demo", "--source", "synth:320x240,fps=10", "--token", TOKEN, log_dir=tmp_path_factory.mktemp("serve"))
+    yield proc
+    proc.stop()
+
+
+def open_page(browser, url: str):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # the page forbids eval; the tests use it
+    page = context.new_page()
+    page.goto(url)
+    return context, page
+
+
+def wait_results(page, more_than: int = 0, timeout_ms: int = WAIT_MS) -> int:
+    page.wait_for_function(f"window.livecam && window.livecam.results > {more_than}", timeout=timeout_ms)
+    return page.evaluate("window.livecam.results")
+
+
+def canvas_bgr(page) -> np.ndarray:
+    data_url = page.evaluate("document.getElementById('view').toDataURL('image/png')")
+    png = base64.b64decode(data_url.split(",", 1)[1])
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+
+
+def jet_values(image_bgr: np.ndarray) -> np.ndarray:
+    """Each pixel's position (0..255) on OpenCV's jet colormap: the nearest of its 256 colours."""
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_JET)[:, 0].astype(np.int32)
+    pixels = image_bgr.reshape(-1, 3).astype(np.int32)
+    distances = ((pixels[:, None, :] - lut[None, :, :]) ** 2).sum(axis=2)
+    return distances.argmin(axis=1).reshape(image_bgr.shape[:2])
+
+
+def test_page_shows_the_objects_class_and_the_heat_on_the_object(browser, server, shown):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page, 2)
+        assert page.text_content("#label") == shown.label
+        assert float(page.text_content("#prob").rstrip("%")) > 90
+        top = page.locator("#topk li").first.text_content()
+        assert top.startswith(shown.label)
+        assert "round trip" in page.text_content("#stats")
+        # Opacity 100 %: the canvas then shows only the heat map, which the test reads back.
+        page.eval_on_selector("#alpha", "el => { el.value = 1; el.dispatchEvent(new Event('input')); }")
+        count = wait_results(page)
+        wait_results(page, count + 1)
+        image = canvas_bgr(page)
+    finally:
+        context.close()
+    assert image.shape[1::-1] == SCENE_SIZE
+    small = cv2.resize(image, (SCENE_SIZE[0] // 4, SCENE_SIZE[1] // 4), interpolation=cv2.INTER_AREA)
+    heat = cv2.GaussianBlur(jet_values(small).astype(np.float32), (0, 0), 2)
+    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    x0, y0, x1, y1 = shown.box_xyxy
+    assert x0 <= 4 * x + 2 <= x1 and y0 <= 4 * y + 2 <= y1, f"hottest at {(4 * x, 4 * y)}, object at {shown.box_xyxy}"
+    inside = heat[y0 // 4 : y1 // 4, x0 // 4 : x1 // 4].mean()
+    assert inside > 1.5 * heat.mean()  # the object, not one hot pixel, is where the heat is
+
+
+def test_two_browser_contexts_get_answers_at_the_same_time(browser, server, shown):
+    pages = [open_page(browser, server.path("/")) for _ in range(2)]
+    try:
+        before = [wait_results(page) for _, page in pages]
+        after = [wait_results(page, n + 3) for (_, page), n in zip(pages, before)]  # both keep getting answers
+        labels = [page.text_content("#label") for _, page in pages]
+    finally:
+        for context, _ in pages:
+            context.close()
+    assert all(a > b for a, b in zip(after, before))
+    assert labels == [shown.label, shown.label]
+
+
+def test_locking_a_class_by_clicking_its_bar_and_unlocking(browser, server, shown):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page)
+        second = page.locator("#topk li button").nth(1)
+        other_label = second.text_content().rsplit(" ", 1)[0]
+        second.click()
+        page.wait_for_function(f"document.getElementById('label').textContent === {other_label!r}", timeout=WAIT_MS)
+        assert page.is_visible("#locked")
+        page.click("#unlock")
+        page.wait_for_function(f"document.getElementById('label').textContent === {shown.label!r}", timeout=WAIT_MS)
+        assert not page.is_visible("#locked")
+    finally:
+        context.close()
+
+
+def test_while_paused_a_new_lock_explains_the_frozen_frame_and_opacity_still_applies(browser, server, shown):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page)
+        page.click("#pause")
+        count = page.evaluate("window.livecam.results")
+        time.sleep(1.0)
+        assert page.evaluate("window.livecam.results") <= count + 1  # at most the answer that was in flight
+        second = page.locator("#topk li button").nth(1)
+        other_label = second.text_content().rsplit(" ", 1)[0]
+        second.click()
+        page.wait_for_function(f"document.getElementById('label').textContent === {other_label!r}", timeout=WAIT_MS)
+        before = canvas_bgr(page)
+        page.eval_on_selector("#alpha", "el => { el.value = 0; el.dispatchEvent(new Event('input')); }")
+        time.sleep(0.5)
+        after = canvas_bgr(page)
+    finally:
+        context.close()
+    frozen = cv2.absdiff(after, shown.image_bgr).mean()
+    assert np.abs(before.astype(int) - after).mean() > 5  # the heat went away from the frozen picture
+    assert frozen < 12  # opacity 0 shows the camera's picture (the scene, through the fake camera's YUV)
+
+
+def test_snapshot_and_recording_are_downloaded(browser, server, tmp_path):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page)
+        with page.expect_download(timeout=WAIT_MS) as snapshot:
+            page.click("#snapshot")
+        png = tmp_path / snapshot.value.suggested_filename
+        snapshot.value.save_as(png)
+        page.click("#record")
+        assert page.is_visible("#rec")
+        count = wait_results(page)
+        wait_results(page, count + 5)  # a few seconds of picture
+        with page.expect_download(timeout=WAIT_MS) as recording:
+            page.click("#record")
+        video = tmp_path / recording.value.suggested_filename
+        recording.value.save_as(video)
+        assert not page.is_visible("#rec")
+    finally:
+        context.close()
+    image = cv2.imread(str(png))
+    assert png.suffix == ".png" and image.shape[1::-1] == SCENE_SIZE
+    assert video.suffix == ".webm" and video.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # a Matroska/WebM file
+    assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] > 0  # ffmpeg reads frames from it
+
+
+def test_the_servers_source_is_shown_on_request(browser, server):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page)
+        page.click("#mode-source")
+        page.wait_for_function("window.livecam.mode === 'source' && window.livecam.last && window.livecam.pictureSize[0] === 320", timeout=WAIT_MS)
+        count = wait_results(page)
+        wait_results(page, count + 2)
+        assert page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]") == [320, 240]
+    finally:
+        context.close()
+
+
+def test_page_survives_a_server_restart(browser, tmp_path):
+    first = ServerProcess("--model", "demo", log_dir=tmp_path)
+    port = first.host_port.split(":")[1]
+    second = None
+    context, page = open_page(browser, first.path("/"))
+    try:
+        before = wait_results(page)
+        first.stop()
+        page.wait_for_selector("#notice:has-text('server went away')", timeout=WAIT_MS)
+        second = ServerProcess("--model", "demo", "--port", port, log_dir=tmp_path)
+        wait_results(page, before + 2)  # reconnected on its own, and answers flow again
+        page.wait_for_selector("#notice", state="hidden", timeout=WAIT_MS)
+    finally:
+        context.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_no_camera_is_said_in_words(chromium, server):
+    launcher, executable = chromium
+    browser = launcher.launch(executable_path=executable, args=["--use-fake-ui-for-media-stream"])  # and no camera
+    try:
+        _, page = open_page(browser, server.path("/"))
+        page.wait_for_selector("#notice:visible", timeout=WAIT_MS)
+        text = page.text_content("#notice")
+    finally:
+        browser.close()
+    assert "No camera was found" in text and "server's source" in text
+
+
+def test_an_insecure_context_is_explained_with_https_and_ssh(browser, server):
+    # Plain HTTP under a name other than localhost: the browser offers no camera there.
+    url = server.path("/").replace("127.0.0.1", OTHER_NAME)
+    context, page = open_page(browser, url)
+    try:
+        page.wait_for_selector("#notice:visible", timeout=WAIT_MS)
+        text = page.text_content("#notice")
+        assert page.evaluate("window.isSecureContext") is False
+        # The server's source is offered instead, and works.
+        page.wait_for_function("window.livecam.mode === 'source' && window.livecam.results > 1", timeout=WAIT_MS)
+    finally:
+        context.close()
+    port = server.host_port.split(":")[1]
+    assert "HTTPS" in text and "--certfile" in text and f"ssh -L {port}:localhost:{port}" in text
