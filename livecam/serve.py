@@ -128,7 +128,7 @@ def _start_feed(source: Any) -> Callable:
         app[_feed_key] = feed
         app[_mjpeg_key] = MjpegStream(
             feed,
-            lambda frame: _explain(app, frame, config.class_id, None),
+            lambda frame: _explain(app, frame, config.class_id, None, stream="mjpeg"),
             renderer,
             app[_engine_key].class_names,
             locked=config.class_id is not None,
@@ -149,7 +149,9 @@ async def _shutdown(app: web.Application) -> None:
         await asyncio.get_running_loop().run_in_executor(None, app[_feed_key].close)
 
 
-async def _explain(app: web.Application, image: np.ndarray | bytes, class_id: int | None, method: str | None) -> tuple[Any, float]:
+async def _explain(
+    app: web.Application, image: np.ndarray | bytes, class_id: int | None, method: str | None, *, stream: Any = None
+) -> tuple[Any, float]:
     """One frame (pixels, or encoded bytes to decode first) through the shared worker: (one-row CamResult, engine ms of its batch).
 
     Raises:
@@ -159,7 +161,7 @@ async def _explain(app: web.Application, image: np.ndarray | bytes, class_id: in
 
     def submit():  # decoding and the resize in submit run here, off the event loop, in one hop
         frame_bgr = protocol.decode_image(image) if isinstance(image, bytes) else image
-        return worker.submit(frame_bgr, class_id=class_id, method=method)
+        return worker.submit(frame_bgr, class_id=class_id, method=method, stream=stream)
 
     job = await asyncio.get_running_loop().run_in_executor(None, submit)
     row = await asyncio.wrap_future(job)
@@ -332,7 +334,7 @@ class _Connection:
             if frame is None:
                 continue
             try:
-                row, engine_ms = await _explain(app, frame.data, frame.class_id, frame.method)
+                row, engine_ms = await _explain(app, frame.data, frame.class_id, frame.method, stream=(self, "frames"))
             except UserError as exc:
                 metrics.error()
                 await self.send(protocol.error_message(frame.seq, str(exc)))
@@ -368,7 +370,7 @@ class _Connection:
             number = frame.number
             t0 = time.perf_counter()
             try:
-                row, engine_ms = await _explain(app, frame.image_bgr, self.state.class_id, self.state.method)
+                row, engine_ms = await _explain(app, frame.image_bgr, self.state.class_id, self.state.method, stream=(self, "pulls"))
             except WorkerClosed:
                 return
             jpeg = await loop.run_in_executor(None, feed.jpeg, frame)

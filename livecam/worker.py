@@ -3,8 +3,11 @@
 A viewer's file loop, its live loop, and each browser client submit single frames and get a
 future each. The worker groups what is pending by CAM method (one compiled call runs one
 method) and runs a group when it holds ``max_batch`` frames or when its oldest frame has waited
-``max_wait_ms``, the way model servers batch requests: one client alone is answered after at
-most the wait cap, several clients share the engine's batch. Each submitter gets its own row.
+``max_wait_ms``, the way model servers batch requests, so several clients share the engine's
+batch. Each submitter gets its own row. Submitters that name their ``stream`` (a browser
+connection, say) tell the worker who else may be about to send: when every stream seen in the
+last second already has a frame waiting, nobody is worth waiting for and the batch runs at once,
+so one client alone is never held back by the wait cap.
 
 Frames are resized to the model's input in the submitter's thread (``CamEngine.prepare``): the
 worker thread only runs the engine, and many submitters resize in parallel (OpenCV releases the
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import operator
+from collections.abc import Hashable
 import threading
 import time
 from concurrent.futures import Future
@@ -26,6 +30,9 @@ import numpy as np
 from livecam.engine import CamResult
 from livecam.errors import UserError
 from livecam.methods import check_method
+
+# A stream that submitted within this many seconds counts as active: its next frame may be on its way.
+ACTIVE_STREAM_S = 1.0
 
 
 class WorkerClosed(RuntimeError):
@@ -86,6 +93,7 @@ class _Request:
     method: str
     job: Job
     submitted_s: float
+    stream: Hashable | None
 
 
 class EngineWorker:
@@ -115,18 +123,23 @@ class EngineWorker:
         self._cancelled = 0
         self._engine_ms = 0.0
         self._batch_sizes: collections.Counter[int] = collections.Counter()
+        self._stream_seen_s: dict[Hashable, float] = {}  # stream -> its last submit
         self._thread = threading.Thread(target=self._run, name="livecam-engine-worker", daemon=True)
         self._thread.start()
 
     # ------------------------------------------------------------------ public API
 
-    def submit(self, frame_bgr: np.ndarray, *, class_id: int | None = None, method: str | None = None) -> Job:
+    def submit(
+        self, frame_bgr: np.ndarray, *, class_id: int | None = None, method: str | None = None, stream: Hashable | None = None
+    ) -> Job:
         """Queues one frame to be explained.
 
         Args:
             frame_bgr: uint8 BGR (H, W, 3), any size; not to be modified until the job is done.
             class_id: the class to explain; None explains the frame's top class.
             method: the CAM method; None uses the engine's current one.
+            stream: who sends (one per client, e.g. a connection); None for an anonymous
+                submitter, whose frames always wait up to ``max_wait_ms`` for company.
 
         Returns:
             A ``Job`` (a Future) resolving to a one-row ``CamResult``, or to the engine's
@@ -140,10 +153,12 @@ class EngineWorker:
             raise UserError(f"Expected one frame of shape (H, W, 3). Received: shape={frame_bgr.shape}")
         prepared = self.engine.prepare(frame_bgr)  # validates, and resizes here in the caller's thread
         name = self.engine.method if method is None else check_method(method)
-        request = _Request(prepared, self._check_class_id(class_id), name, Job(), time.monotonic())
+        request = _Request(prepared, self._check_class_id(class_id), name, Job(), time.monotonic(), stream)
         with self._cond:
             if self._closed:
                 raise WorkerClosed("The engine worker is closed; no more frames can be submitted.")
+            if stream is not None:
+                self._stream_seen_s[stream] = request.submitted_s
             self._pending.append(request)
             self._cond.notify_all()
         return request.job
@@ -210,16 +225,25 @@ class EngineWorker:
         for request in live:  # oldest first, so the group with the oldest frame comes first
             groups.setdefault(request.method, []).append(request)
         now = time.monotonic()
+        everyone_here = self._everyone_here(live, now)
         wait_s: float | None = None
         for group in groups.values():
             due_s = group[0].submitted_s + self.max_wait_s - now
-            if len(group) >= self.max_batch or due_s <= 0:
+            if len(group) >= self.max_batch or due_s <= 0 or everyone_here:
                 batch = group[: self.max_batch]
                 taken = {id(r) for r in batch}
                 self._pending = [r for r in live if id(r) not in taken]
                 return batch, None
             wait_s = due_s if wait_s is None else min(wait_s, due_s)
         return [], wait_s
+
+    def _everyone_here(self, pending: list[_Request], now: float) -> bool:
+        """Whether every active stream already has a frame waiting (so waiting gains nothing)."""
+        for stream, seen_s in list(self._stream_seen_s.items()):
+            if now - seen_s > ACTIVE_STREAM_S:
+                del self._stream_seen_s[stream]
+        waiting = {r.stream for r in pending}
+        return bool(pending) and None not in waiting and waiting >= set(self._stream_seen_s)
 
     def _dispatch(self, batch: list[_Request]) -> None:
         running = [r for r in batch if r.job.set_running_or_notify_cancel()]

@@ -90,6 +90,28 @@ def test_a_lone_frame_goes_after_the_wait_cap(engine):
         assert worker.snapshot().batch_sizes == {1: 1}
 
 
+def test_a_lone_stream_is_answered_at_once_without_the_wait_cap(engine):
+    # Every active stream already has its frame waiting: nobody is worth waiting for.
+    with EngineWorker(engine, max_batch=8, max_wait_ms=LONG_WAIT_MS) as worker:
+        for image in frames(3):
+            row = worker.submit(image, stream="client-1").result(timeout=30)
+            assert len(row) == 1
+        assert worker.snapshot().batch_sizes == {1: 3}
+
+
+def test_a_frame_waits_for_the_other_active_streams_then_they_share_a_batch(engine):
+    spy = CountingEngine(engine)
+    a, b, c = frames(3)
+    with EngineWorker(spy, max_batch=8, max_wait_ms=LONG_WAIT_MS) as worker:
+        worker.submit(a, stream="one").result(timeout=30)  # the only stream: at once
+        waiting = worker.submit(b, stream="two")  # "one" was active a moment ago: its next frame may come
+        with pytest.raises(TimeoutError):
+            waiting.result(timeout=0.3)
+        other = worker.submit(c, stream="one")  # now everyone is here: one batch of two
+        assert len(waiting.result(timeout=30)) == len(other.result(timeout=30)) == 1
+    assert [call[1] for call in spy.calls] == [1, 2]
+
+
 def test_pending_frames_are_grouped_by_method(engine):
     spy = CountingEngine(engine)
     images = frames(4)
