@@ -571,7 +571,10 @@ def _remux(partial: Path, *, check: bool) -> Path:
 
     With ``check`` (after a failure) the copy is made only where it is sure to fit on the disk.
     """
-    fast = _reserve_beside(partial, "faststart")
+    try:
+        fast = _reserve_beside(partial, "faststart")
+    except SinkError:  # the folder takes no new file now (turned read-only, say): the fragmented file plays too
+        return partial
     size = partial.stat().st_size
     free = _free_bytes(partial.parent)
     if check and free is not None and free < 2 * size + MIN_FREE_BYTES:

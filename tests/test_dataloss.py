@@ -432,3 +432,34 @@ def test_finished_and_cut_short_recordings_play_in_chromium(tmp_path):
         server.server_close()
     assert played["final.mp4"] == {"width": 160, "frames": 60}
     assert played[cut.name] == {"width": 160, "frames": decodable(cut)} and decodable(cut) >= 60
+
+
+def test_a_folder_that_takes_no_new_file_at_the_end_keeps_the_recording_and_says_where(tmp_path, make_video, monkeypatch):
+    """The folder turns read-only during the recording: the finished recording stays under its
+    temporary name, the writer says where, and nobody is told that it failed."""
+    out = tmp_path / "out.mp4"
+    writer = VideoWriter(out, fps=15)
+    for i in range(12):
+        writer.write(make_video.frame(i))
+    read_only = PermissionError(30, "Read-only file system")
+    real_open = os.open
+
+    def refuse_new_files(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise read_only
+        return real_open(path, flags, *args, **kwargs)
+
+    def refuse(*args, **kwargs):
+        raise read_only
+
+    monkeypatch.setattr(os, "open", refuse_new_files)
+    monkeypatch.setattr(os, "link", refuse)
+    monkeypatch.setattr(os, "rename", refuse)
+    writer.close()  # no error: every frame is in the file
+    monkeypatch.undo()
+    assert writer.saved_path != out and writer.saved_path.name.startswith("out.partial-")
+    assert writer.warnings == [
+        f"Could not rename the recording to {out} (Read-only file system); it is in {writer.saved_path}."
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == [writer.saved_path.name]
+    assert decodable(writer.saved_path) == 12
