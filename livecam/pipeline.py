@@ -490,6 +490,7 @@ class Pipeline:
                 recorder, self._recorder = self._recorder, None
                 with contextlib.suppress(SinkError):  # keeps the file playable; the first error is the one reported
                     recorder.close()
+                self._recorder_notes(recorder)
                 self._recording_failed(exc)
                 if self.window is None:  # headless: the recording was the whole job
                     self._stop.set()

@@ -195,6 +195,30 @@ def test_headless_run_stops_when_recording_fails_and_keeps_a_playable_file(nan_f
     assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == kept
 
 
+class AnotherProgramWritesThenDiskFills(DiskFillsUp):
+    """Another program writes the target at frame 5; the disk fills after ``full_after`` frames."""
+
+    def write(self, frame_bgr, timestamp_s=None):
+        if self.frames_received == 5:
+            self.path.write_bytes(b"another program's file")
+        super().write(frame_bgr, timestamp_s)
+
+
+def test_a_recording_that_fails_is_listed_and_told_where_it_was_saved(nan_for_dark_frames, tmp_path):
+    path = tmp_path / "out.mp4"
+    recorder = AnotherProgramWritesThenDiskFills(path, fps=10, full_after=12)
+    logged: list[str] = []
+    pipeline = Pipeline(FakeSource([bright(i) for i in range(40)]), nan_for_dark_frames, Renderer(), Options(batch=4), recorder=recorder, log=logged.append)
+    stats = pipeline.run()
+
+    saved = tmp_path / "out-2.mp4"
+    assert path.read_bytes() == b"another program's file"
+    assert f"{saved} keeps the first 20 frames" in stats.recording_error
+    assert stats.recordings == [str(saved)], "the list names the file the recording is in, not the other program's"
+    assert any(f"this recording was saved as {saved}" in line for line in logged)
+    assert imageio_ffmpeg.count_frames_and_secs(str(saved))[0] == 20
+
+
 # ---------------------------------------------------------------------- the engine worker and the renderer's keys
 
 
