@@ -986,11 +986,11 @@ def _now() -> dt.datetime:
 
 
 def free_name(path: str | os.PathLike) -> Path:
-    """``path``, or ``name-2.ext``, ``name-3.ext``... whichever does not exist yet."""
+    """``path``, or ``name-2.ext``, ``name-3.ext``... whichever does not exist yet (not even as a broken link)."""
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         return path
     n = 2
-    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+    while os.path.lexists(candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")):
         n += 1
     return candidate

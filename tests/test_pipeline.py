@@ -39,6 +39,15 @@ def testfree_name_never_returns_an_existing_path(tmp_path):
     assert free_name(base).name == "clip-7.mp4"
 
 
+def test_free_name_passes_over_a_broken_link(tmp_path):
+    """A dangling link's name is taken too: the writer refuses it (it never writes through), so
+    the r key would fail where a free name was promised."""
+    base = tmp_path / "clip.mp4"
+    base.symlink_to(tmp_path / "elsewhere" / "gone.mp4")
+    assert free_name(base).name == "clip-2.mp4"
+    VideoWriter(free_name(base), fps=10).close()  # accepted as it is
+
+
 # ---------------------------------------------------------------------- runs over a fake source
 
 
