@@ -292,7 +292,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         for warning in getattr(source, "warnings", []) or []:
             print(f"livecam: warning: {shown(warning)}", file=sys.stderr)
     with _native_stderr_silenced(not args.debug):  # TensorFlow's C++ start-up log lines
-        from livecam.pipeline import Options, Pipeline
+        from livecam.pipeline import Options, Pipeline, recording_size
 
         engine = _engine(args, model_name)
     class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
@@ -307,6 +307,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         every=args.every,
         max_frames=args.max_frames,
         output=args.output,
+        size=args.size,
         snapshot_dir=args.snapshot_dir,
         stats_json=args.stats_json,
         progress=not quiet,
@@ -317,7 +318,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         recorder = sinks.VideoWriter(
             args.output,
             fps=source.fps or 30.0,
-            size=_recording_size(args, source),
+            size=recording_size(source, args.size, side_by_side=args.side_by_side),
             live=source.live or source.variable_frame_rate,  # the latter: keep the file's own timing
             overwrite=args.overwrite,
         )
@@ -339,14 +340,6 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     if stats.recording_error is not None and window is None:
         return 1
     return 0
-
-
-def _recording_size(args: argparse.Namespace, source) -> tuple[int, int] | None:
-    """--size, or for image folders the size the source chose from its images; None: the first frame's."""
-    size = args.size or (source.size if getattr(source, "mixed_sizes", False) else None)
-    if size is None:
-        return None
-    return (2 * size[0], size[1]) if args.side_by_side else size  # raw | overlay
 
 
 def _engine(args: argparse.Namespace, model_name: str):

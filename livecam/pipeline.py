@@ -82,6 +82,7 @@ class Options:
     every: int = 1
     max_frames: int | None = None
     output: Path | None = None  # where the r key starts recording (a free name next to it)
+    size: tuple[int, int] | None = None  # --size: (width, height) of recordings; None: see recording_size
     snapshot_dir: Path = Path(".")
     stats_json: Path | None = None
     progress: bool = False
@@ -531,9 +532,7 @@ class Pipeline:
             path = free_name(base)
             try:
                 live = self.source.live or getattr(self.source, "variable_frame_rate", False)
-                size = self.source.size if getattr(self.source, "mixed_sizes", False) else None  # else the first frame's
-                if size is not None and self.renderer.side_by_side:
-                    size = (2 * size[0], size[1])
+                size = recording_size(self.source, self.options.size, side_by_side=self.renderer.side_by_side)
                 self._recorder = VideoWriter(path, fps=self.source.fps or 30.0, size=size, live=live)
             except ValueError as exc:
                 self._say(f"cannot record: {exc}", seconds=10)
@@ -604,6 +603,16 @@ class Pipeline:
         stats.traces = self.engine.trace_count
         if self.options.stats_json is not None:
             write_file_atomic(self.options.stats_json, (json.dumps(stats.to_json(), indent=2) + "\n").encode())
+
+
+def recording_size(source: FrameSource, size: tuple[int, int] | None = None, *, side_by_side: bool = False) -> tuple[int, int] | None:
+    """The (width, height) to record ``source`` at: ``size`` (--size), else for a folder of mixed
+    sizes the size it chose from its images; twice as wide side by side (raw | overlay).
+    None: the first frame's size."""
+    size = size or (source.size if getattr(source, "mixed_sizes", False) else None)
+    if size is None:
+        return None
+    return (2 * size[0], size[1]) if side_by_side else size
 
 
 def _ready(item: _Item) -> bool:

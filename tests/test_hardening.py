@@ -416,3 +416,19 @@ def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(tiny_engine, t
     info = video_info(out)
     assert info["size"] == (160, 120), "the folder's most common size, not the first recorded image's"
     assert info["frames"] >= 3
+
+
+def test_r_key_records_at_the_size_the_user_chose(tiny_engine, tmp_path, make_image_folder):
+    """--size applies to a recording the r key starts, as to -o's."""
+    from livecam.sources import open_source
+
+    sizes = [(160, 120), (1, 1), (96, 64), (160, 120), (160, 120), (160, 120)]
+    source = open_source(make_image_folder(tmp_path / "mixed", 6, sizes=sizes))
+    messages: list[str] = []
+    window = ScriptedWindow("r" + "\x00" * 20)
+    out = tmp_path / "rec.mp4"
+    options = Options(batch=1, output=out, size=(128, 96))
+    pipeline = Pipeline(source, tiny_engine, Renderer(side_by_side=True), options, window=window, log=messages.append)
+    stats = pipeline.run()
+    assert stats.recordings == [str(out)] and stats.recording_error is None, messages
+    assert video_info(out)["size"] == (256, 96), "--size, twice as wide side by side"
