@@ -503,7 +503,10 @@ class Pipeline:
         for note in recorder.new_warnings() if hasattr(recorder, "new_warnings") else []:
             self._log(f"livecam: {note}")
         saved = getattr(recorder, "saved_path", None)
-        if saved is not None and str(recorder.path) in self.stats.recordings and saved != recorder.path:
+        listed = str(recorder.path) in self.stats.recordings
+        if listed and _nothing_recorded(recorder):  # closed before its first frame: no file was made
+            self.stats.recordings.remove(str(recorder.path))
+        elif saved is not None and listed and saved != recorder.path:
             self.stats.recordings[self.stats.recordings.index(str(recorder.path))] = str(saved)
 
     def _recording_failed(self, exc: SinkError) -> None:
@@ -524,9 +527,12 @@ class Pipeline:
                 finally:
                     self._recorder_notes(recorder)
                 self.state.recording = False
-                saved = getattr(recorder, "saved_path", None) or recorder.path
-                self._say(f"recording saved: {saved}")
-                self._log(f"livecam: recording saved: {saved}")
+                if _nothing_recorded(recorder):
+                    text = f"recording stopped before its first frame; {recorder.path} was not written"
+                else:
+                    text = f"recording saved: {getattr(recorder, 'saved_path', None) or recorder.path}"
+                self._say(text)
+                self._log(f"livecam: {text}")
                 return
             base = self.options.output or Path(f"livecam-{datetime.now():%Y%m%d-%H%M%S}.mp4")
             path = free_name(base)
@@ -553,6 +559,8 @@ class Pipeline:
                 finally:
                     self._recorder_notes(recorder)
                     self.state.recording = False
+                if _nothing_recorded(recorder):
+                    self._log(f"livecam: no frame was recorded, so {recorder.path} was not written")
 
     def _snapshot(self, item: _Item) -> None:
         result = item.result
@@ -613,6 +621,11 @@ def recording_size(source: FrameSource, size: tuple[int, int] | None = None, *, 
     if size is None:
         return None
     return (2 * size[0], size[1]) if side_by_side else size
+
+
+def _nothing_recorded(recorder: Any) -> bool:
+    """The recorder was closed before its first frame, so it made no file."""
+    return getattr(recorder, "frames_received", None) == 0
 
 
 def _ready(item: _Item) -> bool:

@@ -228,6 +228,64 @@ def test_a_recording_that_fails_is_listed_and_told_where_it_was_saved(nan_for_da
     assert imageio_ffmpeg.count_frames_and_secs(str(saved))[0] == 20
 
 
+class SilentCamera(FakeSource):
+    """A live source that never delivers a frame."""
+
+    live = True
+
+    def __init__(self):
+        super().__init__([dark(0)])
+        self.frame_count = None
+
+    @property
+    def status(self) -> str:
+        return "ended" if self.closed else "ok"
+
+    def read(self, timeout_s: float | None = None) -> Frame | None:
+        time.sleep(min(timeout_s or 0.05, 0.05))
+        return None
+
+
+class PressesAtOnce:
+    """A window whose user presses ``keys`` at once, one per poll, then q."""
+
+    closed = False
+
+    def __init__(self, keys: str = ""):
+        self.keys = [ord(k) for k in keys]
+
+    def show(self, image_bgr):
+        return self.poll()
+
+    def poll(self, wait_ms: int = 1):
+        return self.keys.pop(0) if self.keys else ord("q")
+
+    def close(self):
+        pass
+
+
+def test_a_recording_without_frames_is_not_said_to_be_saved(nan_for_dark_frames, tmp_path):
+    path = tmp_path / "out.mp4"
+    logged: list[str] = []
+    recorder = VideoWriter(path, fps=10)
+    pipeline = Pipeline(SilentCamera(), nan_for_dark_frames, Renderer(), Options(), window=PressesAtOnce(), recorder=recorder, log=logged.append)
+    stats = pipeline.run()
+
+    assert not path.exists() and recorder.saved_path is None
+    assert stats.recordings == [] and stats.recording_error is None, "the CLI prints 'saved' for what is listed"
+    assert logged == [f"livecam: no frame was recorded, so {path} was not written"]
+
+
+def test_r_twice_before_a_frame_came_says_that_nothing_was_written(nan_for_dark_frames, tmp_path):
+    path = tmp_path / "out.mp4"
+    logged: list[str] = []
+    pipeline = Pipeline(SilentCamera(), nan_for_dark_frames, Renderer(), Options(output=path), window=PressesAtOnce("rr"), log=logged.append)
+    stats = pipeline.run()
+
+    assert list(tmp_path.iterdir()) == [] and stats.recordings == []
+    assert logged == [f"livecam: recording stopped before its first frame; {path} was not written"]
+
+
 # ---------------------------------------------------------------------- the engine worker and the renderer's keys
 
 
