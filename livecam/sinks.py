@@ -903,7 +903,14 @@ def write_file_atomic(path: str | os.PathLike, data: bytes) -> None:
     at ``path`` is replaced, not written through.
     """
     path = Path(path)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            # Not mkstemp, whose files are private (0600): the umask decides, as for any file the user makes.
+            fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)

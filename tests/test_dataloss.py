@@ -354,6 +354,16 @@ def test_stats_json_is_written_whole_or_not_at_all(tmp_path, make_video, capsys)
     assert json.loads(stats.read_text())["frames"] == 4
 
 
+def test_stats_json_gets_the_permissions_of_any_new_file(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        sinks.write_file_atomic(tmp_path / "stats.json", b"{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "stats.json").stat().st_mode & 0o777 == 0o644, "readable by others, as the recording is"
+    assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
+
+
 PLAY_IN_PAGE = """async (src) => {
   const video = document.createElement('video');
   video.muted = true;
