@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--source", default="0", help="camera index, video file, image folder or glob, rtsp/http URL, or synth: (default: 0)")
     src.add_argument("--demo", action="store_true", help="offline demo: --source synth: --model demo")
     src.add_argument("--loop", action="store_true", help="replay video files and folders")
-    src.add_argument("--resolution", type=_resolution, help="camera resolution to request, WxH")
+    src.add_argument("--resolution", type=_width_by_height("--resolution", (7680, 4320)), help="camera resolution to request, WxH")
     src.add_argument("--fps", type=_positive_float("--fps"), help="camera frame rate to request")
     src.add_argument("--list-cameras", action="store_true", help="probe cameras 0-9 and exit")
     eng = p.add_argument_group("model")
@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     eng.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
     out = p.add_argument_group("output")
     out.add_argument("--output", "-o", type=Path, help="record the overlay to this .mp4 file")
-    out.add_argument("--size", type=_size, help="size of the recording, WxH (default: the input's; for image folders the most common image size)")
+    out.add_argument("--size", type=_width_by_height("--size", (16384, 16384)), help="size of the recording, WxH (default: the input's; for image folders the most common image size)")
     out.add_argument("--overwrite", action="store_true", help="replace an existing --output or --stats-json file (never an input)")
     out.add_argument("--no-display", action="store_true", help="no window (headless)")
     out.add_argument("--max-frames", type=_int_range("--max-frames", 1, None), help="stop after N frames")
@@ -116,24 +116,19 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message[0].upper()}{message[1:]}; see `livecam --help`.")
 
 
-def _resolution(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected --resolution as WxH, e.g. 1280x720. Received: {text!r}") from None
-    if not (16 <= w <= 7680 and 16 <= h <= 4320):
-        raise argparse.ArgumentTypeError(f"expected --resolution between 16x16 and 7680x4320. Received: {text!r}")
-    return (w, h)
+def _width_by_height(flag: str, most: tuple[int, int]):
+    """A parser of "WxH" for ``flag``, each side from 16 up to ``most``'s."""
 
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            w, h = (int(v) for v in text.lower().split("x"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {flag} as WxH, e.g. 1280x720. Received: {text!r}") from None
+        if not (16 <= w <= most[0] and 16 <= h <= most[1]):
+            raise argparse.ArgumentTypeError(f"expected {flag} between 16x16 and {most[0]}x{most[1]}. Received: {text!r}")
+        return (w, h)
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected --size as WxH, e.g. 1280x720. Received: {text!r}") from None
-    if not (16 <= w <= 16384 and 16 <= h <= 16384):
-        raise argparse.ArgumentTypeError(f"expected --size between 16x16 and 16384x16384. Received: {text!r}")
-    return (w, h)
+    return parse
 
 
 def _int_range(flag: str, low: int, high: int | None):
