@@ -37,6 +37,7 @@ import numpy as np
 
 from livecam.control import MESSAGE_S, Action, Controller, Outcome, ViewerState
 from livecam.engine import CamEngine, CamResult
+from livecam.errors import shown
 from livecam.keys import action_for_key
 from livecam.mailbox import Mailbox
 from livecam.meters import RateMeter, StageTimes
@@ -122,7 +123,8 @@ class Pipeline:
         recorder: a recording to write from the start, or None.
         worker: an ``EngineWorker`` shared with other viewers; None: the run makes its own
             (batches of ``options.batch`` for files, single frames for live sources).
-        log: where to print one-line messages (stderr by default).
+        log: where to print one-line messages; by default stderr, with names escaped and
+            secrets redacted (``livecam.errors.shown``).
     """
 
     def __init__(
@@ -157,7 +159,7 @@ class Pipeline:
         self.times = StageTimes()
         self.engine_rate = RateMeter()
         self.display_rate = RateMeter()
-        self._log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+        self._log = log or (lambda text: print(shown(text), file=sys.stderr, flush=True))
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._recorder = recorder

@@ -286,6 +286,14 @@ def test_r_twice_before_a_frame_came_says_that_nothing_was_written(nan_for_dark_
     assert logged == [f"livecam: recording stopped before its first frame; {path} was not written"]
 
 
+def test_messages_escape_what_a_terminal_would_run(nan_for_dark_frames, tmp_path, capsys):
+    path = tmp_path / "\x1b]0;owned\x07.mp4"
+    pipeline = Pipeline(SilentCamera(), nan_for_dark_frames, Renderer(), Options(output=path), window=PressesAtOnce("rr"))
+    pipeline.run()
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b]0;owned\\x07.mp4 was not written" in err
+
+
 # ---------------------------------------------------------------------- the engine worker and the renderer's keys
 
 
