@@ -74,6 +74,41 @@ def wait_for(condition, what: str, bound_s: float = BOUND_S) -> None:
         time.sleep(0.05)
 
 
+def record_then_kill_both(out: Path, *, fps: int, frames: int) -> Path:
+    """A child process records ``frames`` frames to ``out``; once ffmpeg has had time to write
+    them, the child and its ffmpeg are killed at once (a container or cgroup kill). The partial file."""
+    child_code = textwrap.dedent(
+        f"""
+        import sys, time
+        import numpy as np
+        from livecam.sinks import VideoWriter
+
+        writer = VideoWriter(sys.argv[1], fps={fps})
+        for i in range({frames}):
+            writer.write(np.full((120, 160, 3), (3 * i) % 256, np.uint8))
+        deadline = time.monotonic() + 60
+        while writer.frames_written < {frames} and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(2.0)  # ffmpeg encodes what it has and writes the complete fragments
+        print(writer._encoder.pid, flush=True)
+        time.sleep(120)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", child_code, str(out)], stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        ffmpeg_pid = int(child.stdout.readline())  # the child prints within its own bounds, or dies
+        for pid in (child.pid, ffmpeg_pid):
+            os.kill(pid, signal.SIGKILL)
+        child.wait(timeout=BOUND_S)
+        psutil.Process(ffmpeg_pid).wait(timeout=BOUND_S) if psutil.pid_exists(ffmpeg_pid) else None
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    (partial,) = out.parent.glob(f"{out.stem}.partial-*{out.suffix}")
+    return partial
+
+
 # ---------------------------------------------------------------------- outputs never replace inputs
 
 
@@ -143,36 +178,8 @@ def test_a_dangling_symlink_as_output_is_never_written_through(tmp_path, make_vi
 @pytest.mark.parametrize("suffix", [".mp4", pytest.param(".mkv", marks=pytest.mark.slow), pytest.param(".mov", marks=pytest.mark.slow)])
 def test_ffmpeg_and_livecam_killed_together_leave_a_playable_file(tmp_path, suffix):
     """A container or cgroup kill: both processes die at once; nobody finishes the file."""
-    child_code = textwrap.dedent(
-        """
-        import sys, time
-        import numpy as np
-        from livecam.sinks import VideoWriter
-
-        writer = VideoWriter(sys.argv[1], fps=15)
-        for i in range(60):
-            writer.write(np.full((120, 160, 3), 4 * i, np.uint8))
-        deadline = time.monotonic() + 60
-        while writer.frames_written < 60 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(2.0)  # ffmpeg encodes what it has and writes the complete fragments
-        print(writer._encoder.pid, flush=True)
-        time.sleep(120)
-        """
-    )
     out = tmp_path / f"out{suffix}"
-    child = subprocess.Popen([sys.executable, "-c", child_code, str(out)], stdout=subprocess.PIPE, text=True, env=ENV)
-    try:
-        ffmpeg_pid = int(child.stdout.readline())  # the child prints within its own bounds, or dies
-        for pid in (child.pid, ffmpeg_pid):
-            os.kill(pid, signal.SIGKILL)
-        child.wait(timeout=BOUND_S)
-        psutil.Process(ffmpeg_pid).wait(timeout=BOUND_S) if psutil.pid_exists(ffmpeg_pid) else None
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    (partial,) = tmp_path.glob(f"out.partial-*{suffix}")
+    partial = record_then_kill_both(out, fps=15, frames=60)
     # Keyframes every 15 frames: at least the 3 complete seconds (45 frames) are in the file.
     frames = decodable(partial)
     assert frames >= 45
@@ -393,34 +400,7 @@ def test_finished_and_cut_short_recordings_play_in_chromium(tmp_path):
     with VideoWriter(tmp_path / "final.mp4", fps=30) as writer:
         for i in range(60):
             writer.write(noise(i, (160, 120)))
-    child_code = textwrap.dedent(
-        """
-        import sys, time
-        import numpy as np
-        from livecam.sinks import VideoWriter
-
-        writer = VideoWriter(sys.argv[1], fps=30)
-        for i in range(75):
-            writer.write(np.full((120, 160, 3), 3 * i, np.uint8))
-        deadline = time.monotonic() + 60
-        while writer.frames_written < 75 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(2.0)
-        print(writer._encoder.pid, flush=True)
-        time.sleep(120)
-        """
-    )
-    child = subprocess.Popen([sys.executable, "-c", child_code, str(tmp_path / "cut.mp4")], stdout=subprocess.PIPE, text=True, env=ENV)
-    try:
-        ffmpeg_pid = int(child.stdout.readline())
-        for pid in (child.pid, ffmpeg_pid):
-            os.kill(pid, signal.SIGKILL)
-        child.wait(timeout=BOUND_S)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    (cut,) = tmp_path.glob("cut.partial-*.mp4")
+    cut = record_then_kill_both(tmp_path / "cut.mp4", fps=30, frames=75)
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args):
