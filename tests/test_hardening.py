@@ -404,7 +404,12 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
 
 
-def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(tiny_engine, tmp_path, make_image_folder):
+@pytest.mark.parametrize(
+    ("size", "side_by_side", "expected"),
+    [(None, False, (160, 120)), ((128, 96), True, (256, 96))],
+    ids=["the folder's most common size, not the first recorded image's", "--size, twice as wide side by side"],
+)
+def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(tiny_engine, tmp_path, make_image_folder, size, side_by_side, expected):
     from livecam.sources import open_source
 
     sizes = [(160, 120), (1, 1), (96, 64), (160, 120), (160, 120), (160, 120)]
@@ -413,25 +418,10 @@ def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(tiny_engine, t
     # r on the first frame shown, then keys that do nothing until the folder ends.
     window = ScriptedWindow("r" + "\x00" * 20)
     out = tmp_path / "rec.mp4"
-    pipeline = Pipeline(source, tiny_engine, Renderer(), Options(batch=1, output=out), window=window, log=messages.append)
+    options = Options(batch=1, output=out, size=size)
+    pipeline = Pipeline(source, tiny_engine, Renderer(side_by_side=side_by_side), options, window=window, log=messages.append)
     stats = pipeline.run()
     assert stats.recordings == [str(out)] and stats.recording_error is None, messages
     info = video_info(out)
-    assert info["size"] == (160, 120), "the folder's most common size, not the first recorded image's"
+    assert info["size"] == expected
     assert info["frames"] >= 3
-
-
-def test_r_key_records_at_the_size_the_user_chose(tiny_engine, tmp_path, make_image_folder):
-    """--size applies to a recording the r key starts, as to -o's."""
-    from livecam.sources import open_source
-
-    sizes = [(160, 120), (1, 1), (96, 64), (160, 120), (160, 120), (160, 120)]
-    source = open_source(make_image_folder(tmp_path / "mixed", 6, sizes=sizes))
-    messages: list[str] = []
-    window = ScriptedWindow("r" + "\x00" * 20)
-    out = tmp_path / "rec.mp4"
-    options = Options(batch=1, output=out, size=(128, 96))
-    pipeline = Pipeline(source, tiny_engine, Renderer(side_by_side=True), options, window=window, log=messages.append)
-    stats = pipeline.run()
-    assert stats.recordings == [str(out)] and stats.recording_error is None, messages
-    assert video_info(out)["size"] == (256, 96), "--size, twice as wide side by side"
