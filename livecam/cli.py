@@ -260,16 +260,18 @@ def _input_files(args: argparse.Namespace, spec: str) -> list[tuple[str, Path]]:
     """(role, path) of every local file this run reads: the input video or images, model, weights, labels."""
     import glob
 
+    from livecam.sources import is_image_name
+
     found: list[tuple[str, Path]] = []
     path = Path(spec).expanduser()
     if re.fullmatch(r"[0-9]+|synth(:.*)?|[A-Za-z][A-Za-z0-9+.-]*://.*", spec.strip()):
         pass  # a camera, the synthetic scene or a URL
     elif path.is_dir():
-        found += [("the input image", p) for p in path.iterdir()]
+        found += [("the input image", p) for p in path.iterdir() if is_image_name(p)]  # what the folder source reads
     elif path.exists():
         found.append(("the input", path))
     elif re.search(r"[*?[]", spec):
-        found += [("the input image", Path(p)) for p in glob.glob(os.path.expanduser(spec))]
+        found += [("the input image", Path(p)) for p in glob.glob(os.path.expanduser(spec)) if is_image_name(Path(p))]
     for flag, value in (("--model", args.model), ("--weights", args.weights), ("--labels", args.labels)):
         if value and Path(value).expanduser().is_file():
             found.append((flag, Path(value).expanduser()))

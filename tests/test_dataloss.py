@@ -159,6 +159,16 @@ def test_an_image_of_an_input_folder_is_never_an_output(tmp_path, make_image_fol
     assert "is the same file as the input image" in capsys.readouterr().err
 
 
+def test_a_file_in_an_input_folder_that_is_not_read_may_be_replaced(tmp_path, make_image_folder, capsys):
+    """The folder source reads only its images: last run's recording beside them is no input."""
+    folder = make_image_folder(tmp_path / "frames", 3)
+    out, stats = folder / "out.mp4", folder / "stats.json"
+    out.write_bytes(b"last run")
+    stats.write_text("{}")
+    assert main(["--source", str(folder), *DEMO, "-o", str(out), "--stats-json", str(stats), "--overwrite"]) == 0, capsys.readouterr().err
+    assert decodable(out) == 3 and json.loads(stats.read_text())["frames"] == 3
+
+
 def test_a_dangling_symlink_as_output_is_never_written_through(tmp_path, make_video, capsys):
     clip = make_video(tmp_path / "in.mp4", 4)
     elsewhere = tmp_path / "elsewhere"
