@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -324,7 +325,10 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        stats = pipeline.run()
+        with warnings.catch_warnings():
+            # The pipeline prints what the writer notes, this one too: once, as a livecam line.
+            warnings.filterwarnings("ignore", message="Could not start ffmpeg", category=RuntimeWarning)
+            stats = pipeline.run()
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not quiet:

@@ -381,6 +381,30 @@ def test_stats_json_gets_the_permissions_of_any_new_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
 
 
+def test_a_recording_without_ffmpeg_is_said_once_and_plainly(tmp_path, make_video):
+    """In a child process: pytest records warnings instead of printing them as Python does."""
+    child_code = textwrap.dedent(
+        """
+        import sys
+        from livecam import cli, sinks
+
+        class NoFfmpeg(sinks._FfmpegEncoder):
+            def __init__(self, *args, **kwargs):
+                raise OSError(2, "No such file or directory: 'ffmpeg'")
+
+        sinks._FfmpegEncoder = NoFfmpeg
+        sys.exit(cli.main(sys.argv[1:]))
+        """
+    )
+    clip = make_video(tmp_path / "in.mp4", 4)
+    out = tmp_path / "out.mp4"
+    done = subprocess.run([sys.executable, "-c", child_code, "--source", str(clip), *DEMO, "-o", str(out)],
+                          capture_output=True, text=True, env=ENV, timeout=BOUND_S)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("Could not start ffmpeg") == 1 and "livecam: Could not start ffmpeg" in done.stderr, done.stderr
+    assert opencv_count(out) == 4
+
+
 PLAY_IN_PAGE = """async (src) => {
   const video = document.createElement('video');
   video.muted = true;
