@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -75,13 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--source", default="0", help="camera index, video file, image folder or glob, rtsp/http URL, or synth: (default: 0)")
     src.add_argument("--demo", action="store_true", help="offline demo: --source synth: --model demo")
     src.add_argument("--loop", action="store_true", help="replay video files and folders")
-    src.add_argument("--resolution", type=_resolution, help="camera resolution to request, WxH")
+    src.add_argument("--resolution", type=_width_by_height("--resolution", (7680, 4320)), help="camera resolution to request, WxH")
     src.add_argument("--fps", type=_positive_float("--fps"), help="camera frame rate to request")
     src.add_argument("--list-cameras", action="store_true", help="probe cameras 0-9 and exit")
     add_engine_arguments(p)
     out = p.add_argument_group("output")
     out.add_argument("--output", "-o", type=Path, help="record the overlay to this .mp4 file")
-    out.add_argument("--size", type=_size, help="size of the recording, WxH (default: the input's; for image folders the most common image size)")
+    out.add_argument("--size", type=_width_by_height("--size", (16384, 16384)), help="size of the recording, WxH (default: the input's; for image folders the most common image size)")
     out.add_argument("--overwrite", action="store_true", help="replace an existing --output or --stats-json file (never an input)")
     out.add_argument("--no-display", action="store_true", help="no window (headless)")
     out.add_argument("--max-frames", type=_int_range("--max-frames", 1, None), help="stop after N frames")
@@ -125,24 +126,19 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message[0].upper()}{message[1:]}; see `{self.prog} --help`.")
 
 
-def _resolution(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected --resolution as WxH, e.g. 1280x720. Received: {text!r}") from None
-    if not (16 <= w <= 7680 and 16 <= h <= 4320):
-        raise argparse.ArgumentTypeError(f"expected --resolution between 16x16 and 7680x4320. Received: {text!r}")
-    return (w, h)
+def _width_by_height(flag: str, most: tuple[int, int]):
+    """A parser of "WxH" for ``flag``, each side from 16 up to ``most``'s."""
 
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            w, h = (int(v) for v in text.lower().split("x"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {flag} as WxH, e.g. 1280x720. Received: {text!r}") from None
+        if not (16 <= w <= most[0] and 16 <= h <= most[1]):
+            raise argparse.ArgumentTypeError(f"expected {flag} between 16x16 and {most[0]}x{most[1]}. Received: {text!r}")
+        return (w, h)
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected --size as WxH, e.g. 1280x720. Received: {text!r}") from None
-    if not (16 <= w <= 16384 and 16 <= h <= 16384):
-        raise argparse.ArgumentTypeError(f"expected --size between 16x16 and 16384x16384. Received: {text!r}")
-    return (w, h)
+    return parse
 
 
 def _int_range(flag: str, low: int, high: int | None):
@@ -361,16 +357,18 @@ def _input_files(args: argparse.Namespace, spec: str) -> list[tuple[str, Path]]:
     """(role, path) of every local file this run reads: the input video or images, model, weights, labels."""
     import glob
 
+    from livecam.sources import is_image_name
+
     found: list[tuple[str, Path]] = []
     path = Path(spec).expanduser()
     if re.fullmatch(r"[0-9]+|synth(:.*)?|[A-Za-z][A-Za-z0-9+.-]*://.*", spec.strip()):
         pass  # a camera, the synthetic scene or a URL
     elif path.is_dir():
-        found += [("the input image", p) for p in path.iterdir()]
+        found += [("the input image", p) for p in path.iterdir() if is_image_name(p)]  # what the folder source reads
     elif path.exists():
         found.append(("the input", path))
     elif re.search(r"[*?[]", spec):
-        found += [("the input image", Path(p)) for p in glob.glob(os.path.expanduser(spec))]
+        found += [("the input image", Path(p)) for p in glob.glob(os.path.expanduser(spec)) if is_image_name(Path(p))]
     for flag, value in (("--model", args.model), ("--weights", args.weights), ("--labels", args.labels)):
         if value and Path(value).expanduser().is_file():
             found.append((flag, Path(value).expanduser()))
@@ -388,7 +386,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         for warning in getattr(source, "warnings", []) or []:
             print(f"livecam: warning: {shown(warning)}", file=sys.stderr)
     with _native_stderr_silenced(not args.debug):  # TensorFlow's C++ start-up log lines
-        from livecam.pipeline import Options, Pipeline
+        from livecam.pipeline import Options, Pipeline, recording_size
 
         engine = engine_from_args(args, model_name)
     class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
@@ -403,6 +401,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         every=args.every,
         max_frames=args.max_frames,
         output=args.output,
+        size=args.size,
         snapshot_dir=args.snapshot_dir,
         stats_json=args.stats_json,
         progress=not quiet,
@@ -413,7 +412,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         recorder = sinks.VideoWriter(
             args.output,
             fps=source.fps or 30.0,
-            size=_recording_size(args, source),
+            size=recording_size(source, args.size, side_by_side=args.side_by_side),
             live=source.live or source.variable_frame_rate,  # the latter: keep the file's own timing
             overwrite=args.overwrite,
         )
@@ -422,7 +421,10 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        stats = pipeline.run()
+        with warnings.catch_warnings():
+            # The pipeline prints what the writer notes, this one too: once, as a livecam line.
+            warnings.filterwarnings("ignore", message="Could not start ffmpeg", category=RuntimeWarning)
+            stats = pipeline.run()
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not quiet:
@@ -435,14 +437,6 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     if stats.recording_error is not None and window is None:
         return 1
     return 0
-
-
-def _recording_size(args: argparse.Namespace, source) -> tuple[int, int] | None:
-    """--size, or for image folders the size the source chose from its images; None: the first frame's."""
-    size = args.size or (source.size if getattr(source, "mixed_sizes", False) else None)
-    if size is None:
-        return None
-    return (2 * size[0], size[1]) if args.side_by_side else size  # raw | overlay
 
 
 def engine_from_args(args: argparse.Namespace, model_name: str):

@@ -56,12 +56,24 @@ def redact(text: str) -> str:
 
 def _redact_url(match: re.Match) -> str:
     scheme, rest = match.group(1), match.group(2)
-    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    cut = _query_start(rest, 0)
+    if "@" not in rest[:cut] and ":" in rest[:cut] and "/" not in rest[:cut]:
+        # Still in "user:password" when a "?" or "#" came: a password may hold them too (pa?ss),
+        # so the user information runs to the last "@" before the path.
+        slash = rest.find("/", cut)
+        at = rest.rfind("@", cut, slash if slash >= 0 else len(rest))
+        if at >= 0:
+            cut = _query_start(rest, at)
     head, tail = rest[:cut], rest[cut:]
     if "@" in head:
         head = "***@" + head[head.rindex("@") + 1 :]
     tail = re.sub(r"([?&;])([^=&;#]*)=([^&;#]*)", _redact_param, tail)
     return scheme + head + tail
+
+
+def _query_start(rest: str, start: int) -> int:
+    """Where the query or fragment of a URL's ``rest`` (after "scheme://") begins, looking from ``start``."""
+    return min((i for i in (rest.find("?", start), rest.find("#", start)) if i >= 0), default=len(rest))
 
 
 def _redact_param(match: re.Match) -> str:

@@ -37,6 +37,7 @@ import numpy as np
 
 from livecam.control import MESSAGE_S, Action, Controller, Outcome, ViewerState
 from livecam.engine import CamEngine, CamResult
+from livecam.errors import shown
 from livecam.keys import action_for_key
 from livecam.mailbox import Mailbox
 from livecam.meters import RateMeter, StageTimes
@@ -82,6 +83,7 @@ class Options:
     every: int = 1
     max_frames: int | None = None
     output: Path | None = None  # where the r key starts recording (a free name next to it)
+    size: tuple[int, int] | None = None  # --size: (width, height) of recordings; None: see recording_size
     snapshot_dir: Path = Path(".")
     stats_json: Path | None = None
     progress: bool = False
@@ -121,7 +123,8 @@ class Pipeline:
         recorder: a recording to write from the start, or None.
         worker: an ``EngineWorker`` shared with other viewers; None: the run makes its own
             (batches of ``options.batch`` for files, single frames for live sources).
-        log: where to print one-line messages (stderr by default).
+        log: where to print one-line messages; by default stderr, with names escaped and
+            secrets redacted (``livecam.errors.shown``).
     """
 
     def __init__(
@@ -156,7 +159,7 @@ class Pipeline:
         self.times = StageTimes()
         self.engine_rate = RateMeter()
         self.display_rate = RateMeter()
-        self._log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+        self._log = log or (lambda text: print(shown(text), file=sys.stderr, flush=True))
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._recorder = recorder
@@ -490,6 +493,7 @@ class Pipeline:
                 recorder, self._recorder = self._recorder, None
                 with contextlib.suppress(SinkError):  # keeps the file playable; the first error is the one reported
                     recorder.close()
+                self._recorder_notes(recorder)
                 self._recording_failed(exc)
                 if self.window is None:  # headless: the recording was the whole job
                     self._stop.set()
@@ -501,7 +505,10 @@ class Pipeline:
         for note in recorder.new_warnings() if hasattr(recorder, "new_warnings") else []:
             self._log(f"livecam: {note}")
         saved = getattr(recorder, "saved_path", None)
-        if saved is not None and str(recorder.path) in self.stats.recordings and saved != recorder.path:
+        listed = str(recorder.path) in self.stats.recordings
+        if listed and _nothing_recorded(recorder):  # closed before its first frame: no file was made
+            self.stats.recordings.remove(str(recorder.path))
+        elif saved is not None and listed and saved != recorder.path:
             self.stats.recordings[self.stats.recordings.index(str(recorder.path))] = str(saved)
 
     def _recording_failed(self, exc: SinkError) -> None:
@@ -522,17 +529,18 @@ class Pipeline:
                 finally:
                     self._recorder_notes(recorder)
                 self.state.recording = False
-                saved = getattr(recorder, "saved_path", None) or recorder.path
-                self._say(f"recording saved: {saved}")
-                self._log(f"livecam: recording saved: {saved}")
+                if _nothing_recorded(recorder):
+                    text = f"recording stopped before its first frame; {recorder.path} was not written"
+                else:
+                    text = f"recording saved: {getattr(recorder, 'saved_path', None) or recorder.path}"
+                self._say(text)
+                self._log(f"livecam: {text}")
                 return
             base = self.options.output or Path(f"livecam-{datetime.now():%Y%m%d-%H%M%S}.mp4")
             path = free_name(base)
             try:
                 live = self.source.live or getattr(self.source, "variable_frame_rate", False)
-                size = self.source.size if getattr(self.source, "mixed_sizes", False) else None  # else the first frame's
-                if size is not None and self.renderer.side_by_side:
-                    size = (2 * size[0], size[1])
+                size = recording_size(self.source, self.options.size, side_by_side=self.renderer.side_by_side)
                 self._recorder = VideoWriter(path, fps=self.source.fps or 30.0, size=size, live=live)
             except ValueError as exc:
                 self._say(f"cannot record: {exc}", seconds=10)
@@ -553,6 +561,8 @@ class Pipeline:
                 finally:
                     self._recorder_notes(recorder)
                     self.state.recording = False
+                if _nothing_recorded(recorder):
+                    self._log(f"livecam: no frame was recorded, so {recorder.path} was not written")
 
     def _snapshot(self, item: _Item) -> None:
         result = item.result
@@ -603,6 +613,21 @@ class Pipeline:
         stats.traces = self.engine.trace_count
         if self.options.stats_json is not None:
             write_file_atomic(self.options.stats_json, (json.dumps(stats.to_json(), indent=2) + "\n").encode())
+
+
+def recording_size(source: FrameSource, size: tuple[int, int] | None = None, *, side_by_side: bool = False) -> tuple[int, int] | None:
+    """The (width, height) to record ``source`` at: ``size`` (--size), else for a folder of mixed
+    sizes the size it chose from its images; twice as wide side by side (raw | overlay).
+    None: the first frame's size."""
+    size = size or (source.size if getattr(source, "mixed_sizes", False) else None)
+    if size is None:
+        return None
+    return (2 * size[0], size[1]) if side_by_side else size
+
+
+def _nothing_recorded(recorder: Any) -> bool:
+    """The recorder was closed before its first frame, so it made no file."""
+    return getattr(recorder, "frames_received", None) == 0
 
 
 def _ready(item: _Item) -> bool:

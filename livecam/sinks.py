@@ -571,7 +571,10 @@ def _remux(partial: Path, *, check: bool) -> Path:
 
     With ``check`` (after a failure) the copy is made only where it is sure to fit on the disk.
     """
-    fast = _reserve_beside(partial, "faststart")
+    try:
+        fast = _reserve_beside(partial, "faststart")
+    except SinkError:  # the folder takes no new file now (turned read-only, say): the fragmented file plays too
+        return partial
     size = partial.stat().st_size
     free = _free_bytes(partial.parent)
     if check and free is not None and free < 2 * size + MIN_FREE_BYTES:
@@ -900,7 +903,14 @@ def write_file_atomic(path: str | os.PathLike, data: bytes) -> None:
     at ``path`` is replaced, not written through.
     """
     path = Path(path)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            # Not mkstemp, whose files are private (0600): the umask decides, as for any file the user makes.
+            fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
@@ -983,11 +993,11 @@ def _now() -> dt.datetime:
 
 
 def free_name(path: str | os.PathLike) -> Path:
-    """``path``, or ``name-2.ext``, ``name-3.ext``... whichever does not exist yet."""
+    """``path``, or ``name-2.ext``, ``name-3.ext``... whichever does not exist yet (not even as a broken link)."""
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         return path
     n = 2
-    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+    while os.path.lexists(candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")):
         n += 1
     return candidate

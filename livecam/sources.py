@@ -658,7 +658,7 @@ def open_source(
         return source
     path = Path(text).expanduser()
     if path.is_dir():
-        images = [p for p in path.iterdir() if _is_image_name(p) and p.is_file()]
+        images = [p for p in path.iterdir() if is_image_name(p) and p.is_file()]
         if not images:
             raise UserError(
                 f"The folder {str(path)!r} has no images ({', '.join(IMAGE_SUFFIXES[:7])}); put images in it "
@@ -666,7 +666,7 @@ def open_source(
             )
         source = ImageFolderSource(_natural_sorted(images), fps=fps or FOLDER_DEFAULT_FPS, loop=loop, where=f"{path}")
     elif path.is_file():
-        if _is_image_name(path):
+        if is_image_name(path):
             source = ImageFolderSource([path], fps=fps or FOLDER_DEFAULT_FPS, loop=loop, where=f"{path}")
         else:
             source = VideoFileSource(path, loop=loop)
@@ -675,7 +675,7 @@ def open_source(
         raise UserError(_not_a_regular_file(path))
     elif re.search(r"[*?[]", text):
         matches = [Path(p) for p in glob.glob(os.path.expanduser(text))]
-        images = [p for p in matches if _is_image_name(p) and p.is_file()]
+        images = [p for p in matches if is_image_name(p) and p.is_file()]
         if not images:
             raise UserError(
                 f"No images match {text!r}; check the pattern (for example 'frames/*.png') and that the files exist."
@@ -942,7 +942,8 @@ def _to_bgr(image: np.ndarray) -> np.ndarray:
     return np.array(image, dtype=np.uint8, copy=True)
 
 
-def _is_image_name(path: Path) -> bool:
+def is_image_name(path: Path) -> bool:
+    """Whether a folder or glob source reads ``path``: an image suffix, and not a dot file."""
     # Dot files include macOS "._photo.jpg" metadata, which would only count as corrupt.
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 

@@ -283,6 +283,8 @@ USER_ERRORS = {
     "every 0": (["--every", "0"], "expected --every in [1, 1000]. Received: 0"),
     "resolution form": (["--resolution", "640"], "expected --resolution as WxH"),
     "resolution size": (["--resolution", "8x8"], "expected --resolution between 16x16 and 7680x4320"),
+    "size form": (["--size", "640by480"], "expected --size as WxH, e.g. 1280x720. Received: '640by480'"),
+    "size too big": (["--size", "20000x10"], "expected --size between 16x16 and 16384x16384. Received: '20000x10'"),
     "output exists": (["--output", "{tmp}/exists.mp4"], "already exists; pass --overwrite to replace it"),
     "output folder missing": (["--output", "{tmp}/no/such/out.mp4"], "The folder '{tmp}/no/such' for 'out.mp4' does not exist"),
     "output not writable": (["--output", "{readonly}/out.mp4"], "Cannot write to the folder '{readonly}'"),

@@ -74,6 +74,41 @@ def wait_for(condition, what: str, bound_s: float = BOUND_S) -> None:
         time.sleep(0.05)
 
 
+def record_then_kill_both(out: Path, *, fps: int, frames: int) -> Path:
+    """A child process records ``frames`` frames to ``out``; once ffmpeg has had time to write
+    them, the child and its ffmpeg are killed at once (a container or cgroup kill). The partial file."""
+    child_code = textwrap.dedent(
+        f"""
+        import sys, time
+        import numpy as np
+        from livecam.sinks import VideoWriter
+
+        writer = VideoWriter(sys.argv[1], fps={fps})
+        for i in range({frames}):
+            writer.write(np.full((120, 160, 3), (3 * i) % 256, np.uint8))
+        deadline = time.monotonic() + 60
+        while writer.frames_written < {frames} and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(2.0)  # ffmpeg encodes what it has and writes the complete fragments
+        print(writer._encoder.pid, flush=True)
+        time.sleep(120)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", child_code, str(out)], stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        ffmpeg_pid = int(child.stdout.readline())  # the child prints within its own bounds, or dies
+        for pid in (child.pid, ffmpeg_pid):
+            os.kill(pid, signal.SIGKILL)
+        child.wait(timeout=BOUND_S)
+        psutil.Process(ffmpeg_pid).wait(timeout=BOUND_S) if psutil.pid_exists(ffmpeg_pid) else None
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    (partial,) = out.parent.glob(f"{out.stem}.partial-*{out.suffix}")
+    return partial
+
+
 # ---------------------------------------------------------------------- outputs never replace inputs
 
 
@@ -124,6 +159,16 @@ def test_an_image_of_an_input_folder_is_never_an_output(tmp_path, make_image_fol
     assert "is the same file as the input image" in capsys.readouterr().err
 
 
+def test_a_file_in_an_input_folder_that_is_not_read_may_be_replaced(tmp_path, make_image_folder, capsys):
+    """The folder source reads only its images: last run's recording beside them is no input."""
+    folder = make_image_folder(tmp_path / "frames", 3)
+    out, stats = folder / "out.mp4", folder / "stats.json"
+    out.write_bytes(b"last run")
+    stats.write_text("{}")
+    assert main(["--source", str(folder), *DEMO, "-o", str(out), "--stats-json", str(stats), "--overwrite"]) == 0, capsys.readouterr().err
+    assert decodable(out) == 3 and json.loads(stats.read_text())["frames"] == 3
+
+
 def test_a_dangling_symlink_as_output_is_never_written_through(tmp_path, make_video, capsys):
     clip = make_video(tmp_path / "in.mp4", 4)
     elsewhere = tmp_path / "elsewhere"
@@ -143,36 +188,8 @@ def test_a_dangling_symlink_as_output_is_never_written_through(tmp_path, make_vi
 @pytest.mark.parametrize("suffix", [".mp4", pytest.param(".mkv", marks=pytest.mark.slow), pytest.param(".mov", marks=pytest.mark.slow)])
 def test_ffmpeg_and_livecam_killed_together_leave_a_playable_file(tmp_path, suffix):
     """A container or cgroup kill: both processes die at once; nobody finishes the file."""
-    child_code = textwrap.dedent(
-        """
-        import sys, time
-        import numpy as np
-        from livecam.sinks import VideoWriter
-
-        writer = VideoWriter(sys.argv[1], fps=15)
-        for i in range(60):
-            writer.write(np.full((120, 160, 3), 4 * i, np.uint8))
-        deadline = time.monotonic() + 60
-        while writer.frames_written < 60 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(2.0)  # ffmpeg encodes what it has and writes the complete fragments
-        print(writer._encoder.pid, flush=True)
-        time.sleep(120)
-        """
-    )
     out = tmp_path / f"out{suffix}"
-    child = subprocess.Popen([sys.executable, "-c", child_code, str(out)], stdout=subprocess.PIPE, text=True, env=ENV)
-    try:
-        ffmpeg_pid = int(child.stdout.readline())  # the child prints within its own bounds, or dies
-        for pid in (child.pid, ffmpeg_pid):
-            os.kill(pid, signal.SIGKILL)
-        child.wait(timeout=BOUND_S)
-        psutil.Process(ffmpeg_pid).wait(timeout=BOUND_S) if psutil.pid_exists(ffmpeg_pid) else None
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    (partial,) = tmp_path.glob(f"out.partial-*{suffix}")
+    partial = record_then_kill_both(out, fps=15, frames=60)
     # Keyframes every 15 frames: at least the 3 complete seconds (45 frames) are in the file.
     frames = decodable(partial)
     assert frames >= 45
@@ -354,6 +371,40 @@ def test_stats_json_is_written_whole_or_not_at_all(tmp_path, make_video, capsys)
     assert json.loads(stats.read_text())["frames"] == 4
 
 
+def test_stats_json_gets_the_permissions_of_any_new_file(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        sinks.write_file_atomic(tmp_path / "stats.json", b"{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "stats.json").stat().st_mode & 0o777 == 0o644, "readable by others, as the recording is"
+    assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
+
+
+def test_a_recording_without_ffmpeg_is_said_once_and_plainly(tmp_path, make_video):
+    """In a child process: pytest records warnings instead of printing them as Python does."""
+    child_code = textwrap.dedent(
+        """
+        import sys
+        from livecam import cli, sinks
+
+        class NoFfmpeg(sinks._FfmpegEncoder):
+            def __init__(self, *args, **kwargs):
+                raise OSError(2, "No such file or directory: 'ffmpeg'")
+
+        sinks._FfmpegEncoder = NoFfmpeg
+        sys.exit(cli.main(sys.argv[1:]))
+        """
+    )
+    clip = make_video(tmp_path / "in.mp4", 4)
+    out = tmp_path / "out.mp4"
+    done = subprocess.run([sys.executable, "-c", child_code, "--source", str(clip), *DEMO, "-o", str(out)],
+                          capture_output=True, text=True, env=ENV, timeout=BOUND_S)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("Could not start ffmpeg") == 1 and "livecam: Could not start ffmpeg" in done.stderr, done.stderr
+    assert opencv_count(out) == 4
+
+
 PLAY_IN_PAGE = """async (src) => {
   const video = document.createElement('video');
   video.muted = true;
@@ -383,34 +434,7 @@ def test_finished_and_cut_short_recordings_play_in_chromium(tmp_path):
     with VideoWriter(tmp_path / "final.mp4", fps=30) as writer:
         for i in range(60):
             writer.write(noise(i, (160, 120)))
-    child_code = textwrap.dedent(
-        """
-        import sys, time
-        import numpy as np
-        from livecam.sinks import VideoWriter
-
-        writer = VideoWriter(sys.argv[1], fps=30)
-        for i in range(75):
-            writer.write(np.full((120, 160, 3), 3 * i, np.uint8))
-        deadline = time.monotonic() + 60
-        while writer.frames_written < 75 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(2.0)
-        print(writer._encoder.pid, flush=True)
-        time.sleep(120)
-        """
-    )
-    child = subprocess.Popen([sys.executable, "-c", child_code, str(tmp_path / "cut.mp4")], stdout=subprocess.PIPE, text=True, env=ENV)
-    try:
-        ffmpeg_pid = int(child.stdout.readline())
-        for pid in (child.pid, ffmpeg_pid):
-            os.kill(pid, signal.SIGKILL)
-        child.wait(timeout=BOUND_S)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    (cut,) = tmp_path.glob("cut.partial-*.mp4")
+    cut = record_then_kill_both(tmp_path / "cut.mp4", fps=30, frames=75)
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args):
@@ -432,3 +456,34 @@ def test_finished_and_cut_short_recordings_play_in_chromium(tmp_path):
         server.server_close()
     assert played["final.mp4"] == {"width": 160, "frames": 60}
     assert played[cut.name] == {"width": 160, "frames": decodable(cut)} and decodable(cut) >= 60
+
+
+def test_a_folder_that_takes_no_new_file_at_the_end_keeps_the_recording_and_says_where(tmp_path, make_video, monkeypatch):
+    """The folder turns read-only during the recording: the finished recording stays under its
+    temporary name, the writer says where, and nobody is told that it failed."""
+    out = tmp_path / "out.mp4"
+    writer = VideoWriter(out, fps=15)
+    for i in range(12):
+        writer.write(make_video.frame(i))
+    read_only = PermissionError(30, "Read-only file system")
+    real_open = os.open
+
+    def refuse_new_files(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise read_only
+        return real_open(path, flags, *args, **kwargs)
+
+    def refuse(*args, **kwargs):
+        raise read_only
+
+    monkeypatch.setattr(os, "open", refuse_new_files)
+    monkeypatch.setattr(os, "link", refuse)
+    monkeypatch.setattr(os, "rename", refuse)
+    writer.close()  # no error: every frame is in the file
+    monkeypatch.undo()
+    assert writer.saved_path != out and writer.saved_path.name.startswith("out.partial-")
+    assert writer.warnings == [
+        f"Could not rename the recording to {out} (Read-only file system); it is in {writer.saved_path}."
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == [writer.saved_path.name]
+    assert decodable(writer.saved_path) == 12

@@ -380,6 +380,9 @@ def test_redact():
     assert redact("rtsp://admin:pa/ss@host/stream") == "rtsp://***@host/stream"
     assert redact("see http://h/v.mp4?token=abc&w=2&X-Amz-Signature=f0 now") == "see http://h/v.mp4?token=***&w=2&X-Amz-Signature=*** now"
     assert redact("rtsp://cam.local/live?channel=1") == "rtsp://cam.local/live?channel=1"
+    assert redact("rtsp://admin:pa?ss@host:554/s?token=1") == "rtsp://***@host:554/s?token=***"
+    assert redact("rtsp://admin:pa#ss@host") == "rtsp://***@host"
+    assert redact("http://host/p?email=a@b.com") == "http://host/p?email=a@b.com"
 
 
 def test_names_with_terminal_escape_codes_are_printed_escaped(tmp_path, make_video, capsys):
@@ -401,7 +404,12 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
 
 
-def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(tiny_engine, tmp_path, make_image_folder):
+@pytest.mark.parametrize(
+    ("size", "side_by_side", "expected"),
+    [(None, False, (160, 120)), ((128, 96), True, (256, 96))],
+    ids=["the folder's most common size, not the first recorded image's", "--size, twice as wide side by side"],
+)
+def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(tiny_engine, tmp_path, make_image_folder, size, side_by_side, expected):
     from livecam.sources import open_source
 
     sizes = [(160, 120), (1, 1), (96, 64), (160, 120), (160, 120), (160, 120)]
@@ -410,9 +418,10 @@ def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(tiny_engine, t
     # r on the first frame shown, then keys that do nothing until the folder ends.
     window = ScriptedWindow("r" + "\x00" * 20)
     out = tmp_path / "rec.mp4"
-    pipeline = Pipeline(source, tiny_engine, Renderer(), Options(batch=1, output=out), window=window, log=messages.append)
+    options = Options(batch=1, output=out, size=size)
+    pipeline = Pipeline(source, tiny_engine, Renderer(side_by_side=side_by_side), options, window=window, log=messages.append)
     stats = pipeline.run()
     assert stats.recordings == [str(out)] and stats.recording_error is None, messages
     info = video_info(out)
-    assert info["size"] == (160, 120), "the folder's most common size, not the first recorded image's"
+    assert info["size"] == expected
     assert info["frames"] >= 3

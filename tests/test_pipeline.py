@@ -39,6 +39,15 @@ def testfree_name_never_returns_an_existing_path(tmp_path):
     assert free_name(base).name == "clip-7.mp4"
 
 
+def test_free_name_passes_over_a_broken_link(tmp_path):
+    """A dangling link's name is taken too: the writer refuses it (it never writes through), so
+    the r key would fail where a free name was promised."""
+    base = tmp_path / "clip.mp4"
+    base.symlink_to(tmp_path / "elsewhere" / "gone.mp4")
+    assert free_name(base).name == "clip-2.mp4"
+    VideoWriter(free_name(base), fps=10).close()  # accepted as it is
+
+
 # ---------------------------------------------------------------------- runs over a fake source
 
 
@@ -193,6 +202,96 @@ def test_headless_run_stops_when_recording_fails_and_keeps_a_playable_file(nan_f
     assert stats.frames < len(frames)  # the recording was the whole job: the run stopped
     assert source.closed
     assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == kept
+
+
+class AnotherProgramWritesThenDiskFills(DiskFillsUp):
+    """Another program writes the target at frame 5; the disk fills after ``full_after`` frames."""
+
+    def write(self, frame_bgr, timestamp_s=None):
+        if self.frames_received == 5:
+            self.path.write_bytes(b"another program's file")
+        super().write(frame_bgr, timestamp_s)
+
+
+def test_a_recording_that_fails_is_listed_and_told_where_it_was_saved(nan_for_dark_frames, tmp_path):
+    path = tmp_path / "out.mp4"
+    recorder = AnotherProgramWritesThenDiskFills(path, fps=10, full_after=12)
+    logged: list[str] = []
+    pipeline = Pipeline(FakeSource([bright(i) for i in range(40)]), nan_for_dark_frames, Renderer(), Options(batch=4), recorder=recorder, log=logged.append)
+    stats = pipeline.run()
+
+    saved = tmp_path / "out-2.mp4"
+    assert path.read_bytes() == b"another program's file"
+    assert f"{saved} keeps the first 20 frames" in stats.recording_error
+    assert stats.recordings == [str(saved)], "the list names the file the recording is in, not the other program's"
+    assert any(f"this recording was saved as {saved}" in line for line in logged)
+    assert imageio_ffmpeg.count_frames_and_secs(str(saved))[0] == 20
+
+
+class SilentCamera(FakeSource):
+    """A live source that never delivers a frame."""
+
+    live = True
+
+    def __init__(self):
+        super().__init__([dark(0)])
+        self.frame_count = None
+
+    @property
+    def status(self) -> str:
+        return "ended" if self.closed else "ok"
+
+    def read(self, timeout_s: float | None = None) -> Frame | None:
+        time.sleep(min(timeout_s or 0.05, 0.05))
+        return None
+
+
+class PressesAtOnce:
+    """A window whose user presses ``keys`` at once, one per poll, then q."""
+
+    closed = False
+
+    def __init__(self, keys: str = ""):
+        self.keys = [ord(k) for k in keys]
+
+    def show(self, image_bgr):
+        return self.poll()
+
+    def poll(self, wait_ms: int = 1):
+        return self.keys.pop(0) if self.keys else ord("q")
+
+    def close(self):
+        pass
+
+
+def test_a_recording_without_frames_is_not_said_to_be_saved(nan_for_dark_frames, tmp_path):
+    path = tmp_path / "out.mp4"
+    logged: list[str] = []
+    recorder = VideoWriter(path, fps=10)
+    pipeline = Pipeline(SilentCamera(), nan_for_dark_frames, Renderer(), Options(), window=PressesAtOnce(), recorder=recorder, log=logged.append)
+    stats = pipeline.run()
+
+    assert not path.exists() and recorder.saved_path is None
+    assert stats.recordings == [] and stats.recording_error is None, "the CLI prints 'saved' for what is listed"
+    assert logged == [f"livecam: no frame was recorded, so {path} was not written"]
+
+
+def test_r_twice_before_a_frame_came_says_that_nothing_was_written(nan_for_dark_frames, tmp_path):
+    path = tmp_path / "out.mp4"
+    logged: list[str] = []
+    pipeline = Pipeline(SilentCamera(), nan_for_dark_frames, Renderer(), Options(output=path), window=PressesAtOnce("rr"), log=logged.append)
+    stats = pipeline.run()
+
+    assert list(tmp_path.iterdir()) == [] and stats.recordings == []
+    assert logged == [f"livecam: recording stopped before its first frame; {path} was not written"]
+
+
+def test_messages_escape_what_a_terminal_would_run(nan_for_dark_frames, tmp_path, capsys):
+    path = tmp_path / "\x1b]0;owned\x07.mp4"
+    pipeline = Pipeline(SilentCamera(), nan_for_dark_frames, Renderer(), Options(output=path), window=PressesAtOnce("rr"))
+    pipeline.run()
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b]0;owned\\x07.mp4 was not written" in err
 
 
 # ---------------------------------------------------------------------- the engine worker and the renderer's keys
