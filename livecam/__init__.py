@@ -1,14 +1,14 @@
 """livecam: a real-time Grad-CAM viewer.
 
-The flow is source -> engine -> renderer -> sinks. ``CamEngine`` is imported lazily so that
-``livecam --version`` answers without loading TensorFlow.
+The flow is source -> engine -> renderer -> sinks. ``CamEngine`` (TensorFlow) and ``overlay``
+(OpenCV) are imported lazily, so that ``livecam --version`` and ``--help`` answer without them.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["CamEngine", "CamResult", "UserError", "__version__"]
+__all__ = ["CamEngine", "CamResult", "UserError", "overlay", "__version__"]
 
 from livecam.errors import UserError
 
@@ -18,4 +18,8 @@ def __getattr__(name: str):
         from livecam import engine
 
         return getattr(engine, name)
+    if name == "overlay":
+        from livecam.render import overlay
+
+        return overlay
     raise AttributeError(f"module 'livecam' has no attribute {name!r}")

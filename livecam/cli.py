@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     from livecam.methods import METHOD_NAMES
     from livecam.models import DEFAULT_MODEL
-    from livecam.render import DEFAULT_ALPHA, DEFAULT_SMOOTH
+    from livecam.render import BLENDS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, HUD_LEVELS
 
     p = _ArgumentParser(
         prog="livecam",
@@ -95,9 +95,25 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     ren = p.add_argument_group("rendering")
     ren.add_argument("--colormap", default="jet", help="any OpenCV colormap name (default: jet)")
-    ren.add_argument("--alpha", type=_unit_float("--alpha", upper_open=False), default=DEFAULT_ALPHA, help=f"heat-map opacity in [0, 1] (default {DEFAULT_ALPHA})")
+    ren.add_argument(
+        "--alpha",
+        type=_unit_float("--alpha", upper_open=False),
+        help=f"heat-map opacity in [0, 1]; with --blend heat, where the map is hottest (default {DEFAULT_ALPHA['heat']} heat, {DEFAULT_ALPHA['uniform']} uniform)",
+    )
+    ren.add_argument(
+        "--blend",
+        choices=BLENDS,
+        default=DEFAULT_BLEND,
+        help=f"heat: the overlay's opacity follows the map, cold regions show the picture as it is; uniform: one opacity everywhere (default {DEFAULT_BLEND})",
+    )
     ren.add_argument("--smooth", type=_unit_float("--smooth", upper_open=True), default=DEFAULT_SMOOTH, help=f"temporal smoothing in [0, 1); 0 = off (default {DEFAULT_SMOOTH})")
-    ren.add_argument("--no-hud", action="store_true", help="no text or legend: clean output")
+    ren.add_argument(
+        "--hud",
+        choices=HUD_LEVELS,
+        help="full: label, top-k bars, diagnostics, legend; label: label and legend; none: clean output "
+        "(default: full in the window, label in recordings and snapshots; a value given here applies to both)",
+    )
+    ren.add_argument("--no-hud", action="store_true", help="same as --hud none")
     ren.add_argument("--side-by-side", action="store_true", help="show raw | overlay")
     perf = p.add_argument_group("speed")
     perf.add_argument("--batch", type=_int_range("--batch", 1, 256), default=None, help="frames per engine call for files (default 8; live sources use 1)")
@@ -262,7 +278,16 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     if not quiet:
         print(f"livecam: model {engine.model_name}, layer {engine.layer_name}, method {engine.method}", file=sys.stderr)
 
-    renderer = Renderer(colormap=args.colormap, alpha=args.alpha, smooth=args.smooth, hud=not args.no_hud, side_by_side=args.side_by_side)
+    hud = "none" if args.no_hud else args.hud
+    renderer = Renderer(
+        colormap=args.colormap,
+        alpha=args.alpha,
+        smooth=args.smooth,
+        blend=args.blend,
+        hud=hud or "full",
+        file_hud=hud or "label",
+        side_by_side=args.side_by_side,
+    )
     batch = 1 if source.live else (args.batch or 8)
     options = Options(
         batch=batch,

@@ -29,7 +29,7 @@ import numpy as np
 
 from livecam.engine import METHOD_NAMES, CamEngine, CamResult
 from livecam.keys import Action, KeyAction, apply_alpha
-from livecam.render import HudInfo, Renderer
+from livecam.render import HudInfo, Renderer, Views
 from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, free_name
 from livecam.sources import Frame, FrameSource
 
@@ -129,7 +129,8 @@ class _Item:
     frame: Frame
     prepared: np.ndarray  # the frame at the model's input size
     result: CamResult | None = None  # a one-row result
-    image: np.ndarray | None = None  # the rendered overlay
+    image: np.ndarray | None = None  # the rendered overlay, as the window shows it
+    file_image: np.ndarray | None = None  # ... and as recordings and snapshots keep it
 
 
 class Pipeline:
@@ -329,7 +330,10 @@ class Pipeline:
             if item.result is not None and not item.result.finite[0]:
                 self.stats.non_finite += 1
             t0 = time.perf_counter()
-            item.image = self._render(item)
+            # Both pictures, even with no recorder yet: r may start one, s takes a snapshot, and
+            # drawing the file picture later would fold an old map into the smoothing again.
+            views = self._render(item, window=self.window is not None)
+            item.image, item.file_image = views.window, views.file
             t1 = time.perf_counter()
             self.times.add("render", (t1 - t0) * 1000)
             self._record(item)
@@ -362,7 +366,7 @@ class Pipeline:
                 image = current.image if redraw else None  # else it stays on screen; poll() waits for keys
                 redraw = False
             elif current is not None and self.source.status == "reconnecting":
-                image = self._render(current)  # the last frame, with "reconnecting" on the HUD
+                image = self._render(current, file=False).window  # the last frame, with "reconnecting" on the HUD
             else:
                 image = None
             if image is not None:
@@ -377,7 +381,8 @@ class Pipeline:
             if current is not None and self.controls.paused and action in _REDRAW:
                 if action in _REEXPLAIN:
                     current.result = _rows(self.engine(current.prepared, class_id=self.controls.class_id, method=self.controls.method))[0]
-                current.image = self._render(current)
+                views = self._render(current)
+                current.image, current.file_image = views.window, views.file
                 redraw = True
 
     def _handle_key(self, key: int, current: _Item | None) -> Action:
@@ -409,13 +414,19 @@ class Pipeline:
 
     # ------------------------------------------------------------------ helpers
 
-    def _render(self, item: _Item) -> np.ndarray:
+    def _render(self, item: _Item, *, window: bool = True, file: bool = True) -> Views:
         # The render thread and, while paused, the display thread both draw; the renderer holds
         # smoothing state, so one draws at a time.
         with self._render_lock:
-            return self._render_locked(item)
+            return self._render_locked(item, window, file)
 
-    def _render_locked(self, item: _Item) -> np.ndarray:
+    def _file_image(self, item: _Item) -> np.ndarray:
+        """The picture for recordings and snapshots."""
+        if item.file_image is None:  # not drawn by the render stage (not expected): draw it now
+            item.file_image = self._render(item, window=False).file
+        return item.file_image
+
+    def _render_locked(self, item: _Item, window: bool, file: bool) -> Views:
         result = item.result
         cam = None
         if result is not None:
@@ -433,7 +444,7 @@ class Pipeline:
             if cam_of is None or cam_of[0] is not result:
                 cam_of = self._cam_of = (result, result.cam[0])
             cam = cam_of[1]
-        return self.renderer.render(item.frame.image_bgr, cam, self._hud(result))
+        return self.renderer.views(item.frame.image_bgr, cam, self._hud(result), window=window, file=file)
 
     def _hud(self, result: CamResult | None) -> HudInfo | None:
         if result is None:
@@ -479,7 +490,7 @@ class Pipeline:
             if self._recorder is None:
                 return
             try:
-                self._recorder.write(item.image, item.frame.timestamp_s)
+                self._recorder.write(self._file_image(item), item.frame.timestamp_s)
             except SinkError as exc:
                 recorder, self._recorder = self._recorder, None
                 with contextlib.suppress(SinkError):  # keeps the file playable; the first error is the one reported
@@ -540,7 +551,7 @@ class Pipeline:
             )
         cam = result.cam[0] if result is not None else None
         try:
-            paths = self._snapshots.save(item.frame.image_bgr, item.image, cam, record)
+            paths = self._snapshots.save(item.frame.image_bgr, self._file_image(item), cam, record)
         except (SinkError, OSError) as exc:
             self._say(f"snapshot failed: {exc}", seconds=10)
             self._log(f"livecam: snapshot failed: {exc}")

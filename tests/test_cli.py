@@ -144,7 +144,7 @@ def test_alpha_zero_without_hud_gives_back_the_input_in_order(capsys, clip, tmp_
 
 def test_heat_map_is_blended_in_with_jet_colours(capsys, clip, tmp_path):
     alpha = 0.6
-    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", alpha)
+    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--blend", "uniform", "--alpha", alpha)
     source = read_frames(clip)
     assert mean_abs_diff(frames, source) > 25
     # out = alpha * heat + (1 - alpha) * frame, so the heat image can be recovered and must be
@@ -159,14 +159,26 @@ def test_heat_map_is_blended_in_with_jet_colours(capsys, clip, tmp_path):
 
 def test_hud_is_drawn_over_the_overlay(capsys, tmp_path, make_video):
     clip = make_video(tmp_path / "clip.mp4", 12, size=(320, 240), fps=FPS)  # room beside the text panel
-    plain = record(capsys, clip, tmp_path / "plain.mp4", "--no-hud", "--alpha", "0.6")
-    hud = record(capsys, clip, tmp_path / "hud.mp4", "--alpha", "0.6")
+    plain = record(capsys, clip, tmp_path / "plain.mp4", "--no-hud", "--blend", "uniform", "--alpha", "0.6")
+    hud = record(capsys, clip, tmp_path / "hud.mp4", "--blend", "uniform", "--alpha", "0.6")
     assert hud.shape == plain.shape == (12, 240, 320, 3)
     assert heat_like_fraction(plain[0].astype(np.uint8)) > 0.5  # both carry the map
-    panel = (slice(None), slice(0, 40), slice(0, 80))  # the first lines of the text panel
+    panel = (slice(None), slice(0, 40), slice(0, 80))  # the label
     assert mean_abs_diff(hud[panel], plain[panel]) > 30
-    beside = (slice(None), slice(80, 150), slice(250, 320))  # right, between REC badge and legend: no HUD
-    assert mean_abs_diff(hud[beside], plain[beside]) < 3
+    legend = (slice(None), slice(215, 235), slice(260, 315))
+    assert mean_abs_diff(hud[legend], plain[legend]) > 30
+    # A recording keeps the label and the legend only: no top-k bars, diagnostics or REC badge.
+    for empty in ((slice(45, 200), slice(0, 320)), (slice(200, 240), slice(0, 200)), (slice(0, 40), slice(200, 320))):
+        assert mean_abs_diff(hud[(slice(None), *empty)], plain[(slice(None), *empty)]) < 3, empty
+
+
+def test_hud_full_puts_bars_and_diagnostics_in_the_recording(capsys, tmp_path, make_video):
+    clip = make_video(tmp_path / "clip.mp4", 6, size=(320, 240), fps=FPS)
+    label = record(capsys, clip, tmp_path / "label.mp4")
+    full = record(capsys, clip, tmp_path / "full.mp4", "--hud", "full")
+    bars, diagnostics = (slice(None), slice(45, 100), slice(0, 120)), (slice(None), slice(200, 240), slice(0, 120))
+    assert mean_abs_diff(full[bars], label[bars]) > 10
+    assert mean_abs_diff(full[diagnostics], label[diagnostics]) > 10
 
 
 # ---------------------------------------------------------------------- 3. file-mode options
@@ -211,7 +223,7 @@ def test_loop_with_max_frames_goes_past_the_end(capsys, clip, tmp_path, make_vid
 
 def test_side_by_side_doubles_the_width(capsys, clip, tmp_path):
     out = tmp_path / "out.mp4"
-    frames = record(capsys, clip, out, "--side-by-side", "--no-hud", "--alpha", "0.6")
+    frames = record(capsys, clip, out, "--side-by-side", "--no-hud", "--blend", "uniform", "--alpha", "0.6")
     assert video_info(out)["size"] == (2 * SIZE[0], SIZE[1])
     raw, overlay = frames[:, :, : SIZE[0]], frames[:, :, SIZE[0] :]
     assert mean_abs_diff(raw, read_frames(clip)) < 3
