@@ -15,6 +15,9 @@ from livecam.errors import UserError
 
 def __getattr__(name: str):
     if name in ("CamEngine", "CamResult"):
+        from livecam import logs
+
+        logs.import_tensorflow()  # without its start-up log lines (LIVECAM_DEBUG=1 shows them)
         from livecam import engine
 
         return getattr(engine, name)

@@ -11,10 +11,11 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
-from livecam import __version__
+from livecam import __version__, logs
 from livecam.errors import UserError
 
 EXIT_USAGE = 2
@@ -24,14 +25,15 @@ EXIT_INTERRUPTED = 130
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    if not debug:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    logs.configure(debug)  # TensorFlow's, CUDA's and OpenCV's own log lines: only with --debug
     # The step is one chain of ops, so TensorFlow gains nothing from running ops side by side,
     # while its extra threads compete with the capture, render and encoder stages for the CPU.
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    # SIGTERM (a service manager, `timeout`, `kill`) ends a run like Ctrl-C: files closed, summary printed.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         if argv and argv[0] == "models":
-            return _models()
+            return _models(argv[1:])
         if argv and argv[0] == "layers":
             return _layers(argv[1:])
         return _view(_parser().parse_args(argv))
@@ -53,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = str(exc).strip().splitlines()
         print(f"livecam: unexpected error: {type(exc).__name__}: {text[0] if text else ''} (rerun with --debug for details)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 # ---------------------------------------------------------------------- arguments
@@ -127,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
 
 class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):  # one sentence, exit 2, no usage dump
-        raise UserError(f"{message[0].upper()}{message[1:]}; see `livecam --help`.")
+        raise UserError(f"{message[0].upper()}{message[1:]}; see `{self.prog} --help`.")
 
 
 def _resolution(text: str) -> tuple[int, int]:
@@ -183,31 +188,41 @@ def _positive_float(flag: str):
 # ---------------------------------------------------------------------- commands
 
 
-def _models() -> int:
+def _models(argv: list[str]) -> int:
     from livecam.models import DEFAULT_MODEL, ZOO
 
-    print(f"{'model':<20} {'input':<9} {'preprocessing':<14} default layer")
+    p = _ArgumentParser(
+        prog="livecam models",
+        description="List the models --model accepts by name: input size, preprocessing and the layer the map is taken from. "
+        "Use `livecam layers MODEL` for all of a model's layers.",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.parse_args(argv)
+    print(f"{'model':<22} {'input':<9} {'preprocessing':<14} target layer (without --layer)")
     for name, entry in ZOO.items():
         size = f"{entry.input_size[1]}x{entry.input_size[0]}"
-        layer = entry.default_layer or "auto (last spatial layer)"
-        mark = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"{name:<20} {size:<9} {entry.preprocess:<14} {layer}{mark}")
-    print(f"{'demo':<20} {'':<9} {'built in':<14} the shipped offline demo model (livecam --demo)")
+        layer = entry.default_layer or "the last spatial layer"
+        shown = f"{name} (default)" if name == DEFAULT_MODEL else name
+        print(f"{shown:<22} {size:<9} {entry.preprocess:<14} {layer}")
+    print(f"{'demo':<22} {'':<9} {'built in':<14} the shipped offline demo model (livecam --demo)")
+    print(f"\n(default): the model used when --model is not given. ImageNet weights download once, to ~/.keras/models/.")
     return 0
 
 
 def _layers(argv: list[str]) -> int:
-    p = _ArgumentParser(prog="livecam layers", description="List the layers a map can be taken from.")
-    p.add_argument("model")
-    p.add_argument("--weights", default="none")
-    p.add_argument("--debug", action="store_true")
+    p = _ArgumentParser(prog="livecam layers", description="List the layers a map can be taken from (--layer), with their output size.")
+    p.add_argument("model", help="zoo name (livecam models), 'demo', or a .keras/.h5 file")
+    p.add_argument("--weights", default="none", help="imagenet | none | a weights file (default: none; the layers do not depend on it)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's log lines")
     args = p.parse_args(argv)
     from livecam.models import load_model, spatial_layers
 
-    loaded = load_model(args.model, weights=args.weights)
+    logs.import_tensorflow()
+    with logs.native_stderr_silenced(logs.quiet()):  # Keras's C++ notes while it builds the model
+        loaded = load_model(args.model, weights=args.weights)
     for layer in spatial_layers(loaded.model):
         shape = "x".join(str(d) for d in tuple(layer.output.shape)[1:])
-        mark = " (default)" if layer.name == loaded.default_layer else ""
+        mark = "  <- default target layer (without --layer)" if layer.name == loaded.default_layer else ""
         print(f"{layer.name:<45} {shape}{mark}")
     return 0
 
@@ -240,7 +255,7 @@ def _view(args: argparse.Namespace) -> int:
             args.output = args.output or sinks.free_name(Path("livecam-demo.mp4"))
             args.max_frames = args.max_frames or 300
             print(
-                f"livecam: no display here, so the demo records {args.max_frames} frames to {args.output} instead of opening a window.",
+                f"livecam: no display here, so the demo records {args.max_frames} frames to {args.output.resolve()} instead of opening a window.",
                 file=sys.stderr,
             )
         else:
@@ -270,10 +285,25 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         print(f"livecam: source: {source.description}", file=sys.stderr)
         for warning in getattr(source, "warnings", []) or []:
             print(f"livecam: warning: {warning}", file=sys.stderr)
-    with _native_stderr_silenced(not args.debug):  # TensorFlow's C++ start-up log lines
+    if not display and not _saves_something(args):
+        # Warned even with --quiet: a run that keeps nothing is most likely a mistake.
+        print(
+            "livecam: warning: --no-display without -o/--output, --results or --save-maps saves nothing"
+            + (" and runs until stopped (Ctrl-C)" if source.live and args.max_frames is None else "")
+            + "; add one of them to keep the output.",
+            file=sys.stderr,
+        )
+    logs.import_tensorflow()
+    with logs.native_stderr_silenced(logs.quiet()):  # C++ notes while the model is built
         from livecam.pipeline import Options, Pipeline
 
         engine = _engine(args, model_name)
+    if _random_zoo_weights(args, engine.model_name):
+        print(
+            f"livecam: warning: --weights none gives {engine.model_name} random weights: its labels and maps mean nothing "
+            "(useful only to measure speed).",
+            file=sys.stderr,
+        )
     class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
     if not quiet:
         print(f"livecam: model {engine.model_name}, layer {engine.layer_name}, method {engine.method}", file=sys.stderr)
@@ -305,18 +335,21 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     window = sinks.WindowSink("livecam") if display else None
     pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder)
 
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupted = False
     try:
         stats = pipeline.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the pipeline has closed everything; say what it did
+        interrupted = True
+        stats = pipeline.stats
     if not quiet:
+        saved = [str(Path(path).resolve()) for path in stats.recordings] if stats.recording_error is None else []
         print(
             f"livecam: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps), "
-            f"dropped {stats.dropped}, corrupt {stats.corrupt}"
-            + (f"; saved {', '.join(stats.recordings)}" if stats.recordings and stats.recording_error is None else ""),
+            f"dropped {stats.dropped}, corrupt {stats.corrupt}" + (f"; saved {', '.join(saved)}" if saved else ""),
             file=sys.stderr,
         )
+    if interrupted:
+        raise KeyboardInterrupt
     if stats.recording_error is not None and window is None:
         return 1
     return 0
@@ -339,24 +372,14 @@ def _engine(args: argparse.Namespace, model_name: str):
     )
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced(enabled: bool):
-    """Sends file descriptor 2 to /dev/null: TensorFlow's C++ logging ignores TF_CPP_MIN_LOG_LEVEL
-    for the lines it prints before its logger is set up. Python exceptions are unaffected."""
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+def _saves_something(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) is not None for name in ("output", "results", "save_maps"))
+
+
+def _random_zoo_weights(args: argparse.Namespace, model_name: str) -> bool:
+    from livecam.models import ZOO
+
+    return model_name in ZOO and str(args.weights).strip().lower() == "none"
 
 
 def _raise_interrupt(signum, frame):

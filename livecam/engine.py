@@ -120,6 +120,9 @@ class CamEngine:
                 tf.TensorSpec([], tf.int32, name="method_index"),
             ],
             jit_compile=xla,
+            # The step has no Python control flow on tensors (the method is a tf.switch_case), so
+            # AutoGraph's source conversion is pure start-up cost: about 0.5 s of CPU for the demo.
+            autograph=False,
         )
         # Trace and run once now, on one thread: the first run also optimises the graph (most of a
         # second for mobilenet_v2), which would otherwise stall the first frame of a stream.

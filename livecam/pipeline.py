@@ -514,7 +514,7 @@ class Pipeline:
                     self._recording_failed(exc)
                     return
                 self._say(f"recording saved: {recorder.path}")
-                self._log(f"livecam: recording saved: {recorder.path}")
+                self._log(f"livecam: recording saved: {Path(recorder.path).resolve()}")
                 return
             base = self.options.output or Path(f"livecam-{datetime.now():%Y%m%d-%H%M%S}.mp4")
             path = free_name(base)
@@ -526,6 +526,7 @@ class Pipeline:
                 return
             self.stats.recordings.append(str(path))
             self._say(f"recording to {path}")
+            self._log(f"livecam: recording to {path.resolve()}")
 
     def _close_recorder(self) -> None:
         with self._recorder_lock:
@@ -557,7 +558,7 @@ class Pipeline:
             self._log(f"livecam: snapshot failed: {exc}")
             return
         self._say(f"snapshot saved: {paths[0].name if paths else ''}")
-        self._log(f"livecam: snapshot saved: {', '.join(str(p) for p in paths)}")
+        self._log(f"livecam: snapshot saved: {', '.join(str(Path(p).resolve()) for p in paths)}")
 
     def _say(self, text: str, seconds: float = 3.0) -> None:
         self._message = text

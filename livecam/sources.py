@@ -848,7 +848,7 @@ def _quiet_opencv() -> Iterator[None]:
     """Silence OpenCV's own warnings (e.g. "can't open camera by index"): our message says it better."""
     logging = cv2.utils.logging
     level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    logging.setLogLevel(min(level, logging.LOG_LEVEL_ERROR))  # never louder than asked (livecam.quiet: silent)
     try:
         yield
     finally:
