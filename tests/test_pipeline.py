@@ -12,7 +12,6 @@ import pytest
 
 from livecam.engine import CamEngine
 from livecam.pipeline import Options, Pipeline, RateMeter, _END, _Slot
-from livecam.sinks import free_name
 from livecam.render import Renderer
 from livecam.sinks import SinkError, VideoWriter
 from livecam.sources import Frame
@@ -75,25 +74,6 @@ def test_slot_wakes_a_waiting_reader():
     slot.put("frame")
     reader.join(timeout=30)
     assert got == ["frame"]
-
-
-# ---------------------------------------------------------------------- free_name
-
-
-def testfree_name_never_returns_an_existing_path(tmp_path):
-    base = tmp_path / "clip.mp4"
-    assert free_name(base) == base
-    names = []
-    for _ in range(4):
-        path = free_name(base)
-        assert not path.exists()
-        path.write_bytes(b"")
-        names.append(path.name)
-    assert names == ["clip.mp4", "clip-2.mp4", "clip-3.mp4", "clip-4.mp4"]
-    (tmp_path / "clip-6.mp4").write_bytes(b"")  # a gap is filled, an existing later name skipped
-    assert free_name(base).name == "clip-5.mp4"
-    (tmp_path / "clip-5.mp4").write_bytes(b"")
-    assert free_name(base).name == "clip-7.mp4"
 
 
 # ---------------------------------------------------------------------- runs over a fake source

@@ -21,7 +21,7 @@ import pytest
 from helpers import read_frames, video_info, visible_windows
 from livecam import sinks
 from livecam.errors import UserError
-from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, WindowSink, gui_available
+from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, WindowSink, free_name, gui_available
 
 
 def decoded_indices(path, index_of) -> list[int]:
@@ -355,3 +355,22 @@ def test_check_output_for_any_file(tmp_path):
         sinks.check_output(stats)
     with pytest.raises(UserError, match=r"does not exist; create it first"):
         sinks.check_output(tmp_path / "nope" / "stats.json", overwrite=True)
+
+
+# ---------------------------------------------------------------------- free_name
+
+
+def test_free_name_never_returns_an_existing_path(tmp_path):
+    base = tmp_path / "clip.mp4"
+    assert free_name(base) == base
+    names = []
+    for _ in range(4):
+        path = free_name(base)
+        assert not path.exists()
+        path.write_bytes(b"")
+        names.append(path.name)
+    assert names == ["clip.mp4", "clip-2.mp4", "clip-3.mp4", "clip-4.mp4"]
+    (tmp_path / "clip-6.mp4").write_bytes(b"")  # a gap is filled, an existing later name skipped
+    assert free_name(base).name == "clip-5.mp4"
+    (tmp_path / "clip-5.mp4").write_bytes(b"")
+    assert free_name(base).name == "clip-7.mp4"
