@@ -7,7 +7,6 @@ Every mistake a user can make ends here as one sentence on stderr and exit code 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
@@ -205,7 +204,7 @@ def _models(argv: list[str]) -> int:
         shown = f"{name} (default)" if name == DEFAULT_MODEL else name
         print(f"{shown:<22} {size:<9} {entry.preprocess:<14} {layer}")
     print(f"{'demo':<22} {'':<9} {'built in':<14} the shipped offline demo model (livecam --demo)")
-    print(f"\n(default): the model used when --model is not given. ImageNet weights download once, to ~/.keras/models/.")
+    print("\n(default): the model used when --model is not given. ImageNet weights download once, to ~/.keras/models/.")
     return 0
 
 
@@ -285,20 +284,12 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         print(f"livecam: source: {source.description}", file=sys.stderr)
         for warning in getattr(source, "warnings", []) or []:
             print(f"livecam: warning: {warning}", file=sys.stderr)
-    if not display and not _saves_something(args):
-        # Warned even with --quiet: a run that keeps nothing is most likely a mistake.
-        print(
-            "livecam: warning: --no-display without -o/--output, --results or --save-maps saves nothing"
-            + (" and runs until stopped (Ctrl-C)" if source.live and args.max_frames is None else "")
-            + "; add one of them to keep the output.",
-            file=sys.stderr,
-        )
     logs.import_tensorflow()
     with logs.native_stderr_silenced(logs.quiet()):  # C++ notes while the model is built
         from livecam.pipeline import Options, Pipeline
 
         engine = _engine(args, model_name)
-    if _random_zoo_weights(args, engine.model_name):
+    if not quiet and _random_zoo_weights(args, engine.model_name):
         print(
             f"livecam: warning: --weights none gives {engine.model_name} random weights: its labels and maps mean nothing "
             "(useful only to measure speed).",
@@ -335,6 +326,15 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     window = sinks.WindowSink("livecam") if display else None
     pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder)
 
+    # Said last, when everything else is checked, just before the run.
+    if not display and not _saves_something(args):
+        # Warned even with --quiet: a run that keeps nothing is most likely a mistake.
+        print(
+            "livecam: warning: --no-display without -o/--output, --results or --save-maps saves nothing"
+            + (" and runs until stopped (Ctrl-C)" if source.live and args.max_frames is None else "")
+            + "; add one of them to keep the output.",
+            file=sys.stderr,
+        )
     interrupted = False
     try:
         stats = pipeline.run()

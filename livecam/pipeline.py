@@ -3,12 +3,18 @@
 Stages are threads joined by bounded queues (OpenCV, TensorFlow and the ffmpeg pipe release the
 GIL, so they really overlap):
 
-    reader (files only) --q--> engine --q--> render + record --slot--> display (main thread)
+    reader (files only) --q--> engine stage --q--> render + record --mailbox--> display (main thread)
+                                   |   ^
+                          submit   v   | one row each
+                                EngineWorker (the one thread that runs the engine)
 
 Live sources already run their own capture thread where the latest frame wins, so the engine
-thread reads them directly: a frame is never queued behind another, and latency stays at about
+stage reads them directly: a frame is never queued behind another, and latency stays at about
 one engine step. File sources get a reader thread that decodes and resizes ahead, and the engine
-takes them in batches; every frame is kept, in order.
+stage keeps up to two batches at the worker; every frame is kept, in order.
+
+The window's keys become commands for this viewer's ``Controller`` (``livecam.control``), the
+same commands a browser sends; the pipeline only carries out their effects.
 """
 
 from __future__ import annotations
@@ -21,58 +27,29 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from livecam.engine import METHOD_NAMES, CamEngine, CamResult
-from livecam.keys import Action, KeyAction, apply_alpha
+from livecam.control import MESSAGE_S, Action, Controller, Outcome, ViewerState
+from livecam.engine import CamEngine, CamResult
+from livecam.keys import action_for_key
+from livecam.mailbox import Mailbox
+from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer, Views
 from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, free_name
 from livecam.sources import Frame, FrameSource
+from livecam.worker import EngineWorker, Job
 
 _END = object()  # sentinel: the source has ended
 _POLL_S = 0.05  # how long a blocked stage waits before it looks at the stop flag again
+_BATCH_WAIT_MS = 5.0  # files: how long a frame waits for the rest of its batch (the reader is ahead, so rarely)
 
 
-# ---------------------------------------------------------------------- timing
-
-
-class RateMeter:
-    """Frames per second over the last ``window`` events: (n - 1) / (t_last - t_first)."""
-
-    def __init__(self, window: int = 30) -> None:
-        self._times: collections.deque[float] = collections.deque(maxlen=window)
-
-    def tick(self, t: float | None = None) -> None:
-        self._times.append(time.monotonic() if t is None else t)
-
-    @property
-    def fps(self) -> float | None:
-        if len(self._times) < 2 or self._times[-1] <= self._times[0]:
-            return None
-        return (len(self._times) - 1) / (self._times[-1] - self._times[0])
-
-
-class StageTimes:
-    """Mean milliseconds per frame for each named stage, and the latency distribution."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._total_ms: dict[str, float] = collections.defaultdict(float)
-        self._count: dict[str, int] = collections.defaultdict(int)
-        self.latency_ms: collections.deque[float] = collections.deque(maxlen=100_000)
-
-    def add(self, stage: str, ms: float, frames: int = 1) -> None:
-        with self._lock:
-            self._total_ms[stage] += ms
-            self._count[stage] += frames
-
-    def mean_ms(self) -> dict[str, float]:
-        with self._lock:
-            return {k: round(self._total_ms[k] / self._count[k], 3) for k in self._total_ms if self._count[k]}
+# ---------------------------------------------------------------------- what a run did
 
 
 @dataclass
@@ -96,18 +73,6 @@ class Stats:
         return dict(self.__dict__)
 
 
-# ---------------------------------------------------------------------- shared state
-
-
-@dataclass
-class Controls:
-    """What the user steers with keys; read by the stage threads on every frame."""
-
-    method: str
-    class_id: int | None = None  # None: explain the top class
-    paused: bool = False
-
-
 @dataclass(frozen=True)
 class Options:
     """How a run behaves (the CLI fills this from its flags)."""
@@ -128,20 +93,34 @@ class _Item:
 
     frame: Frame
     prepared: np.ndarray  # the frame at the model's input size
+    job: Job | None = None  # its map on its way; None: it reuses the map before it (--every N)
     result: CamResult | None = None  # a one-row result
+    map_seq: int = 0  # names the map, for the renderer's smoothing (reused maps keep the number)
+    class_lock: int | None = None  # the locked class the map was asked for
     image: np.ndarray | None = None  # the rendered overlay, as the window shows it
     file_image: np.ndarray | None = None  # ... and as recordings and snapshots keep it
+
+    @property
+    def explains(self) -> tuple[str, int | None] | None:
+        """What the map answers, for the renderer: a new method or locked class restarts the smoothing."""
+        return None if self.result is None else (self.result.method, self.class_lock)
 
 
 class Pipeline:
     """Runs a source through the engine and renderer into the sinks until the source ends or the user quits.
 
+    The user steers the run through ``controller`` (the window's keys are turned into its
+    commands); ``state`` is what they steer.
+
     Args:
         source: where frames come from (see ``livecam.sources``).
         engine: the compiled CamEngine.
-        renderer: the overlay renderer.
+        renderer: the overlay renderer (this viewer's own: it holds the smoothing).
         options: run options.
         window: a ``WindowSink`` for display, or None for headless runs.
+        recorder: a recording to write from the start, or None.
+        worker: an ``EngineWorker`` shared with other viewers; None: the run makes its own
+            (batches of ``options.batch`` for files, single frames for live sources).
         log: where to print one-line messages (stderr by default).
     """
 
@@ -154,6 +133,7 @@ class Pipeline:
         *,
         window: Any = None,
         recorder: VideoWriter | None = None,
+        worker: EngineWorker | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.source = source
@@ -161,7 +141,17 @@ class Pipeline:
         self.renderer = renderer
         self.options = options
         self.window = window
-        self.controls = Controls(method=engine.method, class_id=options.class_id)
+        self.worker = worker
+        self._own_worker = worker is None
+        self.state = ViewerState(
+            method=engine.method,
+            class_id=options.class_id,
+            alpha=renderer.alpha,
+            colormap=renderer.colormap,
+            help_shown=renderer.show_help,
+            recording=recorder is not None,
+        )
+        self.controller = Controller(self.state, class_names=engine.class_names)
         self.stats = Stats()
         self.times = StageTimes()
         self.engine_rate = RateMeter()
@@ -171,20 +161,23 @@ class Pipeline:
         self._errors: list[BaseException] = []
         self._recorder = recorder
         self._recorder_lock = threading.Lock()
-        self._message = ""
-        self._message_until = 0.0
         self._snapshots = SnapshotWriter(options.snapshot_dir)
         self._first_capture: float | None = None
         self._last_output: float | None = None
         self._dropped_before = 0
         self._frames_out = 0  # frames rendered and recorded (in a window, some live ones go unshown)
-        self._shown = _Slot()
-        self._cam_of: tuple[CamResult, np.ndarray] | None = None  # the last result rendered and its map view
+        self._shown: Mailbox[_Item] = Mailbox()  # render stage -> display; closed at the end
         self._render_lock = threading.Lock()
-        self._explains: tuple[str, int | None] | None = None  # (method, locked class) of the last map drawn
+        self._map_seq = 0  # numbers the maps, so that the renderer folds each into its smoothing once
+        self._last_map: tuple[CamResult, int, int | None] | None = None  # (row, map_seq, class_lock), for --every N
         self._progress = None
         if recorder is not None:
             self.stats.recordings.append(str(recorder.path))
+
+    @property
+    def frames_out(self) -> int:
+        """Frames rendered and recorded so far."""
+        return self._frames_out
 
     # ------------------------------------------------------------------ the run
 
@@ -195,6 +188,9 @@ class Pipeline:
         """
         live = self.source.live
         self._dropped_before = int(getattr(self.source, "dropped", 0))
+        if self.worker is None:
+            # Files: every frame, batched. Live: one frame at a time, sent at once (no one to wait for).
+            self.worker = EngineWorker(self.engine, max_batch=1 if live else self.options.batch, max_wait_ms=_BATCH_WAIT_MS)
         to_engine: queue.Queue = queue.Queue(maxsize=max(2, 2 * self.options.batch))
         to_render: queue.Queue = queue.Queue(maxsize=1 if live else max(2, 2 * self.options.batch))
         threads = [
@@ -214,12 +210,13 @@ class Pipeline:
             for thread in threads:
                 thread.start()
             if self.window is not None:
-                self._display_loop(threads)
+                self._display_loop()
             else:
                 while any(t.is_alive() for t in threads) and not self._stop.is_set():
                     threads[1].join(timeout=_POLL_S)
         finally:
             self._stop.set()
+            self._shown.close()
             for thread in threads:
                 thread.join(timeout=10)
             # Every step runs even if one before it raises (callbacks run last-in, first-out).
@@ -231,6 +228,8 @@ class Pipeline:
                     cleanup.callback(self.window.close)
                 cleanup.callback(self.source.close)
                 cleanup.callback(self._close_recorder)
+                if self._own_worker:
+                    cleanup.callback(self.worker.close, timeout_s=10)
         if self._errors:
             raise self._errors[0]
         return self.stats
@@ -265,59 +264,87 @@ class Pipeline:
         self._put(out, _END)
 
     def _engine_stage(self, inbox: queue.Queue, out: queue.Queue) -> None:
-        live = self.source.live
-        count = 0
-        last: CamResult | None = None
-        while not self._stop.is_set():
-            if self.controls.paused:
-                time.sleep(_POLL_S)
-                continue
-            if live:
-                if self.options.max_frames is not None and count >= self.options.max_frames:
-                    break
-                t0 = time.perf_counter()
-                frame = self.source.read(timeout_s=0.5)
-                if frame is None:
-                    if self.source.status == "ended":
-                        break
-                    continue  # reconnecting: the display shows the status meanwhile
-                items = [_Item(frame, self.engine.prepare(frame.image_bgr))]
-                self.times.add("capture", (time.perf_counter() - t0) * 1000)
-                self._first_capture = self._first_capture or frame.timestamp_s
-            else:
-                items = self._take_batch(inbox)
-                if not items:
-                    break
-            # --every N: the map (and the label with it) is computed for every Nth frame and
-            # reused in between, so the engine's cost drops N-fold.
-            todo = [i for i in range(len(items)) if (count + i) % self.options.every == 0 or (last is None and i == 0)]
-            if todo:
-                t0 = time.perf_counter()
-                batch = np.stack([items[i].prepared for i in todo]) if len(todo) > 1 else items[todo[0]].prepared[None]
-                result = self.engine(batch, class_id=self.controls.class_id, method=self.controls.method)
-                self.times.add("engine", (time.perf_counter() - t0) * 1000, len(todo))
-                rows = iter(_rows(result))
-            for i, item in enumerate(items):
-                if i in todo:
-                    last = next(rows)
-                    self.engine_rate.tick()
-                item.result = last
-                self._put(out, item)
-            count += len(items)
+        """Hands frames to the worker and passes them on, in order, with their maps."""
+        if self.source.live:
+            self._explain_live(out)
+        else:
+            self._explain_files(inbox, out)
         self._put(out, _END)
 
-    def _take_batch(self, inbox: queue.Queue) -> list[_Item]:
-        items: list[_Item] = []
-        while len(items) < self.options.batch and not self._stop.is_set():
+    def _explain_live(self, out: queue.Queue) -> None:
+        """Live: the newest frame, one at a time, so that latency stays at one engine step."""
+        count = 0
+        while not self._stop.is_set():
+            if self.state.paused:
+                time.sleep(_POLL_S)
+                continue
+            if self.options.max_frames is not None and count >= self.options.max_frames:
+                break
+            t0 = time.perf_counter()
+            frame = self.source.read(timeout_s=0.5)
+            if frame is None:
+                if self.source.status == "ended":
+                    break
+                continue  # reconnecting: the display shows the status meanwhile
+            item = _Item(frame, self.engine.prepare(frame.image_bgr))
+            self.times.add("capture", (time.perf_counter() - t0) * 1000)
+            self._first_capture = self._first_capture or frame.timestamp_s
+            self._submit(item, count)
+            self._pass_on(item, out)
+            count += 1
+
+    def _explain_files(self, inbox: queue.Queue, out: queue.Queue) -> None:
+        """Files: every frame, in order, with up to two batches at the worker so that it never waits for us."""
+        in_flight: collections.deque[_Item] = collections.deque()
+        count = 0
+        while not self._stop.is_set():
+            while in_flight and (len(in_flight) >= 2 * self.options.batch or _ready(in_flight[0])):
+                self._pass_on(in_flight.popleft(), out)
+            if self.state.paused:
+                time.sleep(_POLL_S)
+                continue
             try:
                 item = inbox.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
             if item is _END:
-                inbox.put(_END)  # for the next call, which then returns nothing
                 break
-            items.append(item)
-        return items
+            self._submit(item, count)
+            in_flight.append(item)
+            count += 1
+        while in_flight and not self._stop.is_set():
+            self._pass_on(in_flight.popleft(), out)
+
+    def _submit(self, item: _Item, count: int) -> None:
+        # --every N: the map (and the label with it) is computed for every Nth frame and reused
+        # in between, so the engine's cost drops N-fold.
+        if count % self.options.every == 0:
+            item.class_lock = self.state.class_id
+            item.job = self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method)
+
+    def _pass_on(self, item: _Item, out: queue.Queue) -> None:
+        """Waits for the item's map (or takes the last one) and hands the item to the render stage."""
+        if item.job is not None:
+            row = self._wait(item.job)
+            if row is None:
+                return  # stopping
+            self.times.add("engine", item.job.engine_ms / item.job.batch_size)
+            self.engine_rate.tick()
+            self._map_seq += 1
+            item.result, item.map_seq, item.job = row, self._map_seq, None
+            self._last_map = (row, item.map_seq, item.class_lock)
+        elif self._last_map is not None:
+            item.result, item.map_seq, item.class_lock = self._last_map
+        self._put(out, item)
+
+    def _wait(self, job: Job) -> CamResult | None:
+        """The job's row; None if the run stops first. The engine's exception is raised here."""
+        while not self._stop.is_set():
+            try:
+                return job.result(timeout=_POLL_S)
+            except FutureTimeout:
+                continue
+        return None
 
     def _render_stage(self, inbox: queue.Queue) -> None:
         while not self._stop.is_set():
@@ -330,8 +357,7 @@ class Pipeline:
             if item.result is not None and not item.result.finite[0]:
                 self.stats.non_finite += 1
             t0 = time.perf_counter()
-            # Both pictures, even with no recorder yet: r may start one, s takes a snapshot, and
-            # drawing the file picture later would fold an old map into the smoothing again.
+            # Both pictures, even with no recorder yet: r may start one and s take a snapshot.
             views = self._render(item, window=self.window is not None)
             item.image, item.file_image = views.window, views.file
             t1 = time.perf_counter()
@@ -342,29 +368,33 @@ class Pipeline:
             if self.window is not None:
                 # Live: the display shows the newest frame. Files: every frame is shown, so the
                 # stage waits for the display to take the previous one.
-                self._shown.put(item, wait_taken=not self.source.live, stop=self._stop)
+                if not self.source.live:
+                    while not self._shown.wait_empty(_POLL_S) and not self._stop.is_set():
+                        pass
+                self._shown.put(item)
             else:
                 self._delivered(item.frame)
             if self._progress is not None:
                 self._progress.update(1)
-        self._shown.put(_END, wait_taken=not self.source.live, stop=self._stop)
+        self._shown.close()  # the end: the display shows what is left, then stops
 
     # ------------------------------------------------------------------ display and keys
 
-    def _display_loop(self, threads: list[threading.Thread]) -> None:
+    def _display_loop(self) -> None:
         current: _Item | None = None
         redraw = False  # the paused frame was drawn again and is yet to be shown
         while not self._stop.is_set():
-            item = self._shown.get(timeout=_POLL_S) if not self.controls.paused else None
-            if item is _END:
-                break
+            paused = self.state.paused
+            item = self._shown.get(timeout_s=_POLL_S) if not paused else None
             if item is not None:
                 current = item
                 image = item.image
                 self._delivered(item.frame)
-            elif current is not None and self.controls.paused:
+            elif current is not None and paused:
                 image = current.image if redraw else None  # else it stays on screen; poll() waits for keys
                 redraw = False
+            elif self._shown.closed:
+                break  # the end of input, all of it shown
             elif current is not None and self.source.status == "reconnecting":
                 image = self._render(current, file=False).window  # the last frame, with "reconnecting" on the HUD
             else:
@@ -372,79 +402,57 @@ class Pipeline:
             if image is not None:
                 key = self.window.show(image)
             else:  # nothing new: wait for keys a little, so that a paused window does not spin
-                key = self.window.poll(30) if self.controls.paused else self.window.poll()
+                key = self.window.poll(30) if paused else self.window.poll()
             if self.window.closed:
                 break
-            action = self._handle_key(key, current)
-            if action is Action.QUIT:
+            command = action_for_key(key)
+            outcome = self._apply(command.action, command.arg, current)
+            if outcome.effect is Action.QUIT:
                 break
-            if current is not None and self.controls.paused and action in _REDRAW:
-                if action in _REEXPLAIN:
-                    current.result = _rows(self.engine(current.prepared, class_id=self.controls.class_id, method=self.controls.method))[0]
+            if current is not None and self.state.paused and outcome.redraw:
+                if outcome.reexplain:
+                    self._explain_again(current)
                 views = self._render(current)
                 current.image, current.file_image = views.window, views.file
                 redraw = True
 
-    def _handle_key(self, key: int, current: _Item | None) -> Action:
-        from livecam.keys import action_for_key
-
-        pressed: KeyAction = action_for_key(key)
-        action = pressed.action
-        if action is Action.PAUSE:
-            self.controls.paused = not self.controls.paused
-        elif action in (Action.ALPHA_UP, Action.ALPHA_DOWN):
-            self.renderer.alpha = apply_alpha(self.renderer.alpha, pressed)
-        elif action is Action.NEXT_METHOD:
-            self.controls.method = METHOD_NAMES[(METHOD_NAMES.index(self.controls.method) + 1) % len(METHOD_NAMES)]
-            self._say(f"method: {self.controls.method}")
-        elif action is Action.LOCK_CLASS and current is not None and current.result is not None:
-            ids = current.result.topk_ids[0]
-            if pressed.rank is not None and pressed.rank <= len(ids):
-                self.controls.class_id = int(ids[pressed.rank - 1])
-                self._say(f"locked to {self.engine.class_names[self.controls.class_id]}")
-        elif action is Action.UNLOCK:
-            self.controls.class_id = None
-        elif action is Action.HELP:
-            self.renderer.show_help = not self.renderer.show_help
-        elif action is Action.SNAPSHOT and current is not None:
+    def _apply(self, action: Action, arg: Any, current: _Item | None) -> Outcome:
+        """Applies a command from the window and carries out its effect (snapshot, recording)."""
+        result = current.result if current is not None else None
+        outcome = self.controller.apply(action, arg, topk_ids=result.topk_ids[0] if result is not None else ())
+        if outcome.effect is Action.SNAPSHOT and current is not None:
             self._snapshot(current)
-        elif action is Action.RECORD:
+        elif outcome.effect is Action.RECORD:
             self._toggle_recording()
-        return action
+        return outcome
+
+    def _explain_again(self, item: _Item) -> None:
+        """The frozen frame, explained with the method and class the user just chose."""
+        item.class_lock = self.state.class_id
+        row = self._wait(self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method))
+        if row is not None:
+            self._map_seq += 1
+            item.result, item.map_seq = row, self._map_seq
 
     # ------------------------------------------------------------------ helpers
 
     def _render(self, item: _Item, *, window: bool = True, file: bool = True) -> Views:
-        # The render thread and, while paused, the display thread both draw; the renderer holds
-        # smoothing state, so one draws at a time.
+        """The window's picture and the files' picture of an item (either can be left out)."""
+        # The render thread and, while paused or reconnecting, the display thread both draw; the
+        # renderer holds smoothing state, so one draws at a time.
         with self._render_lock:
-            return self._render_locked(item, window, file)
+            renderer, state = self.renderer, self.state
+            renderer.alpha, renderer.colormap, renderer.show_help = state.alpha, state.colormap, state.help_shown
+            result = item.result
+            cam = result.cam[0] if result is not None and result.finite[0] else None
+            hud = self._hud(result)
+            return renderer.views(item.frame.image_bgr, cam, hud, window=window, file=file, explains=item.explains, map_id=item.map_seq)
 
     def _file_image(self, item: _Item) -> np.ndarray:
-        """The picture for recordings and snapshots."""
-        if item.file_image is None:  # not drawn by the render stage (not expected): draw it now
+        """The picture for recordings and snapshots: the label and the legend, no REC badge or key hints."""
+        if item.file_image is None:  # not drawn with the window's (a caller that asked for one only)
             item.file_image = self._render(item, window=False).file
         return item.file_image
-
-    def _render_locked(self, item: _Item, window: bool, file: bool) -> Views:
-        result = item.result
-        cam = None
-        if result is not None:
-            # A new method or a new locked class starts the smoothing afresh, decided here from the
-            # result itself, so that maps still in flight from before the key press do not count.
-            explains = (result.method, int(result.class_ids[0]) if self.controls.class_id is not None else None)
-            if explains != self._explains:
-                self._explains = explains
-                self.renderer.reset()
-        if result is not None and result.finite[0]:
-            # The renderer folds a map into its smoothing once per array object, and result.cam[0]
-            # is a new view on every call: a result reused for several frames (--every N, a redraw)
-            # must hand over the same view, or its map is folded in again and again.
-            cam_of = self._cam_of
-            if cam_of is None or cam_of[0] is not result:
-                cam_of = self._cam_of = (result, result.cam[0])
-            cam = cam_of[1]
-        return self.renderer.views(item.frame.image_bgr, cam, self._hud(result), window=window, file=file)
 
     def _hud(self, result: CamResult | None) -> HudInfo | None:
         if result is None:
@@ -452,26 +460,24 @@ class Pipeline:
         names = self.engine.class_names
         class_id = int(result.class_ids[0])
         status = "reconnecting" if self.source.status == "reconnecting" else ""
-        if self.controls.paused:
+        if self.state.paused:
             status = "paused"
         if not result.finite[0]:
             status = "no map (non-finite output)"
-        latency = self.times.latency_ms[-1] if self.times.latency_ms else None
-        message = self._message if time.monotonic() < self._message_until else ""
         return HudInfo(
             label=names[class_id],
             prob=float(result.probs[0, class_id]),
-            locked=self.controls.class_id is not None,
+            locked=self.state.class_id is not None,
             topk=tuple((names[int(i)], float(p)) for i, p in zip(result.topk_ids[0], result.topk_probs[0])),
             method=result.method,
             layer=result.layer,
             engine_fps=self.engine_rate.fps,
             display_fps=self.display_rate.fps,
-            latency_ms=latency,
+            latency_ms=self.times.last_latency_ms,
             dropped=self._dropped(),
             status=status,
-            recording=self._recorder is not None,
-            message=message,
+            recording=self.state.recording,
+            message=self.controller.message(),
         )
 
     def _dropped(self) -> int:
@@ -481,7 +487,7 @@ class Pipeline:
     def _delivered(self, frame: Frame) -> None:
         """A frame was shown (or, headless, written): the end of its latency."""
         now = time.monotonic()
-        self.times.latency_ms.append((now - frame.timestamp_s) * 1000)
+        self.times.add_latency((now - frame.timestamp_s) * 1000)
         self.display_rate.tick(now)
         self._last_output = now
 
@@ -500,6 +506,7 @@ class Pipeline:
                     self._stop.set()
 
     def _recording_failed(self, exc: SinkError) -> None:
+        self.state.recording = False
         self.stats.recording_error = str(exc)
         self._say(f"recording stopped: {exc}", seconds=10)
         self._log(f"livecam: recording stopped: {exc}")
@@ -513,6 +520,7 @@ class Pipeline:
                 except SinkError as exc:
                     self._recording_failed(exc)
                     return
+                self.state.recording = False
                 self._say(f"recording saved: {recorder.path}")
                 self._log(f"livecam: recording saved: {Path(recorder.path).resolve()}")
                 return
@@ -525,6 +533,7 @@ class Pipeline:
                 self._log(f"livecam: cannot record: {exc}")
                 return
             self.stats.recordings.append(str(path))
+            self.state.recording = True
             self._say(f"recording to {path}")
             self._log(f"livecam: recording to {path.resolve()}")
 
@@ -535,6 +544,7 @@ class Pipeline:
                     self._recorder.close()
                 finally:
                     self._recorder = None
+                    self.state.recording = False
 
     def _snapshot(self, item: _Item) -> None:
         result = item.result
@@ -545,7 +555,7 @@ class Pipeline:
                 class_id=class_id,
                 class_name=self.engine.class_names[class_id],
                 probability=float(result.probs[0, class_id]),
-                locked=self.controls.class_id is not None,
+                locked=self.state.class_id is not None,
                 layer=result.layer,
                 method=result.method,
                 model=self.engine.model_name,
@@ -560,9 +570,8 @@ class Pipeline:
         self._say(f"snapshot saved: {paths[0].name if paths else ''}")
         self._log(f"livecam: snapshot saved: {', '.join(str(Path(p).resolve()) for p in paths)}")
 
-    def _say(self, text: str, seconds: float = 3.0) -> None:
-        self._message = text
-        self._message_until = time.monotonic() + seconds
+    def _say(self, text: str, seconds: float = MESSAGE_S) -> None:
+        self.controller.say(text, seconds)
 
     def _put(self, q: queue.Queue, item: Any) -> None:
         while not self._stop.is_set():
@@ -578,11 +587,9 @@ class Pipeline:
         if self._first_capture is not None and self._last_output is not None:
             stats.seconds = round(self._last_output - self._first_capture, 4)
         stats.fps = round(stats.frames / stats.seconds, 3) if stats.seconds > 0 else 0.0
-        stats.stage_ms = self.times.mean_ms()
-        if self.times.latency_ms:
-            latency = np.asarray(self.times.latency_ms)
-            stats.latency_p50_ms = round(float(np.percentile(latency, 50)), 3)
-            stats.latency_p95_ms = round(float(np.percentile(latency, 95)), 3)
+        times = self.times.snapshot()
+        stats.stage_ms = times.mean_ms
+        stats.latency_p50_ms, stats.latency_p95_ms = times.latency_p50_ms, times.latency_p95_ms
         stats.dropped = self._dropped()
         stats.corrupt = int(getattr(self.source, "corrupt", 0))
         stats.traces = self.engine.trace_count
@@ -590,52 +597,6 @@ class Pipeline:
             self.options.stats_json.write_text(json.dumps(stats.to_json(), indent=2) + "\n")
 
 
-# While paused: keys that need the frozen frame explained again, and keys that only need it redrawn.
-_REEXPLAIN = {Action.LOCK_CLASS, Action.UNLOCK, Action.NEXT_METHOD}
-_REDRAW = _REEXPLAIN | {Action.ALPHA_UP, Action.ALPHA_DOWN, Action.HELP, Action.SNAPSHOT, Action.RECORD}
-
-
-class _Slot:
-    """A one-place mailbox where the newest item wins (the display shows the freshest frame)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item: Any = None
-        self._has = False
-
-    def put(self, item: Any, *, wait_taken: bool = False, stop: threading.Event | None = None) -> None:
-        """Leaves ``item`` for the reader; with ``wait_taken``, first waits until the last one was taken."""
-        with self._cond:
-            while wait_taken and self._has and not (stop is not None and stop.is_set()):
-                self._cond.wait(_POLL_S)
-            if self._has and self._item is _END:
-                return  # the end is never overwritten
-            self._item, self._has = item, True
-            self._cond.notify_all()
-
-    def get(self, timeout: float) -> Any:
-        with self._cond:
-            if not self._has:
-                self._cond.wait(timeout)
-            if not self._has:
-                return None
-            item, self._item, self._has = self._item, None, False
-            self._cond.notify_all()
-            return item
-
-
-def _rows(result: CamResult) -> list[CamResult]:
-    """One single-row CamResult per frame (views into the batch result, no copies)."""
-    return [
-        CamResult(
-            probs=result.probs[i : i + 1],
-            class_ids=result.class_ids[i : i + 1],
-            cam=result.cam[i : i + 1],
-            topk_ids=result.topk_ids[i : i + 1],
-            topk_probs=result.topk_probs[i : i + 1],
-            finite=result.finite[i : i + 1],
-            layer=result.layer,
-            method=result.method,
-        )
-        for i in range(len(result))
-    ]
+def _ready(item: _Item) -> bool:
+    """Its map is there, or it reuses the one before it."""
+    return item.job is None or item.job.done()

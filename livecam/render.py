@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Hashable, Sequence
 
 import cv2
 import numpy as np
@@ -286,9 +286,11 @@ class Renderer:
     the window gets ``hud`` plus what only a viewer needs (REC badge, messages, key hint, help);
     recordings and snapshots get ``file_hud``.
 
-    A map is folded into the smoothing once, however many frames show it: passing the same
-    array object again (the display redrawing while the engine works on the next map) reuses
-    the smoothed, upsampled and coloured map. So do not modify a map in place after passing it.
+    One renderer per viewer: it owns that viewer's smoothing. The caller says, with explicit
+    values, which question a map answers (``explains``, e.g. the method and the locked class:
+    a new question restarts the smoothing) and which map it is (``map_id``: a map drawn again,
+    on a redraw or for several frames, is folded into the smoothing once and its coloured
+    heat image is reused).
 
     Args:
         colormap: a name or ``cv2.COLORMAP_*`` value; may be changed later.
@@ -327,7 +329,8 @@ class Renderer:
         self.file_hud = file_hud if file_hud is not None else ("label" if self.hud == "full" else self.hud)
         self.side_by_side = bool(side_by_side)
         self.show_help = bool(show_help)
-        self._last_cam: np.ndarray | None = None
+        self._explains: Hashable = None
+        self._map_id: Hashable = None
         self._smoothed: np.ndarray | None = None
         self._heat: np.ndarray | None = None
         self._heat_key: tuple | None = None
@@ -379,16 +382,25 @@ class Renderer:
         return self._smoother.smooth
 
     def reset(self) -> None:
-        """Restarts the smoothing (call it when the explained class or the method changes)."""
+        """Restarts the smoothing (``render`` and ``views`` do it by themselves when ``explains`` changes)."""
         self._smoother.reset()
-        self._last_cam = None
+        self._map_id = None
         self._smoothed = None
         self._heat = None
         self._heat_key = None
         self._layers = None
         self._layers_key = None
 
-    def render(self, frame_bgr: np.ndarray, cam: np.ndarray | None, hud: HudInfo | None, *, view: str = "window") -> np.ndarray:
+    def render(
+        self,
+        frame_bgr: np.ndarray,
+        cam: np.ndarray | None,
+        hud: HudInfo | None,
+        *,
+        view: str = "window",
+        explains: Hashable = None,
+        map_id: Hashable = None,
+    ) -> np.ndarray:
         """Draws one output picture.
 
         Args:
@@ -396,16 +408,30 @@ class Renderer:
             cam: (h, w) map in [0, 1] at any resolution, or None to show the frame without a map.
             hud: what the HUD says, or None for no HUD on this frame.
             view: "window" (``hud`` level, REC badge, messages, help) or "file" (``file_hud``).
+            explains: what the map answers, e.g. ``(method, locked class id or None)``; when it
+                differs from the last call's, the smoothing starts afresh.
+            map_id: names the map, e.g. a sequence number; the same ``map_id`` as the last call's
+                is the same map, not folded in again. None: a new map on every call.
 
         Returns:
             A new uint8 image, (H, W, 3), or (H, 2W, 3) side by side.
         """
         if view not in ("window", "file"):
             raise UserError(f"Expected view to be 'window' or 'file'. Received: view={view!r}")
-        views = self.views(frame_bgr, cam, hud, window=view == "window", file=view == "file")
+        views = self.views(frame_bgr, cam, hud, window=view == "window", file=view == "file", explains=explains, map_id=map_id)
         return views.window if view == "window" else views.file
 
-    def views(self, frame_bgr: np.ndarray, cam: np.ndarray | None, hud: HudInfo | None, *, window: bool = True, file: bool = True) -> Views:
+    def views(
+        self,
+        frame_bgr: np.ndarray,
+        cam: np.ndarray | None,
+        hud: HudInfo | None,
+        *,
+        window: bool = True,
+        file: bool = True,
+        explains: Hashable = None,
+        map_id: Hashable = None,
+    ) -> Views:
         """Draws the window's picture and the files' picture of one frame from one blend.
 
         The blend is made once; the HUD is drawn on a copy only when both pictures are asked
@@ -413,12 +439,15 @@ class Renderer:
         """
         frame = check_bgr_image(frame_bgr, "frame_bgr")
         height, width = frame.shape[:2]
+        if explains != self._explains:
+            self.reset()
+            self._explains = explains
         if cam is None:
             overlay = frame.copy()
         elif self._blend == "uniform":
-            overlay = blend(frame, self._heat_for(cam, (width, height)), self._alpha)
+            overlay = blend(frame, self._heat_for(cam, map_id, (width, height)), self._alpha)
         else:
-            overlay = self._heat_blend(frame, cam)
+            overlay = self._heat_blend(frame, cam, map_id)
         if self.side_by_side:
             base = np.empty((height, 2 * width, 3), np.uint8)
             base[:, :width] = frame
@@ -443,26 +472,28 @@ class Renderer:
                 _draw_help(window_img)
         return Views(window_img, file_img)
 
-    def _upsampled(self, cam: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
-        if cam is not self._last_cam:
+    def _fold(self, cam: np.ndarray, map_id: Hashable) -> None:
+        """Folds a new map into the smoothing (a map already folded in under ``map_id`` is not)."""
+        if map_id is None or self._smoothed is None or map_id != self._map_id:
             self._smoothed = self._smoother.update(cam)
-            self._last_cam = cam
+            self._map_id = map_id
             self._heat_key = None
             self._layers_key = None
-        return upsample_cam(self._smoothed, size_wh)
 
-    def _heat_for(self, cam: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    def _heat_for(self, cam: np.ndarray, map_id: Hashable, size_wh: tuple[int, int]) -> np.ndarray:
+        self._fold(cam, map_id)
         key = (size_wh, self._cmap_id)
-        if cam is not self._last_cam or self._heat_key != key:
-            self._heat = colorize(self._upsampled(cam, size_wh), self._cmap_id)
+        if self._heat_key != key:
+            self._heat = colorize(upsample_cam(self._smoothed, size_wh), self._cmap_id)
             self._heat_key = key
         return self._heat
 
-    def _heat_blend(self, frame: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    def _heat_blend(self, frame: np.ndarray, cam: np.ndarray, map_id: Hashable) -> np.ndarray:
         height, width = frame.shape[:2]
+        self._fold(cam, map_id)
         key = ((width, height), self._cmap_id, self._alpha)
-        if cam is not self._last_cam or self._layers_key != key:
-            cam01 = self._upsampled(cam, (width, height))
+        if self._layers_key != key:
+            cam01 = upsample_cam(self._smoothed, (width, height))
             self._layers = _heat_layers(colorize(cam01, self._cmap_id), cam01, self._alpha)
             self._layers_key = key
         return _blend_layers(frame, *self._layers)

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from livecam.errors import UserError
+from livecam.mailbox import Mailbox
 
 __all__ = [
     "CaptureLike",
@@ -355,8 +356,8 @@ class LiveSource(_SourceBase):
         self._backoff_s = (float(backoff_s[0]), float(backoff_s[1]))
         self._stall_s = stall_s if stall_s is not None else max(2.0, 5.0 / fps if fps else 0.0)
         self._max_failed_reads = max_failed_reads
-        self._cond = threading.Condition()
-        self._latest: Frame | None = None
+        self._lock = threading.Lock()  # status and counters; frames go through the mailbox
+        self._latest: Mailbox[Frame] = Mailbox()  # the capture thread's newest frame
         self._captured = 0
         self._opens = 0 if capture is None else 1
         self._last_frame_s = time.monotonic()
@@ -379,7 +380,7 @@ class LiveSource(_SourceBase):
 
     @property
     def status(self) -> Status:
-        with self._cond:
+        with self._lock:
             if self._status == "ok" and time.monotonic() - self._last_frame_s > self._stall_s:
                 return "reconnecting"
             return self._status
@@ -395,28 +396,18 @@ class LiveSource(_SourceBase):
             The newest frame; None when no new frame came within ``timeout_s`` (``status`` is
             then "ok" or "reconnecting": call again) or once the source is closed ("ended").
         """
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        with self._cond:
-            while self._latest is None:
-                if self._closed:
-                    return None
-                if self._thread_error is not None:
-                    raise RuntimeError(f"The capture thread of {self.description} failed.") from self._thread_error
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-            frame, self._latest = self._latest, None
-            return frame
+        frame = self._latest.get(timeout_s)
+        if self._thread_error is not None and frame is None:
+            raise RuntimeError(f"The capture thread of {self.description} failed.") from self._thread_error
+        return None if self._closed else frame
 
     def close(self) -> None:
         """Stop the capture thread; the thread releases the capture (idempotent)."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
             super().close()
-            self._latest = None
-            self._cond.notify_all()
+        self._latest.close()
         self._stop.set()
         # A capture blocked inside read() releases itself when the read returns.
         self._thread.join(timeout=2.0)
@@ -438,9 +429,8 @@ class LiveSource(_SourceBase):
                 self._stop.wait(backoff_s)
                 backoff_s = min(2 * backoff_s, self._backoff_s[1])
         except BaseException as error:  # handed to the reader, which would otherwise wait forever
-            with self._cond:
-                self._thread_error = error
-                self._cond.notify_all()
+            self._thread_error = error
+            self._latest.close()
         finally:
             if capture is not None:
                 _release(capture)
@@ -484,20 +474,18 @@ class LiveSource(_SourceBase):
         now = time.monotonic()
         # A copy: a CaptureLike may reuse its buffer, and a Frame must own its pixels.
         frame = Frame(_to_bgr(image), self._captured, now)
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
-            if self._latest is not None:
-                self.dropped += 1
-            self._latest = frame
             self._captured += 1
             self._last_frame_s = now
             if self._status == "reconnecting":
                 self._status = "ok"
-            self._cond.notify_all()
+            if self._latest.put(frame) is not None:  # the reader did not take the last one in time
+                self.dropped += 1
 
     def _set_status(self, status: Status) -> None:
-        with self._cond:
+        with self._lock:
             if not self._closed:
                 self._status = status
 

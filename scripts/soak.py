@@ -58,14 +58,14 @@ def soak(frames: int, model: str, input_size: int | None, fps: float, max_rss_gr
                 pipeline = holder.get("pipeline")
                 if pipeline is None:
                     continue
-                latency = pipeline.times.latency_ms
+                latency = pipeline.times.latencies_ms()
                 samples.append(
                     {
                         "t": time.monotonic(),
-                        "frames": pipeline._frames_out,
+                        "frames": pipeline.frames_out,
                         "rss_mb": process.memory_info().rss / 2**20,
                         "threads": threading.active_count(),
-                        "latency_ms": float(np.median(list(latency)[-30:])) if latency else None,
+                        "latency_ms": float(np.median(latency[-30:])) if latency else None,
                     }
                 )
 
@@ -82,7 +82,7 @@ def soak(frames: int, model: str, input_size: int | None, fps: float, max_rss_gr
         threads_after = threading.active_count()
         fds_after = process.num_fds()
 
-    lat = np.asarray(list(holder["pipeline"].times.latency_ms))
+    lat = np.asarray(holder["pipeline"].times.latencies_ms())
     fifth = max(1, len(lat) // 5)
     early, late = float(np.median(lat[fifth : 2 * fifth])), float(np.median(lat[-fifth:]))
     rss = [s for s in samples if s["frames"] >= 0.2 * frames]

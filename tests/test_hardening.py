@@ -58,9 +58,9 @@ class StatusSpy(Renderer):
         super().__init__()
         self.statuses: list[str] = []
 
-    def render(self, frame_bgr, cam, hud):
+    def views(self, frame_bgr, cam, hud, **keys):
         self.statuses.append(hud.status if hud is not None else "")
-        return super().render(frame_bgr, cam, hud)
+        return super().views(frame_bgr, cam, hud, **keys)
 
 
 def gradient(i: int, size: tuple[int, int]) -> np.ndarray:
@@ -89,7 +89,7 @@ def test_unplugged_camera_reconnects_says_so_and_the_recording_goes_on(tiny_engi
     def unplug_for_a_while():
         # Bounded, and a daemon: if the run fails before 15 frames, this must not keep pytest alive.
         deadline = time.monotonic() + 60
-        while pipeline._frames_out < 15 and time.monotonic() < deadline:
+        while pipeline.frames_out < 15 and time.monotonic() < deadline:
             time.sleep(0.01)
         device.plugged.clear()
         time.sleep(0.8)
@@ -263,7 +263,7 @@ def test_keys_while_paused_recompute_the_frozen_frame(tiny_engine):
             return getattr(tiny_engine, name)
 
         def __call__(self, frames, class_id=None, *, method=None):
-            calls.append((len(frames) if frames.ndim == 4 else 1, class_id, method))
+            calls.append((len(frames) if frames.ndim == 4 else 1, np.asarray(class_id).tolist(), method))
             return tiny_engine(frames, class_id=class_id, method=method)
 
     source = _ListSource(50)
@@ -271,12 +271,12 @@ def test_keys_while_paused_recompute_the_frozen_frame(tiny_engine):
     renderer = Renderer(alpha=0.4)
     pipeline = Pipeline(source, Spy(), renderer, Options(batch=1), window=window, log=lambda text: None)
     pipeline.run()
-    assert pipeline.controls.paused
-    assert pipeline.controls.method == "gradcam++"
-    assert pipeline.controls.class_id is not None
+    assert pipeline.state.paused
+    assert pipeline.state.method == "gradcam++"
+    assert pipeline.state.class_id is not None
     assert renderer.alpha == 0.5
     recomputed = [c for c in calls if c[2] == "gradcam++"]
-    assert recomputed and recomputed[-1][1] == pipeline.controls.class_id, "the frozen frame was explained again"
+    assert recomputed and recomputed[-1][1] == [pipeline.state.class_id], "the frozen frame was explained again"
     assert window.shown < 50, "nothing moved on while paused"
 
 

@@ -2,22 +2,23 @@ from __future__ import annotations
 
 import pytest
 
-from livecam.keys import ALPHA_STEP, KEY_HELP, Action, KeyAction, action_for_key, apply_alpha
+from livecam.control import Action, Command
+from livecam.keys import KEY_HELP, action_for_key
 
 
 @pytest.mark.parametrize(
     "key, expected",
     [
-        (ord("q"), KeyAction(Action.QUIT)),
-        (27, KeyAction(Action.QUIT)),
-        (ord(" "), KeyAction(Action.PAUSE)),
-        (ord("s"), KeyAction(Action.SNAPSHOT)),
-        (ord("r"), KeyAction(Action.RECORD)),
-        (ord("0"), KeyAction(Action.UNLOCK)),
-        (ord("m"), KeyAction(Action.NEXT_METHOD)),
-        (ord("["), KeyAction(Action.ALPHA_DOWN)),
-        (ord("]"), KeyAction(Action.ALPHA_UP)),
-        (ord("h"), KeyAction(Action.HELP)),
+        (ord("q"), Command(Action.QUIT)),
+        (27, Command(Action.QUIT)),
+        (ord(" "), Command(Action.PAUSE)),
+        (ord("s"), Command(Action.SNAPSHOT)),
+        (ord("r"), Command(Action.RECORD)),
+        (ord("0"), Command(Action.UNLOCK)),
+        (ord("m"), Command(Action.NEXT_METHOD)),
+        (ord("["), Command(Action.ALPHA_DOWN)),
+        (ord("]"), Command(Action.ALPHA_UP)),
+        (ord("h"), Command(Action.HELP)),
     ],
 )
 def test_each_key_maps_to_its_action(key, expected):
@@ -26,18 +27,18 @@ def test_each_key_maps_to_its_action(key, expected):
 
 @pytest.mark.parametrize("rank", [1, 2, 3, 4, 5])
 def test_digits_lock_the_kth_class(rank):
-    assert action_for_key(ord(str(rank))) == KeyAction(Action.LOCK_CLASS, rank=rank)
+    assert action_for_key(ord(str(rank))) == Command(Action.LOCK_RANK, rank)
 
 
 @pytest.mark.parametrize("rank", [1, 5])
 def test_keypad_digits_lock_too(rank):
-    assert action_for_key(0xFFB0 + rank) == KeyAction(Action.LOCK_CLASS, rank=rank)  # GTK KP_1..KP_5
+    assert action_for_key(0xFFB0 + rank) == Command(Action.LOCK_RANK, rank)  # GTK KP_1..KP_5
 
 
 @pytest.mark.parametrize("modifiers", [0x100000, 0x10000, 0x200000])  # NumLock / Shift bits from GTK
 def test_modifier_bits_are_ignored(modifiers):
     assert action_for_key(modifiers | ord("q")).action is Action.QUIT
-    assert action_for_key(modifiers | ord("3")) == KeyAction(Action.LOCK_CLASS, rank=3)
+    assert action_for_key(modifiers | ord("3")) == Command(Action.LOCK_RANK, 3)
 
 
 def test_gtk_escape_keysym_quits():
@@ -61,12 +62,12 @@ def test_gtk_escape_keysym_quits():
     ],
 )
 def test_other_keys_do_nothing(key):
-    assert action_for_key(key) == KeyAction(Action.NONE)
+    assert action_for_key(key) == Command(Action.NONE)
 
 
-def test_only_lock_has_a_rank():
+def test_only_lock_has_an_argument():
     for key in b"qsrm[]h 0":
-        assert action_for_key(key).rank is None
+        assert action_for_key(key).arg is None
 
 
 def test_key_help_lists_every_key_and_nothing_else():
@@ -77,31 +78,3 @@ def test_key_help_lists_every_key_and_nothing_else():
         for code in codes[name] if name in codes else [ord(name)]:
             assert action_for_key(code).action is not Action.NONE, name
     assert all(what for _, what in KEY_HELP)
-
-
-@pytest.mark.parametrize(
-    "alpha, action, expected",
-    [
-        (0.4, Action.ALPHA_UP, 0.5),
-        (0.4, Action.ALPHA_DOWN, 0.3),
-        (1.0, Action.ALPHA_UP, 1.0),
-        (0.95, Action.ALPHA_UP, 1.0),
-        (0.0, Action.ALPHA_DOWN, 0.0),
-        (0.05, Action.ALPHA_DOWN, 0.0),
-        (0.4, Action.NONE, 0.4),
-        (0.4, Action.PAUSE, 0.4),
-        (1.5, Action.NONE, 1.0),
-    ],
-)
-def test_apply_alpha_steps_and_clamps(alpha, action, expected):
-    assert apply_alpha(alpha, KeyAction(action)) == pytest.approx(expected, abs=1e-9)
-
-
-def test_alpha_presses_stay_on_the_grid():
-    alpha = 0.0
-    for _ in range(round(1 / ALPHA_STEP)):
-        alpha = apply_alpha(alpha, KeyAction(Action.ALPHA_UP))
-    assert alpha == 1.0
-    for _ in range(3):
-        alpha = apply_alpha(alpha, KeyAction(Action.ALPHA_DOWN))
-    assert alpha == 0.7

@@ -1,8 +1,7 @@
-"""Tests for livecam.pipeline: the meters, the display mailbox, free names, and runs over fake sources."""
+"""Tests for livecam.pipeline: runs over fake sources."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import imageio_ffmpeg
@@ -11,69 +10,13 @@ import numpy as np
 import pytest
 
 from livecam.engine import CamEngine
-from livecam.pipeline import Options, Pipeline, RateMeter, _END, _Slot
+from livecam.pipeline import Options, Pipeline
 from livecam.render import Renderer
 from livecam.sinks import SinkError, VideoWriter
 from livecam.sources import Frame
+from livecam.worker import EngineWorker
 
 SIZE = 32  # the tiny model's input, and the fake frames' size: (32, 32)
-
-
-# ---------------------------------------------------------------------- RateMeter
-
-
-def test_rate_meter_is_events_minus_one_over_the_time_spanned():
-    meter = RateMeter(window=30)
-    assert meter.fps is None
-    meter.tick(10.0)
-    assert meter.fps is None  # one event spans no time
-    for t in (10.5, 11.0, 12.0):
-        meter.tick(t)
-    assert meter.fps == pytest.approx(3 / 2.0)
-
-
-def test_rate_meter_forgets_events_outside_its_window():
-    meter = RateMeter(window=3)
-    for t in (0.0, 100.0, 101.0, 101.5):  # the slow start falls out of the window
-        meter.tick(t)
-    assert meter.fps == pytest.approx(2 / 1.5)
-
-
-def test_rate_meter_without_elapsed_time_has_no_rate():
-    meter = RateMeter()
-    meter.tick(5.0)
-    meter.tick(5.0)
-    assert meter.fps is None
-
-
-# ---------------------------------------------------------------------- _Slot
-
-
-def test_slot_latest_wins_and_each_item_is_taken_once():
-    slot = _Slot()
-    assert slot.get(timeout=0.01) is None
-    slot.put("a")
-    slot.put("b")
-    assert slot.get(timeout=0.01) == "b"
-    assert slot.get(timeout=0.01) is None
-
-
-def test_slot_never_overwrites_the_end():
-    slot = _Slot()
-    slot.put("a")
-    slot.put(_END)
-    slot.put("late")
-    assert slot.get(timeout=0.01) is _END
-
-
-def test_slot_wakes_a_waiting_reader():
-    slot = _Slot()
-    got = []
-    reader = threading.Thread(target=lambda: got.append(slot.get(timeout=30)))
-    reader.start()
-    slot.put("frame")
-    reader.join(timeout=30)
-    assert got == ["frame"]
 
 
 # ---------------------------------------------------------------------- runs over a fake source
@@ -230,3 +173,66 @@ def test_headless_run_stops_when_recording_fails_and_keeps_a_playable_file(nan_f
     assert stats.frames < len(frames)  # the recording was the whole job: the run stopped
     assert source.closed
     assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == kept
+
+
+# ---------------------------------------------------------------------- the engine worker and the renderer's keys
+
+
+class KeySpy(Renderer):
+    """A renderer that notes the explicit keys it is given for each frame."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.keys: list[tuple] = []
+
+    def views(self, frame_bgr, cam, hud, **keys):
+        self.keys.append((keys["explains"], keys["map_id"]))
+        return super().views(frame_bgr, cam, hud, **keys)
+
+
+def numbered(i: int) -> np.ndarray:
+    image = np.full((SIZE, SIZE, 3), 200, np.uint8)
+    image[0, 0] = i  # the frame's number, in a pixel that alpha 0 leaves alone
+    return image
+
+
+@pytest.mark.parametrize("batch, every", [(1, 1), (4, 1), (3, 2)])
+def test_file_mode_keeps_every_frame_in_order(nan_for_dark_frames, tmp_path, batch, every):
+    frames = [numbered(i) for i in range(23)]
+    recorder = ListRecorder(tmp_path / "out.mp4")
+    renderer = KeySpy(alpha=0.0, hud=False)
+    pipeline = Pipeline(FakeSource(frames), nan_for_dark_frames, renderer, Options(batch=batch, every=every), recorder=recorder)
+    stats = pipeline.run()
+    assert stats.frames == len(frames) and stats.traces == 1
+    assert [int(image[0, 0, 0]) for image in recorder.images] == list(range(len(frames)))
+    # A map reused for --every N frames keeps its number: the renderer folds it in once.
+    assert [map_id for _, map_id in renderer.keys] == [1 + i // every for i in range(len(frames))]
+    assert {explains for explains, _ in renderer.keys} == {("gradcam", None)}
+
+
+def test_a_shared_worker_batches_the_files_frames_and_stays_open(nan_for_dark_frames):
+    frames = [bright(i) for i in range(12)]
+    renderer = KeySpy(hud=False)
+    with EngineWorker(nan_for_dark_frames, max_batch=4, max_wait_ms=60_000) as worker:
+        options = Options(batch=4, class_id=2)
+        stats = Pipeline(FakeSource(frames), nan_for_dark_frames, renderer, options, worker=worker).run()
+        assert not worker.closed
+        done = worker.snapshot()
+        assert all(job.result(timeout=60) for job in [worker.submit(f) for f in frames[:4]])  # still serving others
+    assert stats.frames == 12
+    assert (done.frames, done.batch_sizes) == (12, {4: 3})
+    assert {explains for explains, _ in renderer.keys} == {("gradcam", 2)}  # the locked class, explicitly
+
+
+def test_an_engine_error_ends_the_run_with_that_error(nan_for_dark_frames):
+    class Broken:
+        def __getattr__(self, name):
+            return getattr(nan_for_dark_frames, name)
+
+        def __call__(self, frames, class_id=None, *, method=None):
+            raise RuntimeError("the model fell over")
+
+    source = FakeSource([bright(i) for i in range(8)])
+    with pytest.raises(RuntimeError, match="the model fell over"):
+        Pipeline(source, Broken(), Renderer(), Options(batch=2)).run()
+    assert source.closed

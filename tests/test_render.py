@@ -400,15 +400,15 @@ def test_renderer_smooths_each_map_once_and_resets():
     a, b = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
     renderer = Renderer(alpha=1.0, hud=False, smooth=0.5, colormap="bone")
 
-    def shown_value(cam):
-        return renderer.render(frame, cam, None)[H // 2, W // 2, 0]
+    def shown_value(cam, map_id):
+        return renderer.render(frame, cam, None, map_id=map_id)[H // 2, W // 2, 0]
 
-    low = shown_value(a)
-    mid = shown_value(b)
-    assert shown_value(b) == mid  # the same map object again: no second averaging step
-    assert low < mid < shown_value(b.copy())  # a new map moves on
+    low = shown_value(a, 1)
+    mid = shown_value(b, 2)
+    assert shown_value(b, 2) == mid  # the same map again: no second averaging step
+    assert low < mid < shown_value(b, 3)  # a new map moves on
     renderer.reset()
-    assert shown_value(a) == low
+    assert shown_value(a, 4) == low
 
 
 def test_renderer_without_smoothing_shows_each_map():
@@ -601,3 +601,53 @@ def test_overlay_is_exported_lazily():
     import livecam
 
     assert livecam.overlay is overlay
+
+
+# ---------------------------------------------------------------- smoothing per viewer, by explicit keys
+
+
+def heat_of(cam01: np.ndarray) -> np.ndarray:
+    """What a renderer with alpha 1 and no HUD shows for a (smoothed) map."""
+    return colorize(upsample_cam(cam01, (W, H)), "jet")
+
+
+def test_a_map_drawn_again_under_the_same_id_is_folded_in_once(frame):
+    zeros, ones = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
+    renderer = Renderer(alpha=1.0, hud=False, blend="uniform", smooth=0.5)
+    renderer.render(frame, zeros, None, explains=("gradcam", None), map_id=1)
+    for _ in range(3):  # a paused frame redrawn, or --every N reusing a map: still one fold
+        out = renderer.render(frame, ones, None, explains=("gradcam", None), map_id=2)
+        np.testing.assert_array_equal(out, heat_of(np.full((7, 7), 0.5, np.float32)))
+    out = renderer.render(frame, ones, None, explains=("gradcam", None), map_id=3)
+    np.testing.assert_array_equal(out, heat_of(np.full((7, 7), 0.75, np.float32)))
+
+
+def test_without_a_map_id_every_call_is_a_new_map(frame):
+    zeros, ones = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
+    renderer = Renderer(alpha=1.0, hud=False, blend="uniform", smooth=0.5)
+    renderer.render(frame, zeros, None)
+    renderer.render(frame, ones, None)
+    out = renderer.render(frame, ones, None)  # the same array object counts as a new map too
+    np.testing.assert_array_equal(out, heat_of(np.full((7, 7), 0.75, np.float32)))
+
+
+@pytest.mark.parametrize("new_explains", [("gradcam++", None), ("gradcam", 3)])
+def test_a_new_method_or_class_restarts_the_smoothing(frame, new_explains):
+    zeros, ones = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
+    renderer = Renderer(alpha=1.0, hud=False, blend="uniform", smooth=0.5)
+    renderer.render(frame, zeros, None, explains=("gradcam", None), map_id=1)
+    out = renderer.render(frame, ones, None, explains=new_explains, map_id=2)
+    np.testing.assert_array_equal(out, heat_of(ones))  # the old question's map does not count
+    # A frame without a map under yet another question restarts it as well.
+    renderer.render(frame, None, None, explains=("other", None), map_id=3)
+    out = renderer.render(frame, zeros, None, explains=("other", None), map_id=4)
+    np.testing.assert_array_equal(out, heat_of(zeros))
+
+
+def test_each_viewer_smooths_on_its_own(frame):
+    zeros, ones = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
+    a, b = Renderer(alpha=1.0, hud=False, blend="uniform"), Renderer(alpha=1.0, hud=False, blend="uniform")
+    a.render(frame, zeros, None, explains=("gradcam", None), map_id=1)
+    b.render(frame, ones, None, explains=("gradcam", 2), map_id=1)  # same ids, another viewer
+    out = a.render(frame, ones, None, explains=("gradcam", None), map_id=2)
+    np.testing.assert_array_equal(out, heat_of(np.full((7, 7), 0.5, np.float32)))

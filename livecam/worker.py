@@ -1,0 +1,283 @@
+"""One thread that owns every engine call, and batches what many submitters send it.
+
+A viewer's file loop, its live loop, and each browser client submit single frames and get a
+future each. The worker groups what is pending by CAM method (one compiled call runs one
+method) and runs a group when it holds ``max_batch`` frames or when its oldest frame has waited
+``max_wait_ms``, the way model servers batch requests: one client alone is answered after at
+most the wait cap, several clients share the engine's batch. Each submitter gets its own row.
+
+Frames are resized to the model's input in the submitter's thread (``CamEngine.prepare``): the
+worker thread only runs the engine, and many submitters resize in parallel (OpenCV releases the
+GIL). The file pipeline resizes in its reader thread ahead of time, as it always did.
+"""
+
+from __future__ import annotations
+
+import collections
+import operator
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from livecam.engine import CamResult
+from livecam.errors import UserError
+from livecam.methods import check_method
+
+
+class WorkerClosed(RuntimeError):
+    """The engine worker was closed before this frame was explained."""
+
+
+class Job(Future):
+    """A ``concurrent.futures.Future`` of one frame's one-row ``CamResult``, with its timing.
+
+    The timing attributes are set before the result, so they can be read once it is done.
+
+    Attributes:
+        engine_ms: how long the engine call took for the whole batch the frame was in.
+        batch_size: how many frames that call explained.
+        queued_ms: how long the frame waited between ``submit`` and the start of the call.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine_ms: float | None = None
+        self.batch_size: int | None = None
+        self.queued_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """What the worker did so far (see ``EngineWorker.snapshot``).
+
+    Attributes:
+        batches: engine calls made.
+        frames: frames answered with a result.
+        failed: frames whose engine call raised (their futures hold the exception).
+        cancelled: frames whose future was cancelled before they ran (never explained).
+        pending: frames waiting now.
+        batch_sizes: engine calls per batch size, e.g. ``{1: 10, 4: 3}``.
+        engine_ms: total milliseconds spent in engine calls.
+    """
+
+    batches: int
+    frames: int
+    failed: int
+    cancelled: int
+    pending: int
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+    engine_ms: float = 0.0
+
+    @property
+    def mean_batch(self) -> float | None:
+        """Mean frames per engine call; None before the first."""
+        total = sum(size * n for size, n in self.batch_sizes.items())
+        return total / self.batches if self.batches else None
+
+
+@dataclass
+class _Request:
+    prepared: np.ndarray
+    class_id: int  # -1: the top class
+    method: str
+    job: Job
+    submitted_s: float
+
+
+class EngineWorker:
+    """Runs a ``CamEngine`` in one thread for any number of submitters, batching their frames.
+
+    Args:
+        engine: the compiled engine; from now on only this worker should call it.
+        max_batch: the most frames one engine call explains.
+        max_wait_ms: the longest a frame waits for others to share its call; 0 runs whatever
+            is pending as soon as the worker is free.
+    """
+
+    def __init__(self, engine: Any, *, max_batch: int = 8, max_wait_ms: float = 5.0) -> None:
+        if max_batch < 1:
+            raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
+        if max_wait_ms < 0:
+            raise ValueError(f"Expected max_wait_ms >= 0. Received: max_wait_ms={max_wait_ms}")
+        self.engine = engine
+        self.max_batch = int(max_batch)
+        self.max_wait_s = max_wait_ms / 1000.0
+        self._cond = threading.Condition()
+        self._pending: list[_Request] = []
+        self._closed = False
+        self._batches = 0
+        self._frames = 0
+        self._failed = 0
+        self._cancelled = 0
+        self._engine_ms = 0.0
+        self._batch_sizes: collections.Counter[int] = collections.Counter()
+        self._thread = threading.Thread(target=self._run, name="livecam-engine-worker", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ public API
+
+    def submit(self, frame_bgr: np.ndarray, *, class_id: int | None = None, method: str | None = None) -> Job:
+        """Queues one frame to be explained.
+
+        Args:
+            frame_bgr: uint8 BGR (H, W, 3), any size; not to be modified until the job is done.
+            class_id: the class to explain; None explains the frame's top class.
+            method: the CAM method; None uses the engine's current one.
+
+        Returns:
+            A ``Job`` (a Future) resolving to a one-row ``CamResult``, or to the engine's
+            exception, or ``WorkerClosed``. Cancelling it before it runs keeps it out of the engine.
+
+        Raises:
+            UserError: the frame, class id or method is not valid (nothing is queued).
+            WorkerClosed: the worker is closed.
+        """
+        if isinstance(frame_bgr, np.ndarray) and frame_bgr.ndim == 4:
+            raise UserError(f"Expected one frame of shape (H, W, 3). Received: shape={frame_bgr.shape}")
+        prepared = self.engine.prepare(frame_bgr)  # validates, and resizes here in the caller's thread
+        name = self.engine.method if method is None else check_method(method)
+        request = _Request(prepared, self._check_class_id(class_id), name, Job(), time.monotonic())
+        with self._cond:
+            if self._closed:
+                raise WorkerClosed("The engine worker is closed; no more frames can be submitted.")
+            self._pending.append(request)
+            self._cond.notify_all()
+        return request.job
+
+    def snapshot(self) -> WorkerStats:
+        """The counters now (a frozen copy)."""
+        with self._cond:
+            return WorkerStats(
+                batches=self._batches,
+                frames=self._frames,
+                failed=self._failed,
+                cancelled=self._cancelled,
+                pending=len(self._pending),
+                batch_sizes=dict(sorted(self._batch_sizes.items())),
+                engine_ms=round(self._engine_ms, 3),
+            )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Fails the frames still waiting with ``WorkerClosed``, lets a running call finish, joins the thread.
+
+        Args:
+            timeout_s: give up joining after this long (the thread is a daemon); None waits.
+        """
+        with self._cond:
+            self._closed = True
+            pending, self._pending = self._pending, []
+            self._cond.notify_all()
+        for request in pending:
+            if request.job.set_running_or_notify_cancel():
+                request.job.set_exception(WorkerClosed("The engine worker was closed before this frame was explained."))
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout_s)
+
+    def __enter__(self) -> EngineWorker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._closed:
+                        return
+                    batch, wait_s = self._next_batch()
+                    if batch:
+                        break
+                    self._cond.wait(wait_s)
+            self._dispatch(batch)
+
+    def _next_batch(self) -> tuple[list[_Request], float | None]:
+        """The group to run now, or none and how long to wait for one (None: until a submit)."""
+        live = [r for r in self._pending if not r.job.cancelled()]
+        self._cancelled += len(self._pending) - len(live)
+        self._pending = live
+        groups: dict[str, list[_Request]] = {}
+        for request in live:  # oldest first, so the group with the oldest frame comes first
+            groups.setdefault(request.method, []).append(request)
+        now = time.monotonic()
+        wait_s: float | None = None
+        for group in groups.values():
+            due_s = group[0].submitted_s + self.max_wait_s - now
+            if len(group) >= self.max_batch or due_s <= 0:
+                batch = group[: self.max_batch]
+                taken = {id(r) for r in batch}
+                self._pending = [r for r in live if id(r) not in taken]
+                return batch, None
+            wait_s = due_s if wait_s is None else min(wait_s, due_s)
+        return [], wait_s
+
+    def _dispatch(self, batch: list[_Request]) -> None:
+        running = [r for r in batch if r.job.set_running_or_notify_cancel()]
+        if len(running) < len(batch):
+            with self._cond:
+                self._cancelled += len(batch) - len(running)
+        batch = running
+        if not batch:
+            return
+        frames = batch[0].prepared[None] if len(batch) == 1 else np.stack([r.prepared for r in batch])
+        class_ids = np.array([r.class_id for r in batch], np.int32)
+        started_s = time.monotonic()
+        t0 = time.perf_counter()
+        try:
+            result = self.engine(frames, class_id=class_ids, method=batch[0].method)
+        except Exception as exc:  # the submitters' business: each of them gets it
+            with self._cond:
+                self._failed += len(batch)
+            for request in batch:
+                request.job.set_exception(exc)
+            return
+        engine_ms = (time.perf_counter() - t0) * 1000
+        with self._cond:
+            self._batches += 1
+            self._frames += len(batch)
+            self._batch_sizes[len(batch)] += 1
+            self._engine_ms += engine_ms
+        for request, row in zip(batch, split_rows(result)):
+            request.job.engine_ms = engine_ms
+            request.job.batch_size = len(batch)
+            request.job.queued_ms = (started_s - request.submitted_s) * 1000
+            request.job.set_result(row)
+
+    def _check_class_id(self, class_id: int | None) -> int:
+        if class_id is None:
+            return -1
+        n = self.engine.num_classes
+        try:
+            value = operator.index(class_id)
+        except TypeError:
+            value = None
+        if value is None or isinstance(class_id, bool) or not 0 <= value < n:
+            raise UserError(f"Expected class_id None or an int in [0, {n - 1}]. Received: class_id={class_id!r}")
+        return value
+
+
+def split_rows(result: CamResult) -> list[CamResult]:
+    """One single-row CamResult per frame (views into the batch result, no copies)."""
+    return [
+        CamResult(
+            probs=result.probs[i : i + 1],
+            class_ids=result.class_ids[i : i + 1],
+            cam=result.cam[i : i + 1],
+            topk_ids=result.topk_ids[i : i + 1],
+            topk_probs=result.topk_probs[i : i + 1],
+            finite=result.finite[i : i + 1],
+            layer=result.layer,
+            method=result.method,
+        )
+        for i in range(len(result))
+    ]
