@@ -90,8 +90,16 @@ def _parser() -> argparse.ArgumentParser:
     eng.add_argument("--topk", type=_int_range("--topk", 1, 20), default=None, help="top classes on the HUD (1-20, default 5)")
     eng.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
     out = p.add_argument_group("output")
-    out.add_argument("--output", "-o", type=Path, help="record the overlay to this .mp4 file")
-    out.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    out.add_argument(
+        "--output",
+        "-o",
+        type=str,  # kept as typed: Path would drop the trailing slash of DIR/
+        help="record the overlay to this .mp4 file; for an image folder or glob, a folder (DIR/) gets one annotated "
+        "image per input under the same name, while a file name records them as one video",
+    )
+    out.add_argument("--results", type=Path, metavar="FILE", help="one line per frame (.jsonl or .csv): top-k, explained class, hottest point")
+    out.add_argument("--save-maps", type=Path, metavar="DIR", help="each frame's raw map as float32 .npy (the target layer's resolution)")
+    out.add_argument("--overwrite", action="store_true", help="replace an existing --output/--results file, write into a folder with files")
     out.add_argument("--no-display", action="store_true", help="no window (headless)")
     out.add_argument("--max-frames", type=_int_range("--max-frames", 1, None), help="stop after N frames")
     out.add_argument("--stats-json", type=Path, help="write run statistics to this JSON file at exit")
@@ -237,11 +245,13 @@ def _view(args: argparse.Namespace) -> int:
             print(", ".join(f"{k}: {v}" for k, v in cam.items()))
         return 0
 
+    per_image = args.output is not None and _names_a_folder(args.output)
+    args.output = Path(args.output) if args.output is not None else None
     spec = "synth:" if args.demo else args.source
     model_name = args.model or ("demo" if args.demo else "mobilenet_v2")
     display = not args.no_display
 
-    from livecam import sinks
+    from livecam import outputs, sinks
     from livecam.methods import check_method
     from livecam.render import colormap_id
 
@@ -262,20 +272,31 @@ def _view(args: argparse.Namespace) -> int:
                 "This OpenCV build has no GUI or there is no display (opencv-python-headless, or no $DISPLAY); "
                 "run with --no-display --output out.mp4 to record instead."
             )
-    if args.output is not None:
+    if args.output is not None and not per_image:
         sinks.check_video_output(args.output, overwrite=args.overwrite)
+    if args.results is not None:
+        outputs.check_results_path(args.results, overwrite=args.overwrite)
+    if args.save_maps is not None:
+        outputs.check_output_folder(args.save_maps, "--save-maps", overwrite=args.overwrite)
     if args.stats_json is not None:
         sinks.check_output(args.stats_json, overwrite=True)
 
     source = sources.open_source(spec, loop=args.loop, resolution=args.resolution, fps=args.fps)
     try:
-        return _run(args, source, model_name, display)
+        if per_image and not isinstance(source, sources.ImageFolderSource):
+            raise UserError(
+                f"-o {args.output}/ is a folder, which gets one image per input, but the source is not a folder or glob of "
+                "images; give a video file name such as out.mp4 to record it."
+            )
+        if per_image:
+            outputs.check_output_folder(args.output, "-o", overwrite=args.overwrite)
+        return _run(args, source, model_name, display, per_image)
     finally:
         source.close()
 
 
-def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> int:
-    from livecam import sinks
+def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_image: bool) -> int:
+    from livecam import outputs, sinks
     from livecam.models import class_index
     from livecam.render import Renderer
 
@@ -314,17 +335,24 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         batch=batch,
         every=args.every,
         max_frames=args.max_frames,
-        output=args.output,
+        output=None if per_image else args.output,
         snapshot_dir=args.snapshot_dir,
         stats_json=args.stats_json,
         progress=not quiet,
         class_id=class_id,
     )
+    per_frame = []  # closed by the pipeline
+    if per_image:
+        per_frame.append(outputs.ImageFolderWriter(args.output, overwrite=args.overwrite))
+    if args.results is not None:
+        per_frame.append(outputs.ResultsWriter(args.results, class_names=engine.class_names, source=_source_name(source), overwrite=args.overwrite))
+    if args.save_maps is not None:
+        per_frame.append(outputs.MapWriter(args.save_maps, overwrite=args.overwrite))
     recorder = None
-    if args.output is not None:
+    if args.output is not None and not per_image:
         recorder = sinks.VideoWriter(args.output, fps=source.fps or 30.0, live=source.live, overwrite=args.overwrite)
     window = sinks.WindowSink("livecam") if display else None
-    pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder)
+    pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder, outputs=per_frame)
 
     # Said last, when everything else is checked, just before the run.
     if not display and not _saves_something(args):
@@ -343,6 +371,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         stats = pipeline.stats
     if not quiet:
         saved = [str(Path(path).resolve()) for path in stats.recordings] if stats.recording_error is None else []
+        saved += [_describe_output(output) for output in per_frame]
         print(
             f"livecam: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps), "
             f"dropped {stats.dropped}, corrupt {stats.corrupt}" + (f"; saved {', '.join(saved)}" if saved else ""),
@@ -370,6 +399,26 @@ def _engine(args: argparse.Namespace, model_name: str):
         mixed_precision=args.mixed_precision,
         unsafe_model_load=args.unsafe_model_load,
     )
+
+
+def _names_a_folder(text: str) -> bool:
+    """-o DIR/ (a trailing slash) or an existing folder: one image per input."""
+    return text.endswith(("/", os.sep)) or Path(text).is_dir()
+
+
+def _source_name(source) -> str:
+    path = getattr(source, "path", None)
+    return Path(path).name if path is not None else source.description
+
+
+def _describe_output(output) -> str:
+    from livecam import outputs
+
+    if isinstance(output, outputs.ResultsWriter):
+        return f"{output.lines} result lines to {output.path.resolve()}"
+    if isinstance(output, outputs.MapWriter):
+        return f"{output.saved} maps to {output.folder.resolve()}"
+    return f"{output.saved} images to {output.folder.resolve()}"
 
 
 def _saves_something(args: argparse.Namespace) -> bool:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from livecam.control import MESSAGE_S, Action, Controller, Outcome, ViewerState
 from livecam.engine import CamEngine, CamResult
 from livecam.keys import action_for_key
 from livecam.mailbox import Mailbox
+from livecam.outputs import Processed
 from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer, Views
 from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, free_name
@@ -121,6 +122,8 @@ class Pipeline:
         recorder: a recording to write from the start, or None.
         worker: an ``EngineWorker`` shared with other viewers; None: the run makes its own
             (batches of ``options.batch`` for files, single frames for live sources).
+        outputs: per-frame sinks (``livecam.outputs``: results, maps, one picture per image),
+            each given every processed frame in order and closed at the end.
         log: where to print one-line messages (stderr by default).
     """
 
@@ -134,6 +137,7 @@ class Pipeline:
         window: Any = None,
         recorder: VideoWriter | None = None,
         worker: EngineWorker | None = None,
+        outputs: Sequence[Any] = (),
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.source = source
@@ -160,6 +164,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._recorder = recorder
+        self._outputs = list(outputs)
         self._recorder_lock = threading.Lock()
         self._snapshots = SnapshotWriter(options.snapshot_dir)
         self._first_capture: float | None = None
@@ -228,6 +233,8 @@ class Pipeline:
                     cleanup.callback(self.window.close)
                 cleanup.callback(self.source.close)
                 cleanup.callback(self._close_recorder)
+                for output in self._outputs:
+                    cleanup.callback(output.close)
                 if self._own_worker:
                     cleanup.callback(self.worker.close, timeout_s=10)
         if self._errors:
@@ -363,6 +370,7 @@ class Pipeline:
             t1 = time.perf_counter()
             self.times.add("render", (t1 - t0) * 1000)
             self._record(item)
+            self._write_outputs(item)
             self.times.add("write", (time.perf_counter() - t1) * 1000)
             self._frames_out += 1
             if self.window is not None:
@@ -504,6 +512,17 @@ class Pipeline:
                 self._recording_failed(exc)
                 if self.window is None:  # headless: the recording was the whole job
                     self._stop.set()
+
+    def _write_outputs(self, item: _Item) -> None:
+        if not self._outputs:
+            return
+        frame = item.frame
+        source_time = getattr(frame, "media_time_s", None)
+        if source_time is None and self._first_capture is not None:
+            source_time = frame.timestamp_s - self._first_capture  # seconds since the run's first frame
+        processed = Processed(frame, item.result, self._file_image(item), item.class_lock is not None, source_time)
+        for output in self._outputs:
+            output.write(processed)
 
     def _recording_failed(self, exc: SinkError) -> None:
         self.state.recording = False

@@ -70,11 +70,13 @@ class Frame:
         index: 0, 1, 2... in delivery order; for live sources the capture counter, so a gap
             between two frames is the number of frames dropped in between.
         timestamp_s: ``time.monotonic()`` when the frame was captured (files: when read).
+        name: image folders and globs: the file name the picture came from; None otherwise.
     """
 
     image_bgr: np.ndarray
     index: int
     timestamp_s: float
+    name: str | None = None
 
 
 class CaptureLike(Protocol):
@@ -154,6 +156,8 @@ class _OrderedSource(_SourceBase):
         self._lock = threading.Lock()  # close() may come from another thread than read()
         self._next_index = 0
         self._pending: np.ndarray | None = None  # the first image, decoded early to validate the input
+        self._pending_name: str | None = None
+        self._image_name: str | None = None  # set by _next_image where pictures have names (folders)
 
     def _next_image(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -164,12 +168,14 @@ class _OrderedSource(_SourceBase):
             if self._closed:
                 return None
             image, self._pending = self._pending, None
+            name = self._pending_name
             if image is None:
                 image = self._next_image()
+                name = self._image_name
             if image is None:
                 self._status = "ended"
                 return None
-            frame = Frame(image, self._next_index, time.monotonic())
+            frame = Frame(image, self._next_index, time.monotonic(), name=name)
             self._next_index += 1
             return frame
 
@@ -276,6 +282,7 @@ class ImageFolderSource(_OrderedSource):
         self._position = 0
         self._pass_delivered = 0
         self._pending = self._next_image()
+        self._pending_name = self._image_name
         if self._pending is None and len(self.paths) == 1:
             raise UserError(_not_readable(self.paths[0]))
         if self._pending is None:
@@ -299,6 +306,7 @@ class ImageFolderSource(_OrderedSource):
             image = _decode_image(path)
             if image is not None:
                 self._pass_delivered += 1
+                self._image_name = path.name
                 return image
             self.corrupt += 1
 

@@ -468,21 +468,32 @@ def test_version():
     assert done.stdout.strip() == f"livecam {__version__}"
 
 
-def test_models_lists_the_whole_zoo(capsys):
+def test_models_lists_the_whole_zoo_and_says_what_default_means(capsys):
     code, out, err = cli(capsys, "models")
     assert code == 0, err
-    names = [line.split()[0] for line in out.splitlines()[1:]]
+    table, _, note = out.partition("\n\n")
+    names = [line.split()[0] for line in table.splitlines()[1:]]
     assert names == [*ZOO, "demo"]
-    assert "(default)" in out.splitlines()[1 + list(ZOO).index("mobilenet_v2")]
+    assert table.splitlines()[1 + list(ZOO).index("mobilenet_v2")].startswith("mobilenet_v2 (default)")
+    assert sum("(default)" in line for line in table.splitlines()) == 1
+    assert note.startswith("(default): the model used when --model is not given.")
+
+
+def test_models_help_prints_help(capsys):
+    code, out, _ = cli(capsys, "models", "--help")
+    assert code == 0
+    assert out.startswith("usage: livecam models") and "mobilenet_v2" not in out
+    code, _, err = cli(capsys, "models", "--bogus")
+    assert_user_error(code, err, "see `livecam models --help`")
 
 
 def test_layers_lists_spatial_layers_with_the_default_marked(capsys):
     code, out, err = cli(capsys, "layers", "mobilenet_v2")
     assert code == 0, err
-    rows = [line.split() for line in out.splitlines()]
-    assert ["out_relu", "7x7x1280", "(default)"] in rows
+    rows = [line.split(maxsplit=2) for line in out.splitlines()]
+    assert ["out_relu", "7x7x1280", "<- default target layer (without --layer)"] in rows
     assert all(len(row) in (2, 3) for row in rows) and len(rows) > 20
-    assert sum(row[-1] == "(default)" for row in rows) == 1
+    assert sum(len(row) == 3 for row in rows) == 1
 
 
 def test_layers_of_an_unknown_model(capsys):
@@ -511,7 +522,8 @@ def test_demo_without_a_display_records_instead(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "no display here, so the demo records 30 frames to livecam-demo.mp4" in done.stderr
+    saved = (tmp_path / "livecam-demo.mp4").resolve()
+    assert f"no display here, so the demo records 30 frames to {saved} instead" in done.stderr  # the full path
     assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "livecam-demo.mp4"))[0] >= 27  # see the test above
 
 
@@ -527,3 +539,155 @@ def test_window_without_a_display_says_what_to_do(tmp_path, make_video):
         "livecam: error: This OpenCV build has no GUI or there is no display (opencv-python-headless, or no $DISPLAY); "
         "run with --no-display --output out.mp4 to record instead."
     ]
+
+
+# ---------------------------------------------------------------------- 8. quiet, quick and honest
+
+
+def run_python(code: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, env=env)
+
+
+_IMPORTS_OF = """
+import sys
+from livecam.cli import main
+code = main(sys.argv[1:])
+print("tensorflow" in sys.modules, "keras" in sys.modules, code)
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("args", [["models"], ["--help"], ["models", "--help"], ["layers", "--help"], ["--version"]])
+def test_help_and_models_do_not_import_tensorflow(args):
+    done = run_python(_IMPORTS_OF, *args)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False False 0"
+
+
+# Lines that TensorFlow, CUDA, absl and OpenCV print on their own (on this CPU-only machine: the
+# oneDNN note, "Could not find cuda drivers", "failed call to cuInit", OpenCV's camera probe).
+_LIBRARY_LINE = ("I0000", "W0000", "E0000", "WARNING: All log messages", "oneDNN", "cuda", "cuInit", "[ERROR:", "[ WARN:")
+
+
+def library_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if any(mark in line for mark in _LIBRARY_LINE)]
+
+
+@pytest.mark.subprocess
+def test_layers_prints_no_library_log_lines_unless_debug():
+    done = subprocess.run([sys.executable, "-m", "livecam", "layers", "demo"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    assert done.returncode == 0 and "features" in done.stdout
+    assert done.stderr == "", done.stderr
+    debug = subprocess.run([sys.executable, "-m", "livecam", "layers", "demo", "--debug"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    assert debug.returncode == 0
+    assert library_lines(debug.stderr), "--debug shows TensorFlow's own lines (this machine has no GPU: at least the CUDA notes)"
+
+
+@pytest.mark.subprocess
+def test_python_api_prints_no_library_log_lines():
+    code = "import livecam, numpy as np; e = livecam.CamEngine('demo'); e(np.zeros((96, 96, 3), np.uint8)); print('ok')"
+    done = run_python(code)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    assert done.stderr == "", done.stderr
+    loud = run_python(code, env={**os.environ, "LIVECAM_DEBUG": "1"})
+    assert loud.returncode == 0 and library_lines(loud.stderr)
+
+
+@pytest.mark.subprocess
+def test_list_cameras_prints_only_its_answer():
+    done = subprocess.run([sys.executable, "-m", "livecam", "--list-cameras"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    assert done.returncode == 0
+    assert done.stderr == "", done.stderr  # OpenCV probes 10 indexes; its "[ERROR] ... out of range" lines stay out
+    assert done.stdout.strip()  # "No camera opened ..." here, one line per camera elsewhere
+
+
+def test_random_zoo_weights_are_said_to_mean_nothing(capsys, clip, tmp_path):
+    args = ["--source", clip, "--weights", "none", "--model", "mobilenet_v2", "--input-size", "96", "--no-display", "--max-frames", "2"]
+    code, _, err = cli(capsys, *args, "-o", tmp_path / "out.mp4")
+    assert code == 0, err
+    assert "livecam: warning: --weights none gives mobilenet_v2 random weights: its labels and maps mean nothing" in err
+    code, _, err = cli(capsys, "--demo", "--no-display", "--max-frames", "2", "-o", tmp_path / "demo.mp4")
+    assert code == 0 and "random weights" not in err  # the demo model ships trained
+
+
+def test_a_headless_run_that_saves_nothing_is_warned_about(capsys, clip, tmp_path):
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--max-frames", "2")
+    assert code == 0, err
+    assert err.splitlines() == ["livecam: warning: --no-display without -o/--output, --results or --save-maps saves nothing; add one of them to keep the output."]
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--max-frames", "2", "-o", tmp_path / "out.mp4")
+    assert code == 0 and err == ""
+
+
+@pytest.mark.subprocess
+def test_sigterm_prints_the_summary_with_full_paths(tmp_path, make_video):
+    clip = make_video(tmp_path / "clip.mp4", 30, size=SIZE, fps=FPS)
+    proc = livecam_process("--source", clip.name, "--loop", "--no-display", "-o", "out.mp4", "--weights", "none", "--input-size", "96", cwd=tmp_path)
+    try:
+        wait_until_growing(tmp_path / "out.mp4", proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    summary = [line for line in err.splitlines() if " frames in " in line]
+    assert len(summary) == 1, err
+    assert summary[0].endswith(f"; saved {(tmp_path / 'out.mp4').resolve()}")
+    assert err.splitlines()[-1] == "livecam: interrupted"
+
+
+def test_default_outputs_are_ignored_by_git():
+    import fnmatch
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = [line.strip() for line in (root / ".gitignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    for name in ("livecam-demo.mp4", "livecam-demo-2.mp4", "livecam-20261128-213000.mp4", "livecam-20261128-213000-001-overlay.png",
+                 "livecam-20261128-213000-001-raw.png", "livecam-20261128-213000-001-cam.npy", "livecam-20261128-213000-001-record.json"):  # fmt: skip
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
+
+
+# ---------------------------------------------------------------------- 9. per-frame outputs
+
+
+def test_image_folder_to_a_folder_gives_one_picture_per_input_with_results_and_maps(capsys, image_folder, tmp_path, make_video):
+    out, results, maps = tmp_path / "out", tmp_path / "results.jsonl", tmp_path / "maps"
+    code, _, err = cli(capsys, "--source", image_folder, "--no-display", *FAST, "--hud", "none", "--alpha", "0",
+                       "-o", f"{out}/", "--results", results, "--save-maps", maps)  # fmt: skip
+    assert code == 0, err
+    inputs = sorted(p.name for p in image_folder.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == inputs
+    for name in inputs:  # alpha 0, no HUD: each output is its own input, not a neighbour's
+        assert make_video.index_of(cv2.imread(str(out / name))) == make_video.index_of(cv2.imread(str(image_folder / name)))
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [line["source"] for line in lines] == [f"frame_{i}.png" for i in range(1, 13)]  # natural order
+    assert [line["frame_index"] for line in lines] == list(range(12))
+    assert all(0 <= line["hot_x"] < 160 and 0 <= line["hot_y"] < 120 for line in lines)
+    assert sorted(p.name for p in maps.iterdir()) == sorted(f"{Path(n).stem}.npy" for n in inputs)
+    cam = np.load(maps / "frame_1.npy")
+    assert cam.dtype == np.float32 and cam.shape == (3, 3)  # mobilenet_v2 at 96 px: a 3x3 last layer
+
+
+def test_results_of_a_video_one_csv_line_per_frame(capsys, clip, tmp_path):
+    results = tmp_path / "results.csv"
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--results", results)
+    assert code == 0, err
+    rows = results.read_text().splitlines()
+    assert len(rows) == 1 + N and rows[0].startswith("frame_index,source_time_s,source,")
+    assert all(row.split(",")[2] == "clip.mp4" for row in rows[1:])
+
+
+def test_a_folder_output_for_a_video_is_refused(capsys, clip, tmp_path):
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "-o", f"{tmp_path / 'frames'}/")
+    assert_user_error(code, err, "is a folder, which gets one image per input, but the source is not a folder or glob of images")
+
+
+def test_per_frame_outputs_follow_the_output_rules(capsys, clip, tmp_path):
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "old.npy").write_bytes(b"")
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--save-maps", tmp_path / "maps")
+    assert_user_error(code, err, "already has files; pass --overwrite")
+    (tmp_path / "r.jsonl").write_text("old\n")
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--results", tmp_path / "r.jsonl")
+    assert_user_error(code, err, "already exists; pass --overwrite")
+    assert (tmp_path / "r.jsonl").read_text() == "old\n"
