@@ -101,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--save-maps", type=Path, metavar="DIR", help="each frame's raw map as float32 .npy (the target layer's resolution)")
     out.add_argument("--overwrite", action="store_true", help="replace an existing --output/--results file, write into a folder with files")
     out.add_argument("--no-display", action="store_true", help="no window (headless)")
+    out.add_argument("--fullscreen", action="store_true", help="open the window full screen (key f switches)")
+    out.add_argument(
+        "--delay",
+        type=_positive_float("--delay"),
+        metavar="S",
+        help="image folders in a window: go on to the next picture after S seconds (default: wait for n or the Right key)",
+    )
     out.add_argument("--max-frames", type=_int_range("--max-frames", 1, None), help="stop after N frames")
     out.add_argument("--stats-json", type=Path, help="write run statistics to this JSON file at exit")
     out.add_argument("--snapshot-dir", type=Path, default=Path("."), help="where the s key saves snapshots (default: .)")
@@ -296,7 +303,7 @@ def _view(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_image: bool) -> int:
-    from livecam import outputs, sinks
+    from livecam import outputs, sinks, sources
     from livecam.models import class_index
     from livecam.render import Renderer
 
@@ -340,6 +347,8 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
         stats_json=args.stats_json,
         progress=not quiet,
         class_id=class_id,
+        step_images=display and isinstance(source, sources.ImageFolderSource),
+        delay_s=args.delay,
     )
     per_frame = []  # closed by the pipeline
     if per_image:
@@ -351,7 +360,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
     recorder = None
     if args.output is not None and not per_image:
         recorder = sinks.VideoWriter(args.output, fps=source.fps or 30.0, live=source.live, overwrite=args.overwrite)
-    window = sinks.WindowSink("livecam") if display else None
+    window = sinks.WindowSink("livecam", fullscreen=args.fullscreen) if display else None
     pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder, outputs=per_frame)
 
     # Said last, when everything else is checked, just before the run.

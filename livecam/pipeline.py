@@ -47,6 +47,7 @@ from livecam.worker import EngineWorker, Job
 
 _END = object()  # sentinel: the source has ended
 _POLL_S = 0.05  # how long a blocked stage waits before it looks at the stop flag again
+_HISTORY = 64  # image folders in a window: how many pictures p / Left can go back
 _BATCH_WAIT_MS = 5.0  # files: how long a frame waits for the rest of its batch (the reader is ahead, so rarely)
 
 
@@ -86,6 +87,8 @@ class Options:
     stats_json: Path | None = None
     progress: bool = False
     class_id: int | None = None
+    step_images: bool = False  # a window on an image folder: each picture stays until a key (or delay_s)
+    delay_s: float | None = None  # with step_images: go on to the next picture after this long
 
 
 @dataclass
@@ -153,6 +156,7 @@ class Pipeline:
             alpha=renderer.alpha,
             colormap=renderer.colormap,
             help_shown=renderer.show_help,
+            fullscreen=bool(getattr(window, "fullscreen", False)),
             recording=recorder is not None,
         )
         self.controller = Controller(self.state, class_names=engine.class_names)
@@ -390,15 +394,25 @@ class Pipeline:
 
     def _display_loop(self) -> None:
         current: _Item | None = None
-        redraw = False  # the paused frame was drawn again and is yet to be shown
+        redraw = False  # the frozen frame was drawn again (or another one brought back) and is yet to be shown
+        # Image folders in a window (options.step_images): each picture stays until n / Right (or
+        # --delay), p / Left goes back through the last pictures shown.
+        stepping, delay_s = self.options.step_images, self.options.delay_s
+        holding, shown_at = False, 0.0
+        back: collections.deque[_Item] = collections.deque(maxlen=_HISTORY)
+        ahead: list[_Item] = []
         while not self._stop.is_set():
             paused = self.state.paused
-            item = self._shown.get(timeout_s=_POLL_S) if not paused else None
+            frozen = paused or holding
+            item = self._shown.get(timeout_s=_POLL_S) if not frozen else None
             if item is not None:
+                if current is not None and stepping:
+                    back.append(current)
                 current = item
                 image = item.image
                 self._delivered(item.frame)
-            elif current is not None and paused:
+                holding, shown_at = stepping, time.monotonic()
+            elif current is not None and frozen:
                 image = current.image if redraw else None  # else it stays on screen; poll() waits for keys
                 redraw = False
             elif self._shown.closed:
@@ -409,15 +423,25 @@ class Pipeline:
                 image = None
             if image is not None:
                 key = self.window.show(image)
-            else:  # nothing new: wait for keys a little, so that a paused window does not spin
-                key = self.window.poll(30) if paused else self.window.poll()
+            else:  # nothing new: wait for keys a little, so that a frozen window does not spin
+                key = self.window.poll(30) if frozen else self.window.poll()
             if self.window.closed:
                 break
             command = action_for_key(key)
             outcome = self._apply(command.action, command.arg, current)
             if outcome.effect is Action.QUIT:
                 break
-            if current is not None and self.state.paused and outcome.redraw:
+            due = holding and not paused and delay_s is not None and time.monotonic() - shown_at >= delay_s
+            if stepping and current is not None and (outcome.effect is Action.NEXT_IMAGE or due):
+                if ahead:  # forward again through pictures gone back over
+                    back.append(current)
+                    current, redraw, shown_at = ahead.pop(), True, time.monotonic()
+                else:
+                    holding = False  # take the next picture from the pipeline
+            elif stepping and outcome.effect is Action.PREV_IMAGE and back and current is not None:
+                ahead.append(current)
+                current, redraw, holding, shown_at = back.pop(), True, True, time.monotonic()
+            if current is not None and frozen and outcome.redraw:
                 if outcome.reexplain:
                     self._explain_again(current)
                 views = self._render(current)
@@ -428,6 +452,8 @@ class Pipeline:
         """Applies a command from the window and carries out its effect (snapshot, recording)."""
         result = current.result if current is not None else None
         outcome = self.controller.apply(action, arg, topk_ids=result.topk_ids[0] if result is not None else ())
+        if outcome.action is Action.FULLSCREEN and outcome.changed and hasattr(self.window, "set_fullscreen"):
+            self.window.set_fullscreen(self.state.fullscreen)
         if outcome.effect is Action.SNAPSHOT and current is not None:
             self._snapshot(current)
         elif outcome.effect is Action.RECORD:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import imageio_ffmpeg
@@ -236,3 +237,70 @@ def test_an_engine_error_ends_the_run_with_that_error(nan_for_dark_frames):
     with pytest.raises(RuntimeError, match="the model fell over"):
         Pipeline(source, Broken(), Renderer(), Options(batch=2)).run()
     assert source.closed
+
+
+# ---------------------------------------------------------------------- image folders in a window
+
+
+class StepWindow:
+    """A window whose user looks at each picture, then presses the next key of a script (one key per picture shown)."""
+
+    closed = False
+
+    def __init__(self, keys: str = "", quit_when_done: bool = True) -> None:
+        self.keys = list(keys)
+        self.quit_when_done = quit_when_done
+        self.shown: list[int] = []  # the frame number of each picture shown
+        self._key = -1
+        self.release = threading.Event()  # set: the user presses q at the next poll
+
+    def show(self, image_bgr: np.ndarray) -> int:
+        self.shown.append(int(image_bgr[0, 0, 0]))
+        if self.keys:
+            self._key = ord(self.keys.pop(0))
+        elif self.quit_when_done:
+            self._key = ord("q")
+        return -1
+
+    def poll(self, wait_ms: int = 1) -> int:
+        time.sleep(wait_ms / 1000)
+        if self.release.is_set():
+            return ord("q")
+        key, self._key = self._key, -1
+        return key
+
+    def close(self) -> None:
+        pass
+
+
+def step_pipeline(engine, window, n: int = 5, delay_s: float | None = None) -> Pipeline:
+    frames = [numbered(i) for i in range(n)]
+    options = Options(batch=2, step_images=True, delay_s=delay_s)
+    return Pipeline(FakeSource(frames), engine, Renderer(alpha=0.0, hud="none"), options, window=window, log=lambda text: None)
+
+
+def test_pictures_step_forward_and_back_with_keys(nan_for_dark_frames):
+    window = StepWindow("npnn")  # then q
+    step_pipeline(nan_for_dark_frames, window).run()
+    assert window.shown == [0, 1, 0, 1, 2]
+
+
+def test_a_picture_stays_until_a_key(nan_for_dark_frames):
+    window = StepWindow(quit_when_done=False)
+    pipeline = step_pipeline(nan_for_dark_frames, window)
+    runner = threading.Thread(target=pipeline.run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not window.shown and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # a while with no key: the first picture stays
+    assert window.shown == [0]
+    window.release.set()
+    runner.join(timeout=60)
+    assert not runner.is_alive()
+
+
+def test_with_a_delay_every_picture_is_shown_in_turn(nan_for_dark_frames):
+    window = StepWindow(quit_when_done=False)
+    step_pipeline(nan_for_dark_frames, window, delay_s=0.02).run()  # ends by itself after the last picture
+    assert window.shown == [0, 1, 2, 3, 4]

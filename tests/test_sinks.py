@@ -346,6 +346,42 @@ def test_window_returns_the_key_pressed(xvfb_display, xdotool, make_video):
         assert set(keys) <= {-1, ord("q")}
 
 
+@pytest.mark.x11
+@pytest.mark.parametrize("size, expected", [((640, 480), (640, 480)), ((1600, 1000), (1037, 648))])
+def test_window_opens_at_the_frame_size_fitted_to_the_screen(xvfb_display, size, expected):
+    # The session's Xvfb screen is 1280x720: a 1600x1000 frame is fitted into 90 % of it.
+    assert sinks.screen_size() == (1280, 720)
+    frame = np.full((size[1], size[0], 3), 90, np.uint8)
+    with WindowSink("livecam size") as window:
+        window.show(frame)
+        deadline = time.monotonic() + 30  # a bound on X mapping the window, not a timing check
+        while time.monotonic() < deadline:
+            window.poll(10)
+            _, _, width, height = cv2.getWindowImageRect("livecam size")
+            if (width, height) == expected:
+                break
+        assert (width, height) == pytest.approx(expected, abs=2)
+
+
+@pytest.mark.x11
+def test_window_goes_fullscreen_and_back(xvfb_display):
+    with WindowSink("livecam full", fullscreen=True) as window:
+        window.show(np.zeros((240, 320, 3), np.uint8))
+        window.poll(10)
+        assert window.fullscreen and cv2.getWindowProperty("livecam full", cv2.WND_PROP_FULLSCREEN) == cv2.WINDOW_FULLSCREEN
+        window.set_fullscreen(False)
+        window.poll(10)
+        assert not window.fullscreen and cv2.getWindowProperty("livecam full", cv2.WND_PROP_FULLSCREEN) == cv2.WINDOW_NORMAL
+
+
+@pytest.mark.parametrize(
+    "size, screen, expected",
+    [((640, 480), (1920, 1080), (640, 480)), ((3840, 2160), (1920, 1080), (1728, 972)), ((640, 480), None, (640, 480))],
+)
+def test_fit_to_screen_keeps_the_aspect_and_never_enlarges(size, screen, expected):
+    assert sinks.fit_to_screen(size, screen) == expected
+
+
 def test_check_output_for_any_file(tmp_path):
     stats = tmp_path / "stats.json"
     assert sinks.check_output(stats) == stats
