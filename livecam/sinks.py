@@ -445,8 +445,7 @@ class WindowSink:
         self._open = True
         self._sized = False
         self.fullscreen = False
-        if fullscreen:
-            self.set_fullscreen(True)
+        self._start_fullscreen = fullscreen  # applied once the window has a picture (Qt ignores it before)
 
     def set_fullscreen(self, on: bool) -> None:
         """Fills the screen with the window, or gives it back its size."""
@@ -467,6 +466,9 @@ class WindowSink:
             self._sized = True
             width, height = fit_to_screen((image.shape[1], image.shape[0]), screen_size())
             cv2.resizeWindow(self.title, width, height)
+            cv2.imshow(self.title, image)
+            if self._start_fullscreen:
+                self.set_fullscreen(True)
         cv2.imshow(self.title, image)
         return cv2.waitKey(1)
 
