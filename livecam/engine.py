@@ -140,6 +140,17 @@ class CamEngine:
         self._method = check_method(name)
 
     @property
+    def step(self) -> Any:
+        """The compiled step itself, for serving and export (``__call__`` is the friendly form).
+
+        ``step(frames_bgr, class_ids, method_index)``: uint8 BGR frames (N, H, W, 3) of any size
+        (resized in the graph when not at the input size), int32 class ids (N,) with -1 for each
+        frame's top class, and the int32 index of the method in ``METHOD_NAMES``. Returns the
+        tensors (probs, class_ids, cam, topk_probs, topk_ids, finite).
+        """
+        return self._step
+
+    @property
     def layer_candidates(self) -> list[str]:
         """Names of the layers a map can be taken from, in order."""
         return [layer.name for layer in spatial_layers(self.model)]

@@ -201,7 +201,7 @@ def test_graph_step_resizes_frames_of_other_sizes_itself():
     """Frames fed straight to the compiled step at any size still work, with no retrace."""
     engine = CamEngine(tiny_model("dense_softmax"), layer="target")
     for size in (20, 48, 64):
-        out = engine._step(_frames(2, size=size), np.full(2, -1, np.int32), np.int32(0))
+        out = engine.step(_frames(2, size=size), np.full(2, -1, np.int32), np.int32(0))
         assert out[2].shape == (2, SIZE // 2, SIZE // 2)
     assert engine.trace_count == 1
 
