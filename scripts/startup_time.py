@@ -4,7 +4,10 @@ Each run is a fresh `python -m livecam ...` process (headless, recording, so tha
 first frame handed to the recorder, which is when a window would show it); the clock starts at
 the process's creation and stops at that first write. Prints the median of --runs runs per case.
 
-    python scripts/startup_time.py [--runs 3] [--case demo --case mobilenet_v2]
+    python scripts/startup_time.py [--runs 3] [--case demo --case mobilenet_v2] [--root OTHER_CHECKOUT ...]
+
+With --root, the same cases run from other livecam checkouts too (e.g. an older commit in a git
+worktree), interleaved run by run, so that a busy machine slows every checkout alike.
 """
 
 from __future__ import annotations
@@ -51,18 +54,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--case", action="append", choices=sorted(CASES))
+    parser.add_argument("--root", action="append", type=Path, default=[], help="another livecam checkout to time as well")
     args = parser.parse_args()
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    roots = [Path(__file__).resolve().parents[1], *(r.resolve() for r in args.root)]
     for case in args.case or list(CASES):
-        times = []
+        times: dict[Path, list[float]] = {root: [] for root in roots}
         with tempfile.TemporaryDirectory() as tmp:
             for run in range(args.runs):
-                marks = Path(tmp) / f"marks-{run}.json"
-                command = [sys.executable, "-c", _CHILD, str(marks), *CASES[case]]
-                command += ["--no-display", "--quiet", "--max-frames", "1", "-o", str(Path(tmp) / f"{run}.mp4")]
-                subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                times.append(json.loads(marks.read_text())["first_frame_s"])
-        print(f"{case}: first frame after {statistics.median(times):.2f} s (median of {args.runs}: {', '.join(f'{t:.2f}' for t in times)})")
+                for root in roots:
+                    env = dict(os.environ, PYTHONPATH=str(root))
+                    marks = Path(tmp) / "marks.json"
+                    command = [sys.executable, "-c", _CHILD, str(marks), *CASES[case]]
+                    command += ["--no-display", "--quiet", "--max-frames", "1", "-o", str(Path(tmp) / f"{run}.mp4"), "--overwrite"]
+                    subprocess.run(command, env=env, cwd=tmp, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    times[root].append(json.loads(marks.read_text())["first_frame_s"])
+        for root, values in times.items():
+            print(
+                f"{case} ({root}): first frame after {statistics.median(values):.2f} s "
+                f"(median of {args.runs}: {', '.join(f'{t:.2f}' for t in values)})"
+            )
 
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ def record(capsys, source, out: Path, *flags) -> np.ndarray:
 # ---------------------------------------------------------------------- 1. a file end to end
 
 
+@pytest.mark.slow
 def test_file_to_h264_with_stats(capsys, clip, tmp_path):
     out, stats_path = tmp_path / "out.mp4", tmp_path / "stats.json"
     code, stdout, err = cli(capsys, "--source", clip, "--no-display", "--output", out, "--stats-json", stats_path, *FAST)
@@ -131,6 +132,7 @@ def test_file_to_h264_with_stats(capsys, clip, tmp_path):
 # ---------------------------------------------------------------------- 2. the overlay and HUD are in the pictures
 
 
+@pytest.mark.slow
 def test_alpha_zero_without_hud_gives_back_the_input_in_order(capsys, clip, tmp_path, make_video):
     frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", "0")
     source = read_frames(clip)
@@ -142,6 +144,7 @@ def test_alpha_zero_without_hud_gives_back_the_input_in_order(capsys, clip, tmp_
     assert [make_video.index_of(f.astype(np.uint8)) for f in frames] == list(range(N))
 
 
+@pytest.mark.slow
 def test_heat_map_is_blended_in_with_jet_colours(capsys, clip, tmp_path):
     alpha = 0.6
     frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--blend", "uniform", "--alpha", alpha)
@@ -157,6 +160,7 @@ def test_heat_map_is_blended_in_with_jet_colours(capsys, clip, tmp_path):
     assert np.median(jet_distance(source[::3, ::2, ::2])) > 60
 
 
+@pytest.mark.slow
 def test_hud_is_drawn_over_the_overlay(capsys, tmp_path, make_video):
     clip = make_video(tmp_path / "clip.mp4", 12, size=(320, 240), fps=FPS)  # room beside the text panel
     plain = record(capsys, clip, tmp_path / "plain.mp4", "--no-hud", "--blend", "uniform", "--alpha", "0.6")
@@ -172,6 +176,7 @@ def test_hud_is_drawn_over_the_overlay(capsys, tmp_path, make_video):
         assert mean_abs_diff(hud[(slice(None), *empty)], plain[(slice(None), *empty)]) < 3, empty
 
 
+@pytest.mark.slow
 def test_hud_full_puts_bars_and_diagnostics_in_the_recording(capsys, tmp_path, make_video):
     clip = make_video(tmp_path / "clip.mp4", 6, size=(320, 240), fps=FPS)
     label = record(capsys, clip, tmp_path / "label.mp4")
@@ -184,6 +189,7 @@ def test_hud_full_puts_bars_and_diagnostics_in_the_recording(capsys, tmp_path, m
 # ---------------------------------------------------------------------- 3. file-mode options
 
 
+@pytest.mark.slow
 def test_batched_and_unbatched_runs_agree(capsys, clip, tmp_path):
     batched = record(capsys, clip, tmp_path / "b8.mp4", "--no-hud", "--batch", "8", "--alpha", "0.6")
     single = record(capsys, clip, tmp_path / "b1.mp4", "--no-hud", "--batch", "1", "--alpha", "0.6")
@@ -193,6 +199,7 @@ def test_batched_and_unbatched_runs_agree(capsys, clip, tmp_path):
     assert per_frame.max() < 2, per_frame
 
 
+@pytest.mark.slow
 def test_image_folder_keeps_every_image_in_order(capsys, image_folder, tmp_path, make_video):
     out = tmp_path / "out.mp4"
     frames = record(capsys, image_folder, out, "--no-hud", "--alpha", "0")
@@ -200,6 +207,7 @@ def test_image_folder_keeps_every_image_in_order(capsys, image_folder, tmp_path,
     assert video_info(out)["fps"] == pytest.approx(30.0)  # image folders default to 30 fps
 
 
+@pytest.mark.slow
 def test_max_frames_stops_there(capsys, clip, tmp_path):
     stats = tmp_path / "stats.json"
     frames = record(capsys, clip, tmp_path / "out.mp4", "--max-frames", "10", "--stats-json", stats)
@@ -207,6 +215,7 @@ def test_max_frames_stops_there(capsys, clip, tmp_path):
     assert json.loads(stats.read_text())["frames"] == 10
 
 
+@pytest.mark.slow
 def test_every_third_frame_reuses_the_map_in_between(capsys, clip, tmp_path):
     # --alpha 1: the output is the heat image alone. With default smoothing on, a reused map must
     # not be folded into the average again: frames 3k, 3k+1, 3k+2 show the same picture.
@@ -216,11 +225,13 @@ def test_every_third_frame_reuses_the_map_in_between(capsys, clip, tmp_path):
     assert max(within) < 1.5, np.round(within, 2)
 
 
+@pytest.mark.slow
 def test_loop_with_max_frames_goes_past_the_end(capsys, clip, tmp_path, make_video):
     frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", "0", "--loop", "--max-frames", 40)
     assert [make_video.index_of(f.astype(np.uint8)) for f in frames] == [*range(N), *range(40 - N)]
 
 
+@pytest.mark.slow
 def test_side_by_side_doubles_the_width(capsys, clip, tmp_path):
     out = tmp_path / "out.mp4"
     frames = record(capsys, clip, out, "--side-by-side", "--no-hud", "--blend", "uniform", "--alpha", "0.6")
@@ -247,18 +258,21 @@ def explained_classes(monkeypatch) -> list[int]:
     return explained
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("query", "class_id"), [("3", 3), ("Goldfish", 1)])  # names in any case
 def test_class_flag_locks_the_explained_class(capsys, clip, tmp_path, explained_classes, query, class_id):
     record(capsys, clip, tmp_path / "out.mp4", "--class", query, "--max-frames", 8)
     assert explained_classes == [class_id] * 8
 
 
+@pytest.mark.slow
 def test_without_class_flag_the_top_class_is_explained(capsys, clip, tmp_path, explained_classes):
     # The reference for the test above: random weights do not make every frame's top class 1, 2 or 3.
     record(capsys, clip, tmp_path / "out.mp4", "--max-frames", 8)
     assert len(explained_classes) == 8 and not set(explained_classes) <= {1, 2, 3}
 
 
+@pytest.mark.slow
 def test_unknown_class_name_suggests_a_close_match(capsys, clip, tmp_path):
     code, _, err = cli(capsys, "--source", clip, "--no-display", "--output", tmp_path / "out.mp4", "--class", "goldfsh", *FAST)
     assert_user_error(code, err, "did you mean 'goldfish' (1)")
@@ -322,6 +336,7 @@ def error_case(tmp_path, clip):
     return make
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(USER_ERRORS))
 def test_user_errors_exit_2_with_one_line(capsys, error_case, tmp_path, name):
     argv, expected = error_case(name)
@@ -331,6 +346,8 @@ def test_user_errors_exit_2_with_one_line(capsys, error_case, tmp_path, name):
     assert (tmp_path / "exists.mp4").read_bytes() == b"keep me"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("name", ["missing file", "colormap typo", "unknown layer"])
 def test_user_error_in_a_real_process_has_no_traceback(error_case, name):
     argv, expected = error_case(name)
@@ -353,6 +370,8 @@ def wait_until_growing(path: Path, proc: subprocess.Popen, min_bytes: int = 4096
         time.sleep(0.2)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_recording_exits_130_with_a_playable_file(tmp_path, make_video, signum):
     clip = make_video(tmp_path / "clip.mp4", 30, size=SIZE, fps=FPS)
@@ -386,6 +405,8 @@ def x_run(*args, timeout: float = 60) -> str:
     return subprocess.run(list(args), capture_output=True, text=True, check=True, timeout=timeout).stdout
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xdotool, tmp_path, make_video):
     clip = make_video(tmp_path / "clip.mp4", 30, size=(320, 240), fps=FPS)
     snapshots = tmp_path / "snaps"
@@ -462,6 +483,7 @@ def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xd
 # ---------------------------------------------------------------------- 7. the other commands
 
 
+@pytest.mark.subprocess
 def test_version():
     done = subprocess.run([sys.executable, "-m", "livecam", "--version"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
     assert done.returncode == 0, done.stderr
@@ -487,6 +509,7 @@ def test_models_help_prints_help(capsys):
     assert_user_error(code, err, "see `livecam models --help`")
 
 
+@pytest.mark.slow
 def test_layers_lists_spatial_layers_with_the_default_marked(capsys):
     code, out, err = cli(capsys, "layers", "mobilenet_v2")
     assert code == 0, err
@@ -501,6 +524,7 @@ def test_layers_of_an_unknown_model(capsys):
     assert_user_error(code, err, "did you mean 'resnet50'")
 
 
+@pytest.mark.slow
 def test_demo_runs_offline_and_records_60_frames(capsys, tmp_path):
     out, stats_path = tmp_path / "demo.mp4", tmp_path / "stats.json"
     code, _, err = cli(capsys, "--demo", "--no-display", "--max-frames", "60", "--output", out, "--stats-json", stats_path, "--quiet")
@@ -515,6 +539,8 @@ def test_demo_runs_offline_and_records_60_frames(capsys, tmp_path):
     assert len(read_frames(out)) == frames, "every frame decodes"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_demo_without_a_display_records_instead(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     done = subprocess.run(
@@ -527,6 +553,8 @@ def test_demo_without_a_display_records_instead(tmp_path):
     assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "livecam-demo.mp4"))[0] >= 27  # see the test above
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_window_without_a_display_says_what_to_do(tmp_path, make_video):
     clip = make_video(tmp_path / "clip.avi", 4)
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
@@ -573,6 +601,7 @@ def library_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if any(mark in line for mark in _LIBRARY_LINE)]
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_layers_prints_no_library_log_lines_unless_debug():
     done = subprocess.run([sys.executable, "-m", "livecam", "layers", "demo"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
@@ -583,6 +612,7 @@ def test_layers_prints_no_library_log_lines_unless_debug():
     assert library_lines(debug.stderr), "--debug shows TensorFlow's own lines (this machine has no GPU: at least the CUDA notes)"
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_python_api_prints_no_library_log_lines():
     code = "import livecam, numpy as np; e = livecam.CamEngine('demo'); e(np.zeros((96, 96, 3), np.uint8)); print('ok')"
@@ -601,6 +631,7 @@ def test_list_cameras_prints_only_its_answer():
     assert done.stdout.strip()  # "No camera opened ..." here, one line per camera elsewhere
 
 
+@pytest.mark.slow
 def test_random_zoo_weights_are_said_to_mean_nothing(capsys, clip, tmp_path):
     args = ["--source", clip, "--weights", "none", "--model", "mobilenet_v2", "--input-size", "96", "--no-display", "--max-frames", "2"]
     code, _, err = cli(capsys, *args, "-o", tmp_path / "out.mp4")
@@ -610,6 +641,7 @@ def test_random_zoo_weights_are_said_to_mean_nothing(capsys, clip, tmp_path):
     assert code == 0 and "random weights" not in err  # the demo model ships trained
 
 
+@pytest.mark.slow
 def test_a_headless_run_that_saves_nothing_is_warned_about(capsys, clip, tmp_path):
     code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--max-frames", "2")
     assert code == 0, err
@@ -618,6 +650,7 @@ def test_a_headless_run_that_saves_nothing_is_warned_about(capsys, clip, tmp_pat
     assert code == 0 and err == ""
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_sigterm_prints_the_summary_with_full_paths(tmp_path, make_video):
     clip = make_video(tmp_path / "clip.mp4", 30, size=SIZE, fps=FPS)
@@ -650,6 +683,7 @@ def test_default_outputs_are_ignored_by_git():
 # ---------------------------------------------------------------------- 9. per-frame outputs
 
 
+@pytest.mark.slow
 def test_image_folder_to_a_folder_gives_one_picture_per_input_with_results_and_maps(capsys, image_folder, tmp_path, make_video):
     out, results, maps = tmp_path / "out", tmp_path / "results.jsonl", tmp_path / "maps"
     code, _, err = cli(capsys, "--source", image_folder, "--no-display", *FAST, "--hud", "none", "--alpha", "0",
@@ -668,6 +702,7 @@ def test_image_folder_to_a_folder_gives_one_picture_per_input_with_results_and_m
     assert cam.dtype == np.float32 and cam.shape == (3, 3)  # mobilenet_v2 at 96 px: a 3x3 last layer
 
 
+@pytest.mark.slow
 def test_results_of_a_video_one_csv_line_per_frame(capsys, clip, tmp_path):
     results = tmp_path / "results.csv"
     code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--results", results)

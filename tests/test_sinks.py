@@ -214,6 +214,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_recording_survives_the_process_being_stopped(tmp_path, signum):
     path = tmp_path / "out.mp4"
