@@ -177,6 +177,7 @@ class Pipeline:
         self._frames_out = 0  # frames rendered and recorded (in a window, some live ones go unshown)
         self._shown: Mailbox[_Item] = Mailbox()  # render stage -> display; closed at the end
         self._render_lock = threading.Lock()
+        self._first_map_s: float | None = None  # when the first map came (files: the HUD's engine rate)
         self._map_seq = 0  # numbers the maps, so that the renderer folds each into its smoothing once
         self._last_map: tuple[CamResult, int, int | None] | None = None  # (row, map_seq, class_lock), for --every N
         self._progress = None
@@ -341,6 +342,7 @@ class Pipeline:
                 return  # stopping
             self.times.add("engine", item.job.engine_ms / item.job.batch_size)
             self.engine_rate.tick()
+            self._first_map_s = self._first_map_s or time.monotonic()
             self._map_seq += 1
             item.result, item.map_seq, item.job = row, self._map_seq, None
             self._last_map = (row, item.map_seq, item.class_lock)
@@ -505,14 +507,27 @@ class Pipeline:
             topk=tuple((names[int(i)], float(p)) for i, p in zip(result.topk_ids[0], result.topk_probs[0])),
             method=result.method,
             layer=result.layer,
-            engine_fps=self.engine_rate.fps,
+            engine_fps=self._engine_fps(),
             display_fps=self.display_rate.fps,
-            latency_ms=self.times.last_latency_ms,
+            # Files are read ahead and kept in order: their "latency" is time spent queued, not a delay anyone sees.
+            latency_ms=self.times.last_latency_ms if self.source.live else None,
             dropped=self._dropped(),
             status=status,
             recording=self.state.recording,
             message=self.controller.message(),
         )
+
+    def _engine_fps(self) -> float | None:
+        """Maps per second. Files come in batches, whose rows are done together, so a rate over the
+        last few rows would be a burst (tens of thousands per second): files get the run's average
+        since its first map instead, once half a second has passed."""
+        if self.source.live:
+            return self.engine_rate.fps
+        if self._first_map_s is None:
+            return None
+        elapsed_s = time.monotonic() - self._first_map_s
+        maps = self.engine_rate.snapshot().events
+        return (maps - 1) / elapsed_s if elapsed_s >= 0.5 and maps > 1 else None
 
     def _dropped(self) -> int:
         """Live frames dropped since the run began (not those that went by while the model loaded)."""

@@ -170,6 +170,7 @@ def test_demo_model_accuracy_and_gradcam_pointing_game_on_held_out_scenes(engine
     assert hits / N_HELD_OUT >= 0.95, f"Grad-CAM pointing game {hits / N_HELD_OUT:.1%} on {N_HELD_OUT} held-out scenes"
 
 
+@pytest.mark.slow
 def test_demo_model_names_the_object_in_the_animated_scene(engine):
     # What `livecam --demo` shows: a 640x480 frame squashed to the model's square input.
     scene = AnimatedScene(seed=0)

@@ -304,3 +304,30 @@ def test_with_a_delay_every_picture_is_shown_in_turn(nan_for_dark_frames):
     window = StepWindow(quit_when_done=False)
     step_pipeline(nan_for_dark_frames, window, delay_s=0.02).run()  # ends by itself after the last picture
     assert window.shown == [0, 1, 2, 3, 4]
+
+
+# ---------------------------------------------------------------------- the HUD's rates are this run's
+
+
+class HudSpy(Renderer):
+    """A renderer that keeps the HUD it is given for each frame."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.huds: list = []
+
+    def views(self, frame_bgr, cam, hud, **keys):
+        self.huds.append(hud)
+        return super().views(frame_bgr, cam, hud, **keys)
+
+
+def test_file_mode_hud_shows_no_burst_rates_and_no_queueing_latency(nan_for_dark_frames, tmp_path):
+    # Batches of 8 rows finish together: a rate over the last rows would read about 10^5 fps.
+    frames = [numbered(i) for i in range(23)]
+    renderer = HudSpy(alpha=0.0, hud=False)
+    Pipeline(FakeSource(frames), nan_for_dark_frames, renderer, Options(batch=8), recorder=ListRecorder(tmp_path / "o.mp4")).run()
+    huds = [hud for hud in renderer.huds if hud is not None]
+    assert len(huds) == len(frames)
+    assert all(hud.latency_ms is None for hud in huds)  # read ahead and queued: not a delay anyone sees
+    # The rate is the average since the first map, shown once 0.5 s have passed: never above 22 maps / 0.5 s.
+    assert all(hud.engine_fps is None or 0 < hud.engine_fps <= 22 / 0.5 for hud in huds), [h.engine_fps for h in huds]
