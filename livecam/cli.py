@@ -363,6 +363,8 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
     window = sinks.WindowSink("livecam", fullscreen=args.fullscreen) if display else None
     pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder, outputs=per_frame)
 
+    if args.delay is not None and not options.step_images:
+        print("livecam: warning: --delay applies to image folders shown in a window; it is ignored here.", file=sys.stderr)
     # Said last, when everything else is checked, just before the run.
     if not display and not _saves_something(args):
         # Warned even with --quiet: a run that keeps nothing is most likely a mistake.

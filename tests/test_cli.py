@@ -217,9 +217,9 @@ def test_max_frames_stops_there(capsys, clip, tmp_path):
 
 @pytest.mark.slow
 def test_every_third_frame_reuses_the_map_in_between(capsys, clip, tmp_path):
-    # --alpha 1: the output is the heat image alone. With default smoothing on, a reused map must
+    # --blend uniform --alpha 1: the output is the heat image alone. With default smoothing on, a reused map must
     # not be folded into the average again: frames 3k, 3k+1, 3k+2 show the same picture.
-    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", "1", "--every", "3")
+    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--blend", "uniform", "--alpha", "1", "--every", "3")
     assert len(frames) == N
     within = [mean_abs_diff(frames[i], frames[i + 1]) for i in range(N - 1) if (i + 1) % 3]
     assert max(within) < 1.5, np.round(within, 2)
