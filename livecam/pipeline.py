@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import queue
 import sys
@@ -178,7 +179,7 @@ class Pipeline:
         self._shown: Mailbox[_Item] = Mailbox()  # render stage -> display; closed at the end
         self._render_lock = threading.Lock()
         self._first_map_s: float | None = None  # when the first map came (files: the HUD's engine rate)
-        self._map_seq = 0  # numbers the maps, so that the renderer folds each into its smoothing once
+        self._map_ids = itertools.count(1)  # numbers the maps, so that the renderer folds each into its smoothing once
         self._last_map: tuple[CamResult, int, int | None] | None = None  # (row, map_seq, class_lock), for --every N
         self._progress = None
         if recorder is not None:
@@ -343,8 +344,7 @@ class Pipeline:
             self.times.add("engine", item.job.engine_ms / item.job.batch_size)
             self.engine_rate.tick()
             self._first_map_s = self._first_map_s or time.monotonic()
-            self._map_seq += 1
-            item.result, item.map_seq, item.job = row, self._map_seq, None
+            item.result, item.map_seq, item.job = row, next(self._map_ids), None
             self._last_map = (row, item.map_seq, item.class_lock)
         elif self._last_map is not None:
             item.result, item.map_seq, item.class_lock = self._last_map
@@ -467,8 +467,7 @@ class Pipeline:
         item.class_lock = self.state.class_id
         row = self._wait(self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method))
         if row is not None:
-            self._map_seq += 1
-            item.result, item.map_seq = row, self._map_seq
+            item.result, item.map_seq = row, next(self._map_ids)
 
     # ------------------------------------------------------------------ helpers
 
