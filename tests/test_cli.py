@@ -415,7 +415,7 @@ def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xd
     err_path = tmp_path / "stderr.txt"
     with err_path.open("w") as err_file:
         proc = livecam_process(
-            "--source", clip, "--loop", *FAST, "--no-hud", "--alpha", "0.6", "--snapshot-dir", snapshots,
+            "--source", clip, "--loop", *FAST, "--no-hud", "--blend", "uniform", "--alpha", "0.6", "--snapshot-dir", snapshots,
             env={**os.environ, "DISPLAY": xvfb_screen.display}, stdout=subprocess.DEVNULL, stderr=err_file,
         )  # fmt: skip
 
@@ -447,6 +447,7 @@ def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xd
             pytest.fail(diagnosis(f"the window does not show a heat map ({seen})"))
         assert heat_like_fraction(make_video.frame(0, (320, 240))) < 0.05  # the raw clip would not pass
         assert shot.mean() > 20  # not a black window
+        assert (windows[0]["WIDTH"], windows[0]["HEIGHT"]) == (320, 240)  # opened at the frame's size
         window = str(windows[0]["WINDOW"])
 
         x_run(xdotool, "key", "--window", window, "s")
