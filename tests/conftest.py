@@ -1,4 +1,4 @@
-"""Shared fixtures: generated videos and image folders, and a virtual X display; markers by fixture.
+"""Shared fixtures: generated videos and image folders, a tiny engine, a virtual X display; markers by fixture.
 
 Generated frames carry their index in a band of 8 black/white blocks along the top (bit b of
 ``index % 256`` in block b), big enough to survive lossy codecs; ``make_video.index_of(image)``
@@ -110,6 +110,24 @@ def make_image_folder():
 def image_folder(tmp_path, make_image_folder) -> Path:
     """A folder of 12 PNG images, 160x120, ``frame_1.png`` ... ``frame_12.png`` (indices 0..11)."""
     return make_image_folder(tmp_path / "images", 12)
+
+
+@pytest.fixture(scope="module")
+def tiny_engine():
+    """A CamEngine on a tiny CNN: 32x32 RGB in, a 6-channel conv layer named "target", 4 classes.
+
+    One per test module (a module may change its method; the next module starts afresh).
+    """
+    import keras
+
+    from livecam.engine import CamEngine
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="target")(x)
+    out = keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    return CamEngine(keras.Model(inputs, out))
 
 
 def require_tool(name: str, install_hint: str) -> str:

@@ -14,21 +14,10 @@ import pytest
 from helpers import FakeDevice, corrupt_avi_frames
 from livecam import sinks
 from livecam.cli import main
-from livecam.engine import CamEngine
 from livecam.pipeline import Options, Pipeline
 from livecam.render import Renderer
 from livecam.sinks import SinkError, VideoWriter
 from livecam.sources import Frame, LiveSource
-
-
-@pytest.fixture(scope="module")
-def tiny_engine() -> CamEngine:
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="target")(x)
-    out = keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
-    return CamEngine(keras.Model(inputs, out))
 
 
 class FakeWindow:
