@@ -1,21 +1,28 @@
 """livecam: a real-time Grad-CAM viewer.
 
-The flow is source -> engine -> renderer -> sinks. ``CamEngine`` is imported lazily so that
-``livecam --version`` answers without loading TensorFlow.
+The flow is source -> engine -> renderer -> sinks. ``CamEngine`` (TensorFlow) and ``overlay``
+(OpenCV) are imported lazily, so that ``livecam --version`` and ``--help`` answer without them.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["CamEngine", "CamResult", "UserError", "__version__"]
+__all__ = ["CamEngine", "CamResult", "UserError", "overlay", "__version__"]
 
 from livecam.errors import UserError
 
 
 def __getattr__(name: str):
     if name in ("CamEngine", "CamResult"):
+        from livecam import logs
+
+        logs.import_tensorflow()  # without its start-up log lines (LIVECAM_DEBUG=1 shows them)
         from livecam import engine
 
         return getattr(engine, name)
+    if name == "overlay":
+        from livecam.render import overlay
+
+        return overlay
     raise AttributeError(f"module 'livecam' has no attribute {name!r}")

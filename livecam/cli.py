@@ -7,16 +7,21 @@ Every mistake a user can make ends here as one sentence on stderr and exit code 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import signal
+import sys
 import contextlib
 import os
 import re
 import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Sequence
 
-from livecam import __version__
+from livecam import __version__, logs
 from livecam.errors import UserError, shown
 
 EXIT_USAGE = 2
@@ -26,14 +31,15 @@ EXIT_INTERRUPTED = 130
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    if not debug:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    logs.configure(debug)  # TensorFlow's, CUDA's and OpenCV's own log lines: only with --debug
     # The step is one chain of ops, so TensorFlow gains nothing from running ops side by side,
     # while its extra threads compete with the capture, render and encoder stages for the CPU.
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    # SIGTERM (a service manager, `timeout`, `kill`) ends a run like Ctrl-C: files closed, summary printed.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         if argv and argv[0] == "models":
-            return _models()
+            return _models(argv[1:])
         if argv and argv[0] == "layers":
             return _layers(argv[1:])
         if argv and argv[0] == "serve":
@@ -57,13 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = str(exc).strip().splitlines()
         print(f"livecam: unexpected error: {type(exc).__name__}: {shown(text[0]) if text else ''} (rerun with --debug for details)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 # ---------------------------------------------------------------------- arguments
 
 
 def _parser() -> argparse.ArgumentParser:
-    from livecam.render import DEFAULT_ALPHA, DEFAULT_SMOOTH
+    from livecam.render import HUD_LEVELS
 
     p = _ArgumentParser(
         prog="livecam",
@@ -81,19 +90,38 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--list-cameras", action="store_true", help="probe cameras 0-9 and exit")
     add_engine_arguments(p)
     out = p.add_argument_group("output")
-    out.add_argument("--output", "-o", type=Path, help="record the overlay to this .mp4 file")
+    out.add_argument(
+        "--output",
+        "-o",
+        type=str,  # kept as typed: Path would drop the trailing slash of DIR/
+        help="record the overlay to this .mp4 file; for an image folder or glob, a folder (DIR/) gets one annotated "
+        "image per input under the same name, while a file name records them as one video",
+    )
     out.add_argument("--size", type=_width_by_height("--size", (16384, 16384)), help="size of the recording, WxH (default: the input's; for image folders the most common image size)")
-    out.add_argument("--overwrite", action="store_true", help="replace an existing --output or --stats-json file (never an input)")
+    out.add_argument("--results", type=Path, metavar="FILE", help="one line per frame (.jsonl or .csv): top-k, explained class, hottest point")
+    out.add_argument("--save-maps", type=Path, metavar="DIR", help="each frame's raw map as float32 .npy (the target layer's resolution)")
+    out.add_argument("--overwrite", action="store_true", help="replace an existing --output/--results/--stats-json file, write into a folder with files (never over an input)")
     out.add_argument("--no-display", action="store_true", help="no window (headless)")
+    out.add_argument("--fullscreen", action="store_true", help="open the window full screen (key f switches)")
+    out.add_argument(
+        "--delay",
+        type=_positive_float("--delay"),
+        metavar="S",
+        help="image folders in a window: go on to the next picture after S seconds (default: wait for n or the Right key)",
+    )
     out.add_argument("--max-frames", type=_int_range("--max-frames", 1, None), help="stop after N frames")
     out.add_argument("--stats-json", type=Path, help="write run statistics to this JSON file at exit")
     out.add_argument("--snapshot-dir", type=Path, default=Path("."), help="where the s key saves snapshots (default: .)")
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     ren = p.add_argument_group("rendering")
-    ren.add_argument("--colormap", default="jet", help="any OpenCV colormap name (default: jet)")
-    ren.add_argument("--alpha", type=_unit_float("--alpha", upper_open=False), default=DEFAULT_ALPHA, help=f"heat-map opacity in [0, 1] (default {DEFAULT_ALPHA})")
-    ren.add_argument("--smooth", type=_unit_float("--smooth", upper_open=True), default=DEFAULT_SMOOTH, help=f"temporal smoothing in [0, 1); 0 = off (default {DEFAULT_SMOOTH})")
-    ren.add_argument("--no-hud", action="store_true", help="no text or legend: clean output")
+    add_look_arguments(ren)
+    ren.add_argument(
+        "--hud",
+        choices=HUD_LEVELS,
+        help="full: label, top-k bars, diagnostics, legend; label: label and legend; none: clean output "
+        "(default: full in the window, label in recordings and snapshots; a value given here applies to both)",
+    )
+    ren.add_argument("--no-hud", action="store_true", help="same as --hud none")
     ren.add_argument("--side-by-side", action="store_true", help="show raw | overlay")
     perf = p.add_argument_group("speed")
     perf.add_argument("--batch", type=_int_range("--batch", 1, 256), default=None, help="frames per engine call for files (default 8; live sources use 1)")
@@ -119,6 +147,26 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     eng.add_argument("--input-size", type=_int_range("--input-size", 32, 1024), help="feed the network at this square size")
     eng.add_argument("--xla", action="store_true", help="compile the step with XLA")
     eng.add_argument("--mixed-precision", action="store_true", help="mixed_float16 zoo models (GPUs)")
+
+
+def add_look_arguments(ren) -> None:
+    """How the map is drawn (colormap, blend, opacity, smoothing), shared by the viewer and `livecam serve`."""
+    from livecam.render import BLENDS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH
+
+
+    ren.add_argument("--colormap", default="jet", help="any OpenCV colormap name (default: jet)")
+    ren.add_argument(
+        "--blend",
+        choices=BLENDS,
+        default=DEFAULT_BLEND,
+        help=f"heat: the overlay's opacity follows the map, cold regions show the picture as it is; uniform: one opacity everywhere (default {DEFAULT_BLEND})",
+    )
+    ren.add_argument(
+        "--alpha",
+        type=_unit_float("--alpha", upper_open=False),
+        help=f"heat-map opacity in [0, 1]; with --blend heat, where the map is hottest (default {DEFAULT_ALPHA['heat']} heat, {DEFAULT_ALPHA['uniform']} uniform)",
+    )
+    ren.add_argument("--smooth", type=_unit_float("--smooth", upper_open=True), default=DEFAULT_SMOOTH, help=f"temporal smoothing in [0, 1); 0 = off (default {DEFAULT_SMOOTH})")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -184,39 +232,47 @@ def _positive_float(flag: str):
 # ---------------------------------------------------------------------- commands
 
 
-def _models() -> int:
+def _models(argv: list[str]) -> int:
     from livecam.models import DEFAULT_MODEL, ZOO
 
-    print(f"{'model':<20} {'input':<9} {'preprocessing':<14} default layer")
+    p = _ArgumentParser(
+        prog="livecam models",
+        description="List the models --model accepts by name: input size, preprocessing and the layer the map is taken from. "
+        "Use `livecam layers MODEL` for all of a model's layers.",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.parse_args(argv)
+    print(f"{'model':<22} {'input':<9} {'preprocessing':<14} target layer (without --layer)")
     for name, entry in ZOO.items():
         size = f"{entry.input_size[1]}x{entry.input_size[0]}"
-        layer = entry.default_layer or "auto (last spatial layer)"
-        mark = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"{name:<20} {size:<9} {entry.preprocess:<14} {layer}{mark}")
-    print(f"{'demo':<20} {'':<9} {'built in':<14} the shipped offline demo model (livecam --demo)")
+        layer = entry.default_layer or "the last spatial layer"
+        shown = f"{name} (default)" if name == DEFAULT_MODEL else name
+        print(f"{shown:<22} {size:<9} {entry.preprocess:<14} {layer}")
+    print(f"{'demo':<22} {'':<9} {'built in':<14} the shipped offline demo model (livecam --demo)")
+    print("\n(default): the model used when --model is not given. ImageNet weights download once, to ~/.keras/models/.")
     return 0
 
 
 def _layers(argv: list[str]) -> int:
-    p = _ArgumentParser(prog="livecam layers", description="List the layers a map can be taken from.")
-    p.add_argument("model")
-    p.add_argument("--weights", default="none")
+    p = _ArgumentParser(prog="livecam layers", description="List the layers a map can be taken from (--layer), with their output size.")
+    p.add_argument("model", help="zoo name (livecam models), 'demo', or a .keras/.h5 file")
+    p.add_argument("--weights", default="none", help="imagenet | none | a weights file (default: none; the layers do not depend on it)")
     p.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
-    p.add_argument("--debug", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's log lines")
     args = p.parse_args(argv)
-    with _native_stderr_silenced(not args.debug):  # TensorFlow's C++ start-up log lines
-        from livecam.models import load_model, spatial_layers
+    from livecam.models import load_model, spatial_layers
 
+    logs.import_tensorflow()
+    with logs.native_stderr_silenced(logs.quiet()):  # Keras's C++ notes while it builds the model
         loaded = load_model(args.model, weights=args.weights, unsafe=args.unsafe_model_load)
     for layer in spatial_layers(loaded.model):
         shape = "x".join(str(d) for d in tuple(layer.output.shape)[1:])
-        mark = " (default)" if layer.name == loaded.default_layer else ""
+        mark = "  <- default target layer (without --layer)" if layer.name == loaded.default_layer else ""
         print(f"{shown(layer.name):<45} {shape}{mark}")
     return 0
 
 
 def _serve_parser() -> argparse.ArgumentParser:
-    from livecam.render import DEFAULT_ALPHA, DEFAULT_SMOOTH
     from livecam.serve import DEFAULT_PORT
 
     p = _ArgumentParser(
@@ -227,7 +283,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     src.add_argument("--source", help="the server's own view: camera index, video file, image folder, URL or synth: (default: none)")
     src.add_argument("--demo", action="store_true", help="--source synth: --model demo")
     src.add_argument("--loop", action="store_true", help="replay video files and folders")
-    src.add_argument("--resolution", type=_resolution, help="camera resolution to request, WxH")
+    src.add_argument("--resolution", type=_width_by_height("--resolution", (7680, 4320)), help="camera resolution to request, WxH")
     src.add_argument("--fps", type=_positive_float("--fps"), help="camera frame rate to request")
     add_engine_arguments(p)
     net = p.add_argument_group("server")
@@ -238,22 +294,19 @@ def _serve_parser() -> argparse.ArgumentParser:
     net.add_argument("--keyfile", help="HTTPS private key (PEM)")
     net.add_argument("--max-batch", type=_int_range("--max-batch", 1, 256), default=8, help="most frames of all clients in one engine call (default 8)")
     net.add_argument("--max-wait-ms", type=_int_range("--max-wait-ms", 0, 1000), default=5, help="longest a frame waits for others to share its call, 0-1000 (default 5)")
-    ren = p.add_argument_group("rendering (the stream, overlays, and the page's starting values)")
-    ren.add_argument("--colormap", default="jet", help="any OpenCV colormap name (default: jet)")
-    ren.add_argument("--alpha", type=_unit_float("--alpha", upper_open=False), default=DEFAULT_ALPHA, help=f"heat-map opacity in [0, 1] (default {DEFAULT_ALPHA})")
-    ren.add_argument("--smooth", type=_unit_float("--smooth", upper_open=True), default=DEFAULT_SMOOTH, help=f"temporal smoothing in [0, 1) (default {DEFAULT_SMOOTH})")
+    add_look_arguments(p.add_argument_group("rendering (the stream, overlays, and the page's starting values)"))
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
 def _serve(argv: list[str]) -> int:
-    with _native_stderr_silenced("--debug" not in argv):  # the parser's imports start TensorFlow, which logs
+    with logs.native_stderr_silenced(logs.quiet()):  # the parser's imports start TensorFlow, which logs
         parser = _serve_parser()
     args = parser.parse_args(argv)
     from livecam import sources
     from livecam.render import colormap_id
 
-    with _native_stderr_silenced(not args.debug):  # TensorFlow's C++ start-up log lines
+    with logs.native_stderr_silenced(logs.quiet()):  # TensorFlow's C++ start-up log lines
         from livecam import serve
         from livecam.methods import check_method
 
@@ -269,13 +322,13 @@ def _serve(argv: list[str]) -> int:
     model_name = args.model or ("demo" if args.demo else "mobilenet_v2")
     source = sources.open_source(spec, loop=args.loop, resolution=args.resolution, fps=args.fps) if spec is not None else None
     try:
-        with _native_stderr_silenced(not args.debug):
+        with logs.native_stderr_silenced(logs.quiet()):
             from livecam.models import class_index
             from livecam.worker import EngineWorker
 
             engine = engine_from_args(args, model_name)
         class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
-        config = serve.ServeConfig(token=token, class_id=class_id, alpha=args.alpha, colormap=args.colormap, smooth=args.smooth)
+        config = serve.ServeConfig(token=token, class_id=class_id, blend=args.blend, alpha=args.alpha, colormap=args.colormap, smooth=args.smooth)
         with EngineWorker(engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms) as worker:
             app = serve.create_app(engine, worker, config, source=source)
 
@@ -313,11 +366,13 @@ def _view(args: argparse.Namespace) -> int:
             print(", ".join(f"{k}: {v}" for k, v in cam.items()))
         return 0
 
+    per_image = args.output is not None and _names_a_folder(args.output)
+    args.output = Path(args.output) if args.output is not None else None
     spec = "synth:" if args.demo else args.source
     model_name = args.model or ("demo" if args.demo else "mobilenet_v2")
     display = not args.no_display
 
-    from livecam import sinks
+    from livecam import outputs, sinks
     from livecam.methods import check_method
     from livecam.render import colormap_id
 
@@ -330,7 +385,7 @@ def _view(args: argparse.Namespace) -> int:
             args.output = args.output or sinks.free_name(Path("livecam-demo.mp4"))
             args.max_frames = args.max_frames or 300
             print(
-                f"livecam: no display here, so the demo records {args.max_frames} frames to {args.output} instead of opening a window.",
+                f"livecam: no display here, so the demo records {args.max_frames} frames to {args.output.resolve()} instead of opening a window.",
                 file=sys.stderr,
             )
         else:
@@ -340,17 +395,41 @@ def _view(args: argparse.Namespace) -> int:
             )
     # No output may be any input or another output, --overwrite or not (compared as files).
     inputs = _input_files(args, spec)
-    if args.output is not None:
+    if args.output is not None and per_image:
+        _check_not_an_input_folder(args.output, inputs)
+    elif args.output is not None:
         sinks.check_video_output(args.output, overwrite=args.overwrite, others=inputs)
+    written = [("--output", args.output)] if args.output is not None and not per_image else []
+    if args.results is not None:
+        outputs.check_results_path(args.results, overwrite=args.overwrite, others=[*inputs, *written])
+        written.append(("--results", args.results))
+    if args.save_maps is not None:
+        outputs.check_output_folder(args.save_maps, "--save-maps", overwrite=args.overwrite)
     if args.stats_json is not None:
-        outputs = [("--output", args.output)] if args.output is not None else []
-        sinks.check_output(args.stats_json, overwrite=args.overwrite, others=[*inputs, *outputs])
+        sinks.check_output(args.stats_json, overwrite=args.overwrite, others=[*inputs, *written])
 
     source = sources.open_source(spec, loop=args.loop, resolution=args.resolution, fps=args.fps)
     try:
-        return _run(args, source, model_name, display)
+        if per_image and not isinstance(source, sources.ImageFolderSource):
+            raise UserError(
+                f"-o {args.output}/ is a folder, which gets one image per input, but the source is not a folder or glob of "
+                "images; give a video file name such as out.mp4 to record it."
+            )
+        if per_image:
+            outputs.check_output_folder(args.output, "-o", overwrite=args.overwrite)
+        return _run(args, source, model_name, display, per_image)
     finally:
         source.close()
+
+
+def _check_not_an_input_folder(folder: str, inputs: list[tuple[str, Path]]) -> None:
+    """-o DIR/ writes one picture per input under the input's own name: never into a folder of inputs."""
+    target = os.path.realpath(Path(folder).expanduser())
+    if any(os.path.realpath(path.parent) == target for _, path in inputs):
+        raise UserError(
+            f"-o {shown(folder)} is the folder the input images come from, and the annotated pictures take their "
+            "names; choose another folder, e.g. -o annotated/."
+        )
 
 
 def _input_files(args: argparse.Namespace, spec: str) -> list[tuple[str, Path]]:
@@ -375,8 +454,8 @@ def _input_files(args: argparse.Namespace, spec: str) -> list[tuple[str, Path]]:
     return found
 
 
-def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> int:
-    from livecam import sinks
+def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_image: bool) -> int:
+    from livecam import outputs, sinks, sources
     from livecam.models import class_index
     from livecam.render import Renderer
 
@@ -385,30 +464,55 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         print(f"livecam: source: {shown(source.description)}", file=sys.stderr)
         for warning in getattr(source, "warnings", []) or []:
             print(f"livecam: warning: {shown(warning)}", file=sys.stderr)
-    with _native_stderr_silenced(not args.debug):  # TensorFlow's C++ start-up log lines
+    logs.import_tensorflow()
+    with logs.native_stderr_silenced(logs.quiet()):  # C++ notes while the model is built
         from livecam.pipeline import Options, Pipeline, recording_size
 
         engine = engine_from_args(args, model_name)
+    if not quiet and _random_zoo_weights(args, engine.model_name):
+        print(
+            f"livecam: warning: --weights none gives {engine.model_name} random weights: its labels and maps mean nothing "
+            "(useful only to measure speed).",
+            file=sys.stderr,
+        )
     class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
     if not quiet:
         print(f"livecam: model {shown(engine.model_name)}, layer {shown(engine.layer_name)}, method {engine.method}", file=sys.stderr)
 
-    renderer = Renderer(colormap=args.colormap, alpha=args.alpha, smooth=args.smooth, hud=not args.no_hud, side_by_side=args.side_by_side)
+    hud = "none" if args.no_hud else args.hud
+    renderer = Renderer(
+        colormap=args.colormap,
+        alpha=args.alpha,
+        smooth=args.smooth,
+        blend=args.blend,
+        hud=hud or "full",
+        file_hud=hud or "label",
+        side_by_side=args.side_by_side,
+    )
     batch = 1 if source.live else (args.batch or 8)
     _check_memory(engine, source, batch)
     options = Options(
         batch=batch,
         every=args.every,
         max_frames=args.max_frames,
-        output=args.output,
+        output=None if per_image else args.output,
         size=args.size,
         snapshot_dir=args.snapshot_dir,
         stats_json=args.stats_json,
         progress=not quiet,
         class_id=class_id,
+        step_images=display and isinstance(source, sources.ImageFolderSource),
+        delay_s=args.delay,
     )
+    per_frame = []  # closed by the pipeline
+    if per_image:
+        per_frame.append(outputs.ImageFolderWriter(args.output, overwrite=args.overwrite))
+    if args.results is not None:
+        per_frame.append(outputs.ResultsWriter(args.results, class_names=engine.class_names, source=_source_name(source), overwrite=args.overwrite))
+    if args.save_maps is not None:
+        per_frame.append(outputs.MapWriter(args.save_maps, overwrite=args.overwrite))
     recorder = None
-    if args.output is not None:
+    if args.output is not None and not per_image:
         recorder = sinks.VideoWriter(
             args.output,
             fps=source.fps or 30.0,
@@ -416,24 +520,39 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
             live=source.live or source.variable_frame_rate,  # the latter: keep the file's own timing
             overwrite=args.overwrite,
         )
-    window = sinks.WindowSink("livecam") if display else None
-    pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder, log=_log)
+    window = sinks.WindowSink("livecam", fullscreen=args.fullscreen) if display else None
+    pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder, outputs=per_frame, log=_log)
 
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    if args.delay is not None and not options.step_images:
+        print("livecam: warning: --delay applies to image folders shown in a window; it is ignored here.", file=sys.stderr)
+    # Said last, when everything else is checked, just before the run.
+    if not display and not _saves_something(args):
+        # Warned even with --quiet: a run that keeps nothing is most likely a mistake.
+        print(
+            "livecam: warning: --no-display without -o/--output, --results or --save-maps saves nothing"
+            + (" and runs until stopped (Ctrl-C)" if source.live and args.max_frames is None else "")
+            + "; add one of them to keep the output.",
+            file=sys.stderr,
+        )
+    interrupted = False
     try:
         with warnings.catch_warnings():
             # The pipeline prints what the writer notes, this one too: once, as a livecam line.
             warnings.filterwarnings("ignore", message="Could not start ffmpeg", category=RuntimeWarning)
             stats = pipeline.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the pipeline has closed everything; say what it did
+        interrupted = True
+        stats = pipeline.stats
     if not quiet:
+        saved = [str(Path(path).resolve()) for path in stats.recordings] if stats.recording_error is None else []
+        saved += [_describe_output(output) for output in per_frame]
         print(
             f"livecam: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps), "
-            f"dropped {stats.dropped}, corrupt {stats.corrupt}"
-            + (f"; saved {shown(', '.join(stats.recordings))}" if stats.recordings and stats.recording_error is None else ""),
+            f"dropped {stats.dropped}, corrupt {stats.corrupt}" + (f"; saved {shown(', '.join(saved))}" if saved else ""),
             file=sys.stderr,
         )
+    if interrupted:
+        raise KeyboardInterrupt
     if stats.recording_error is not None and window is None:
         return 1
     return 0
@@ -527,24 +646,34 @@ def _gigabytes(n_bytes: int) -> str:
     return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.0f} MB"
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced(enabled: bool):
-    """Sends file descriptor 2 to /dev/null: TensorFlow's C++ logging ignores TF_CPP_MIN_LOG_LEVEL
-    for the lines it prints before its logger is set up. Python exceptions are unaffected."""
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+def _names_a_folder(text: str) -> bool:
+    """-o DIR/ (a trailing slash) or an existing folder: one image per input."""
+    return text.endswith(("/", os.sep)) or Path(text).is_dir()
+
+
+def _source_name(source) -> str:
+    path = getattr(source, "path", None)
+    return Path(path).name if path is not None else source.description
+
+
+def _describe_output(output) -> str:
+    from livecam import outputs
+
+    if isinstance(output, outputs.ResultsWriter):
+        return f"{output.lines} result lines to {output.path.resolve()}"
+    if isinstance(output, outputs.MapWriter):
+        return f"{output.saved} maps to {output.folder.resolve()}"
+    return f"{output.saved} images to {output.folder.resolve()}"
+
+
+def _saves_something(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) is not None for name in ("output", "results", "save_maps"))
+
+
+def _random_zoo_weights(args: argparse.Namespace, model_name: str) -> bool:
+    from livecam.models import ZOO
+
+    return model_name in ZOO and str(args.weights).strip().lower() == "none"
 
 
 def _log(text: str) -> None:

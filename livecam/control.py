@@ -42,6 +42,9 @@ class Action(str, Enum):
     SET_ALPHA = "set_alpha"  # arg: opacity in [0, 1]
     SET_COLORMAP = "set_colormap"  # arg: a colormap name such as "jet"
     HELP = "help"  # toggle
+    FULLSCREEN = "fullscreen"  # toggle
+    NEXT_IMAGE = "next_image"  # image folders in a window: the next picture
+    PREV_IMAGE = "prev_image"  # ... and the one before
     NONE = "none"
 
 
@@ -66,6 +69,7 @@ class ViewerState:
         alpha: heat-map opacity in [0, 1].
         colormap: the heat map's colormap name.
         help_shown: the key list is drawn.
+        fullscreen: the window fills the screen.
         recording: a recording is running (set by the front-end that records).
         message: a transient message, shown until ``message_until_s`` (on the controller's clock).
     """
@@ -76,6 +80,7 @@ class ViewerState:
     class_id: int | None = None
     paused: bool = False
     help_shown: bool = False
+    fullscreen: bool = False
     recording: bool = False
     message: str = ""
     message_until_s: float = 0.0
@@ -90,7 +95,8 @@ class Outcome:
         changed: the state changed.
         reexplain: the method or the locked class changed: a frozen frame must be explained again.
         redraw: the picture changed (opacity, colormap, help, a message, ...): draw it again.
-        effect: ``SNAPSHOT``, ``RECORD`` or ``QUIT`` for the front-end to carry out; else None.
+        effect: ``SNAPSHOT``, ``RECORD``, ``QUIT``, ``NEXT_IMAGE`` or ``PREV_IMAGE`` for the
+            front-end to carry out; else None.
     """
 
     action: Action
@@ -100,7 +106,7 @@ class Outcome:
     effect: Action | None = None
 
 
-_EFFECTS = {Action.SNAPSHOT, Action.RECORD, Action.QUIT}
+_EFFECTS = {Action.SNAPSHOT, Action.RECORD, Action.QUIT, Action.NEXT_IMAGE, Action.PREV_IMAGE}
 
 
 class Controller:
@@ -134,13 +140,15 @@ class Controller:
         action = _check_action(action)
         s = self.state
         if action in _EFFECTS:
-            return Outcome(action, redraw=action is not Action.QUIT, effect=action)
+            return Outcome(action, redraw=action in (Action.SNAPSHOT, Action.RECORD), effect=action)
         if action is Action.PAUSE:
             return self._set(action, "paused", not s.paused, redraw=True)
         if action is Action.SET_PAUSED:
             return self._set(action, "paused", _check_bool("paused", arg), redraw=True)
         if action is Action.HELP:
             return self._set(action, "help_shown", not s.help_shown, redraw=True)
+        if action is Action.FULLSCREEN:
+            return self._set(action, "fullscreen", not s.fullscreen)
         if action is Action.ALPHA_UP:
             return self._set(action, "alpha", step_alpha(s.alpha, +1), redraw=True)
         if action is Action.ALPHA_DOWN:

@@ -16,6 +16,10 @@ _ESC = 27
 _KEYSYM_BASE = 0xFF00
 _KEYSYM_ESC = 0xFF1B
 _KEYSYM_KP_0 = 0xFFB0
+# Arrow keys: GTK keysyms (waitKeyEx), Qt key codes (waitKeyEx; waitKey keeps their low byte,
+# 0x12-0x15, control codes no one types) and Windows' virtual-key codes shifted left 16 bits.
+_LEFT = {0xFF51, 0x01000012, 0x12, 0x250000}
+_RIGHT = {0xFF53, 0x01000014, 0x14, 0x270000}
 
 
 _NO_ACTION = Command(Action.NONE)
@@ -31,6 +35,9 @@ _CHAR_COMMANDS: dict[str, Command] = {
     "[": Command(Action.ALPHA_DOWN),
     "]": Command(Action.ALPHA_UP),
     "h": Command(Action.HELP),
+    "f": Command(Action.FULLSCREEN),
+    "n": Command(Action.NEXT_IMAGE),
+    "p": Command(Action.PREV_IMAGE),
 }
 
 KEY_HELP: tuple[tuple[str, str], ...] = (
@@ -42,6 +49,8 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("0", "unlock (explain the top class again)"),
     ("m", "next CAM method"),
     ("[ / ]", f"heat-map opacity down / up (step {ALPHA_STEP:g})"),
+    ("f", "fullscreen on / off"),
+    ("n / p", "image folders: next / previous picture (or the arrow keys)"),
     ("h", "show / hide this help"),
 )
 
@@ -61,6 +70,10 @@ def action_for_key(key: int) -> Command:
     """
     if key < 0:
         return _NO_ACTION
+    if key in _LEFT or (key & 0xFFFF) == 0xFF51:
+        return Command(Action.PREV_IMAGE)
+    if key in _RIGHT or (key & 0xFFFF) == 0xFF53:
+        return Command(Action.NEXT_IMAGE)
     code = key & 0xFFFF
     if code >= _KEYSYM_BASE:
         if code == _KEYSYM_ESC:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -40,14 +40,16 @@ from livecam.engine import CamEngine, CamResult
 from livecam.errors import shown
 from livecam.keys import action_for_key
 from livecam.mailbox import Mailbox
+from livecam.outputs import Processed
 from livecam.meters import RateMeter, StageTimes
-from livecam.render import HudInfo, Renderer
+from livecam.render import HudInfo, Renderer, Views
 from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, free_name, write_file_atomic
 from livecam.sources import Frame, FrameSource
 from livecam.worker import EngineWorker, Job
 
 _END = object()  # sentinel: the source has ended
 _POLL_S = 0.05  # how long a blocked stage waits before it looks at the stop flag again
+_HISTORY = 64  # image folders in a window: how many pictures p / Left can go back
 _BATCH_WAIT_MS = 5.0  # files: how long a frame waits for the rest of its batch (the reader is ahead, so rarely)
 
 
@@ -88,6 +90,8 @@ class Options:
     stats_json: Path | None = None
     progress: bool = False
     class_id: int | None = None
+    step_images: bool = False  # a window on an image folder: each picture stays until a key (or delay_s)
+    delay_s: float | None = None  # with step_images: go on to the next picture after this long
 
 
 @dataclass
@@ -100,7 +104,8 @@ class _Item:
     result: CamResult | None = None  # a one-row result
     map_seq: int = 0  # names the map, for the renderer's smoothing (reused maps keep the number)
     class_lock: int | None = None  # the locked class the map was asked for
-    image: np.ndarray | None = None  # the rendered overlay
+    image: np.ndarray | None = None  # the rendered overlay, as the window shows it
+    file_image: np.ndarray | None = None  # ... and as recordings and snapshots keep it
 
     @property
     def explains(self) -> tuple[str, int | None] | None:
@@ -123,6 +128,8 @@ class Pipeline:
         recorder: a recording to write from the start, or None.
         worker: an ``EngineWorker`` shared with other viewers; None: the run makes its own
             (batches of ``options.batch`` for files, single frames for live sources).
+        outputs: per-frame sinks (``livecam.outputs``: results, maps, one picture per image),
+            each given every processed frame in order and closed at the end.
         log: where to print one-line messages; by default stderr, with names escaped and
             secrets redacted (``livecam.errors.shown``).
     """
@@ -137,6 +144,7 @@ class Pipeline:
         window: Any = None,
         recorder: VideoWriter | None = None,
         worker: EngineWorker | None = None,
+        outputs: Sequence[Any] = (),
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.source = source
@@ -152,6 +160,7 @@ class Pipeline:
             alpha=renderer.alpha,
             colormap=renderer.colormap,
             help_shown=renderer.show_help,
+            fullscreen=bool(getattr(window, "fullscreen", False)),
             recording=recorder is not None,
         )
         self.controller = Controller(self.state, class_names=engine.class_names)
@@ -163,6 +172,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._recorder = recorder
+        self._outputs = list(outputs)
         self._recorder_lock = threading.Lock()
         self._snapshots = SnapshotWriter(options.snapshot_dir)
         self._first_capture: float | None = None
@@ -171,6 +181,7 @@ class Pipeline:
         self._frames_out = 0  # frames rendered and recorded (in a window, some live ones go unshown)
         self._shown: Mailbox[_Item] = Mailbox()  # render stage -> display; closed at the end
         self._render_lock = threading.Lock()
+        self._first_map_s: float | None = None  # when the first map came (files: the HUD's engine rate)
         self._map_ids = itertools.count(1)  # numbers the maps, so that the renderer folds each into its smoothing once
         self._last_map: tuple[CamResult, int, int | None] | None = None  # (row, map_seq, class_lock), for --every N
         self._progress = None
@@ -231,6 +242,8 @@ class Pipeline:
                     cleanup.callback(self.window.close)
                 cleanup.callback(self.source.close)
                 cleanup.callback(self._close_recorder)
+                for output in self._outputs:
+                    cleanup.callback(output.close)
                 if self._own_worker:
                     cleanup.callback(self.worker.close, timeout_s=10)
         if self._errors:
@@ -333,6 +346,7 @@ class Pipeline:
                 return  # stopping
             self.times.add("engine", item.job.engine_ms / item.job.batch_size)
             self.engine_rate.tick()
+            self._first_map_s = self._first_map_s or time.monotonic()
             item.result, item.map_seq, item.job = row, next(self._map_ids), None
             self._last_map = (row, item.map_seq, item.class_lock)
         elif self._last_map is not None:
@@ -359,10 +373,13 @@ class Pipeline:
             if item.result is not None and not item.result.finite[0]:
                 self.stats.non_finite += 1
             t0 = time.perf_counter()
-            item.image = self._render(item)
+            # Both pictures, even with no recorder yet: r may start one and s take a snapshot.
+            views = self._render(item, window=self.window is not None)
+            item.image, item.file_image = views.window, views.file
             t1 = time.perf_counter()
             self.times.add("render", (t1 - t0) * 1000)
             self._record(item)
+            self._write_outputs(item)
             self.times.add("write", (time.perf_counter() - t1) * 1000)
             self._frames_out += 1
             if self.window is not None:
@@ -382,43 +399,66 @@ class Pipeline:
 
     def _display_loop(self) -> None:
         current: _Item | None = None
-        redraw = False  # the paused frame was drawn again and is yet to be shown
+        redraw = False  # the frozen frame was drawn again (or another one brought back) and is yet to be shown
+        # Image folders in a window (options.step_images): each picture stays until n / Right (or
+        # --delay), p / Left goes back through the last pictures shown.
+        stepping, delay_s = self.options.step_images, self.options.delay_s
+        holding, shown_at = False, 0.0
+        back: collections.deque[_Item] = collections.deque(maxlen=_HISTORY)
+        ahead: list[_Item] = []
         while not self._stop.is_set():
             paused = self.state.paused
-            item = self._shown.get(timeout_s=_POLL_S) if not paused else None
+            frozen = paused or holding
+            item = self._shown.get(timeout_s=_POLL_S) if not frozen else None
             if item is not None:
+                if current is not None and stepping:
+                    back.append(current)
                 current = item
                 image = item.image
                 self._delivered(item.frame)
-            elif current is not None and paused:
+                holding, shown_at = stepping, time.monotonic()
+            elif current is not None and frozen:
                 image = current.image if redraw else None  # else it stays on screen; poll() waits for keys
                 redraw = False
             elif self._shown.closed:
                 break  # the end of input, all of it shown
             elif current is not None and self.source.status == "reconnecting":
-                image = self._render(current)  # the last frame, with "reconnecting" on the HUD
+                image = self._render(current, file=False).window  # the last frame, with "reconnecting" on the HUD
             else:
                 image = None
             if image is not None:
                 key = self.window.show(image)
-            else:  # nothing new: wait for keys a little, so that a paused window does not spin
-                key = self.window.poll(30) if paused else self.window.poll()
+            else:  # nothing new: wait for keys a little, so that a frozen window does not spin
+                key = self.window.poll(30) if frozen else self.window.poll()
             if self.window.closed:
                 break
             command = action_for_key(key)
             outcome = self._apply(command.action, command.arg, current)
             if outcome.effect is Action.QUIT:
                 break
-            if current is not None and self.state.paused and outcome.redraw:
+            due = holding and not paused and delay_s is not None and time.monotonic() - shown_at >= delay_s
+            if stepping and current is not None and (outcome.effect is Action.NEXT_IMAGE or due):
+                if ahead:  # forward again through pictures gone back over
+                    back.append(current)
+                    current, redraw, shown_at = ahead.pop(), True, time.monotonic()
+                else:
+                    holding = False  # take the next picture from the pipeline
+            elif stepping and outcome.effect is Action.PREV_IMAGE and back and current is not None:
+                ahead.append(current)
+                current, redraw, holding, shown_at = back.pop(), True, True, time.monotonic()
+            if current is not None and frozen and outcome.redraw:
                 if outcome.reexplain:
                     self._explain_again(current)
-                current.image = self._render(current)
+                views = self._render(current)
+                current.image, current.file_image = views.window, views.file
                 redraw = True
 
     def _apply(self, action: Action, arg: Any, current: _Item | None) -> Outcome:
         """Applies a command from the window and carries out its effect (snapshot, recording)."""
         result = current.result if current is not None else None
         outcome = self.controller.apply(action, arg, topk_ids=result.topk_ids[0] if result is not None else ())
+        if outcome.action is Action.FULLSCREEN and outcome.changed and hasattr(self.window, "set_fullscreen"):
+            self.window.set_fullscreen(self.state.fullscreen)
         if outcome.effect is Action.SNAPSHOT and current is not None:
             self._snapshot(current)
         elif outcome.effect is Action.RECORD:
@@ -434,7 +474,8 @@ class Pipeline:
 
     # ------------------------------------------------------------------ helpers
 
-    def _render(self, item: _Item) -> np.ndarray:
+    def _render(self, item: _Item, *, window: bool = True, file: bool = True) -> Views:
+        """The window's picture and the files' picture of an item (either can be left out)."""
         # The render thread and, while paused or reconnecting, the display thread both draw; the
         # renderer holds smoothing state, so one draws at a time.
         with self._render_lock:
@@ -442,7 +483,14 @@ class Pipeline:
             renderer.alpha, renderer.colormap, renderer.show_help = state.alpha, state.colormap, state.help_shown
             result = item.result
             cam = result.cam[0] if result is not None and result.finite[0] else None
-            return renderer.render(item.frame.image_bgr, cam, self._hud(result), explains=item.explains, map_id=item.map_seq)
+            hud = self._hud(result)
+            return renderer.views(item.frame.image_bgr, cam, hud, window=window, file=file, explains=item.explains, map_id=item.map_seq)
+
+    def _file_image(self, item: _Item) -> np.ndarray:
+        """The picture for recordings and snapshots: the label and the legend, no REC badge or key hints."""
+        if item.file_image is None:  # not drawn with the window's (a caller that asked for one only)
+            item.file_image = self._render(item, window=False).file
+        return item.file_image
 
     def _hud(self, result: CamResult | None) -> HudInfo | None:
         if result is None:
@@ -461,14 +509,27 @@ class Pipeline:
             topk=tuple((names[int(i)], float(p)) for i, p in zip(result.topk_ids[0], result.topk_probs[0])),
             method=result.method,
             layer=result.layer,
-            engine_fps=self.engine_rate.fps,
+            engine_fps=self._engine_fps(),
             display_fps=self.display_rate.fps,
-            latency_ms=self.times.last_latency_ms,
+            # Files are read ahead and kept in order: their "latency" is time spent queued, not a delay anyone sees.
+            latency_ms=self.times.last_latency_ms if self.source.live else None,
             dropped=self._dropped(),
             status=status,
             recording=self.state.recording,
             message=self.controller.message(),
         )
+
+    def _engine_fps(self) -> float | None:
+        """Maps per second. Files come in batches, whose rows are done together, so a rate over the
+        last few rows would be a burst (tens of thousands per second): files get the run's average
+        since its first map instead, once half a second has passed."""
+        if self.source.live:
+            return self.engine_rate.fps
+        if self._first_map_s is None:
+            return None
+        elapsed_s = time.monotonic() - self._first_map_s
+        maps = self.engine_rate.snapshot().events
+        return (maps - 1) / elapsed_s if elapsed_s >= 0.5 and maps > 1 else None
 
     def _dropped(self) -> int:
         """Live frames dropped since the run began (not those that went by while the model loaded)."""
@@ -488,7 +549,7 @@ class Pipeline:
                 return
             media_time_s = getattr(item.frame, "media_time_s", None)
             try:
-                self._recorder.write(item.image, item.frame.timestamp_s if media_time_s is None else media_time_s)
+                self._recorder.write(self._file_image(item), item.frame.timestamp_s if media_time_s is None else media_time_s)
             except SinkError as exc:
                 recorder, self._recorder = self._recorder, None
                 with contextlib.suppress(SinkError):  # keeps the file playable; the first error is the one reported
@@ -511,6 +572,17 @@ class Pipeline:
         elif saved is not None and listed and saved != recorder.path:
             self.stats.recordings[self.stats.recordings.index(str(recorder.path))] = str(saved)
 
+    def _write_outputs(self, item: _Item) -> None:
+        if not self._outputs:
+            return
+        frame = item.frame
+        source_time = getattr(frame, "media_time_s", None)
+        if source_time is None and self._first_capture is not None:
+            source_time = frame.timestamp_s - self._first_capture  # seconds since the run's first frame
+        processed = Processed(frame, item.result, self._file_image(item), item.class_lock is not None, source_time)
+        for output in self._outputs:
+            output.write(processed)
+
     def _recording_failed(self, exc: SinkError) -> None:
         self.state.recording = False
         self.stats.recording_error = str(exc)
@@ -532,7 +604,7 @@ class Pipeline:
                 if _nothing_recorded(recorder):
                     text = f"recording stopped before its first frame; {recorder.path} was not written"
                 else:
-                    text = f"recording saved: {getattr(recorder, 'saved_path', None) or recorder.path}"
+                    text = f"recording saved: {Path(getattr(recorder, 'saved_path', None) or recorder.path).resolve()}"
                 self._say(text)
                 self._log(f"livecam: {text}")
                 return
@@ -549,6 +621,7 @@ class Pipeline:
             self.stats.recordings.append(str(path))
             self.state.recording = True
             self._say(f"recording to {path}")
+            self._log(f"livecam: recording to {path.resolve()}")
 
     def _close_recorder(self) -> None:
         with self._recorder_lock:
@@ -580,13 +653,13 @@ class Pipeline:
             )
         cam = result.cam[0] if result is not None else None
         try:
-            paths = self._snapshots.save(item.frame.image_bgr, item.image, cam, record)
+            paths = self._snapshots.save(item.frame.image_bgr, self._file_image(item), cam, record)
         except (SinkError, OSError) as exc:
             self._say(f"snapshot failed: {exc}", seconds=10)
             self._log(f"livecam: snapshot failed: {exc}")
             return
         self._say(f"snapshot saved: {paths[0].name if paths else ''}")
-        self._log(f"livecam: snapshot saved: {', '.join(str(p) for p in paths)}")
+        self._log(f"livecam: snapshot saved: {', '.join(str(Path(p).resolve()) for p in paths)}")
 
     def _say(self, text: str, seconds: float = MESSAGE_S) -> None:
         self.controller.say(text, seconds)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Hashable
+from typing import Any, Hashable, Sequence
 
 import cv2
 import numpy as np
@@ -18,7 +18,11 @@ import numpy as np
 from livecam.errors import UserError, check_bgr_image, close_matches
 from livecam.keys import KEY_HELP
 
-DEFAULT_ALPHA = 0.4
+HUD_LEVELS = ("full", "label", "none")
+BLENDS = ("heat", "uniform")
+DEFAULT_BLEND = "heat"
+# Heat-map opacity by blend: uniform, everywhere; heat, where the map is 1 (it falls with the map).
+DEFAULT_ALPHA = {"uniform": 0.4, "heat": 0.6}
 # Weight of the running average per new map. At 30 maps/s, 0.5 is a time constant of
 # -1/ln(0.5) = 1.4 frames (48 ms) and 90 % of a step within 3.3 frames (110 ms): frame-to-frame
 # flicker is damped (white-noise amplitude x0.58) while a moving object's map does not trail
@@ -37,7 +41,9 @@ _YELLOW = (0, 215, 255)
 _ORANGE = (0, 150, 255)
 _GREEN = (150, 245, 150)
 _RED = (0, 0, 235)
+_BAR_BACK = (90, 90, 90)
 _PANEL_KEEP = 0.35  # a panel keeps this much of the picture beneath it: dark enough for light text
+_DIAG_KEEP = 0.5  # the diagnostics are small grey text, meant to be looked through
 _HELP_KEEP = 0.2
 _MAX_NAME_CHARS = 40
 _CUBIC_STEP = 16
@@ -126,6 +132,59 @@ def blend(frame_bgr: np.ndarray, heat_bgr: np.ndarray, alpha: float) -> np.ndarr
     return cv2.addWeighted(heat, alpha, frame, 1.0 - alpha, 0.0)
 
 
+def blend_heat(frame_bgr: np.ndarray, heat_bgr: np.ndarray, cam01: np.ndarray, alpha: float) -> np.ndarray:
+    """Mixes the heat image over the frame with an opacity that follows the map.
+
+    ``out = w * heat + (1 - w) * frame`` with ``w = alpha * cam01`` per pixel: where the map is
+    cold the picture shows as it is, where it is hot the colour shows at opacity ``alpha``.
+
+    Args:
+        frame_bgr: uint8 (H, W, 3) picture.
+        heat_bgr: uint8 image of the same shape, e.g. ``colorize(cam01)``.
+        cam01: (H, W) float map in [0, 1] at the frame's size, e.g. from ``upsample_cam``.
+        alpha: opacity where the map is 1, in [0, 1].
+
+    Returns:
+        A new uint8 (H, W, 3) image, within 1.5 of the exact mix (the opacity is kept in steps
+        of 1/255); the inputs are not modified.
+    """
+    alpha = _check_unit("alpha", alpha, upper_open=False)
+    frame = check_bgr_image(frame_bgr, "frame_bgr")
+    heat = check_bgr_image(heat_bgr, "heat_bgr")
+    if heat.shape != frame.shape:
+        raise UserError(f"Expected heat_bgr to have the frame's shape {frame.shape}. Received: heat_bgr.shape={heat.shape}")
+    cam01 = np.asarray(cam01, np.float32)
+    if cam01.shape != frame.shape[:2]:
+        raise UserError(f"Expected cam01 to have the frame's size {frame.shape[:2]}. Received: cam01.shape={cam01.shape}")
+    return _blend_layers(frame, *_heat_layers(heat, cam01, alpha))
+
+
+def _heat_layers(heat: np.ndarray, cam01: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """What ``blend_heat`` needs per map, computed once per map: (255 - w, w * heat) as uint8, w in 0..255."""
+    weight = cv2.convertScaleAbs(np.nan_to_num(cam01), alpha=255.0 * alpha)  # rounds and saturates
+    weight3 = cv2.merge([weight, weight, weight])
+    return cv2.bitwise_not(weight3), cv2.multiply(heat, weight3, scale=1 / 255)
+
+
+def _blend_layers(frame: np.ndarray, keep: np.ndarray, premultiplied: np.ndarray) -> np.ndarray:
+    # Whole-image uint8 arithmetic: about 1 ms per 640x480 frame, a third of a float blend.
+    return cv2.add(cv2.multiply(frame, keep, scale=1 / 255), premultiplied)
+
+
+def check_hud(level: str | bool) -> str:
+    """A HUD level from ``HUD_LEVELS``; True and False (the old on/off switch) mean "full" and "none"."""
+    if level is True or level is False:
+        return "full" if level else "none"
+    return check_choice("hud", level, HUD_LEVELS)
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    key = str(value).strip().lower() if isinstance(value, str) else value
+    if key not in choices:
+        raise UserError(f"Expected {name} to be one of {', '.join(choices)}. Received: {name}={value!r}")
+    return key
+
+
 # ---------------------------------------------------------------- temporal smoothing
 
 
@@ -189,8 +248,8 @@ class HudInfo:
         latency_ms: capture-to-display delay of the map; None when unknown.
         dropped: frames dropped so far.
         status: "" when all is well, else e.g. "paused", "reconnecting", "no map (non-finite output)".
-        recording: True while a video is being recorded (a red REC dot).
-        message: transient message such as "snapshot saved: ...".
+        recording: True while a video is being recorded (a red REC badge, in the window only).
+        message: transient message such as "snapshot saved: ..." (in the window only).
     """
 
     label: str
@@ -199,20 +258,33 @@ class HudInfo:
     topk: tuple[tuple[str, float], ...]
     method: str
     layer: str
-    engine_fps: float | None
-    display_fps: float | None
-    latency_ms: float | None
-    dropped: int
+    engine_fps: float | None = None
+    display_fps: float | None = None
+    latency_ms: float | None = None
+    dropped: int = 0
     status: str = ""
     recording: bool = False
     message: str = ""
 
 
-class Renderer:
-    """Turns a frame and a map into the picture the viewer shows.
+@dataclass(frozen=True)
+class Views:
+    """The two pictures of one frame: for the window, and for files (recordings, snapshots).
 
-    upsample (after temporal smoothing at the map's resolution) -> colorize -> blend -> HUD and
-    colour-bar legend -> help overlay.
+    Either is None when it was not asked for; both are the same array when they would be equal.
+    """
+
+    window: np.ndarray | None
+    file: np.ndarray | None
+
+
+class Renderer:
+    """Turns a frame and a map into the pictures the viewer shows and records.
+
+    smoothing (at the map's resolution) -> upsample -> colorize -> blend, once per frame; then
+    the HUD, drawn once for the window and once for files when both are asked for (``views``):
+    the window gets ``hud`` plus what only a viewer needs (REC badge, messages, key hint, help);
+    recordings and snapshots get ``file_hud``.
 
     One renderer per viewer: it owns that viewer's smoothing. The caller says, with explicit
     values, which question a map answers (``explains``, e.g. the method and the locked class:
@@ -222,28 +294,39 @@ class Renderer:
 
     Args:
         colormap: a name or ``cv2.COLORMAP_*`` value; may be changed later.
-        alpha: heat-map opacity in [0, 1]; may be changed later (keys [ and ]).
+        alpha: heat-map opacity in [0, 1] (with ``blend="heat"``, the opacity where the map is 1);
+            None takes the blend's default (``DEFAULT_ALPHA``); may be changed later (keys [ and ]).
         smooth: temporal smoothing in [0, 1), see ``CamSmoother``; 0 turns it off.
-        hud: draw the text panels and the legend; False leaves only the overlay.
+        blend: "heat" (the overlay's opacity follows the map, so cold regions show the picture
+            as it is) or "uniform" (the same opacity everywhere).
+        hud: the window's HUD: "full" (label, top-k bars, diagnostics, legend), "label" (the
+            label and the legend), or "none"; True and False mean "full" and "none".
+        file_hud: the HUD of recordings and snapshots; None means "label" when ``hud`` is
+            "full", else the same as ``hud``.
         side_by_side: output the raw frame and the overlay side by side (width 2W); the text
-            panel then covers the raw half and the overlay keeps only the legend and REC dot.
-        show_help: draw the key list (key h); drawn even with ``hud=False``, since it is asked for.
+            panel then covers the raw half and the overlay keeps only the legend.
+        show_help: draw the key list (key h) in the window; drawn even with ``hud="none"``,
+            since it is asked for.
     """
 
     def __init__(
         self,
         *,
         colormap: int | str = "jet",
-        alpha: float = DEFAULT_ALPHA,
+        alpha: float | None = None,
         smooth: float = DEFAULT_SMOOTH,
-        hud: bool = True,
+        blend: str = DEFAULT_BLEND,
+        hud: str | bool = "full",
+        file_hud: str | None = None,
         side_by_side: bool = False,
         show_help: bool = False,
     ) -> None:
-        self.alpha = alpha
+        self._blend = check_choice("blend", blend, BLENDS)
+        self.alpha = DEFAULT_ALPHA[self._blend] if alpha is None else alpha
         self.colormap = colormap
         self._smoother = CamSmoother(smooth)
-        self.hud = bool(hud)
+        self.hud = hud
+        self.file_hud = file_hud if file_hud is not None else ("label" if self.hud == "full" else self.hud)
         self.side_by_side = bool(side_by_side)
         self.show_help = bool(show_help)
         self._explains: Hashable = None
@@ -251,6 +334,8 @@ class Renderer:
         self._smoothed: np.ndarray | None = None
         self._heat: np.ndarray | None = None
         self._heat_key: tuple | None = None
+        self._layers: tuple[np.ndarray, np.ndarray] | None = None
+        self._layers_key: tuple | None = None
 
     @property
     def alpha(self) -> float:
@@ -259,6 +344,29 @@ class Renderer:
     @alpha.setter
     def alpha(self, value: float) -> None:
         self._alpha = _check_unit("alpha", value, upper_open=False)
+
+    @property
+    def blend(self) -> str:
+        """"heat" or "uniform" (see the class docstring)."""
+        return self._blend
+
+    @property
+    def hud(self) -> str:
+        """The window's HUD level: "full", "label" or "none"."""
+        return self._hud
+
+    @hud.setter
+    def hud(self, value: str | bool) -> None:
+        self._hud = check_hud(value)
+
+    @property
+    def file_hud(self) -> str:
+        """The HUD level of recordings and snapshots: "full", "label" or "none"."""
+        return self._file_hud
+
+    @file_hud.setter
+    def file_hud(self, value: str | bool) -> None:
+        self._file_hud = check_hud(value)
 
     @property
     def colormap(self) -> str:
@@ -274,12 +382,14 @@ class Renderer:
         return self._smoother.smooth
 
     def reset(self) -> None:
-        """Restarts the smoothing (``render`` does it by itself when ``explains`` changes)."""
+        """Restarts the smoothing (``render`` and ``views`` do it by themselves when ``explains`` changes)."""
         self._smoother.reset()
         self._map_id = None
         self._smoothed = None
         self._heat = None
         self._heat_key = None
+        self._layers = None
+        self._layers_key = None
 
     def render(
         self,
@@ -287,6 +397,7 @@ class Renderer:
         cam: np.ndarray | None,
         hud: HudInfo | None,
         *,
+        view: str = "window",
         explains: Hashable = None,
         map_id: Hashable = None,
     ) -> np.ndarray:
@@ -296,6 +407,7 @@ class Renderer:
             frame_bgr: uint8 (H, W, 3) picture; not modified.
             cam: (h, w) map in [0, 1] at any resolution, or None to show the frame without a map.
             hud: what the HUD says, or None for no HUD on this frame.
+            view: "window" (``hud`` level, REC badge, messages, help) or "file" (``file_hud``).
             explains: what the map answers, e.g. ``(method, locked class id or None)``; when it
                 differs from the last call's, the smoothing starts afresh.
             map_id: names the map, e.g. a sequence number; the same ``map_id`` as the last call's
@@ -304,34 +416,139 @@ class Renderer:
         Returns:
             A new uint8 image, (H, W, 3), or (H, 2W, 3) side by side.
         """
+        if view not in ("window", "file"):
+            raise UserError(f"Expected view to be 'window' or 'file'. Received: view={view!r}")
+        views = self.views(frame_bgr, cam, hud, window=view == "window", file=view == "file", explains=explains, map_id=map_id)
+        return views.window if view == "window" else views.file
+
+    def views(
+        self,
+        frame_bgr: np.ndarray,
+        cam: np.ndarray | None,
+        hud: HudInfo | None,
+        *,
+        window: bool = True,
+        file: bool = True,
+        explains: Hashable = None,
+        map_id: Hashable = None,
+    ) -> Views:
+        """Draws the window's picture and the files' picture of one frame from one blend.
+
+        The blend is made once; the HUD is drawn on a copy only when both pictures are asked
+        for and differ. Arguments as in ``render``.
+        """
         frame = check_bgr_image(frame_bgr, "frame_bgr")
         height, width = frame.shape[:2]
         if explains != self._explains:
             self.reset()
             self._explains = explains
-        overlay = frame.copy() if cam is None else blend(frame, self._heat_for(cam, map_id, (width, height)), self._alpha)
-        if self.side_by_side:
-            out = np.empty((height, 2 * width, 3), np.uint8)
-            out[:, :width] = frame
-            out[:, width:] = overlay
+        if cam is None:
+            overlay = frame.copy()
+        elif self._blend == "uniform":
+            overlay = blend(frame, self._heat_for(cam, map_id, (width, height)), self._alpha)
         else:
-            out = overlay
-        if self.hud and hud is not None:
-            _draw_hud(out, hud, self._cmap_id if cam is not None else None, self.show_help)
-        if self.show_help:
-            _draw_help(out)
-        return out
+            overlay = self._heat_blend(frame, cam, map_id)
+        if self.side_by_side:
+            base = np.empty((height, 2 * width, 3), np.uint8)
+            base[:, :width] = frame
+            base[:, width:] = overlay
+        else:
+            base = overlay
+        cmap_id = self._cmap_id if cam is not None else None
+        window_plain = (self._hud == "none" or hud is None) and not self.show_help
+        file_plain = self._file_hud == "none" or hud is None
+        window_img = file_img = None
+        if window and file and window_plain and file_plain:
+            return Views(base, base)
+        if file:
+            file_img = base.copy() if window else base
+            if not file_plain:
+                _draw_hud(file_img, hud, cmap_id, self._file_hud, in_window=False)
+        if window:
+            window_img = base
+            if self._hud != "none" and hud is not None:
+                _draw_hud(window_img, hud, cmap_id, self._hud, in_window=True, help_shown=self.show_help)
+            if self.show_help:
+                _draw_help(window_img)
+        return Views(window_img, file_img)
 
-    def _heat_for(self, cam: np.ndarray, map_id: Hashable, size_wh: tuple[int, int]) -> np.ndarray:
+    def _fold(self, cam: np.ndarray, map_id: Hashable) -> None:
+        """Folds a new map into the smoothing (a map already folded in under ``map_id`` is not)."""
         if map_id is None or self._smoothed is None or map_id != self._map_id:
             self._smoothed = self._smoother.update(cam)
             self._map_id = map_id
             self._heat_key = None
+            self._layers_key = None
+
+    def _heat_for(self, cam: np.ndarray, map_id: Hashable, size_wh: tuple[int, int]) -> np.ndarray:
+        self._fold(cam, map_id)
         key = (size_wh, self._cmap_id)
         if self._heat_key != key:
             self._heat = colorize(upsample_cam(self._smoothed, size_wh), self._cmap_id)
             self._heat_key = key
         return self._heat
+
+    def _heat_blend(self, frame: np.ndarray, cam: np.ndarray, map_id: Hashable) -> np.ndarray:
+        height, width = frame.shape[:2]
+        self._fold(cam, map_id)
+        key = ((width, height), self._cmap_id, self._alpha)
+        if self._layers_key != key:
+            cam01 = upsample_cam(self._smoothed, (width, height))
+            self._layers = _heat_layers(colorize(cam01, self._cmap_id), cam01, self._alpha)
+            self._layers_key = key
+        return _blend_layers(frame, *self._layers)
+
+
+def overlay(
+    frame_bgr: np.ndarray,
+    result: Any,
+    *,
+    index: int = 0,
+    class_names: Sequence[str] | None = None,
+    colormap: int | str = "jet",
+    alpha: float | None = None,
+    blend: str = DEFAULT_BLEND,
+    hud: str | bool = "label",
+) -> np.ndarray:
+    """Draws one engine result over its frame: the heat map, and the label with the legend.
+
+    For notebooks and scripts: ``livecam.overlay(frame, engine(frame), class_names=engine.class_names)``.
+
+    Args:
+        frame_bgr: the uint8 BGR frame (H, W, 3) the result was computed from; not modified.
+        result: a ``CamResult`` (one or more rows).
+        index: which row of ``result`` to draw.
+        class_names: names for the class ids (``engine.class_names``); without them the HUD
+            says "class 207".
+        colormap: a colormap name or ``cv2.COLORMAP_*`` value.
+        alpha: heat-map opacity in [0, 1]; None takes the blend's default.
+        blend: "heat" (opacity follows the map) or "uniform".
+        hud: "label" (label, probability, legend), "full" (adds the top-k bars, method and
+            layer) or "none".
+
+    Returns:
+        A new uint8 BGR image of the frame's size.
+    """
+    rows = len(result.class_ids)
+    if not -rows <= index < rows:
+        raise UserError(f"Expected index in [0, {rows - 1}] for a result with {rows} rows. Received: index={index}")
+
+    def name(class_id: int) -> str:
+        return str(class_names[class_id]) if class_names is not None else f"class {class_id}"
+
+    class_id = int(result.class_ids[index])
+    finite = bool(result.finite[index])
+    info = HudInfo(
+        label=name(class_id),
+        prob=float(result.probs[index, class_id]),
+        locked=False,
+        topk=tuple((name(int(i)), float(p)) for i, p in zip(result.topk_ids[index], result.topk_probs[index])),
+        method=result.method,
+        layer=result.layer,
+        status="" if finite else "no map (non-finite output)",
+    )
+    renderer = Renderer(colormap=colormap, alpha=alpha, smooth=0.0, blend=blend, hud=hud, file_hud=hud)
+    return renderer.render(frame_bgr, result.cam[index] if finite else None, info, view="file")
 
 
 # ---------------------------------------------------------------- HUD drawing
@@ -347,8 +564,8 @@ class _Font:
 
 
 @functools.lru_cache(maxsize=32)
-def _font(scale: float) -> _Font:
-    thickness = max(1, round(scale * 1.6))
+def _font(scale: float, bold: bool = False) -> _Font:
+    thickness = max(1, round(scale * (2.2 if bold else 1.6)))
     (_, text_h), baseline = cv2.getTextSize("Hg", _FONT, scale, thickness)
     line_h = math.ceil((text_h + baseline) * 1.3)
     return _Font(scale, thickness, ascent=text_h + (line_h - text_h - baseline) // 2, line_h=line_h, pad=max(2, line_h // 3))
@@ -360,35 +577,103 @@ def _font_for_height(height: int) -> _Font:
     return _font(round(min(3.0, max(0.35, height / 1100)), 2))
 
 
-def _draw_hud(img: np.ndarray, hud: HudInfo, cmap_id: int | None, help_shown: bool) -> None:
-    font = _font_for_height(img.shape[0])
-    margin = font.pad
-    max_w = img.shape[1] - 2 * margin - 2 * font.pad
+def _label_font(small: _Font) -> _Font:
+    return _font(round(small.scale * 1.75, 2), bold=True)
 
-    lines: list[tuple[str, tuple[int, int, int]]] = []
-    if hud.status:
-        lines.append((hud.status.upper(), _ORANGE))
-    locked = "  [locked]" if hud.locked else ""
-    lines.append((f"{_name(hud.label)}  {_percent(hud.prob, 1)}{locked}", _YELLOW if hud.locked else _WHITE))
-    for rank, (name, prob) in enumerate(hud.topk, start=1):
-        marker = ">" if name == hud.label else " "
-        lines.append((f"{marker}{rank}  {_percent(prob, 0):>4}  {_name(name)}", _GREY))
-    lines.append((f"{hud.method} @ {hud.layer}", _GREY))
-    lines.append((f"engine {_number(hud.engine_fps, 1)} fps   display {_number(hud.display_fps, 1)} fps", _GREY))
-    lines.append((f"latency {_number(hud.latency_ms, 0)} ms   dropped {hud.dropped}", _GREY))
-    if not help_shown:
-        lines.append(("h: keys", _GREY))
-    _panel(img, [(_fit(t, max_w, font), c) for t, c in lines], font, (margin, margin), anchor="tl")
 
-    if hud.recording:
-        _rec_badge(img, font, margin)
+def _draw_hud(img: np.ndarray, hud: HudInfo, cmap_id: int | None, level: str, *, in_window: bool, help_shown: bool = False) -> None:
+    """Draws a HUD level ("full" or "label") in place; ``in_window`` adds the viewer's own items."""
+    small = _font_for_height(img.shape[0])
+    margin = small.pad
+    legend_w = _legend(img, cmap_id, small, margin) if cmap_id is not None else 0
+    _label_panel(img, hud, small, margin, full=level == "full", ranks=in_window)
+    if in_window and hud.recording:
+        _rec_badge(img, small, margin)
+    bottom_lines: list[tuple[str, tuple[int, int, int]]] = []
+    if in_window and hud.message:
+        bottom_lines.append((hud.message, _GREEN))
+    if level == "full":
+        bottom_lines.extend((line, _GREY) for line in _diagnostics(hud, key_hint=in_window and not help_shown))
+    if bottom_lines:
+        tiny = _font(round(max(0.3, small.scale * 0.85), 2))
+        max_w = img.shape[1] - legend_w - 3 * margin - 2 * tiny.pad
+        if max_w > 0:
+            _panel(img, [(_fit(t, max_w, tiny), c) for t, c in bottom_lines], tiny, (margin, img.shape[0] - margin), anchor="bl", keep=_DIAG_KEEP)
 
-    legend_w = 0
-    if cmap_id is not None:
-        legend_w = _legend(img, cmap_id, font, margin)
-    if hud.message:
-        text = _fit(hud.message, img.shape[1] - legend_w - 4 * margin - 2 * font.pad, font)
-        _panel(img, [(text, _GREEN)], font, (margin, img.shape[0] - margin), anchor="bl")
+
+def _label_panel(img: np.ndarray, hud: HudInfo, small: _Font, margin: int, *, full: bool, ranks: bool) -> None:
+    """Top left: the status, the explained class big with its probability (a padlock when locked), then the top-k bars."""
+    big = _label_font(small)
+    max_w = img.shape[1] - 2 * margin - 2 * big.pad
+    status = _fit(hud.status.upper(), max_w, small) if hud.status else ""
+    prob = format_percent(hud.prob)
+    lock_w = big.ascent + big.pad if hud.locked else 0
+    label = _fit(_name(hud.label), max_w - lock_w - _text_w("  " + prob, big), big)
+    label_w = lock_w + _text_w(f"{label}  {prob}", big)
+
+    rows = hud.topk if full else ()
+    bar_w = 4 * small.line_h
+    rank_w = _text_w("5 ", small) if ranks else 0
+    pct_w = _text_w(">99.9%", small)
+    row_x_name = rank_w + bar_w + small.pad + pct_w + small.pad
+    names = [_fit(_name(n), max(0, max_w - row_x_name), small) for n, _ in rows]
+    rows_w = max((row_x_name + _text_w(n, small) for n in names), default=0)
+
+    panel_w = max(label_w, rows_w, _text_w(status, small) if status else 0) + 2 * big.pad
+    panel_h = 2 * big.pad + big.line_h + len(rows) * small.line_h + (small.line_h if status else 0)
+    x0, y0 = margin, margin
+    _darken(img, x0, y0, x0 + panel_w, y0 + panel_h, _PANEL_KEEP)
+    x, y = x0 + big.pad, y0 + big.pad
+    if status:
+        _text(img, status, (x, y + small.ascent), small, _ORANGE)
+        y += small.line_h
+    colour = _YELLOW if hud.locked else _WHITE
+    if hud.locked:
+        _padlock(img, (x, y + big.ascent), big.ascent, colour)
+    _text(img, label, (x + lock_w, y + big.ascent), big, colour)
+    _text(img, prob, (x + lock_w + _text_w(label + "  ", big), y + big.ascent), big, colour)
+    y += big.line_h
+    bar_h = max(3, small.ascent * 2 // 3)
+    for rank, ((name, p), shown) in enumerate(zip(rows, names), start=1):
+        explained = name == hud.label
+        colour = (_YELLOW if hud.locked else _WHITE) if explained else _GREY
+        base_y = y + small.ascent
+        if ranks:  # the number to press (keys 1-5) to lock this class
+            _text(img, str(rank), (x, base_y), small, _GREY)
+        bx = x + rank_w
+        by = base_y - bar_h
+        cv2.rectangle(img, (bx, by), (bx + bar_w - 1, base_y - 1), _BAR_BACK, -1)
+        filled = round(bar_w * min(1.0, max(0.0, p))) if p is not None and math.isfinite(p) else 0
+        if filled:
+            cv2.rectangle(img, (bx, by), (bx + filled - 1, base_y - 1), colour, -1)
+        _text(img, format_percent(p), (bx + bar_w + small.pad, base_y), small, colour)
+        _text(img, shown, (x + row_x_name, base_y), small, colour)
+        y += small.line_h
+
+
+def _diagnostics(hud: HudInfo, *, key_hint: bool) -> list[str]:
+    rates = []
+    if hud.engine_fps is not None and math.isfinite(hud.engine_fps):
+        rates.append(f"engine {hud.engine_fps:.0f} fps")
+    if hud.display_fps is not None and math.isfinite(hud.display_fps):
+        rates.append(f"shown {hud.display_fps:.0f} fps")
+    if hud.latency_ms is not None and math.isfinite(hud.latency_ms):
+        rates.append(f"latency {hud.latency_ms:.0f} ms")
+    if hud.dropped:
+        rates.append(f"dropped {hud.dropped}")
+    first = f"{hud.method} @ {hud.layer}" + ("   h: keys" if key_hint else "")
+    return [first, "   ".join(rates)] if rates else [first]
+
+
+def _padlock(img: np.ndarray, bottom_left: tuple[int, int], size: int, colour: tuple[int, int, int]) -> None:
+    """A small padlock, ``size`` pixels high, standing on the text baseline."""
+    x, y = bottom_left
+    body_h = max(3, size * 11 // 20)
+    body_w = max(4, size * 3 // 4)
+    cv2.rectangle(img, (x, y - body_h), (x + body_w, y), colour, -1)
+    radius = max(2, body_w * 3 // 10)
+    cx = x + body_w // 2
+    cv2.ellipse(img, (cx, y - body_h), (radius, max(2, size - body_h)), 0, 180, 360, colour, max(1, size // 8), cv2.LINE_AA)
 
 
 def _draw_help(img: np.ndarray) -> None:
@@ -418,14 +703,16 @@ def _draw_help(img: np.ndarray) -> None:
         _text(img, what, (x0 + font.pad + key_w + 2 * font.pad, y), font, _WHITE)
 
 
-def _panel(img: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]], font: _Font, corner: tuple[int, int], anchor: str) -> None:
+def _panel(
+    img: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]], font: _Font, corner: tuple[int, int], anchor: str, keep: float = 0.35
+) -> None:
     """A darkened box with lines of text; ``corner`` is its top-left ("tl") or bottom-left ("bl") corner."""
     panel_w = max(_text_w(t, font) for t, _ in lines) + 2 * font.pad
     panel_h = len(lines) * font.line_h + 2 * font.pad
     x0, y0 = corner
     if anchor == "bl":
         y0 -= panel_h
-    _darken(img, x0, y0, x0 + panel_w, y0 + panel_h, _PANEL_KEEP)
+    _darken(img, x0, y0, x0 + panel_w, y0 + panel_h, keep)
     for i, (text, color) in enumerate(lines):
         _text(img, text, (x0 + font.pad, y0 + font.pad + i * font.line_h + font.ascent), font, color)
 
@@ -508,12 +795,16 @@ def _name(name: str) -> str:
     return name if len(name) <= _MAX_NAME_CHARS else name[: _MAX_NAME_CHARS - 3] + "..."
 
 
-def _percent(prob: float, digits: int) -> str:
-    return f"{prob:.{digits}%}" if prob is not None and math.isfinite(prob) else "--%"
-
-
-def _number(value: float | None, digits: int) -> str:
-    return f"{value:.{digits}f}" if value is not None and math.isfinite(value) else "--"
+def format_percent(prob: float | None) -> str:
+    """One rounding for every probability on the HUD: 0.1 %, never "100.0%" or "0.0%" for what is not."""
+    if prob is None or not math.isfinite(prob):
+        return "--%"
+    text = f"{prob:.1%}"
+    if text == "100.0%" and prob < 1.0:
+        return ">99.9%"
+    if text == "0.0%" and prob > 0.0:
+        return "<0.1%"
+    return "100%" if prob >= 1.0 else text
 
 
 # ---------------------------------------------------------------- validation

@@ -44,7 +44,7 @@ from livecam.feed import MjpegStream, SourceFeed
 from livecam.mailbox import Mailbox
 from livecam.methods import METHOD_NAMES
 from livecam.metrics import ServerMetrics
-from livecam.render import COLORMAPS, DEFAULT_ALPHA, DEFAULT_SMOOTH, Renderer
+from livecam.render import BLENDS, COLORMAPS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, Renderer, check_choice
 from livecam.worker import EngineWorker, WorkerClosed
 
 DEFAULT_PORT = 8765
@@ -64,15 +64,24 @@ class ServeConfig:
     Attributes:
         token: the secret every request must carry; None for none (loopback binds only).
         class_id: the class the server's own stream explains (``--class``); None: the top one.
-        alpha, colormap, smooth: the renderer's settings for the stream and overlays, and the
-            page's starting values.
+        blend, alpha, colormap, smooth: the renderer's settings for the stream and overlays, and
+            the page's starting values (alpha None: the blend's default).
     """
 
     token: str | None = None
     class_id: int | None = None
-    alpha: float = DEFAULT_ALPHA
+    blend: str = DEFAULT_BLEND
+    alpha: float | None = None
     colormap: str = "jet"
     smooth: float = DEFAULT_SMOOTH
+
+    def __post_init__(self) -> None:
+        check_choice("blend", self.blend, BLENDS)
+
+    @property
+    def opacity(self) -> float:
+        """The heat map's opacity: ``alpha``, or the blend's default."""
+        return DEFAULT_ALPHA[self.blend] if self.alpha is None else self.alpha
 
 
 # ---------------------------------------------------------------------- the application
@@ -124,7 +133,7 @@ def _start_feed(source: Any) -> Callable:
     async def start(app: web.Application) -> None:
         feed = SourceFeed(source, asyncio.get_running_loop())
         config = app[_config_key]
-        renderer = Renderer(colormap=config.colormap, alpha=config.alpha, smooth=config.smooth)
+        renderer = Renderer(colormap=config.colormap, alpha=config.alpha, blend=config.blend, smooth=config.smooth)
         app[_feed_key] = feed
         app[_mjpeg_key] = MjpegStream(
             feed,
@@ -262,7 +271,8 @@ async def _config(request: web.Request) -> web.Response:
             "class_names": list(engine.class_names),
             "topk": engine.topk,
             "input_size": list(engine.input_size),  # (height, width): the page sends frames no smaller
-            "alpha": config.alpha,
+            "alpha": config.opacity,
+            "blend": config.blend,
             "smooth": config.smooth,
             "colormap": config.colormap,
             "colormaps": colormap_tables(),
@@ -298,7 +308,7 @@ class _Connection:
         self.ws = ws
         engine, config = app[_engine_key], app[_config_key]
         # The same state and controller as the window's: this adapter only turns messages into actions.
-        self.state = ViewerState(method=engine.method, alpha=config.alpha, colormap=config.colormap)
+        self.state = ViewerState(method=engine.method, alpha=config.opacity, colormap=config.colormap)
         self.controller = Controller(self.state, class_names=engine.class_names)
         self.seq = 0
         self.inbox: Mailbox[_Frame] = Mailbox()
@@ -460,7 +470,7 @@ def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None]
         except ValueError:
             raise UserError(f"Expected class_id as an integer in [0, {engine.num_classes - 1}]. Received: {text!r}") from None
     config = request.app[_config_key]
-    state = ViewerState(method=engine.method, alpha=config.alpha, colormap=config.colormap)
+    state = ViewerState(method=engine.method, alpha=config.opacity, colormap=config.colormap)
     controller = Controller(state, class_names=engine.class_names)
     for command in _commands(controls):
         controller.apply(command.action, command.arg)
@@ -485,7 +495,7 @@ def _overlay_png(app: web.Application, image: np.ndarray, row: Any) -> bytes:
         latency_ms=None,
         dropped=0,
     )
-    renderer = Renderer(colormap=config.colormap, alpha=config.alpha, smooth=0.0)
+    renderer = Renderer(colormap=config.colormap, alpha=config.alpha, blend=config.blend, smooth=0.0)
     overlay = renderer.render(image, row.cam[0] if row.finite[0] else None, hud)
     ok, data = cv2.imencode(".png", overlay)
     if not ok:

@@ -748,14 +748,18 @@ class SnapshotWriter:
 class WindowSink:
     """An OpenCV window that shows frames and reports key presses.
 
+    The window takes the size of the first frame it shows (scaled down to fit the screen when
+    larger), and the user can resize it; the picture keeps its aspect ratio.
+
     Args:
         title: window title (and OpenCV's name for it).
+        fullscreen: start full screen (``set_fullscreen`` switches later).
 
     Raises:
         UserError: no window can be opened here (see ``gui_available``).
     """
 
-    def __init__(self, title: str = "livecam"):
+    def __init__(self, title: str = "livecam", *, fullscreen: bool = False):
         if not gui_available():
             raise UserError(
                 "No window can be opened here (this OpenCV has no GUI, or there is no display); "
@@ -764,6 +768,16 @@ class WindowSink:
         self.title = title
         cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         self._open = True
+        self._sized = False
+        self.fullscreen = False
+        self._start_fullscreen = fullscreen  # applied once the window has a picture (Qt ignores it before)
+
+    def set_fullscreen(self, on: bool) -> None:
+        """Fills the screen with the window, or gives it back its size."""
+        if self.closed or on == self.fullscreen:
+            return
+        cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN if on else cv2.WINDOW_NORMAL)
+        self.fullscreen = on
 
     def show(self, image_bgr: np.ndarray) -> int:
         """Show a frame, pump window events for 1 ms; the key pressed (``& 0xFF``) or -1.
@@ -772,7 +786,15 @@ class WindowSink:
         """
         if self.closed:
             return -1
-        cv2.imshow(self.title, check_bgr_image(image_bgr, "image_bgr"))
+        image = check_bgr_image(image_bgr, "image_bgr")
+        if not self._sized:  # OpenCV opens WINDOW_NORMAL windows at a fixed small size
+            self._sized = True
+            width, height = fit_to_screen((image.shape[1], image.shape[0]), screen_size())
+            cv2.resizeWindow(self.title, width, height)
+            cv2.imshow(self.title, image)
+            if self._start_fullscreen:
+                self.set_fullscreen(True)
+        cv2.imshow(self.title, image)
         return cv2.waitKey(1)
 
     def poll(self, wait_ms: int = 1) -> int:
@@ -807,6 +829,46 @@ class WindowSink:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def fit_to_screen(size_wh: tuple[int, int], screen_wh: tuple[int, int] | None, margin: float = 0.9) -> tuple[int, int]:
+    """A window size for a picture: its own size, or scaled down (same aspect) to ``margin`` of the screen."""
+    width, height = size_wh
+    if screen_wh is None:
+        return width, height
+    scale = min(1.0, margin * screen_wh[0] / width, margin * screen_wh[1] / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+@functools.lru_cache(maxsize=1)
+def screen_size() -> tuple[int, int] | None:
+    """The X11 screen's (width, height) in pixels, from libX11; None where it cannot be asked (no X11)."""
+    display_name = os.environ.get("DISPLAY", "")
+    if sys.platform in ("win32", "darwin") or not display_name:
+        return None
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("X11")
+    if name is None:
+        return None
+    try:
+        xlib = ctypes.CDLL(name)
+        xlib.XOpenDisplay.restype = ctypes.c_void_p
+        xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        xlib.XDefaultScreen.argtypes = [ctypes.c_void_p]
+        xlib.XDisplayWidth.argtypes = xlib.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+        display = xlib.XOpenDisplay(display_name.encode())
+        if not display:
+            return None
+        try:
+            screen = xlib.XDefaultScreen(display)
+            return int(xlib.XDisplayWidth(display, screen)), int(xlib.XDisplayHeight(display, screen))
+        finally:
+            xlib.XCloseDisplay(display)
+    except (OSError, AttributeError):
+        return None
 
 
 def gui_available() -> bool:

@@ -78,12 +78,14 @@ class Frame:
         timestamp_s: ``time.monotonic()`` when the frame was captured (files: when read).
         media_time_s: video files: the frame's time in the file (seconds from the first frame,
             counting on across ``--loop`` passes); None for other sources.
+        name: image folders and globs: the file name the picture came from; None otherwise.
     """
 
     image_bgr: np.ndarray
     index: int
     timestamp_s: float
     media_time_s: float | None = None
+    name: str | None = None
 
 
 class CaptureLike(Protocol):
@@ -168,6 +170,8 @@ class _OrderedSource(_SourceBase):
         self._pending: np.ndarray | None = None  # the first image, decoded early to validate the input
         self._pending_media_s: float | None = None
         self._media_s: float | None = None  # the time in the file of the image _next_image returned last
+        self._pending_name: str | None = None
+        self._image_name: str | None = None  # set by _next_image where pictures have names (folders)
 
     def _next_image(self) -> np.ndarray | None:
         raise NotImplementedError
@@ -178,14 +182,14 @@ class _OrderedSource(_SourceBase):
             if self._closed:
                 return None
             image, self._pending = self._pending, None
-            media_s = self._pending_media_s
+            media_s, name = self._pending_media_s, self._pending_name
             if image is None:
                 image = self._next_image()
-                media_s = self._media_s
+                media_s, name = self._media_s, self._image_name
             if image is None:
                 self._status = "ended"
                 return None
-            frame = Frame(image, self._next_index, time.monotonic(), media_s)
+            frame = Frame(image, self._next_index, time.monotonic(), media_s, name)
             self._next_index += 1
             return frame
 
@@ -350,6 +354,7 @@ class ImageFolderSource(_OrderedSource):
         self._position = 0
         self._pass_delivered = 0
         self._pending = self._next_image()
+        self._pending_name = self._image_name
         if self._pending is None and len(self.paths) == 1:
             raise UserError(_not_readable(self.paths[0]))
         if self._pending is None:
@@ -382,6 +387,7 @@ class ImageFolderSource(_OrderedSource):
             image = _decode_image(path)
             if image is not None:
                 self._pass_delivered += 1
+                self._image_name = path.name
                 return image
             self.corrupt += 1
 
@@ -999,7 +1005,7 @@ def _quiet_opencv() -> Iterator[None]:
     """Silence OpenCV's own warnings (e.g. "can't open camera by index"): our message says it better."""
     logging = cv2.utils.logging
     level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    logging.setLogLevel(min(level, logging.LOG_LEVEL_ERROR))  # never louder than asked (livecam.quiet: silent)
     try:
         yield
     finally:

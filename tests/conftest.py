@@ -1,4 +1,4 @@
-"""Shared fixtures: generated videos and image folders, and a virtual X display.
+"""Shared fixtures: generated videos and image folders, a tiny engine, a virtual X display; markers by fixture.
 
 Generated frames carry their index in a band of 8 black/white blocks along the top (bit b of
 ``index % 256`` in block b), big enough to survive lossy codecs; ``make_video.index_of(image)``
@@ -16,6 +16,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+# Markers that follow from the fixtures a test uses (the others are written on the tests).
+_X11_FIXTURES = {"xvfb_screen", "xvfb_display", "xdotool"}
+_BROWSER_FIXTURES = {"browser", "page", "chromium", "browser_page"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks tests ``x11`` and ``browser`` by the fixtures they use, so ``-m "not x11"`` needs no list."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _X11_FIXTURES:
+            item.add_marker(pytest.mark.x11)
+        if fixtures & _BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+
 
 _FOURCC_BY_SUFFIX = {".avi": "MJPG", ".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".mkv": "mp4v"}
 
@@ -95,6 +110,24 @@ def make_image_folder():
 def image_folder(tmp_path, make_image_folder) -> Path:
     """A folder of 12 PNG images, 160x120, ``frame_1.png`` ... ``frame_12.png`` (indices 0..11)."""
     return make_image_folder(tmp_path / "images", 12)
+
+
+@pytest.fixture(scope="module")
+def tiny_engine():
+    """A CamEngine on a tiny CNN: 32x32 RGB in, a 6-channel conv layer named "target", 4 classes.
+
+    One per test module (a module may change its method; the next module starts afresh).
+    """
+    import keras
+
+    from livecam.engine import CamEngine
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="target")(x)
+    out = keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    return CamEngine(keras.Model(inputs, out))
 
 
 def require_tool(name: str, install_hint: str) -> str:

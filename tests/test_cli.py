@@ -102,6 +102,7 @@ def record(capsys, source, out: Path, *flags) -> np.ndarray:
 # ---------------------------------------------------------------------- 1. a file end to end
 
 
+@pytest.mark.slow
 def test_file_to_h264_with_stats(capsys, clip, tmp_path):
     out, stats_path = tmp_path / "out.mp4", tmp_path / "stats.json"
     code, stdout, err = cli(capsys, "--source", clip, "--no-display", "--output", out, "--stats-json", stats_path, *FAST)
@@ -131,6 +132,7 @@ def test_file_to_h264_with_stats(capsys, clip, tmp_path):
 # ---------------------------------------------------------------------- 2. the overlay and HUD are in the pictures
 
 
+@pytest.mark.slow
 def test_alpha_zero_without_hud_gives_back_the_input_in_order(capsys, clip, tmp_path, make_video):
     frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", "0")
     source = read_frames(clip)
@@ -142,9 +144,10 @@ def test_alpha_zero_without_hud_gives_back_the_input_in_order(capsys, clip, tmp_
     assert [make_video.index_of(f.astype(np.uint8)) for f in frames] == list(range(N))
 
 
+@pytest.mark.slow
 def test_heat_map_is_blended_in_with_jet_colours(capsys, clip, tmp_path):
     alpha = 0.6
-    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", alpha)
+    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--blend", "uniform", "--alpha", alpha)
     source = read_frames(clip)
     assert mean_abs_diff(frames, source) > 25
     # out = alpha * heat + (1 - alpha) * frame, so the heat image can be recovered and must be
@@ -157,21 +160,36 @@ def test_heat_map_is_blended_in_with_jet_colours(capsys, clip, tmp_path):
     assert np.median(jet_distance(source[::3, ::2, ::2])) > 60
 
 
+@pytest.mark.slow
 def test_hud_is_drawn_over_the_overlay(capsys, tmp_path, make_video):
     clip = make_video(tmp_path / "clip.mp4", 12, size=(320, 240), fps=FPS)  # room beside the text panel
-    plain = record(capsys, clip, tmp_path / "plain.mp4", "--no-hud", "--alpha", "0.6")
-    hud = record(capsys, clip, tmp_path / "hud.mp4", "--alpha", "0.6")
+    plain = record(capsys, clip, tmp_path / "plain.mp4", "--no-hud", "--blend", "uniform", "--alpha", "0.6")
+    hud = record(capsys, clip, tmp_path / "hud.mp4", "--blend", "uniform", "--alpha", "0.6")
     assert hud.shape == plain.shape == (12, 240, 320, 3)
     assert heat_like_fraction(plain[0].astype(np.uint8)) > 0.5  # both carry the map
-    panel = (slice(None), slice(0, 40), slice(0, 80))  # the first lines of the text panel
+    panel = (slice(None), slice(0, 40), slice(0, 80))  # the label
     assert mean_abs_diff(hud[panel], plain[panel]) > 30
-    beside = (slice(None), slice(80, 150), slice(250, 320))  # right, between REC badge and legend: no HUD
-    assert mean_abs_diff(hud[beside], plain[beside]) < 3
+    legend = (slice(None), slice(215, 235), slice(260, 315))
+    assert mean_abs_diff(hud[legend], plain[legend]) > 30
+    # A recording keeps the label and the legend only: no top-k bars, diagnostics or REC badge.
+    for empty in ((slice(45, 200), slice(0, 320)), (slice(200, 240), slice(0, 200)), (slice(0, 40), slice(200, 320))):
+        assert mean_abs_diff(hud[(slice(None), *empty)], plain[(slice(None), *empty)]) < 3, empty
+
+
+@pytest.mark.slow
+def test_hud_full_puts_bars_and_diagnostics_in_the_recording(capsys, tmp_path, make_video):
+    clip = make_video(tmp_path / "clip.mp4", 6, size=(320, 240), fps=FPS)
+    label = record(capsys, clip, tmp_path / "label.mp4")
+    full = record(capsys, clip, tmp_path / "full.mp4", "--hud", "full")
+    bars, diagnostics = (slice(None), slice(45, 100), slice(0, 120)), (slice(None), slice(200, 240), slice(0, 120))
+    assert mean_abs_diff(full[bars], label[bars]) > 10
+    assert mean_abs_diff(full[diagnostics], label[diagnostics]) > 10
 
 
 # ---------------------------------------------------------------------- 3. file-mode options
 
 
+@pytest.mark.slow
 def test_batched_and_unbatched_runs_agree(capsys, clip, tmp_path):
     batched = record(capsys, clip, tmp_path / "b8.mp4", "--no-hud", "--batch", "8", "--alpha", "0.6")
     single = record(capsys, clip, tmp_path / "b1.mp4", "--no-hud", "--batch", "1", "--alpha", "0.6")
@@ -181,6 +199,7 @@ def test_batched_and_unbatched_runs_agree(capsys, clip, tmp_path):
     assert per_frame.max() < 2, per_frame
 
 
+@pytest.mark.slow
 def test_image_folder_keeps_every_image_in_order(capsys, image_folder, tmp_path, make_video):
     out = tmp_path / "out.mp4"
     frames = record(capsys, image_folder, out, "--no-hud", "--alpha", "0")
@@ -188,6 +207,7 @@ def test_image_folder_keeps_every_image_in_order(capsys, image_folder, tmp_path,
     assert video_info(out)["fps"] == pytest.approx(30.0)  # image folders default to 30 fps
 
 
+@pytest.mark.slow
 def test_max_frames_stops_there(capsys, clip, tmp_path):
     stats = tmp_path / "stats.json"
     frames = record(capsys, clip, tmp_path / "out.mp4", "--max-frames", "10", "--stats-json", stats)
@@ -195,23 +215,26 @@ def test_max_frames_stops_there(capsys, clip, tmp_path):
     assert json.loads(stats.read_text())["frames"] == 10
 
 
+@pytest.mark.slow
 def test_every_third_frame_reuses_the_map_in_between(capsys, clip, tmp_path):
-    # --alpha 1: the output is the heat image alone. With default smoothing on, a reused map must
+    # --blend uniform --alpha 1: the output is the heat image alone. With default smoothing on, a reused map must
     # not be folded into the average again: frames 3k, 3k+1, 3k+2 show the same picture.
-    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", "1", "--every", "3")
+    frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--blend", "uniform", "--alpha", "1", "--every", "3")
     assert len(frames) == N
     within = [mean_abs_diff(frames[i], frames[i + 1]) for i in range(N - 1) if (i + 1) % 3]
     assert max(within) < 1.5, np.round(within, 2)
 
 
+@pytest.mark.slow
 def test_loop_with_max_frames_goes_past_the_end(capsys, clip, tmp_path, make_video):
     frames = record(capsys, clip, tmp_path / "out.mp4", "--no-hud", "--alpha", "0", "--loop", "--max-frames", 40)
     assert [make_video.index_of(f.astype(np.uint8)) for f in frames] == [*range(N), *range(40 - N)]
 
 
+@pytest.mark.slow
 def test_side_by_side_doubles_the_width(capsys, clip, tmp_path):
     out = tmp_path / "out.mp4"
-    frames = record(capsys, clip, out, "--side-by-side", "--no-hud", "--alpha", "0.6")
+    frames = record(capsys, clip, out, "--side-by-side", "--no-hud", "--blend", "uniform", "--alpha", "0.6")
     assert video_info(out)["size"] == (2 * SIZE[0], SIZE[1])
     raw, overlay = frames[:, :, : SIZE[0]], frames[:, :, SIZE[0] :]
     assert mean_abs_diff(raw, read_frames(clip)) < 3
@@ -235,18 +258,21 @@ def explained_classes(monkeypatch) -> list[int]:
     return explained
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("query", "class_id"), [("3", 3), ("Goldfish", 1)])  # names in any case
 def test_class_flag_locks_the_explained_class(capsys, clip, tmp_path, explained_classes, query, class_id):
     record(capsys, clip, tmp_path / "out.mp4", "--class", query, "--max-frames", 8)
     assert explained_classes == [class_id] * 8
 
 
+@pytest.mark.slow
 def test_without_class_flag_the_top_class_is_explained(capsys, clip, tmp_path, explained_classes):
     # The reference for the test above: random weights do not make every frame's top class 1, 2 or 3.
     record(capsys, clip, tmp_path / "out.mp4", "--max-frames", 8)
     assert len(explained_classes) == 8 and not set(explained_classes) <= {1, 2, 3}
 
 
+@pytest.mark.slow
 def test_unknown_class_name_suggests_a_close_match(capsys, clip, tmp_path):
     code, _, err = cli(capsys, "--source", clip, "--no-display", "--output", tmp_path / "out.mp4", "--class", "goldfsh", *FAST)
     assert_user_error(code, err, "did you mean 'goldfish' (1)")
@@ -312,6 +338,7 @@ def error_case(tmp_path, clip):
     return make
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(USER_ERRORS))
 def test_user_errors_exit_2_with_one_line(capsys, error_case, tmp_path, name):
     argv, expected = error_case(name)
@@ -321,6 +348,8 @@ def test_user_errors_exit_2_with_one_line(capsys, error_case, tmp_path, name):
     assert (tmp_path / "exists.mp4").read_bytes() == b"keep me"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("name", ["missing file", "colormap typo", "unknown layer"])
 def test_user_error_in_a_real_process_has_no_traceback(error_case, name):
     argv, expected = error_case(name)
@@ -344,6 +373,8 @@ def wait_until_growing(path: Path, proc: subprocess.Popen, min_bytes: int = 4096
         time.sleep(0.2)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_recording_exits_130_with_a_playable_file(tmp_path, make_video, signum):
     clip = make_video(tmp_path / "clip.mp4", 30, size=SIZE, fps=FPS)
@@ -377,6 +408,8 @@ def x_run(*args, timeout: float = 60) -> str:
     return subprocess.run(list(args), capture_output=True, text=True, check=True, timeout=timeout).stdout
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xdotool, tmp_path, make_video):
     clip = make_video(tmp_path / "clip.mp4", 30, size=(320, 240), fps=FPS)
     snapshots = tmp_path / "snaps"
@@ -385,7 +418,7 @@ def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xd
     err_path = tmp_path / "stderr.txt"
     with err_path.open("w") as err_file:
         proc = livecam_process(
-            "--source", clip, "--loop", *FAST, "--no-hud", "--alpha", "0.6", "--snapshot-dir", snapshots,
+            "--source", clip, "--loop", *FAST, "--no-hud", "--blend", "uniform", "--alpha", "0.6", "--snapshot-dir", snapshots,
             env={**os.environ, "DISPLAY": xvfb_screen.display}, stdout=subprocess.DEVNULL, stderr=err_file,
         )  # fmt: skip
 
@@ -417,6 +450,7 @@ def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xd
             pytest.fail(diagnosis(f"the window does not show a heat map ({seen})"))
         assert heat_like_fraction(make_video.frame(0, (320, 240))) < 0.05  # the raw clip would not pass
         assert shot.mean() > 20  # not a black window
+        assert (windows[0]["WIDTH"], windows[0]["HEIGHT"]) == (320, 240)  # opened at the frame's size
         window = str(windows[0]["WINDOW"])
 
         x_run(xdotool, "key", "--window", window, "s")
@@ -453,27 +487,40 @@ def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xd
 # ---------------------------------------------------------------------- 7. the other commands
 
 
+@pytest.mark.subprocess
 def test_version():
     done = subprocess.run([sys.executable, "-m", "livecam", "--version"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"livecam {__version__}"
 
 
-def test_models_lists_the_whole_zoo(capsys):
+def test_models_lists_the_whole_zoo_and_says_what_default_means(capsys):
     code, out, err = cli(capsys, "models")
     assert code == 0, err
-    names = [line.split()[0] for line in out.splitlines()[1:]]
+    table, _, note = out.partition("\n\n")
+    names = [line.split()[0] for line in table.splitlines()[1:]]
     assert names == [*ZOO, "demo"]
-    assert "(default)" in out.splitlines()[1 + list(ZOO).index("mobilenet_v2")]
+    assert table.splitlines()[1 + list(ZOO).index("mobilenet_v2")].startswith("mobilenet_v2 (default)")
+    assert sum("(default)" in line for line in table.splitlines()) == 1
+    assert note.startswith("(default): the model used when --model is not given.")
 
 
+def test_models_help_prints_help(capsys):
+    code, out, _ = cli(capsys, "models", "--help")
+    assert code == 0
+    assert out.startswith("usage: livecam models") and "mobilenet_v2" not in out
+    code, _, err = cli(capsys, "models", "--bogus")
+    assert_user_error(code, err, "see `livecam models --help`")
+
+
+@pytest.mark.slow
 def test_layers_lists_spatial_layers_with_the_default_marked(capsys):
     code, out, err = cli(capsys, "layers", "mobilenet_v2")
     assert code == 0, err
-    rows = [line.split() for line in out.splitlines()]
-    assert ["out_relu", "7x7x1280", "(default)"] in rows
+    rows = [line.split(maxsplit=2) for line in out.splitlines()]
+    assert ["out_relu", "7x7x1280", "<- default target layer (without --layer)"] in rows
     assert all(len(row) in (2, 3) for row in rows) and len(rows) > 20
-    assert sum(row[-1] == "(default)" for row in rows) == 1
+    assert sum(len(row) == 3 for row in rows) == 1
 
 
 def test_layers_of_an_unknown_model(capsys):
@@ -481,6 +528,7 @@ def test_layers_of_an_unknown_model(capsys):
     assert_user_error(code, err, "did you mean 'resnet50'")
 
 
+@pytest.mark.slow
 def test_demo_runs_offline_and_records_60_frames(capsys, tmp_path):
     out, stats_path = tmp_path / "demo.mp4", tmp_path / "stats.json"
     code, _, err = cli(capsys, "--demo", "--no-display", "--max-frames", "60", "--output", out, "--stats-json", stats_path, "--quiet")
@@ -495,6 +543,8 @@ def test_demo_runs_offline_and_records_60_frames(capsys, tmp_path):
     assert len(read_frames(out)) == frames, "every frame decodes"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_demo_without_a_display_records_instead(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     done = subprocess.run(
@@ -502,10 +552,13 @@ def test_demo_without_a_display_records_instead(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "no display here, so the demo records 30 frames to livecam-demo.mp4" in done.stderr
+    saved = (tmp_path / "livecam-demo.mp4").resolve()
+    assert f"no display here, so the demo records 30 frames to {saved} instead" in done.stderr  # the full path
     assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "livecam-demo.mp4"))[0] >= 27  # see the test above
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_window_without_a_display_says_what_to_do(tmp_path, make_video):
     clip = make_video(tmp_path / "clip.avi", 4)
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
@@ -518,3 +571,162 @@ def test_window_without_a_display_says_what_to_do(tmp_path, make_video):
         "livecam: error: This OpenCV build has no GUI or there is no display (opencv-python-headless, or no $DISPLAY); "
         "run with --no-display --output out.mp4 to record instead."
     ]
+
+
+# ---------------------------------------------------------------------- 8. quiet, quick and honest
+
+
+def run_python(code: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, env=env)
+
+
+_IMPORTS_OF = """
+import sys
+from livecam.cli import main
+code = main(sys.argv[1:])
+print("tensorflow" in sys.modules, "keras" in sys.modules, code)
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("args", [["models"], ["--help"], ["models", "--help"], ["layers", "--help"], ["--version"]])
+def test_help_and_models_do_not_import_tensorflow(args):
+    done = run_python(_IMPORTS_OF, *args)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False False 0"
+
+
+# Lines that TensorFlow, CUDA, absl and OpenCV print on their own (on this CPU-only machine: the
+# oneDNN note, "Could not find cuda drivers", "failed call to cuInit", OpenCV's camera probe).
+_LIBRARY_LINE = ("I0000", "W0000", "E0000", "WARNING: All log messages", "oneDNN", "cuda", "cuInit", "[ERROR:", "[ WARN:")
+
+
+def library_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if any(mark in line for mark in _LIBRARY_LINE)]
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_layers_prints_no_library_log_lines_unless_debug():
+    done = subprocess.run([sys.executable, "-m", "livecam", "layers", "demo"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    assert done.returncode == 0 and "features" in done.stdout
+    assert done.stderr == "", done.stderr
+    debug = subprocess.run([sys.executable, "-m", "livecam", "layers", "demo", "--debug"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    assert debug.returncode == 0
+    assert library_lines(debug.stderr), "--debug shows TensorFlow's own lines (this machine has no GPU: at least the CUDA notes)"
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_python_api_prints_no_library_log_lines():
+    code = "import livecam, numpy as np; e = livecam.CamEngine('demo'); e(np.zeros((96, 96, 3), np.uint8)); print('ok')"
+    done = run_python(code)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    assert done.stderr == "", done.stderr
+    loud = run_python(code, env={**os.environ, "LIVECAM_DEBUG": "1"})
+    assert loud.returncode == 0 and library_lines(loud.stderr)
+
+
+@pytest.mark.subprocess
+def test_list_cameras_prints_only_its_answer():
+    done = subprocess.run([sys.executable, "-m", "livecam", "--list-cameras"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    assert done.returncode == 0
+    assert done.stderr == "", done.stderr  # OpenCV probes 10 indexes; its "[ERROR] ... out of range" lines stay out
+    assert done.stdout.strip()  # "No camera opened ..." here, one line per camera elsewhere
+
+
+@pytest.mark.slow
+def test_random_zoo_weights_are_said_to_mean_nothing(capsys, clip, tmp_path):
+    args = ["--source", clip, "--weights", "none", "--model", "mobilenet_v2", "--input-size", "96", "--no-display", "--max-frames", "2"]
+    code, _, err = cli(capsys, *args, "-o", tmp_path / "out.mp4")
+    assert code == 0, err
+    assert "livecam: warning: --weights none gives mobilenet_v2 random weights: its labels and maps mean nothing" in err
+    code, _, err = cli(capsys, "--demo", "--no-display", "--max-frames", "2", "-o", tmp_path / "demo.mp4")
+    assert code == 0 and "random weights" not in err  # the demo model ships trained
+
+
+@pytest.mark.slow
+def test_a_headless_run_that_saves_nothing_is_warned_about(capsys, clip, tmp_path):
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--max-frames", "2")
+    assert code == 0, err
+    assert err.splitlines() == ["livecam: warning: --no-display without -o/--output, --results or --save-maps saves nothing; add one of them to keep the output."]
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--max-frames", "2", "-o", tmp_path / "out.mp4")
+    assert code == 0 and err == ""
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_sigterm_prints_the_summary_with_full_paths(tmp_path, make_video):
+    clip = make_video(tmp_path / "clip.mp4", 30, size=SIZE, fps=FPS)
+    proc = livecam_process("--source", clip.name, "--loop", "--no-display", "-o", "out.mp4", "--weights", "none", "--input-size", "96", cwd=tmp_path)
+    try:
+        wait_until_growing(tmp_path / "out.mp4", proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    summary = [line for line in err.splitlines() if " frames in " in line]
+    assert len(summary) == 1, err
+    assert summary[0].endswith(f"; saved {(tmp_path / 'out.mp4').resolve()}")
+    assert err.splitlines()[-1] == "livecam: interrupted"
+
+
+def test_default_outputs_are_ignored_by_git():
+    import fnmatch
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = [line.strip() for line in (root / ".gitignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    for name in ("livecam-demo.mp4", "livecam-demo-2.mp4", "livecam-20261128-213000.mp4", "livecam-20261128-213000-001-overlay.png",
+                 "livecam-20261128-213000-001-raw.png", "livecam-20261128-213000-001-cam.npy", "livecam-20261128-213000-001-record.json"):  # fmt: skip
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
+
+
+# ---------------------------------------------------------------------- 9. per-frame outputs
+
+
+@pytest.mark.slow
+def test_image_folder_to_a_folder_gives_one_picture_per_input_with_results_and_maps(capsys, image_folder, tmp_path, make_video):
+    out, results, maps = tmp_path / "out", tmp_path / "results.jsonl", tmp_path / "maps"
+    code, _, err = cli(capsys, "--source", image_folder, "--no-display", *FAST, "--hud", "none", "--alpha", "0",
+                       "-o", f"{out}/", "--results", results, "--save-maps", maps)  # fmt: skip
+    assert code == 0, err
+    inputs = sorted(p.name for p in image_folder.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == inputs
+    for name in inputs:  # alpha 0, no HUD: each output is its own input, not a neighbour's
+        assert make_video.index_of(cv2.imread(str(out / name))) == make_video.index_of(cv2.imread(str(image_folder / name)))
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [line["source"] for line in lines] == [f"frame_{i}.png" for i in range(1, 13)]  # natural order
+    assert [line["frame_index"] for line in lines] == list(range(12))
+    assert all(0 <= line["hot_x"] < 160 and 0 <= line["hot_y"] < 120 for line in lines)
+    assert sorted(p.name for p in maps.iterdir()) == sorted(f"{Path(n).stem}.npy" for n in inputs)
+    cam = np.load(maps / "frame_1.npy")
+    assert cam.dtype == np.float32 and cam.shape == (3, 3)  # mobilenet_v2 at 96 px: a 3x3 last layer
+
+
+@pytest.mark.slow
+def test_results_of_a_video_one_csv_line_per_frame(capsys, clip, tmp_path):
+    results = tmp_path / "results.csv"
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--results", results)
+    assert code == 0, err
+    rows = results.read_text().splitlines()
+    assert len(rows) == 1 + N and rows[0].startswith("frame_index,source_time_s,source,")
+    assert all(row.split(",")[2] == "clip.mp4" for row in rows[1:])
+
+
+def test_a_folder_output_for_a_video_is_refused(capsys, clip, tmp_path):
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "-o", f"{tmp_path / 'frames'}/")
+    assert_user_error(code, err, "is a folder, which gets one image per input, but the source is not a folder or glob of images")
+
+
+def test_per_frame_outputs_follow_the_output_rules(capsys, clip, tmp_path):
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "old.npy").write_bytes(b"")
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--save-maps", tmp_path / "maps")
+    assert_user_error(code, err, "already has files; pass --overwrite")
+    (tmp_path / "r.jsonl").write_text("old\n")
+    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--results", tmp_path / "r.jsonl")
+    assert_user_error(code, err, "already exists; pass --overwrite")
+    assert (tmp_path / "r.jsonl").read_text() == "old\n"

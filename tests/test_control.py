@@ -122,7 +122,13 @@ def test_toggles_and_set_paused(controller):
     assert controller.apply(Action.HELP).changed and not controller.state.help_shown
 
 
-@pytest.mark.parametrize("action", [Action.SNAPSHOT, Action.RECORD, Action.QUIT])
+def test_fullscreen_toggles(controller):
+    assert not controller.state.fullscreen
+    assert controller.apply(Action.FULLSCREEN).changed and controller.state.fullscreen
+    assert controller.apply(Action.FULLSCREEN).changed and not controller.state.fullscreen
+
+
+@pytest.mark.parametrize("action", [Action.SNAPSHOT, Action.RECORD, Action.QUIT, Action.NEXT_IMAGE, Action.PREV_IMAGE])
 def test_effects_are_left_to_the_front_end(controller, action):
     before = ViewerState(**vars(controller.state))
     outcome = controller.apply(action)

@@ -51,6 +51,7 @@ def test_make_scene_object_is_in_its_box():
     assert np.mean(inside) > 2 * np.mean(outside)
 
 
+@pytest.mark.slow
 def test_every_class_appears_in_a_few_hundred_seeds():
     counts = np.bincount([make_scene(seed)[1] for seed in range(300)], minlength=len(CLASS_NAMES))
     assert len(counts) == len(CLASS_NAMES) >= 6
@@ -71,6 +72,7 @@ def test_make_scene_rejects_bad_arguments(kwargs, match):
         make_scene(**kwargs)
 
 
+@pytest.mark.subprocess
 def test_importing_the_scenes_does_not_import_tensorflow():
     code = "import sys, livecam.demo; livecam.demo.make_scene(0); print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -148,6 +150,7 @@ def test_demo_model_loads_offline_from_package_data(monkeypatch):
     assert size_bytes <= 2 * 1024 * 1024
 
 
+@pytest.mark.slow
 def test_demo_model_accuracy_and_gradcam_pointing_game_on_held_out_scenes(engine):
     from livecam.render import upsample_cam
 
@@ -167,6 +170,7 @@ def test_demo_model_accuracy_and_gradcam_pointing_game_on_held_out_scenes(engine
     assert hits / N_HELD_OUT >= 0.95, f"Grad-CAM pointing game {hits / N_HELD_OUT:.1%} on {N_HELD_OUT} held-out scenes"
 
 
+@pytest.mark.slow
 def test_demo_model_names_the_object_in_the_animated_scene(engine):
     # What `livecam --demo` shows: a 640x480 frame squashed to the model's square input.
     scene = AnimatedScene(seed=0)

@@ -15,21 +15,10 @@ import pytest
 from helpers import VFR_TIMES, FakeDevice, corrupt_avi_frames, read_frames, vfr_video, video_info
 from livecam import sinks
 from livecam.cli import main
-from livecam.engine import CamEngine
 from livecam.pipeline import Options, Pipeline
 from livecam.render import Renderer
 from livecam.sinks import SinkError, VideoWriter
 from livecam.sources import Frame, LiveSource
-
-
-@pytest.fixture(scope="module")
-def tiny_engine() -> CamEngine:
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="target")(x)
-    out = keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
-    return CamEngine(keras.Model(inputs, out))
 
 
 class FakeWindow:
@@ -59,9 +48,9 @@ class StatusSpy(Renderer):
         super().__init__()
         self.statuses: list[str] = []
 
-    def render(self, frame_bgr, cam, hud, **keys):
+    def views(self, frame_bgr, cam, hud, **keys):
         self.statuses.append(hud.status if hud is not None else "")
-        return super().render(frame_bgr, cam, hud, **keys)
+        return super().views(frame_bgr, cam, hud, **keys)
 
 
 def gradient(i: int, size: tuple[int, int]) -> np.ndarray:
@@ -72,6 +61,7 @@ def gradient(i: int, size: tuple[int, int]) -> np.ndarray:
     return frame
 
 
+@pytest.mark.slow
 def test_unplugged_camera_reconnects_says_so_and_the_recording_goes_on(tiny_engine, tmp_path):
     device = FakeDevice(gradient, size=(64, 48))
     source = LiveSource(device.open, fps=30.0, size=(64, 48), backoff_s=(0.05, 0.2), description="fake camera")
@@ -110,6 +100,7 @@ def test_unplugged_camera_reconnects_says_so_and_the_recording_goes_on(tiny_engi
     assert seconds >= 0.8 and frames >= 0.8 * 30
 
 
+@pytest.mark.slow
 def test_corrupt_frames_in_a_video_are_skipped_and_counted_by_the_cli(tmp_path, make_video, capsys):
     clip = make_video(tmp_path / "clip.avi", 24)
     corrupt_avi_frames(clip, {5, 6, 15})
@@ -164,6 +155,7 @@ class _DiskFull:
         self.writer.close()
 
 
+@pytest.mark.slow
 def test_with_a_window_the_viewer_keeps_running_when_the_disk_fills(tiny_engine, tmp_path):
     out = tmp_path / "full.mp4"
     window = FakeWindow()
@@ -184,6 +176,7 @@ def test_with_a_window_the_viewer_keeps_running_when_the_disk_fills(tiny_engine,
     assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == 6, "what was written stays playable"
 
 
+@pytest.mark.slow
 def test_ffmpeg_is_started_with_an_argument_list_never_a_shell(tmp_path, monkeypatch):
     calls = []
     real_popen = subprocess.Popen
@@ -210,6 +203,7 @@ def _lambda_model(path):
     return path
 
 
+@pytest.mark.slow
 def test_model_file_with_lambda_needs_unsafe_model_load(tmp_path, make_video, capsys):
     model = _lambda_model(tmp_path / "lambda.keras")
     clip = make_video(tmp_path / "clip.avi", 6)
@@ -220,6 +214,7 @@ def test_model_file_with_lambda_needs_unsafe_model_load(tmp_path, make_video, ca
     assert main([*args, "--unsafe-model-load", "--max-frames", "3"]) == 0
 
 
+@pytest.mark.slow
 def test_weights_for_another_architecture_exit_2(tmp_path, make_video, capsys):
     other = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3))
     weights = tmp_path / "other.weights.h5"
@@ -256,6 +251,7 @@ class ScriptedWindow(FakeWindow):
         return self._next()
 
 
+@pytest.mark.slow
 def test_keys_while_paused_recompute_the_frozen_frame(tiny_engine):
     calls = []
 
@@ -281,11 +277,13 @@ def test_keys_while_paused_recompute_the_frozen_frame(tiny_engine):
     assert window.shown < 50, "nothing moved on while paused"
 
 
+@pytest.mark.slow
 def test_synth_sizes_too_small_to_draw_are_a_user_error(capsys):
     assert main(["--source", "synth:20x20", "--no-display", "--quiet"]) == 2
     assert capsys.readouterr().err == "livecam: error: Expected a synth size of at least 32x32. Received: 20x20\n"
 
 
+@pytest.mark.slow
 def test_labels_file_that_is_not_utf8_is_a_user_error(tmp_path):
     from livecam.models import load_labels
 

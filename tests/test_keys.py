@@ -55,14 +55,34 @@ def test_gtk_escape_keysym_quits():
         ord("Q"),  # what waitKey makes of GTK's Left arrow (0xFF51 & 0xFF)
         ord("R"),  # ... Up
         ord("S"),  # ... Right
-        0xFF51,  # GTK Left arrow from waitKeyEx
-        0xFF53,
-        0x250000,  # Windows Left arrow from waitKeyEx
+        0xFF52,  # GTK Up arrow from waitKeyEx
+        0x260000,  # Windows Up arrow from waitKeyEx
         0,
     ],
 )
 def test_other_keys_do_nothing(key):
     assert action_for_key(key) == Command(Action.NONE)
+
+
+@pytest.mark.parametrize(
+    "key, action",
+    [
+        (ord("n"), Action.NEXT_IMAGE),
+        (ord("p"), Action.PREV_IMAGE),
+        (0xFF53, Action.NEXT_IMAGE),  # GTK Right, waitKeyEx
+        (0xFF51, Action.PREV_IMAGE),  # GTK Left
+        (0x01000014, Action.NEXT_IMAGE),  # Qt Right, waitKeyEx
+        (0x14, Action.NEXT_IMAGE),  # ... and what waitKey keeps of it
+        (0x01000012, Action.PREV_IMAGE),  # Qt Left
+        (0x12, Action.PREV_IMAGE),
+        (0x270000, Action.NEXT_IMAGE),  # Windows Right
+        (0x250000, Action.PREV_IMAGE),  # Windows Left
+        (0x100000 | 0xFF53, Action.NEXT_IMAGE),  # with NumLock's modifier bit
+        (ord("f"), Action.FULLSCREEN),
+    ],
+)
+def test_arrows_and_letters_step_through_images_and_f_is_fullscreen(key, action):
+    assert action_for_key(key) == Command(action)
 
 
 def test_only_lock_has_an_argument():
@@ -72,7 +92,7 @@ def test_only_lock_has_an_argument():
 
 def test_key_help_lists_every_key_and_nothing_else():
     names = {name for keys, _ in KEY_HELP for name in keys.split(" / ")}
-    assert names == {"q", "Esc", "space", "s", "r", "1-5", "0", "m", "[", "]", "h"}
+    assert names == {"q", "Esc", "space", "s", "r", "1-5", "0", "m", "[", "]", "h", "f", "n", "p"}
     codes = {"Esc": [27], "space": [ord(" ")], "1-5": [ord(str(k)) for k in range(1, 6)]}
     for name in names:
         for code in codes[name] if name in codes else [ord(name)]:

@@ -23,6 +23,7 @@ AUTO_LAYER = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ZOO))
 def test_zoo_model_builds_offline_and_its_layers_are_right(name):
     entry = ZOO[name]
@@ -44,6 +45,7 @@ def test_imagenet_class_names_are_shipped():
     assert names[0] == "tench" and names[207] == "Golden Retriever"
 
 
+@pytest.mark.slow
 def test_nested_transfer_learning_model_picks_the_backbone_layer():
     base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3))
     inputs = keras.Input((96, 96, 3))
@@ -55,6 +57,7 @@ def test_nested_transfer_learning_model_picks_the_backbone_layer():
     assert result.cam.shape == (2, 3, 3) and np.all(np.isfinite(result.cam))
 
 
+@pytest.mark.slow
 def test_offline_imagenet_download_fails_with_one_clear_sentence(monkeypatch):
     from keras.src.utils import file_utils
 
@@ -72,6 +75,7 @@ def test_offline_imagenet_download_fails_with_one_clear_sentence(monkeypatch):
     assert "--weights PATH" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_weights_file_for_another_architecture_is_refused(tmp_path):
     other = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3), include_top=False)
     path = tmp_path / "other.weights.h5"
@@ -82,6 +86,7 @@ def test_weights_file_for_another_architecture_is_refused(tmp_path):
         load_model("mobilenet_v2", weights=str(tmp_path / "missing.h5"))
 
 
+@pytest.mark.slow
 def test_weights_file_round_trip(tmp_path):
     first = load_model("mobilenet_v2", weights=None).model
     path = tmp_path / "mine.weights.h5"

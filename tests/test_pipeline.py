@@ -1,7 +1,8 @@
-"""Tests for livecam.pipeline: free names, and runs over fake sources."""
+"""Tests for livecam.pipeline: runs over fake sources."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import imageio_ffmpeg
@@ -11,41 +12,12 @@ import pytest
 
 from livecam.engine import CamEngine
 from livecam.pipeline import Options, Pipeline
-from livecam.sinks import free_name
 from livecam.render import Renderer
 from livecam.sinks import SinkError, VideoWriter
 from livecam.sources import Frame
 from livecam.worker import EngineWorker
 
 SIZE = 32  # the tiny model's input, and the fake frames' size: (32, 32)
-
-
-# ---------------------------------------------------------------------- free_name
-
-
-def testfree_name_never_returns_an_existing_path(tmp_path):
-    base = tmp_path / "clip.mp4"
-    assert free_name(base) == base
-    names = []
-    for _ in range(4):
-        path = free_name(base)
-        assert not path.exists()
-        path.write_bytes(b"")
-        names.append(path.name)
-    assert names == ["clip.mp4", "clip-2.mp4", "clip-3.mp4", "clip-4.mp4"]
-    (tmp_path / "clip-6.mp4").write_bytes(b"")  # a gap is filled, an existing later name skipped
-    assert free_name(base).name == "clip-5.mp4"
-    (tmp_path / "clip-5.mp4").write_bytes(b"")
-    assert free_name(base).name == "clip-7.mp4"
-
-
-def test_free_name_passes_over_a_broken_link(tmp_path):
-    """A dangling link's name is taken too: the writer refuses it (it never writes through), so
-    the r key would fail where a free name was promised."""
-    base = tmp_path / "clip.mp4"
-    base.symlink_to(tmp_path / "elsewhere" / "gone.mp4")
-    assert free_name(base).name == "clip-2.mp4"
-    VideoWriter(free_name(base), fps=10).close()  # accepted as it is
 
 
 # ---------------------------------------------------------------------- runs over a fake source
@@ -283,7 +255,7 @@ def test_r_twice_before_a_frame_came_says_that_nothing_was_written(nan_for_dark_
     stats = pipeline.run()
 
     assert list(tmp_path.iterdir()) == [] and stats.recordings == []
-    assert logged == [f"livecam: recording stopped before its first frame; {path} was not written"]
+    assert logged == [f"livecam: recording to {path.resolve()}", f"livecam: recording stopped before its first frame; {path} was not written"]
 
 
 def test_messages_escape_what_a_terminal_would_run(nan_for_dark_frames, tmp_path, capsys):
@@ -304,9 +276,9 @@ class KeySpy(Renderer):
         super().__init__(**kwargs)
         self.keys: list[tuple] = []
 
-    def render(self, frame_bgr, cam, hud, **keys):
+    def views(self, frame_bgr, cam, hud, **keys):
         self.keys.append((keys["explains"], keys["map_id"]))
-        return super().render(frame_bgr, cam, hud, **keys)
+        return super().views(frame_bgr, cam, hud, **keys)
 
 
 def numbered(i: int) -> np.ndarray:
@@ -355,3 +327,97 @@ def test_an_engine_error_ends_the_run_with_that_error(nan_for_dark_frames):
     with pytest.raises(RuntimeError, match="the model fell over"):
         Pipeline(source, Broken(), Renderer(), Options(batch=2)).run()
     assert source.closed
+
+
+# ---------------------------------------------------------------------- image folders in a window
+
+
+class StepWindow:
+    """A window whose user looks at each picture, then presses the next key of a script (one key per picture shown)."""
+
+    closed = False
+
+    def __init__(self, keys: str = "", quit_when_done: bool = True) -> None:
+        self.keys = list(keys)
+        self.quit_when_done = quit_when_done
+        self.shown: list[int] = []  # the frame number of each picture shown
+        self._key = -1
+        self.release = threading.Event()  # set: the user presses q at the next poll
+
+    def show(self, image_bgr: np.ndarray) -> int:
+        self.shown.append(int(image_bgr[0, 0, 0]))
+        if self.keys:
+            self._key = ord(self.keys.pop(0))
+        elif self.quit_when_done:
+            self._key = ord("q")
+        return -1
+
+    def poll(self, wait_ms: int = 1) -> int:
+        time.sleep(wait_ms / 1000)
+        if self.release.is_set():
+            return ord("q")
+        key, self._key = self._key, -1
+        return key
+
+    def close(self) -> None:
+        pass
+
+
+def step_pipeline(engine, window, n: int = 5, delay_s: float | None = None) -> Pipeline:
+    frames = [numbered(i) for i in range(n)]
+    options = Options(batch=2, step_images=True, delay_s=delay_s)
+    return Pipeline(FakeSource(frames), engine, Renderer(alpha=0.0, hud="none"), options, window=window, log=lambda text: None)
+
+
+def test_pictures_step_forward_and_back_with_keys(nan_for_dark_frames):
+    window = StepWindow("npnn")  # then q
+    step_pipeline(nan_for_dark_frames, window).run()
+    assert window.shown == [0, 1, 0, 1, 2]
+
+
+def test_a_picture_stays_until_a_key(nan_for_dark_frames):
+    window = StepWindow(quit_when_done=False)
+    pipeline = step_pipeline(nan_for_dark_frames, window)
+    runner = threading.Thread(target=pipeline.run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not window.shown and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # a while with no key: the first picture stays
+    assert window.shown == [0]
+    window.release.set()
+    runner.join(timeout=60)
+    assert not runner.is_alive()
+
+
+def test_with_a_delay_every_picture_is_shown_in_turn(nan_for_dark_frames):
+    window = StepWindow(quit_when_done=False)
+    step_pipeline(nan_for_dark_frames, window, delay_s=0.02).run()  # ends by itself after the last picture
+    assert window.shown == [0, 1, 2, 3, 4]
+
+
+# ---------------------------------------------------------------------- the HUD's rates are this run's
+
+
+class HudSpy(Renderer):
+    """A renderer that keeps the HUD it is given for each frame."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.huds: list = []
+
+    def views(self, frame_bgr, cam, hud, **keys):
+        self.huds.append(hud)
+        return super().views(frame_bgr, cam, hud, **keys)
+
+
+def test_file_mode_hud_shows_no_burst_rates_and_no_queueing_latency(nan_for_dark_frames, tmp_path):
+    # Batches of 8 rows finish together: a rate over the last rows would read about 10^5 fps.
+    frames = [numbered(i) for i in range(23)]
+    renderer = HudSpy(alpha=0.0, hud=False)
+    Pipeline(FakeSource(frames), nan_for_dark_frames, renderer, Options(batch=8), recorder=ListRecorder(tmp_path / "o.mp4")).run()
+    huds = [hud for hud in renderer.huds if hud is not None]
+    assert len(huds) == len(frames)
+    assert all(hud.latency_ms is None for hud in huds)  # read ahead and queued: not a delay anyone sees
+    # The rate is the average since the first map, shown once 0.5 s have passed: never above 22 maps / 0.5 s.
+    assert all(hud.engine_fps is None or 0 < hud.engine_fps <= 22 / 0.5 for hud in huds), [h.engine_fps for h in huds]

@@ -7,13 +7,15 @@ import pytest
 from livecam.errors import UserError
 from livecam.render import (
     COLORMAPS,
-    DEFAULT_SMOOTH,
     CamSmoother,
     HudInfo,
     Renderer,
     blend,
+    blend_heat,
     colorize,
     colormap_id,
+    format_percent,
+    overlay,
     upsample_cam,
 )
 
@@ -237,19 +239,60 @@ def test_smoother_rejects_bad_levels(smooth):
         CamSmoother(smooth)
 
 
-def test_default_smoothing_is_moderate():
-    assert 0.0 < DEFAULT_SMOOTH < 0.7
+def test_default_smoothing_damps_flicker_without_trailing():
+    # What DEFAULT_SMOOTH promises: a map flickering 0/1 on alternate frames is at least halved,
+    # and a step is followed to 90 % within 4 maps (at 30 maps/s, about 130 ms).
+    smoother = CamSmoother()
+    assert Renderer().smooth == smoother.smooth
+    flicker = [float(smoother.update(np.full((2, 2), k % 2, np.float32))[0, 0]) for k in range(20)]
+    swing = max(flicker[10:]) - min(flicker[10:])
+    assert 0.0 < swing < 0.5, swing
+    smoother.reset()
+    smoother.update(np.zeros((2, 2), np.float32))
+    step = [float(smoother.update(np.ones((2, 2), np.float32))[0, 0]) for _ in range(4)]
+    assert step[-1] >= 0.9, step
 
 
 # ---------------------------------------------------------------- Renderer
 
 
 def test_render_without_hud_is_the_blend(frame, cam):
-    renderer = Renderer(alpha=0.4, hud=False, colormap="viridis")
+    renderer = Renderer(alpha=0.4, hud=False, blend="uniform", colormap="viridis")
     out = renderer.render(frame, cam, make_hud())
     expected = blend(frame, colorize(upsample_cam(cam, (W, H)), "viridis"), 0.4)
     assert out.shape == frame.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(out, expected)
+
+
+def test_heat_blend_is_the_default_and_follows_the_map(frame):
+    renderer = Renderer(hud="none")
+    assert renderer.blend == "heat" and renderer.alpha == pytest.approx(0.6)
+    cam = np.zeros((4, 4), np.float32)
+    cam[2:, 2:] = 1.0  # hot bottom-right quarter, cold elsewhere
+    out = renderer.render(frame, cam, None)
+    cam01 = upsample_cam(cam, (W, H))
+    np.testing.assert_array_equal(out, blend_heat(frame, colorize(cam01), cam01, 0.6))
+    cold = cam01 == 0
+    assert cold.mean() > 0.4
+    np.testing.assert_array_equal(out[cold], frame[cold])  # cold regions show the picture as it is
+    hot = cam01 == 1
+    uniform = blend(frame, colorize(cam01), 0.6)
+    assert np.abs(out[hot].astype(int) - uniform[hot]).max() <= 1  # the hottest at full alpha
+
+
+def test_blend_heat_matches_the_per_pixel_formula(frame):
+    rng = np.random.default_rng(2)
+    heat = rng.integers(0, 256, frame.shape, dtype=np.uint8)
+    cam01 = rng.random((H, W)).astype(np.float32)
+    out = blend_heat(frame, heat, cam01, 0.7)
+    weight = 0.7 * cam01[..., None]
+    reference = weight * heat + (1 - weight) * frame
+    assert np.abs(out - reference).max() <= 1.5  # opacity in steps of 1/255, and two roundings
+    np.testing.assert_array_equal(blend_heat(frame, heat, cam01, 0.0), frame)
+    with pytest.raises(UserError, match="Expected cam01 to have the frame's size"):
+        blend_heat(frame, heat, cam01[:5], 0.5)
+    with pytest.raises(UserError, match=r"Expected alpha in \[0, 1\]"):
+        blend_heat(frame, heat, cam01, 2)
 
 
 def test_render_hud_draws_in_the_hud_region(frame, cam):
@@ -276,6 +319,7 @@ def test_side_by_side_is_raw_then_overlay(frame, cam):
     assert out.shape == (H, 2 * W, 3)
     np.testing.assert_array_equal(out[:, :W], frame)
     np.testing.assert_array_equal(out[:, W:], Renderer(hud=False, alpha=0.5).render(frame, cam, None))
+    assert np.any(out[:, W:] != frame)
 
 
 def test_side_by_side_with_hud_keeps_the_shape(frame, cam):
@@ -287,7 +331,7 @@ def test_no_map_shows_the_frame_with_hud(frame):
     out = Renderer().render(grey, None, make_hud(status="no map (non-finite output)"))
     assert out.shape == grey.shape
     assert np.any(out[:60, :160] != 128)  # the HUD is there
-    np.testing.assert_array_equal(out[170:, 200:], grey[170:, 200:])  # no heat, no legend
+    np.testing.assert_array_equal(out[170:, 260:], grey[170:, 260:])  # no heat, no legend
     np.testing.assert_array_equal(Renderer(hud=False).render(frame, None, make_hud()), frame)
 
 
@@ -295,7 +339,7 @@ def test_no_map_shows_the_frame_with_hud(frame):
     "change, region",
     [
         (dict(recording=True), (slice(0, 30), slice(-60, None))),  # red REC dot, top right
-        (dict(message="snapshot saved: a.png"), (slice(-30, None), slice(0, 120))),  # bottom left
+        (dict(message="snapshot saved: a.png"), (slice(-60, None), slice(0, 120))),  # bottom left
         (dict(status="reconnecting"), (slice(0, 120), slice(0, 200))),  # extra line, top left
         (dict(locked=True), (slice(0, 120), slice(0, 200))),
     ],
@@ -319,7 +363,7 @@ def test_text_scales_with_frame_height():
     heights = []
     for height in (240, 480, 960):
         grey = np.full((height, height * 4 // 3, 3), 128, np.uint8)
-        out = Renderer().render(grey, None, make_hud())
+        out = Renderer(hud="label").render(grey, None, make_hud())  # the label panel alone
         top, bottom, _, _ = bbox_of_difference(out, grey)
         heights.append(bottom - top)
     assert heights[0] < heights[1] < heights[2]
@@ -376,7 +420,7 @@ def test_renderer_without_smoothing_shows_each_map():
 
 
 def test_renderer_settings_can_change(frame, cam):
-    renderer = Renderer(hud=False)
+    renderer = Renderer(hud=False, blend="uniform")
     before = renderer.render(frame, cam, None)
     renderer.alpha = 0.9
     renderer.colormap = "TURBO"
@@ -407,11 +451,156 @@ def test_renderer_rejects_bad_alpha_later_and_bad_frames(cam):
     renderer = Renderer()
     with pytest.raises(UserError, match=r"Expected alpha in \[0, 1\]\. Received: alpha=2"):
         renderer.alpha = 2
-    assert renderer.alpha == pytest.approx(0.4)
+    assert renderer.alpha == pytest.approx(0.6)
     with pytest.raises(UserError, match="Expected frame_bgr to be a uint8 BGR image"):
         renderer.render(np.zeros((H, W), np.uint8), cam, None)
     with pytest.raises(UserError, match="Expected cam to be a non-empty 2-D"):
         renderer.render(np.zeros((H, W, 3), np.uint8), np.zeros((2, 2, 2)), None)
+
+
+# ---------------------------------------------------------------- HUD levels, window and file pictures
+
+
+def grey_frame(height: int = 240, width: int = 320) -> np.ndarray:
+    return np.full((height, width, 3), 128, np.uint8)
+
+
+def test_window_shows_full_hud_and_files_the_label_only():
+    renderer = Renderer()  # window "full", files "label"
+    assert (renderer.hud, renderer.file_hud) == ("full", "label")
+    cam = np.zeros((7, 7), np.float32)
+    hud = make_hud(recording=True, message="snapshot saved: a.png")
+    views = renderer.views(grey_frame(), cam, hud)
+    plain = Renderer(hud="none").render(grey_frame(), cam, None)
+    label_only = Renderer(hud="label").render(grey_frame(), cam, make_hud())
+    np.testing.assert_array_equal(views.file, label_only)  # no REC badge, no message, no bars
+    np.testing.assert_array_equal(views.file[:30, -60:], plain[:30, -60:])  # REC is the window's
+    np.testing.assert_array_equal(views.file[-60:, :120], plain[-60:, :120])  # no message, no diagnostics
+    assert np.any(views.window[:30, -60:] != plain[:30, -60:])
+    assert np.any(views.window[-60:, :120] != plain[-60:, :120])
+    assert np.any(views.window != views.file)
+    np.testing.assert_array_equal(views.window, Renderer().render(grey_frame(), cam, hud))
+    np.testing.assert_array_equal(views.file, Renderer().render(grey_frame(), cam, hud, view="file"))
+
+
+def test_full_hud_adds_topk_bars_and_diagnostics_to_the_label():
+    label = Renderer(hud="label").render(grey_frame(), None, make_hud())
+    full = Renderer(hud="full").render(grey_frame(), None, make_hud())
+    top, bottom, left, right = bbox_of_difference(label, grey_frame())
+    assert bottom < 60 and top < 10  # one line of big text, top left
+    np.testing.assert_array_equal(full[:top], label[:top])
+    assert np.any(full[bottom + 1 : 120, :200] != 128)  # the top-k bars below the label
+    assert np.any(full[-40:, :200] != 128)  # diagnostics, bottom left
+
+
+def test_hud_covers_little_of_a_480p_frame():
+    # The old 9-line text panel covered about 14 % of a 640x480 frame.
+    grey = grey_frame(480, 640)
+    for level, most in (("label", 0.04), ("full", 0.10)):
+        out = Renderer(hud=level).render(grey, None, make_hud())
+        top, bottom, left, right = bbox_of_difference(out[:240], grey[:240])  # the panel, top left
+        assert (bottom - top + 1) * (right - left + 1) < most * grey.shape[0] * grey.shape[1], level
+
+
+def test_topk_bars_are_as_long_as_the_probabilities():
+    def bar_pixels(prob: float) -> int:
+        out = Renderer(hud="full").render(grey_frame(), None, make_hud(topk=(("tabby", prob),), label="tabby", prob=prob))
+        white = np.all(out >= 230, axis=2)  # the explained class's bar is drawn in white
+        return int(white[:120].sum())
+
+    empty, half, full = bar_pixels(0.0), bar_pixels(0.5), bar_pixels(1.0)
+    assert empty < half < full
+    assert (full - empty) == pytest.approx(2 * (half - empty), rel=0.25)
+
+
+def test_no_hud_anywhere_shares_one_picture(frame, cam):
+    views = Renderer(hud="none").views(frame, cam, make_hud(recording=True))
+    assert views.window is views.file
+    views = Renderer(hud="full", file_hud="full").views(frame, cam, make_hud())
+    assert views.window is not views.file
+
+
+def test_views_can_be_asked_one_at_a_time(frame, cam):
+    renderer = Renderer()
+    only_file = renderer.views(frame, cam, make_hud(), window=False)
+    assert only_file.window is None and only_file.file is not None
+    only_window = renderer.views(frame, cam, make_hud(), file=False)
+    assert only_window.file is None and only_window.window is not None
+
+
+def test_help_is_drawn_in_the_window_only(frame, cam):
+    views = Renderer(hud="none", show_help=True).views(frame, cam, None)
+    np.testing.assert_array_equal(views.file, Renderer(hud="none").render(frame, cam, None))
+    assert np.any(views.window != views.file)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(hud="debug"), r"Expected hud to be one of full, label, none\. Received: hud='debug'"),
+        (dict(file_hud="all"), r"Expected hud to be one of full, label, none"),
+        (dict(blend="additive"), r"Expected blend to be one of heat, uniform\. Received: blend='additive'"),
+    ],
+)
+def test_renderer_rejects_unknown_hud_levels_and_blends(kwargs, match):
+    with pytest.raises(UserError, match=match):
+        Renderer(**kwargs)
+
+
+def test_hud_booleans_still_mean_full_and_none():
+    assert (Renderer(hud=True).hud, Renderer(hud=True).file_hud) == ("full", "label")
+    assert (Renderer(hud=False).hud, Renderer(hud=False).file_hud) == ("none", "none")
+
+
+@pytest.mark.parametrize(
+    "prob, text",
+    [(0.998, "99.8%"), (0.9996, ">99.9%"), (1.0, "100%"), (0.0004, "<0.1%"), (0.0, "0.0%"), (0.25, "25.0%"), (float("nan"), "--%")],
+)
+def test_one_rounding_for_every_probability(prob, text):
+    assert format_percent(prob) == text
+
+
+# ---------------------------------------------------------------- overlay (the Python helper)
+
+
+class FakeResult:
+    """The fields of a two-row CamResult, made by hand."""
+
+    def __init__(self, cam):
+        self.probs = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2]], np.float32)
+        self.class_ids = np.array([1, 0])
+        self.cam = np.stack([cam, np.zeros_like(cam)])
+        self.topk_ids = np.array([[1, 2, 0], [0, 1, 2]])
+        self.topk_probs = np.array([[0.7, 0.2, 0.1], [0.5, 0.3, 0.2]], np.float32)
+        self.finite = np.array([True, False])
+        self.layer = "conv"
+        self.method = "gradcam"
+
+
+def test_overlay_draws_a_result_row_like_the_files_picture(frame, cam):
+    result = FakeResult(cam)
+    out = overlay(frame, result, class_names=["cat", "dog", "fox"])
+    hud = HudInfo(label="dog", prob=0.7, locked=False, topk=(("dog", 0.7), ("fox", 0.2), ("cat", 0.1)), method="gradcam", layer="conv")
+    expected = Renderer(smooth=0, hud="label").render(frame, cam, hud, view="file")
+    np.testing.assert_array_equal(out, expected)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(overlay(frame, result, hud="none", blend="uniform", alpha=0.5), blend(frame, colorize(upsample_cam(cam, (W, H))), 0.5))
+
+
+def test_overlay_without_names_or_map(frame, cam):
+    result = FakeResult(cam)
+    named = overlay(frame, result, class_names=["cat", "dog", "fox"])
+    assert np.any(overlay(frame, result) != named)  # "class 1" instead of "dog"
+    no_map = overlay(frame, result, index=1, hud="none")  # a non-finite row: the frame as it is
+    np.testing.assert_array_equal(no_map, frame)
+    with pytest.raises(UserError, match=r"Expected index in \[0, 1\] for a result with 2 rows\. Received: index=2"):
+        overlay(frame, result, index=2)
+
+
+def test_overlay_is_exported_lazily():
+    import livecam
+
+    assert livecam.overlay is overlay
 
 
 # ---------------------------------------------------------------- smoothing per viewer, by explicit keys
@@ -424,7 +613,7 @@ def heat_of(cam01: np.ndarray) -> np.ndarray:
 
 def test_a_map_drawn_again_under_the_same_id_is_folded_in_once(frame):
     zeros, ones = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
-    renderer = Renderer(alpha=1.0, hud=False, smooth=0.5)
+    renderer = Renderer(alpha=1.0, hud=False, blend="uniform", smooth=0.5)
     renderer.render(frame, zeros, None, explains=("gradcam", None), map_id=1)
     for _ in range(3):  # a paused frame redrawn, or --every N reusing a map: still one fold
         out = renderer.render(frame, ones, None, explains=("gradcam", None), map_id=2)
@@ -435,7 +624,7 @@ def test_a_map_drawn_again_under_the_same_id_is_folded_in_once(frame):
 
 def test_without_a_map_id_every_call_is_a_new_map(frame):
     zeros, ones = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
-    renderer = Renderer(alpha=1.0, hud=False, smooth=0.5)
+    renderer = Renderer(alpha=1.0, hud=False, blend="uniform", smooth=0.5)
     renderer.render(frame, zeros, None)
     renderer.render(frame, ones, None)
     out = renderer.render(frame, ones, None)  # the same array object counts as a new map too
@@ -445,7 +634,7 @@ def test_without_a_map_id_every_call_is_a_new_map(frame):
 @pytest.mark.parametrize("new_explains", [("gradcam++", None), ("gradcam", 3)])
 def test_a_new_method_or_class_restarts_the_smoothing(frame, new_explains):
     zeros, ones = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
-    renderer = Renderer(alpha=1.0, hud=False, smooth=0.5)
+    renderer = Renderer(alpha=1.0, hud=False, blend="uniform", smooth=0.5)
     renderer.render(frame, zeros, None, explains=("gradcam", None), map_id=1)
     out = renderer.render(frame, ones, None, explains=new_explains, map_id=2)
     np.testing.assert_array_equal(out, heat_of(ones))  # the old question's map does not count
@@ -457,7 +646,7 @@ def test_a_new_method_or_class_restarts_the_smoothing(frame, new_explains):
 
 def test_each_viewer_smooths_on_its_own(frame):
     zeros, ones = np.zeros((7, 7), np.float32), np.ones((7, 7), np.float32)
-    a, b = Renderer(alpha=1.0, hud=False), Renderer(alpha=1.0, hud=False)
+    a, b = Renderer(alpha=1.0, hud=False, blend="uniform"), Renderer(alpha=1.0, hud=False, blend="uniform")
     a.render(frame, zeros, None, explains=("gradcam", None), map_id=1)
     b.render(frame, ones, None, explains=("gradcam", 2), map_id=1)  # same ids, another viewer
     out = a.render(frame, ones, None, explains=("gradcam", None), map_id=2)

@@ -22,7 +22,7 @@ import pytest
 from helpers import read_frames, video_info, visible_windows
 from livecam import sinks
 from livecam.errors import UserError
-from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, WindowSink, gui_available
+from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, WindowSink, free_name, gui_available
 
 
 def decoded_indices(path, index_of) -> list[int]:
@@ -225,6 +225,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_recording_survives_the_process_being_stopped(tmp_path, signum):
     path = tmp_path / "out.mp4"
@@ -363,6 +364,42 @@ def test_window_returns_the_key_pressed(xvfb_display, xdotool, make_video):
         assert set(keys) <= {-1, ord("q")}
 
 
+@pytest.mark.x11
+@pytest.mark.parametrize("size, expected", [((640, 480), (640, 480)), ((1600, 1000), (1037, 648))])
+def test_window_opens_at_the_frame_size_fitted_to_the_screen(xvfb_display, size, expected):
+    # The session's Xvfb screen is 1280x720: a 1600x1000 frame is fitted into 90 % of it.
+    assert sinks.screen_size() == (1280, 720)
+    frame = np.full((size[1], size[0], 3), 90, np.uint8)
+    with WindowSink("livecam size") as window:
+        window.show(frame)
+        deadline = time.monotonic() + 30  # a bound on X mapping the window, not a timing check
+        while time.monotonic() < deadline:
+            window.poll(10)
+            _, _, width, height = cv2.getWindowImageRect("livecam size")
+            if (width, height) == expected:
+                break
+        assert (width, height) == pytest.approx(expected, abs=2)
+
+
+@pytest.mark.x11
+def test_window_goes_fullscreen_and_back(xvfb_display):
+    with WindowSink("livecam full", fullscreen=True) as window:
+        window.show(np.zeros((240, 320, 3), np.uint8))
+        window.poll(10)
+        assert window.fullscreen and cv2.getWindowProperty("livecam full", cv2.WND_PROP_FULLSCREEN) == cv2.WINDOW_FULLSCREEN
+        window.set_fullscreen(False)
+        window.poll(10)
+        assert not window.fullscreen and cv2.getWindowProperty("livecam full", cv2.WND_PROP_FULLSCREEN) == cv2.WINDOW_NORMAL
+
+
+@pytest.mark.parametrize(
+    "size, screen, expected",
+    [((640, 480), (1920, 1080), (640, 480)), ((3840, 2160), (1920, 1080), (1728, 972)), ((640, 480), None, (640, 480))],
+)
+def test_fit_to_screen_keeps_the_aspect_and_never_enlarges(size, screen, expected):
+    assert sinks.fit_to_screen(size, screen) == expected
+
+
 def test_check_output_for_any_file(tmp_path):
     stats = tmp_path / "stats.json"
     assert sinks.check_output(stats) == stats
@@ -372,3 +409,31 @@ def test_check_output_for_any_file(tmp_path):
         sinks.check_output(stats)
     with pytest.raises(UserError, match=r"does not exist; create it first"):
         sinks.check_output(tmp_path / "nope" / "stats.json", overwrite=True)
+
+
+# ---------------------------------------------------------------------- free_name
+
+
+def test_free_name_never_returns_an_existing_path(tmp_path):
+    base = tmp_path / "clip.mp4"
+    assert free_name(base) == base
+    names = []
+    for _ in range(4):
+        path = free_name(base)
+        assert not path.exists()
+        path.write_bytes(b"")
+        names.append(path.name)
+    assert names == ["clip.mp4", "clip-2.mp4", "clip-3.mp4", "clip-4.mp4"]
+    (tmp_path / "clip-6.mp4").write_bytes(b"")  # a gap is filled, an existing later name skipped
+    assert free_name(base).name == "clip-5.mp4"
+    (tmp_path / "clip-5.mp4").write_bytes(b"")
+    assert free_name(base).name == "clip-7.mp4"
+
+
+def test_free_name_passes_over_a_broken_link(tmp_path):
+    """A dangling link's name is taken too: the writer refuses it (it never writes through), so
+    the r key would fail where a free name was promised."""
+    base = tmp_path / "clip.mp4"
+    base.symlink_to(tmp_path / "elsewhere" / "gone.mp4")
+    assert free_name(base).name == "clip-2.mp4"
+    VideoWriter(free_name(base), fps=10).close()  # accepted as it is

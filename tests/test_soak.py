@@ -10,9 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "soak.py"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_short_soak_keeps_traces_memory_threads_and_fds_flat():
     run = subprocess.run(
         [sys.executable, str(SCRIPT), "--frames", "240", "--input-size", "96", "--fps", "60"],

@@ -109,6 +109,7 @@ def test_image_folder_in_natural_order(image_folder, make_video):
         frames = list(source)
     assert [make_video.index_of(f.image_bgr) for f in frames] == list(range(12))
     assert [f.index for f in frames] == list(range(12))
+    assert [f.name for f in frames] == [f"frame_{i}.png" for i in range(1, 13)]  # each picture's file name
 
 
 def test_image_folder_skips_unreadable_images_and_takes_any_size(tmp_path, make_image_folder, make_video):
@@ -276,8 +277,23 @@ def test_camera_index_forms_are_detected(monkeypatch):
     assert list_cameras()[0] == dict(index=0, width=640, height=480, fps=30.0, fourcc="MJPG", backend="FAKE")
 
 
-def test_list_cameras_without_cameras():
-    assert isinstance(list_cameras(max_index=2), list)
+def test_list_cameras_without_cameras_probes_each_index_and_releases_it(monkeypatch):
+    probed, released = [], []
+
+    class NoCamera:
+        def __init__(self, index, *args):
+            self.index = index
+            probed.append(index)
+
+        def isOpened(self):
+            return False
+
+        def release(self):
+            released.append(self.index)
+
+    monkeypatch.setattr(cv2, "VideoCapture", NoCamera)
+    assert list_cameras(max_index=4) == []
+    assert probed == released == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("spec", [57, "57"])

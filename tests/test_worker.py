@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import keras
 import numpy as np
 import pytest
 
@@ -18,13 +17,10 @@ LONG_WAIT_MS = 60_000  # a wait cap no test reaches: batches then go only when f
 
 
 @pytest.fixture(scope="module")
-def engine() -> CamEngine:
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="target")(x)
-    out = keras.layers.Dense(N_CLASSES, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
-    return CamEngine(keras.Model(inputs, out))
+def engine(tiny_engine) -> CamEngine:
+    """conftest's tiny engine: SIZE x SIZE input, N_CLASSES classes."""
+    assert tiny_engine.input_size == (SIZE, SIZE) and tiny_engine.num_classes == N_CLASSES
+    return tiny_engine
 
 
 def frames(n: int, size: tuple[int, int] = (SIZE, SIZE), seed: int = 0) -> list[np.ndarray]:

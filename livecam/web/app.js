@@ -343,8 +343,11 @@ function heatCanvas(width, height) {
   const pixels = ctx.getImageData(0, 0, width, height);
   const lut = state.luts[state.colormap];
   const p = pixels.data;
+  const heatBlend = state.config.blend === "heat";
   for (let i = 0; i < p.length; i += 4) {
     const v = 3 * p[i];
+    // heat blend: the opacity follows the map (alpha * map), so cold parts show the picture as it is
+    p[i + 3] = heatBlend ? p[i] : 255;
     p[i] = lut[v];
     p[i + 1] = lut[v + 1];
     p[i + 2] = lut[v + 2];
@@ -383,7 +386,7 @@ function draw() {
   ctx.drawImage(picture, 0, 0, width, height);
   const heat = state.last ? heatCanvas(width, height) : null;
   if (heat && state.alpha > 0) {
-    ctx.globalAlpha = state.alpha; // alpha * heat + (1 - alpha) * picture, as the renderer blends
+    ctx.globalAlpha = state.alpha; // as the renderer blends: opacity alpha (times the map with --blend heat)
     ctx.drawImage(heat, 0, 0);
     ctx.globalAlpha = 1;
   }
