@@ -199,7 +199,7 @@ def test_traces_once_over_varying_sizes_batches_classes_and_methods():
 
 def test_graph_step_resizes_frames_of_other_sizes_itself():
     """Frames fed straight to the compiled step at any size still work, with no retrace."""
-    engine = CamEngine(tiny_model("dense_softmax"), layer="target")
+    engine = CamEngine(tiny_model("dense_softmax"), layer="target", runtime="tensorflow")
     for size in (20, 48, 64):
         out = engine._step(_frames(2, size=size), np.full(2, -1, np.int32), np.int32(0))
         assert out[2].shape == (2, SIZE // 2, SIZE // 2)
@@ -216,12 +216,25 @@ def test_zero_gradients_give_a_finite_all_zero_map():
     assert result.finite.all()
 
 
-def test_non_finite_model_output_gives_no_map_and_is_flagged():
+@pytest.mark.parametrize("runtime", ["tensorflow", "openvino"])
+def test_non_finite_model_output_gives_no_map_and_is_flagged(runtime):
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3, name="target")(inputs)
+    dense = keras.layers.Dense(3, activation="softmax")
+    model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(x)))
+    dense.set_weights([np.full_like(w, np.nan) for w in dense.get_weights()])
+    result = CamEngine(model, runtime=runtime)(_frames(2))
+    assert result.finite.tolist() == [False, False]
+    assert np.all(result.cam == 0) and np.all(np.isfinite(result.probs))
+
+
+def test_non_finite_activations_give_no_map_and_are_flagged():
+    # OpenVINO folds a NaN constant in the body into finite numbers, so this case is TensorFlow's.
     inputs = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Rescaling(float("nan"))(inputs)
     x = keras.layers.Conv2D(4, 3, name="target")(x)
     out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
-    result = CamEngine(keras.Model(inputs, out))(_frames(2))
+    result = CamEngine(keras.Model(inputs, out), runtime="tensorflow")(_frames(2))
     assert result.finite.tolist() == [False, False]
     assert np.all(result.cam == 0) and np.all(np.isfinite(result.probs))
 
