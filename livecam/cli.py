@@ -105,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     perf.add_argument("--input-size", type=_int_range("--input-size", 32, 1024), help="feed the network at this square size")
     perf.add_argument("--xla", action="store_true", help="compile the step with XLA")
     perf.add_argument("--mixed-precision", action="store_true", help="mixed_float16 zoo models (GPUs)")
+    perf.add_argument(
+        "--runtime",
+        choices=("auto", "tensorflow", "openvino"),
+        default="auto",
+        help="auto: OpenVINO for the network body on a CPU-only machine when the model splits at the layer, else TensorFlow",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -254,13 +260,14 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
         print(f"livecam: source: {source.description}", file=sys.stderr)
         for warning in getattr(source, "warnings", []) or []:
             print(f"livecam: warning: {warning}", file=sys.stderr)
-    with _native_stderr_silenced(not args.debug):  # TensorFlow's C++ start-up log lines
+    with _native_stderr_silenced(not args.debug) as say:  # TensorFlow's C++ start-up log lines
         from livecam.pipeline import Options, Pipeline
 
-        engine = _engine(args, model_name)
+        engine = _engine(args, model_name, log=(lambda text: None) if quiet else (lambda text: say(f"livecam: {text}")))
     class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
     if not quiet:
         print(f"livecam: model {engine.model_name}, layer {engine.layer_name}, method {engine.method}", file=sys.stderr)
+        print(f"livecam: runtime {engine.runtime} ({engine.runtime_reason})", file=sys.stderr)
 
     renderer = Renderer(colormap=args.colormap, alpha=args.alpha, smooth=args.smooth, hud=not args.no_hud, side_by_side=args.side_by_side)
     batch = 1 if source.live else (args.batch or 8)
@@ -297,7 +304,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     return 0
 
 
-def _engine(args: argparse.Namespace, model_name: str):
+def _engine(args: argparse.Namespace, model_name: str, log):
     from livecam.engine import CamEngine
 
     return CamEngine(
@@ -311,22 +318,27 @@ def _engine(args: argparse.Namespace, model_name: str):
         xla=args.xla,
         mixed_precision=args.mixed_precision,
         unsafe_model_load=args.unsafe_model_load,
+        runtime=args.runtime,
+        log=log,
     )
 
 
 @contextlib.contextmanager
 def _native_stderr_silenced(enabled: bool):
     """Sends file descriptor 2 to /dev/null: TensorFlow's C++ logging ignores TF_CPP_MIN_LOG_LEVEL
-    for the lines it prints before its logger is set up. Python exceptions are unaffected."""
+    for the lines it prints before its logger is set up. Python exceptions are unaffected.
+
+    Yields ``say(text)``, which still reaches the real stderr (for livecam's own progress lines).
+    """
     if not enabled:
-        yield
+        yield lambda text: print(text, file=sys.stderr, flush=True)
         return
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        yield
+        yield lambda text: os.write(saved, f"{text}\n".encode())
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)

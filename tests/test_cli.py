@@ -292,6 +292,8 @@ USER_ERRORS = {
     "output not a video": (["--output", "{tmp}/out.avi"], "Expected an output file ending in .mp4"),
     "class id out of range": (["--class", "1000"], "Expected a class id in [0, 999]. Received: 1000"),
     "class name ambiguous": (["--class", "Sunglasses"], "Class name 'Sunglasses' is ambiguous (ids 836, 837)"),
+    "runtime unknown": (["--runtime", "onnx"], "Argument --runtime: invalid choice: 'onnx'"),
+    "runtime forced with xla": (["--runtime", "openvino", "--xla"], "The OpenVINO runtime cannot run model 'mobilenet_v2': XLA and mixed"),
 }
 
 
@@ -515,3 +517,40 @@ def test_window_without_a_display_says_what_to_do(tmp_path, make_video):
         "livecam: error: This OpenCV build has no GUI or there is no display (opencv-python-headless, or no $DISPLAY); "
         "run with --no-display --output out.mp4 to record instead."
     ]
+
+
+# ---------------------------------------------------------------------- runtimes
+
+
+@pytest.mark.parametrize("runtime, reason", [("auto", "no GPU, and the model splits cleanly at layer 'features'"), ("tensorflow", "asked for")])
+def test_runtime_is_said_on_the_console_and_in_the_stats(capfd, clip, tmp_path, monkeypatch, runtime, reason):
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "cache"))
+    stats_path = tmp_path / "stats.json"
+    argv = ["--source", clip, "--model", "demo", "--no-display", "--max-frames", "4", "--runtime", runtime, "--stats-json", stats_path]
+    assert main([str(a) for a in argv]) == 0
+    err = capfd.readouterr().err
+    name = "openvino" if runtime == "auto" else "tensorflow"
+    assert f"livecam: runtime {name} ({reason})" in err.splitlines()
+    assert json.loads(stats_path.read_text())["runtime"] == {"name": name, "reason": reason}
+    converting = [line for line in err.splitlines() if "converting the network body to OpenVINO" in line]
+    assert len(converting) == (1 if name == "openvino" else 0)
+    if name == "openvino":  # the second start reads the cache
+        assert main([str(a) for a in argv]) == 0
+        assert "converting" not in capfd.readouterr().err
+
+
+def test_forced_openvino_for_a_model_that_does_not_split_is_one_line(capsys, clip, tmp_path):
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    b = keras.layers.Conv2D(4, 3, padding="same", name="target")(a)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([a, b]))
+    path = tmp_path / "residual.keras"
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)).save(path)
+    common = ["--source", clip, "--model", path, "--layer", "target", "--no-display", "--max-frames", "2"]
+    code, _, err = cli(capsys, *common, "--runtime", "openvino", "--quiet")
+    assert_user_error(code, err, "The OpenVINO runtime cannot run model 'residual': the model cannot be cut at layer 'target'")
+    code, _, err = cli(capsys, *common)
+    assert code == 0, err
+    assert "livecam: runtime tensorflow (the model cannot be cut at layer 'target': a layer after the target layer" in err
