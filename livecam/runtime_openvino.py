@@ -28,8 +28,6 @@ from typing import Any, Callable
 import numpy as np
 
 CACHE_ENV = "LIVECAM_CACHE_DIR"
-# Float32 inference: bf16/fp16 (the default on CPUs that have them) change the map.
-# One stream and the latency hint: the live path runs one request at a time. Threads: see THREADS.
 THREADS_ENV = "LIVECAM_OPENVINO_THREADS"
 _FORMAT = 1  # bump when the entry layout changes
 
@@ -59,11 +57,16 @@ def cache_dir() -> Path:
 
 
 def default_threads() -> int:
-    """OpenVINO's inference threads: all cores but one for the other stages, at least 2, or $LIVECAM_OPENVINO_THREADS."""
+    """OpenVINO's inference threads: half the cores ($LIVECAM_OPENVINO_THREADS overrides).
+
+    The other half decodes, draws and encodes. On the shared 2-core CI machine, one OpenVINO
+    thread kept the live path with recording faster and steadier than two, whose threads wait
+    on each other whenever the encoder takes a core.
+    """
     if os.environ.get(THREADS_ENV, "").strip().isdigit():
         return max(1, int(os.environ[THREADS_ENV]))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
-    return max(2, cores - 1) if cores > 2 else cores
+    return max(1, cores // 2)
 
 
 def fingerprint(model: Any, **parts: Any) -> str:
@@ -125,9 +128,13 @@ class OpenVinoBody:
         self.cache_path = root / f"{_safe(label)}-{key[:20]}"
         self.converted = False  # True when this start converted (no usable cache entry)
         core = ov.Core()
+        # Float32: bf16/fp16 (the default on CPUs that have them) change the map. One stream and
+        # the latency hint: the engine runs one request at a time. No pinning: the threads of the
+        # other stages share the cores, and a pinned thread waits when its core is taken.
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
+            "ENABLE_CPU_PINNING": False,
             "INFERENCE_NUM_THREADS": self.threads,
             "INFERENCE_PRECISION_HINT": "f32",
         }
