@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +30,9 @@ import numpy as np
 
 CACHE_ENV = "LIVECAM_CACHE_DIR"
 THREADS_ENV = "LIVECAM_OPENVINO_THREADS"
+# Entries kept per model, layer and input size: new weights (a retrained model, or random ones
+# with --weights none) make new entries, and the cache must not grow without bound.
+KEEP_PER_LABEL = 3
 _FORMAT = 1  # bump when the entry layout changes
 
 
@@ -125,7 +129,8 @@ class OpenVinoBody:
 
         self.threads = threads or default_threads()
         root = cache_dir() / "openvino"
-        self.cache_path = root / f"{_safe(label)}-{key[:20]}"
+        prefix = f"{_safe(label)}-"
+        self.cache_path = root / f"{prefix}{key[:20]}"
         self.converted = False  # True when this start converted (no usable cache entry)
         core = ov.Core()
         # Float32: bf16/fp16 (the default on CPUs that have them) change the map. One stream and
@@ -150,6 +155,7 @@ class OpenVinoBody:
             model = ov.convert_model(make_function())
             self.converted = True
             _write_entry(ov, model, self.cache_path, log)
+            _evict(root, prefix, keep=KEEP_PER_LABEL)
             self._compiled = core.compile_model(model, "CPU", config)
         self._request = self._compiled.create_infer_request()
         self._lock = threading.Lock()
@@ -175,7 +181,9 @@ def _read_entry(core: Any, path: Path) -> Any | None:
         for name in (_XML, _BIN):
             if manifest.get(name) != _file_digest(path / name):
                 raise ValueError(f"{name} does not match its checksum")
-        return core.read_model(str(path / _XML))
+        model = core.read_model(str(path / _XML))
+        os.utime(path)  # last used: eviction keeps the most recently used entries
+        return model
     except Exception:
         shutil.rmtree(path, ignore_errors=True)
         return None
@@ -201,6 +209,17 @@ def _write_entry(ov: Any, model: Any, path: Path, log: Callable[[str], None]) ->
         log(f"warning: cannot write the OpenVINO cache in {path.parent} ({exc.strerror}); it will convert again next time")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _evict(root: Path, prefix: str, keep: int) -> None:
+    """Remove all but the ``keep`` most recently used entries named ``prefix...``, and stale temporary folders."""
+    try:
+        entries = sorted((p for p in root.iterdir() if p.name.startswith(prefix)), key=lambda p: p.stat().st_mtime, reverse=True)
+        stale = [p for p in root.iterdir() if p.name.startswith(".tmp-") and time.time() - p.stat().st_mtime > 3600]
+    except OSError:
+        return
+    for path in entries[keep:] + stale:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _file_digest(path: Path) -> str:

@@ -248,6 +248,18 @@ def test_other_weights_are_another_cache_entry(cache):
     assert_same_result(engine(frames), CamEngine(other, layer="target", runtime="tensorflow")(frames))
 
 
+def test_the_cache_keeps_the_most_recently_used_entries_per_model(cache, monkeypatch):
+    monkeypatch.setattr(runtime_openvino, "KEEP_PER_LABEL", 2)
+    models = [tiny_model("dense_softmax", seed=seed) for seed in range(3)]
+    models = [keras.Model(m.inputs, m.outputs, name="same_name") for m in models]  # one model, retrained
+    first = engine_and_log(models[0])[0]._body.cache_path
+    second = engine_and_log(models[1])[0]._body.cache_path
+    assert engine_and_log(models[0])[1] == []  # used again: now the most recent
+    engine_and_log(models[2])
+    assert first.is_dir() and not second.exists()
+    assert len(list(cache.iterdir())) == 2
+
+
 @pytest.mark.parametrize("damage", ["truncate_bin", "garbage_xml", "no_manifest", "empty_folder"])
 def test_a_corrupt_cache_entry_is_rebuilt(cache, damage):
     model = tiny_model("dense_softmax")
