@@ -35,6 +35,7 @@ from livecam.split import SplitError, capture_output, output_activation, split_a
 
 Runtime = Literal["auto", "tensorflow", "openvino"]
 RUNTIMES: tuple[str, ...] = ("auto", "tensorflow", "openvino")
+_STEP_ARGS = (tf.TensorSpec([None], tf.int32, name="class_ids"), tf.TensorSpec([], tf.int32, name="method_index"))
 
 
 @dataclass(frozen=True)
@@ -135,30 +136,11 @@ class CamEngine:
         self._output = output_activation(self.model)
         self.trace_count = 0
         self._xla = xla
-        self.runtime, self.runtime_reason = "tensorflow", "asked for"
-        self._body = None
+        self.runtime: str = "tensorflow"  # the runtime in use, and why (for the console and the stats)
+        self.runtime_reason: str = "asked for"
         if runtime != "tensorflow":
             self.runtime, self.runtime_reason = self._try_openvino(runtime, xla=xla, mixed_precision=mixed_precision, log=log)
-        if self.runtime == "openvino":
-            head = tf.function(
-                self._head_step,
-                input_signature=[
-                    tf.TensorSpec(self._body_output_shape, tf.float32, name="activations"),
-                    tf.TensorSpec([None], tf.int32, name="class_ids"),
-                    tf.TensorSpec([], tf.int32, name="method_index"),
-                ],
-            )
-            self._step = lambda frames_bgr, class_ids, method_index: head(self._body(frames_bgr), class_ids, method_index)
-        else:
-            self._step = tf.function(
-                self._graph_step,
-                input_signature=[
-                    tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames_bgr"),
-                    tf.TensorSpec([None], tf.int32, name="class_ids"),
-                    tf.TensorSpec([], tf.int32, name="method_index"),
-                ],
-                jit_compile=xla,
-            )
+        self._step = self._openvino_step() if self.runtime == "openvino" else self._tensorflow_step()
         # Trace and run once now, on one thread: the first run also optimises the graph (most of a
         # second for mobilenet_v2), which would otherwise stall the first frame of a stream.
         h, w = self.input_size
@@ -237,6 +219,17 @@ class CamEngine:
         )
 
     # ------------------------------------------------------------------ the runtime
+
+    def _tensorflow_step(self) -> Callable:
+        """The whole step in one tf.function: (uint8 BGR frames of any size, class ids, method index)."""
+        frames = tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames_bgr")
+        return tf.function(self._graph_step, input_signature=[frames, *_STEP_ARGS], jit_compile=self._xla)
+
+    def _openvino_step(self) -> Callable:
+        """The same signature (frames at the input size): the body in OpenVINO, then the head in a tf.function."""
+        activations = tf.TensorSpec(self._body_output_shape, tf.float32, name="activations")
+        head = tf.function(self._head_step, input_signature=[activations, *_STEP_ARGS])
+        return lambda frames_bgr, class_ids, method_index: head(self._body(frames_bgr), class_ids, method_index)
 
     def _try_openvino(self, runtime: str, *, xla: bool, mixed_precision: bool, log: Callable[[str], None]) -> tuple[str, str]:
         """("openvino", why) once the body is compiled in OpenVINO, else ("tensorflow", why not).
