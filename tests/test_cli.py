@@ -181,6 +181,16 @@ def test_batched_and_unbatched_runs_agree(capsys, clip, tmp_path):
     assert per_frame.max() < 2, per_frame
 
 
+def test_both_runtimes_record_the_same_overlay_with_every_batch_and_input_size(capsys, clip, tmp_path):
+    flags = ("--no-hud", "--alpha", "0.6", "--every", "2", "--batch", "3")  # FAST has --input-size 96
+    tensorflow = record(capsys, clip, tmp_path / "tf.mp4", *flags, "--runtime", "tensorflow")
+    openvino = record(capsys, clip, tmp_path / "ov.mp4", *flags, "--runtime", "openvino")
+    assert tensorflow.shape == openvino.shape == (N, SIZE[1], SIZE[0], 3)
+    assert tensorflow.reshape(N, -1).std(axis=1).min() > 30  # maps with structure: the comparison means something
+    per_frame = np.abs(tensorflow - openvino).mean(axis=(1, 2, 3))
+    assert per_frame.max() < 1, per_frame
+
+
 def test_image_folder_keeps_every_image_in_order(capsys, image_folder, tmp_path, make_video):
     out = tmp_path / "out.mp4"
     frames = record(capsys, image_folder, out, "--no-hud", "--alpha", "0")
