@@ -259,6 +259,8 @@ class CamEngine:
             self._split = split_at(self.model, self._target)
         except SplitError as exc:
             return fall_back(f"the model cannot be cut at layer {self.layer_name!r}: {exc}")
+        except Exception as exc:  # a graph Keras cannot take apart: TensorFlow runs it whole
+            return fall_back(f"the model cannot be cut at layer {self.layer_name!r} ({first_line(exc)})")
         h, w = self.input_size
         self._body_output_shape = [None, *tuple(self._target.output.shape)[1:]]
 

@@ -180,6 +180,8 @@ def _split(path: list[Any], target: Any) -> tuple[Callable, Callable]:
     nodes = [node for node in nested._inbound_nodes if node in _nodes(owner)]
     if len(nodes) != 1:
         raise SplitError(f"nested model {nested.name!r} is called {len(nodes)} times in {owner.name!r}")
+    if len(nodes[0].input_tensors) != 1 or len(nodes[0].output_tensors) != 1:
+        raise SplitError(f"nested model {nested.name!r} has several inputs or outputs")
     (t_in,), (t_out,) = nodes[0].input_tensors, nodes[0].output_tensors
     before = _subgraph(owner, owner.inputs[0], t_in)
     after = _subgraph(owner, t_out, owner.outputs[0])
