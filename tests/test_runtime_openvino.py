@@ -102,6 +102,7 @@ def test_head_traces_once_over_sizes_batches_classes_and_methods():
     assert engine.trace_count == 1
 
 
+@pytest.mark.slow
 def test_demo_model_and_input_size_agree_with_tensorflow():
     from livecam.demo import make_scene
 
