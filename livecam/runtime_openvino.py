@@ -10,7 +10,8 @@ A cache entry is a folder named after the model, layer and input size plus a dig
 everything that changes the converted graph (the model's architecture and weights, the layer,
 input size, preprocessing, and the OpenVINO, Keras and TensorFlow versions). It is written in a
 temporary folder and renamed into place, so a crash never leaves half an entry; an entry that
-fails its checksum or does not load is deleted and rebuilt.
+fails its checksum or does not load is deleted and rebuilt. The three most recently used entries
+per model, layer and size are kept, older ones deleted.
 """
 
 from __future__ import annotations
