@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from livecam import __version__
 from livecam.errors import UserError
@@ -304,7 +304,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool) -> in
     return 0
 
 
-def _engine(args: argparse.Namespace, model_name: str, log):
+def _engine(args: argparse.Namespace, model_name: str, log: Callable[[str], None]):
     from livecam.engine import CamEngine
 
     return CamEngine(
