@@ -19,7 +19,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from livecam import __version__, logs
 from livecam.errors import UserError, shown
@@ -147,6 +147,12 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     eng.add_argument("--input-size", type=_int_range("--input-size", 32, 1024), help="feed the network at this square size")
     eng.add_argument("--xla", action="store_true", help="compile the step with XLA")
     eng.add_argument("--mixed-precision", action="store_true", help="mixed_float16 zoo models (GPUs)")
+    eng.add_argument(
+        "--runtime",
+        choices=("auto", "tensorflow", "openvino"),
+        default="auto",
+        help="auto: OpenVINO for the network body on a CPU-only machine when the model splits at the layer, else TensorFlow",
+    )
 
 
 def add_look_arguments(ren) -> None:
@@ -322,11 +328,11 @@ def _serve(argv: list[str]) -> int:
     model_name = args.model or ("demo" if args.demo else "mobilenet_v2")
     source = sources.open_source(spec, loop=args.loop, resolution=args.resolution, fps=args.fps) if spec is not None else None
     try:
-        with logs.native_stderr_silenced(logs.quiet()):
+        with logs.native_stderr_silenced(logs.quiet()) as say:
             from livecam.models import class_index
             from livecam.worker import EngineWorker
 
-            engine = engine_from_args(args, model_name)
+            engine = engine_from_args(args, model_name, log=say)
         class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
         config = serve.ServeConfig(token=token, class_id=class_id, blend=args.blend, alpha=args.alpha, colormap=args.colormap, smooth=args.smooth)
         with EngineWorker(engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms) as worker:
@@ -465,10 +471,10 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
         for warning in getattr(source, "warnings", []) or []:
             print(f"livecam: warning: {shown(warning)}", file=sys.stderr)
     logs.import_tensorflow()
-    with logs.native_stderr_silenced(logs.quiet()):  # C++ notes while the model is built
+    with logs.native_stderr_silenced(logs.quiet()) as say:  # C++ notes while the model is built
         from livecam.pipeline import Options, Pipeline, recording_size
 
-        engine = engine_from_args(args, model_name)
+        engine = engine_from_args(args, model_name, log=None if quiet else say)
     if not quiet and _random_zoo_weights(args, engine.model_name):
         print(
             f"livecam: warning: --weights none gives {engine.model_name} random weights: its labels and maps mean nothing "
@@ -478,6 +484,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
     class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
     if not quiet:
         print(f"livecam: model {shown(engine.model_name)}, layer {shown(engine.layer_name)}, method {engine.method}", file=sys.stderr)
+        print(f"livecam: runtime {engine.runtime} ({shown(engine.runtime_reason)})", file=sys.stderr)
 
     hud = "none" if args.no_hud else args.hud
     renderer = Renderer(
@@ -558,8 +565,8 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
     return 0
 
 
-def engine_from_args(args: argparse.Namespace, model_name: str):
-    """The CamEngine that the options of ``add_engine_arguments`` ask for."""
+def engine_from_args(args: argparse.Namespace, model_name: str, log: Callable[[str], None] | None = None):
+    """The CamEngine that the options of ``add_engine_arguments`` ask for; ``log`` gets its notes (conversion)."""
     from livecam.engine import CamEngine
 
     return CamEngine(
@@ -573,6 +580,8 @@ def engine_from_args(args: argparse.Namespace, model_name: str):
         xla=args.xla,
         mixed_precision=args.mixed_precision,
         unsafe_model_load=args.unsafe_model_load,
+        runtime=args.runtime,
+        log=(lambda text: log(f"livecam: {text}")) if log is not None else (lambda text: None),
     )
 
 

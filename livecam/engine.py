@@ -1,19 +1,27 @@
 """CamEngine: frames in, predictions and class-activation maps out, in one compiled pass.
 
-The step is one ``tf.function`` with an input signature that takes any batch size and frame
-size, any class ids and any method, so it traces exactly once. Inside it, the frames go
-BGR -> RGB (the only place in livecam that swaps channels), are resized if they are not yet at
-the model's input size, preprocessed, and run through the model once under a GradientTape.
-The target layer's activations and the pre-softmax logits are captured by hooks that exist
-only while the step is traced, so they work for any model, nested backbones included.
+Two runtimes give the same maps:
+
+- ``tensorflow``: one ``tf.function`` with an input signature that takes any batch size and
+  frame size, any class ids and any method, so it traces exactly once. The target layer's
+  activations and the pre-activation class scores are captured by hooks that exist only while
+  the step is traced (``livecam.split``), so they work for any model, nested backbones included.
+- ``openvino`` (the default on a CPU): the model is cut at the target layer. The body (input ->
+  activations) needs no gradients and runs in OpenVINO (``livecam.runtime_openvino``); the head
+  (activations -> class scores) runs in a small ``tf.function`` under a GradientTape.
+
+Either way, ``_model_input`` turns uint8 BGR frames into the model's input: BGR -> RGB (the only
+place in livecam that swaps channels), resizing if needed, preprocessing. ``_explain`` turns
+activations, gradients and scores into the result, for both runtimes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import cv2
 import numpy as np
@@ -23,7 +31,11 @@ from livecam import methods as methods_module
 from livecam.errors import UserError, first_line
 from livecam.methods import METHOD_NAMES, check_method
 from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, spatial_layers
+from livecam.split import SplitError, capture_output, output_activation, split_at
 
+Runtime = Literal["auto", "tensorflow", "openvino"]
+RUNTIMES: tuple[str, ...] = ("auto", "tensorflow", "openvino")
+_STEP_ARGS = (tf.TensorSpec([None], tf.int32, name="class_ids"), tf.TensorSpec([], tf.int32, name="method_index"))
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,13 @@ class CamEngine:
         xla: compile the step with XLA (``jit_compile``).
         mixed_precision: build zoo models with the ``mixed_float16`` policy (for GPUs).
         unsafe_model_load: allow model files with Lambda layers.
+        runtime: ``"auto"`` (OpenVINO on a machine without a GPU when the model can be cut at
+            the target layer, else TensorFlow), ``"tensorflow"`` or ``"openvino"``. The choice
+            and why are in ``runtime`` and ``runtime_reason``.
+        log: where to say what takes time at start (converting for OpenVINO); stderr by default.
+
+    Raises:
+        UserError: a bad argument, or ``runtime="openvino"`` for a model it cannot run.
     """
 
     def __init__(
@@ -89,8 +108,13 @@ class CamEngine:
         xla: bool = False,
         mixed_precision: bool = False,
         unsafe_model_load: bool = False,
+        runtime: Runtime = "auto",
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.method = method  # validates
+        if runtime not in RUNTIMES:
+            raise UserError(f"Expected runtime in {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
+        log = log or (lambda text: print(f"livecam: {text}", file=sys.stderr, flush=True))
         with _dtype_policy("mixed_float16" if mixed_precision else None):
             loaded = load_model(model, weights=weights, labels=labels, unsafe=unsafe_model_load)
         if input_size is not None:
@@ -109,21 +133,14 @@ class CamEngine:
         self.topk = topk
         self._target = find_target_layer(self.model, layer if layer is not None else loaded.default_layer)
         self.layer_name: str = self._target.name
-        self._softmax_hook = _find_softmax(self.model)
+        self._output = output_activation(self.model)
         self.trace_count = 0
         self._xla = xla
-        self._step = tf.function(
-            self._graph_step,
-            input_signature=[
-                tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames_bgr"),
-                tf.TensorSpec([None], tf.int32, name="class_ids"),
-                tf.TensorSpec([], tf.int32, name="method_index"),
-            ],
-            jit_compile=xla,
-            # The step has no Python control flow on tensors (the method is a tf.switch_case), so
-            # AutoGraph's source conversion is pure start-up cost: about 0.5 s of CPU for the demo.
-            autograph=False,
-        )
+        self.runtime: str = "tensorflow"  # the runtime in use, and why (for the console and the stats)
+        self.runtime_reason: str = "asked for"
+        if runtime != "tensorflow":
+            self.runtime, self.runtime_reason = self._try_openvino(runtime, xla=xla, mixed_precision=mixed_precision, log=log)
+        self._step = self._openvino_step() if self.runtime == "openvino" else self._tensorflow_step()
         # Trace and run once now, on one thread: the first run also optimises the graph (most of a
         # second for mobilenet_v2), which would otherwise stall the first frame of a stream.
         h, w = self.input_size
@@ -143,8 +160,8 @@ class CamEngine:
     def step(self) -> Any:
         """The compiled step itself, for serving and export (``__call__`` is the friendly form).
 
-        ``step(frames_bgr, class_ids, method_index)``: uint8 BGR frames (N, H, W, 3) of any size
-        (resized in the graph when not at the input size), int32 class ids (N,) with -1 for each
+        ``step(frames_bgr, class_ids, method_index)``: uint8 BGR frames (N, H, W, 3) at the input
+        size (the TensorFlow runtime also resizes other sizes in the graph), int32 class ids (N,) with -1 for each
         frame's top class, and the int32 index of the method in ``METHOD_NAMES``. Returns the
         tensors (probs, class_ids, cam, topk_probs, topk_ids, finite).
         """
@@ -212,36 +229,134 @@ class CamEngine:
             method=name,
         )
 
-    # ------------------------------------------------------------------ the compiled step
+    # ------------------------------------------------------------------ the runtime
 
-    def _graph_step(self, frames_bgr: tf.Tensor, class_ids: tf.Tensor, method_index: tf.Tensor):
-        self.trace_count += 1
+    def _tensorflow_step(self) -> Callable:
+        """The whole step in one tf.function: (uint8 BGR frames of any size, class ids, method index)."""
+        frames = tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames_bgr")
+        # No Python control flow on tensors (the method is a tf.switch_case): AutoGraph's source
+        # conversion would be pure start-up cost (about 0.5 s of CPU for the demo).
+        return tf.function(self._graph_step, input_signature=[frames, *_STEP_ARGS], jit_compile=self._xla, autograph=False)
+
+    def _openvino_step(self) -> Callable:
+        """The same signature (frames at the input size): the body in OpenVINO, then the head in a tf.function."""
+        activations = tf.TensorSpec(self._body_output_shape, tf.float32, name="activations")
+        head = tf.function(self._head_step, input_signature=[activations, *_STEP_ARGS], autograph=False)
+        return lambda frames_bgr, class_ids, method_index: head(self._body(frames_bgr), class_ids, method_index)
+
+    def _try_openvino(self, runtime: str, *, xla: bool, mixed_precision: bool, log: Callable[[str], None]) -> tuple[str, str]:
+        """("openvino", why) once the body is compiled in OpenVINO, else ("tensorflow", why not).
+
+        A runtime the caller forced that cannot work is a UserError, not a silent fallback.
+        """
+        from livecam import runtime_openvino
+
+        forced = runtime == "openvino"
+
+        def fall_back(reason: str) -> tuple[str, str]:
+            if forced:
+                raise UserError(
+                    f"The OpenVINO runtime cannot run model {self.model_name!r}: {reason}; "
+                    f"use --runtime tensorflow (runtime='tensorflow') or auto."
+                )
+            return "tensorflow", reason
+
+        if xla or mixed_precision:
+            return fall_back("XLA and mixed precision are TensorFlow options")
+        reason = runtime_openvino.unavailable_reason()
+        if reason is not None:
+            return fall_back(reason)
+        if not forced and tf.config.list_physical_devices("GPU"):
+            return "tensorflow", "a GPU is visible, and TensorFlow runs the whole step on it"
+        try:
+            self._split = split_at(self.model, self._target)
+        except SplitError as exc:
+            return fall_back(f"the model cannot be cut at layer {self.layer_name!r}: {exc}")
+        except Exception as exc:  # a graph Keras cannot take apart: TensorFlow runs it whole
+            return fall_back(f"the model cannot be cut at layer {self.layer_name!r} ({first_line(exc)})")
+        h, w = self.input_size
+        self._body_output_shape = [None, *tuple(self._target.output.shape)[1:]]
+
+        def make_body() -> Any:
+            def body(frames_bgr: tf.Tensor) -> tf.Tensor:
+                return tf.cast(self._split.body(self._model_input(frames_bgr), training=False), tf.float32)
+
+            return tf.function(body, input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="frames_bgr")], autograph=False)
+
+        key = runtime_openvino.fingerprint(
+            self.model,
+            layer=self.layer_name,
+            input_size=self.input_size,
+            preprocess=runtime_openvino.describe_callable(self._loaded.preprocess),
+        )
+        try:
+            self._body = runtime_openvino.OpenVinoBody(make_body, label=f"{self.model_name}-{self.layer_name}-{h}x{w}", key=key, log=log)
+        except Exception as exc:  # the converter refuses a layer, or the CPU plugin an op
+            return fall_back(f"OpenVINO could not convert its body ({first_line(exc)})")
+        return "openvino", "asked for" if forced else f"no GPU, and the model splits cleanly at layer {self.layer_name!r}"
+
+    # ------------------------------------------------------------------ the compiled steps
+
+    def _model_input(self, frames_bgr: tf.Tensor) -> tf.Tensor:
+        """uint8 BGR frames -> the model's input: RGB, at the input size, preprocessed."""
         h, w = self.input_size
         x = tf.cast(tf.reverse(frames_bgr, axis=[-1]), tf.float32)  # BGR -> RGB, once, here
-        same_size = tf.reduce_all(tf.equal(tf.shape(x)[1:3], [h, w]))
-        # XLA has no kernel for the antialiased resize; callers of __call__ never get here anyway,
-        # since frames are resized on the CPU first (prepare).
-        antialias = not self._xla
-        x = tf.cond(same_size, lambda: x, lambda: tf.image.resize(x, (h, w), antialias=antialias))
+        if tuple(frames_bgr.shape[1:3]) != (h, w):  # not known to be at the input size when traced
+            same_size = tf.reduce_all(tf.equal(tf.shape(x)[1:3], [h, w]))
+            # XLA has no kernel for the antialiased resize; callers of __call__ never get here anyway,
+            # since frames are resized on the CPU first (prepare).
+            antialias = not self._xla
+            x = tf.cond(same_size, lambda: x, lambda: tf.image.resize(x, (h, w), antialias=antialias))
         x = tf.ensure_shape(x, [None, h, w, 3])
-        x = self._loaded.preprocess(x)
+        return self._loaded.preprocess(x)
 
+    def _graph_step(self, frames_bgr: tf.Tensor, class_ids: tf.Tensor, method_index: tf.Tensor):
+        """The TensorFlow runtime: the whole model, once, with hooks at the target layer and the output."""
+        self.trace_count += 1
+        x = self._model_input(frames_bgr)
         captured: dict[str, tf.Tensor] = {}
         with tf.GradientTape() as tape:
-            with _capture_output(self._target, captured, "activations", tape), self._softmax_hook(captured):
+            with capture_output(self._target, captured, "activations", tape), self._output.hook(captured):
                 output = self.model(x, training=False)
-            activations = tf.cast(captured["activations"], tf.float32)
-            if "logits" in captured:
-                logits = tf.cast(captured["logits"], tf.float32)
-                probs = tf.cast(output, tf.float32)
-            else:  # the model outputs logits
-                logits = tf.cast(output, tf.float32)
-                probs = tf.nn.softmax(logits)
-            top = tf.argmax(probs, axis=-1, output_type=tf.int32)
-            chosen = tf.where(class_ids >= 0, class_ids, top)
-            score = tf.reduce_sum(tf.gather(logits, chosen, axis=1, batch_dims=1))
-        grads = tf.cast(tape.gradient(score, captured["activations"]), tf.float32)
+            probs, logits = self._scores(output, captured)
+            chosen, score = _chosen_score(probs, logits, class_ids)
+        grads = tape.gradient(score, captured["activations"])
+        return self._explain(captured["activations"], grads, probs, logits, chosen, method_index)
 
+    def _head_step(self, activations: tf.Tensor, class_ids: tf.Tensor, method_index: tf.Tensor):
+        """The OpenVINO runtime's second half: the head alone, from the body's activations."""
+        self.trace_count += 1
+        captured: dict[str, tf.Tensor] = {}
+        with tf.GradientTape() as tape:
+            tape.watch(activations)
+            with self._output.hook(captured):
+                output = self._split.head(activations, training=False)
+            probs, logits = self._scores(output, captured)
+            chosen, score = _chosen_score(probs, logits, class_ids)
+        grads = tape.gradient(score, activations)
+        return self._explain(activations, grads, probs, logits, chosen, method_index)
+
+    def _scores(self, output: tf.Tensor, captured: dict) -> tuple[tf.Tensor, tf.Tensor]:
+        """(probs, logits): the probabilities shown, and the scores whose gradients make the maps.
+
+        Softmax: the model's probabilities and the pre-softmax logits. Sigmoid with several units
+        (multi-label): each class's own probability, never renormalised, and its pre-sigmoid logit.
+        One unit (a binary classifier, sigmoid or a bare logit z): two classes, probabilities
+        [1 - p, p], explained by -z and z. A model that outputs logits: their softmax.
+        """
+        output = tf.cast(output, tf.float32)
+        logits = output if self._output.kind == "linear" else tf.cast(captured["logits"], tf.float32)
+        if self._output.units == 1:
+            z = logits[:, :1]
+            return tf.concat([tf.sigmoid(-z), tf.sigmoid(z)], axis=-1), tf.concat([-z, z], axis=-1)
+        if self._output.kind == "linear":
+            return tf.nn.softmax(logits), logits
+        return output, logits
+
+    def _explain(self, activations, grads, probs, logits, chosen, method_index):
+        """The maps and the result tensors, from activations, gradients and scores (both runtimes)."""
+        activations = tf.cast(activations, tf.float32)
+        grads = tf.cast(grads, tf.float32)
         branches = [lambda fn=fn: fn(activations, grads) for fn in methods_module.METHODS.values()]
         cam = methods_module.normalize(tf.switch_case(method_index, branches))
 
@@ -266,6 +381,13 @@ class CamEngine:
 # ---------------------------------------------------------------------- helpers
 
 
+def _chosen_score(probs: tf.Tensor, logits: tf.Tensor, class_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The class each row explains (its own top class where class_ids < 0) and the summed score."""
+    top = tf.argmax(probs, axis=-1, output_type=tf.int32)
+    chosen = tf.where(class_ids >= 0, class_ids, top)
+    return chosen, tf.reduce_sum(tf.gather(logits, chosen, axis=1, batch_dims=1))
+
+
 def _check_frames(frames: Any) -> np.ndarray:
     if not isinstance(frames, np.ndarray):
         raise UserError(f"Expected frames as a numpy array (uint8 BGR, as OpenCV gives). Received: {type(frames).__name__}")
@@ -276,83 +398,6 @@ def _check_frames(frames: Any) -> np.ndarray:
     if 0 in frames.shape:
         raise UserError(f"Expected non-empty frames. Received: shape={frames.shape}")
     return frames
-
-
-@contextlib.contextmanager
-def _capture_output(layer: Any, captured: dict, key: str, tape: tf.GradientTape):
-    """While tracing, record ``layer``'s output and watch it on ``tape``."""
-    original = layer.call
-
-    def call(*args, **kwargs):
-        out = original(*args, **kwargs)
-        tape.watch(out)
-        captured[key] = out
-        return out
-
-    layer.call = call
-    try:
-        yield
-    finally:
-        del layer.call  # back to the class's own method
-    if key not in captured:
-        raise RuntimeError(f"Layer {layer.name!r} was not called by the model's forward pass.")
-
-
-def _find_softmax(model: Any) -> Callable[[dict], contextlib.AbstractContextManager]:
-    """A hook that records the pre-softmax logits of the model's output layer, if it has a softmax.
-
-    The softmax may be the activation of the last layer (Dense(..., activation="softmax"), or an
-    Activation("softmax") layer) or a Softmax layer of its own. Models that output logits need
-    no hook.
-    """
-    import keras
-
-    layer = _output_layer(model)
-    while isinstance(layer, keras.Model):
-        layer = _output_layer(layer)
-
-    if isinstance(layer, keras.layers.Softmax):
-
-        @contextlib.contextmanager
-        def hook_softmax_layer(captured: dict):
-            original = layer.call
-
-            def call(inputs, *args, **kwargs):
-                captured["logits"] = inputs
-                return original(inputs, *args, **kwargs)
-
-            layer.call = call
-            try:
-                yield
-            finally:
-                del layer.call
-
-        return hook_softmax_layer
-
-    if getattr(getattr(layer, "activation", None), "__name__", "") == "softmax":
-
-        @contextlib.contextmanager
-        def hook_activation(captured: dict):
-            original = layer.activation
-
-            def activation(logits, *args, **kwargs):
-                captured["logits"] = logits
-                return original(logits, *args, **kwargs)
-
-            layer.activation = activation
-            try:
-                yield
-            finally:
-                layer.activation = original
-
-        return hook_activation
-
-    return lambda captured: contextlib.nullcontext()
-
-
-def _output_layer(model: Any) -> Any:
-    history = getattr(model.outputs[0], "_keras_history", None)
-    return history[0] if history is not None else model.layers[-1]
 
 
 @contextlib.contextmanager

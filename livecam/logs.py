@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 _DEBUG_ENV = "LIVECAM_DEBUG"
 
@@ -45,20 +45,22 @@ def configure(debug: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def native_stderr_silenced(active: bool = True) -> Iterator[None]:
+def native_stderr_silenced(active: bool = True) -> Iterator[Callable[[str], None]]:
     """Sends file descriptor 2 to /dev/null for a while: C++ libraries write there directly.
 
     Python exceptions pass through unchanged (they are printed later, by whoever catches them).
+    Yields ``say(text)``, which still reaches the real stderr (for livecam's own progress lines,
+    such as the OpenVINO conversion notice).
     """
     if not active:
-        yield
+        yield lambda text: print(text, file=sys.stderr, flush=True)
         return
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        yield
+        yield lambda text: os.write(saved, f"{text}\n".encode())
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)

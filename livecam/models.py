@@ -195,7 +195,8 @@ def load_model(
     else:
         raise UserError(_unknown("model", str(model), (*ZOO, DEMO_MODEL), hint="or a path to a .keras/.h5 file"))
 
-    n_classes = int(loaded.model.outputs[0].shape[-1])
+    units = int(loaded.model.outputs[0].shape[-1])
+    n_classes = 2 if units == 1 else units  # one unit: a binary classifier, class 0 = not class 1
     names = load_labels(labels) if labels is not None else loaded.class_names
     if names and len(names) != n_classes:
         where = f"labels file {str(labels)!r}" if labels is not None else "the model's class names"

@@ -72,6 +72,7 @@ class Stats:
     traces: int = 0
     recording_error: str | None = None
     recordings: list[str] = field(default_factory=list)
+    runtime: dict[str, str] = field(default_factory=dict)  # {"name": "openvino", "reason": "..."}
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -164,7 +165,7 @@ class Pipeline:
             recording=recorder is not None,
         )
         self.controller = Controller(self.state, class_names=engine.class_names)
-        self.stats = Stats()
+        self.stats = Stats(runtime={"name": getattr(engine, "runtime", "tensorflow"), "reason": getattr(engine, "runtime_reason", "")})
         self.times = StageTimes()
         self.engine_rate = RateMeter()
         self.display_rate = RateMeter()

@@ -1,22 +1,26 @@
 """End-to-end speed: livecam against the forward pass and against what users would otherwise write.
 
 One run, one machine, the same generated 640x480 video for every row. For each model
-(weights=None: weights do not change speed) it prints frames/s and the ratio to the forward pass:
+(weights=None: weights do not change speed) and each engine runtime (tf: TensorFlow, ov: the
+body in OpenVINO) it prints frames/s and the ratio to TensorFlow's forward pass:
 
-  forward          the compiled forward pass alone, batch 1, at the model's input size
-  engine           CamEngine alone on 640x480 frames, one at a time
+  forward             TensorFlow's compiled forward pass alone, batch 1, at the model's input size
+  engine              CamEngine alone on 640x480 frames, one at a time
   livecam --batch 1   `livecam --source video --no-display --output out.mp4 --batch 1` (the live path)
   livecam file mode   the same, batched (the default for files)
-  keras example    the loop a user writes from the official Keras Grad-CAM example: model.predict
-                   for the label, make_gradcam_heatmap, a matplotlib jet overlay, cv2 writer
-  tf-keras-vis     tf_keras_vis.gradcam.Gradcam per frame, the same overlay and writer
+  keras example       the loop a user writes from the official Keras Grad-CAM example: model.predict
+                      for the label, make_gradcam_heatmap, a matplotlib jet overlay, cv2 writer
+  tf-keras-vis        tf_keras_vis.gradcam.Gradcam per frame, the same overlay and writer
 
-and the live latency p50/p95 with the synthetic source paced at 30 fps, against the engine step.
-livecam's rows are timed from its --stats-json (model loading and compiling excluded); the
-others are timed around their loops after a warm-up.
+then the live latency p50/p95 with the synthetic source paced at 30 fps against the engine step,
+and the time per frame of each pipeline stage (capture = decode and resize, engine, render,
+write = H.264 encode) in the live path, to show which stage limits it. livecam's rows are timed
+from its --stats-json (model loading, converting and compiling excluded); the others around
+their loops after a warm-up. The runtimes alternate within each round (--rounds), and the
+median round counts, so that a noisy neighbour slows both alike.
 
     python scripts/bench.py [--models mobilenet_v2 resnet50 efficientnet_b0] [--frames 240]
-                            [--peer-frames 24] [--live-frames 600] [--json]
+                            [--peer-frames 24] [--live-frames 600] [--rounds 1] [--no-peers] [--json]
 
 Needs the `bench` extra: pip install -e ".[bench]".
 """
@@ -24,6 +28,7 @@ Needs the `bench` extra: pip install -e ".[bench]".
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import io
 import json
@@ -166,16 +171,22 @@ def run_livecam(args: list[str], workdir: Path) -> dict:
     return json.loads(stats_path.read_text())
 
 
-def bench_model(name: str, video: Path, frames: int, peer_frames: int, live_frames: int, workdir: Path) -> dict:
-    engine = CamEngine(name, weights=None)
-    model = engine.model
-    h, w = engine.input_size
+RUNTIMES = {"tf": "tensorflow", "ov": "openvino"}
+
+
+def bench_model(name: str, video: Path, args: argparse.Namespace, workdir: Path) -> dict:
+    engines = {"tf": CamEngine(name, weights=None, runtime="tensorflow")}
+    model = engines["tf"].model
+    entry = ZOO[name]
+    engines["ov"] = CamEngine(model, preprocess=entry.preprocess, layer=engines["tf"].layer_name, runtime="openvino", log=lambda text: None)
+    h, w = engines["tf"].input_size
     clip = read_video(video, 30)
 
     forward = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32)])
-    x = preprocess_fn(ZOO[name].preprocess)(np.float32(cv2.resize(clip[0], (w, h))[None, ..., ::-1]))
+    x = preprocess_fn(entry.preprocess)(np.float32(cv2.resize(clip[0], (w, h))[None, ..., ::-1]))
     forward(x)
-    engine(clip[0])
+    for engine in engines.values():
+        engine(clip[0])
 
     def seconds_for(fn, n):
         t0 = time.perf_counter()
@@ -184,33 +195,56 @@ def bench_model(name: str, video: Path, frames: int, peer_frames: int, live_fram
         return (time.perf_counter() - t0) / n
 
     row: dict = {"model": name}
-    # The forward pass and the engine alternate in rounds and the median round counts, so that a
-    # noisy neighbour slows both alike.
+    # The forward pass and the engines alternate in rounds and the median round counts, so that a
+    # noisy neighbour slows all alike.
     frame_iter = iter(clip * 100)
-    rounds = {"forward": [], "engine": []}
+    rounds: dict[str, list[float]] = {"forward": [], "engine tf": [], "engine ov": []}
     for _ in range(5):
         rounds["forward"].append(seconds_for(lambda: forward(x).numpy(), 30))
-        rounds["engine"].append(seconds_for(lambda: engine(next(frame_iter)), 30))
-    row["forward"] = 1.0 / float(np.median(rounds["forward"]))
-    row["engine"] = 1.0 / float(np.median(rounds["engine"]))
+        for key, engine in engines.items():
+            rounds[f"engine {key}"].append(seconds_for(lambda: engine(next(frame_iter)), 30))
+    for key, samples in rounds.items():
+        row[key] = 1.0 / float(np.median(samples))
+
     common = ["--source", str(video), "--model", name, "--weights", "none"]
-    batch1 = run_livecam([*common, "--batch", "1"], workdir)
-    batched = run_livecam(common, workdir)
-    row["livecam --batch 1"] = batch1["fps"]
-    row["livecam file mode"] = batched["fps"]
-    peers = read_video(video, peer_frames)
-    row["keras example"] = run_keras_example(name, peers, workdir / "keras.mp4")
-    row["tf-keras-vis"] = run_tf_keras_vis(name, peers, workdir / "tfkv.mp4")
-    live = run_livecam(["--source", "synth:fps=30", "--model", name, "--weights", "none", "--max-frames", str(live_frames)], workdir)
-    row["live latency p50 ms"] = live["latency_p50_ms"]
-    row["live latency p95 ms"] = live["latency_p95_ms"]
-    row["engine step ms"] = 1000.0 / row["engine"]
-    row["live dropped"] = live["dropped"]
-    row["traces"] = max(batch1["traces"], batched["traces"], live["traces"])
+    live = ["--source", "synth:fps=30", "--model", name, "--weights", "none", "--max-frames", str(args.live_frames)]
+    runs: dict[str, list[dict]] = collections.defaultdict(list)
+    for _ in range(args.rounds):
+        for key, runtime in RUNTIMES.items():
+            runs[f"livecam --batch 1 {key}"].append(run_livecam([*common, "--batch", "1", "--runtime", runtime], workdir))
+            runs[f"livecam file mode {key}"].append(run_livecam([*common, "--runtime", runtime], workdir))
+            runs[f"live {key}"].append(run_livecam([*live, "--runtime", runtime], workdir))
+    median = {key: sorted(stats, key=lambda s: s["fps"])[len(stats) // 2] for key, stats in runs.items()}
+    for key, stats in median.items():
+        if not key.startswith("live "):
+            row[key] = stats["fps"]
+    for key in RUNTIMES:
+        row[f"live latency p50 ms {key}"] = median[f"live {key}"]["latency_p50_ms"]
+        row[f"live latency p95 ms {key}"] = median[f"live {key}"]["latency_p95_ms"]
+        row[f"live dropped {key}"] = median[f"live {key}"]["dropped"]
+        row[f"engine step ms {key}"] = 1000.0 / row[f"engine {key}"]
+        row[f"stage ms --batch 1 {key}"] = median[f"livecam --batch 1 {key}"]["stage_ms"]
+        row[f"stage ms file mode {key}"] = median[f"livecam file mode {key}"]["stage_ms"]
+    row["traces"] = max(stats["traces"] for group in runs.values() for stats in group)
+    if not args.no_peers:
+        peers = read_video(video, args.peer_frames)
+        row["keras example"] = run_keras_example(name, peers, workdir / "keras.mp4")
+        row["tf-keras-vis"] = run_tf_keras_vis(name, peers, workdir / "tfkv.mp4")
     return row
 
 
-FPS_ROWS = ["forward", "engine", "livecam --batch 1", "livecam file mode", "keras example", "tf-keras-vis"]
+FPS_ROWS = [
+    "forward",
+    "engine tf",
+    "engine ov",
+    "livecam --batch 1 tf",
+    "livecam --batch 1 ov",
+    "livecam file mode tf",
+    "livecam file mode ov",
+    "keras example",
+    "tf-keras-vis",
+]
+STAGES = ["capture", "engine", "render", "write"]
 
 
 def main() -> None:
@@ -219,38 +253,56 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=240, help="frames in the generated video")
     parser.add_argument("--peer-frames", type=int, default=24, help="frames the slow peers process")
     parser.add_argument("--live-frames", type=int, default=600, help="frames of the live-latency run")
+    parser.add_argument("--rounds", type=int, default=1, help="end-to-end rounds (the runtimes alternate; median)")
+    parser.add_argument("--no-peers", action="store_true", help="skip the Keras example and tf-keras-vis rows")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        os.environ.setdefault("LIVECAM_CACHE_DIR", str(workdir / "cache"))
         video = make_video(workdir / "bench.avi", args.frames)
-        rows = [bench_model(m, video, args.frames, args.peer_frames, args.live_frames, workdir) for m in args.models]
+        rows = [bench_model(m, video, args, workdir) for m in args.models]
 
     if args.json:
         print(json.dumps({"machine": machine(), "rows": rows}, indent=2))
         return
-    print(f"Machine: {machine()}. Video: {args.frames} frames, 640x480.\n")
-    print("| model | " + " | ".join(FPS_ROWS) + " |")
-    print("|---|" + "---:|" * len(FPS_ROWS))
+    fps_rows = [k for k in FPS_ROWS if k in rows[0]]
+    print(f"Machine: {machine()}. Video: {args.frames} frames, 640x480. tf = TensorFlow runtime, ov = OpenVINO runtime.\n")
+    print("| model | " + " | ".join(fps_rows) + " |")
+    print("|---|" + "---:|" * len(fps_rows))
     for r in rows:
-        cells = [f"{r[k]:.1f} fps ({r[k] / r['forward']:.2f}x)" for k in FPS_ROWS]
+        cells = [f"{r[k]:.1f} fps ({r[k] / r['forward']:.2f}x)" for k in fps_rows]
         print(f"| {r['model']} | " + " | ".join(cells) + " |")
-    print("\n| model | live latency p50 / p95 (ms) | engine step (ms) | p50 / step | dropped | traces |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("\n| model | runtime | live latency p50 / p95 (ms) | engine step (ms) | p50 / step | dropped |")
+    print("|---|---|---:|---:|---:|---:|")
     for r in rows:
-        print(
-            f"| {r['model']} | {r['live latency p50 ms']:.1f} / {r['live latency p95 ms']:.1f} | {r['engine step ms']:.1f} | "
-            f"{r['live latency p50 ms'] / r['engine step ms']:.2f}x | {r['live dropped']} | {r['traces']} |"
-        )
-    print("\nlivecam vs peers: " + "; ".join(
-        f"{r['model']}: {r['livecam file mode'] / r['keras example']:.1f}x the Keras example, "
-        f"{r['livecam file mode'] / r['tf-keras-vis']:.1f}x tf-keras-vis" for r in rows
-    ))
+        for key in RUNTIMES:
+            p50, p95, step = r[f"live latency p50 ms {key}"], r[f"live latency p95 ms {key}"], r[f"engine step ms {key}"]
+            print(f"| {r['model']} | {key} | {p50:.1f} / {p95:.1f} | {step:.1f} | {p50 / step:.2f}x | {r[f'live dropped {key}']} |")
+    print("\nPer-stage ms per frame (capture = decode + resize, write = H.264 encode); stages overlap in threads:\n")
+    print("| model | run | " + " | ".join(STAGES) + " | end-to-end ms/frame |")
+    print("|---|---|" + "---:|" * (len(STAGES) + 1))
+    for r in rows:
+        for key in RUNTIMES:
+            for mode, label in (("--batch 1", "livecam --batch 1"), ("file mode", "livecam file mode")):
+                stage = r[f"stage ms {mode} {key}"]
+                print(f"| {r['model']} | {mode} {key} | " + " | ".join(f"{stage.get(s, 0):.1f}" for s in STAGES) + f" | {1000 / r[f'{label} {key}']:.1f} |")
+    print(f"\ntraces (compiled steps per run): {max(r['traces'] for r in rows)}")
+    if "keras example" in rows[0]:
+        print("\nlivecam vs peers: " + "; ".join(
+            f"{r['model']}: {r['livecam file mode ov'] / r['keras example']:.1f}x the Keras example, "
+            f"{r['livecam file mode ov'] / r['tf-keras-vis']:.1f}x tf-keras-vis" for r in rows
+        ))
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, Python {platform.python_version()}"
+    import openvino
+
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, "
+        f"OpenVINO {openvino.__version__.split('-')[0]}, Python {platform.python_version()}"
+    )
 
 
 if __name__ == "__main__":

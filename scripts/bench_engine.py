@@ -2,13 +2,17 @@
 
 For each model (weights=None: weights do not change speed) on 640x480 BGR frames, prints ms per
 frame for:
-  forward   the compiled forward pass alone, batch 1, at the model's input size
-  engine    CamEngine on a 640x480 frame (resize, preprocessing, forward, gradients, map)
+  forward   TensorFlow's compiled forward pass alone, batch 1, at the model's input size
+  tf step   CamEngine(runtime="tensorflow") on a 640x480 frame (resize, preprocessing,
+            forward, gradients, map)
+  ov step   CamEngine(runtime="openvino"): the body in OpenVINO, the head with gradients in TF
+  ov body   its OpenVINO body alone (so ov step - ov body is the head, the map and the glue)
   keras     the Keras example's make_gradcam_heatmap (eager GradientTape, a gradient model
             built per call, as the example does), plus its resize and preprocessing
-and the ratios engine/forward (target <= 1.3) and keras/engine (target >= 8). The rows are
-measured interleaved, in rounds, and the median round is reported, so a noisy neighbour slows
-all rows alike.
+and the ratios tf step/forward (target <= 1.3), forward/ov step (the OpenVINO step's rate over
+TF's forward-pass rate; target >= 3) and keras/tf step (target >= 8). The rows are measured
+interleaved, in rounds, and the median round is reported, so a noisy neighbour slows all rows
+alike.
 
     python scripts/bench_engine.py [--models mobilenet_v2 resnet50] [--rounds 5] [--frames 20] [--json]
 """
@@ -51,8 +55,9 @@ def keras_example_heatmap(img_array, model, last_conv_layer_name, pred_index=Non
 
 def bench_model(name: str, rounds: int, frames: int) -> dict:
     entry = ZOO[name]
-    engine = CamEngine(name, weights=None)
+    engine = CamEngine(name, weights=None, runtime="tensorflow")
     model = engine.model
+    ov_engine = CamEngine(model, preprocess=entry.preprocess, layer=engine.layer_name, runtime="openvino", log=lambda text: None)
     h, w = engine.input_size
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, (frames, 480, 640, 3), dtype=np.uint8)
@@ -75,13 +80,23 @@ def bench_model(name: str, rounds: int, frames: int) -> dict:
         for frame in video:
             engine(frame)
 
+    def run_ov_engine():
+        for frame in video:
+            ov_engine(frame)
+
+    prepared = ov_engine.prepare(video[:1])
+
+    def run_ov_body():
+        for _ in range(frames):
+            ov_engine._body(prepared)
+
     def run_keras():
         for frame in video[: max(2, frames // 4)]:
             img = preprocess(np.float32(cv2.resize(frame, (w, h))[None, ..., ::-1]))
             keras_example_heatmap(img, example_model, engine.layer_name)
 
-    rows = {"forward": run_forward, "engine": run_engine, "keras": run_keras}
-    counts = {"forward": frames, "engine": frames, "keras": max(2, frames // 4)}
+    rows = {"forward": run_forward, "engine": run_engine, "ov": run_ov_engine, "ov_body": run_ov_body, "keras": run_keras}
+    counts = {"forward": frames, "engine": frames, "ov": frames, "ov_body": frames, "keras": max(2, frames // 4)}
     for fn in rows.values():  # warm-up
         fn()
     samples: dict[str, list[float]] = {k: [] for k in rows}
@@ -95,10 +110,14 @@ def bench_model(name: str, rounds: int, frames: int) -> dict:
         "model": name,
         "forward_ms": round(ms["forward"], 2),
         "engine_ms": round(ms["engine"], 2),
+        "openvino_step_ms": round(ms["ov"], 2),
+        "openvino_body_ms": round(ms["ov_body"], 2),
         "keras_example_ms": round(ms["keras"], 2),
         "engine_over_forward": round(ms["engine"] / ms["forward"], 2),
+        "openvino_speedup_over_forward": round(ms["forward"] / ms["ov"], 2),
         "keras_over_engine": round(ms["keras"] / ms["engine"], 1),
-        "traces": engine.trace_count,
+        "traces": max(engine.trace_count, ov_engine.trace_count),
+        "openvino_threads": ov_engine._body.threads,
     }
 
 
@@ -114,17 +133,22 @@ def main() -> None:
         print(json.dumps({"machine": _machine(), "results": results}, indent=2))
         return
     print(f"Machine: {_machine()}\n")
-    print("| model | forward ms | engine ms | Keras example ms | engine / forward | Keras example / engine |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| model | TF forward ms | TF step ms | OpenVINO step ms (body) | Keras example ms | TF step / forward | OpenVINO step rate / TF forward rate | Keras example / TF step |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
-            f"| {r['model']} | {r['forward_ms']} | {r['engine_ms']} | {r['keras_example_ms']} | "
-            f"{r['engine_over_forward']}x | {r['keras_over_engine']}x |"
+            f"| {r['model']} | {r['forward_ms']} | {r['engine_ms']} | {r['openvino_step_ms']} ({r['openvino_body_ms']}) | {r['keras_example_ms']} | "
+            f"{r['engine_over_forward']}x | {r['openvino_speedup_over_forward']}x | {r['keras_over_engine']}x |"
         )
 
 
 def _machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, Python {platform.python_version()}"
+    import openvino
+
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, "
+        f"OpenVINO {openvino.__version__.split('-')[0]}, Python {platform.python_version()}"
+    )
 
 
 if __name__ == "__main__":

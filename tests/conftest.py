@@ -79,6 +79,18 @@ class VideoFactory:
         return sum(1 << bit for bit, on in enumerate(bits) if on)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _livecam_cache_dir(tmp_path_factory):
+    """Converted OpenVINO bodies go to a folder of this test session (subprocesses inherit it), not ~/.cache."""
+    previous = os.environ.get("LIVECAM_CACHE_DIR")
+    os.environ["LIVECAM_CACHE_DIR"] = str(tmp_path_factory.mktemp("livecam-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("LIVECAM_CACHE_DIR", None)
+    else:
+        os.environ["LIVECAM_CACHE_DIR"] = previous
+
+
 @pytest.fixture
 def make_video() -> VideoFactory:
     """A factory for small test videos; see ``VideoFactory``."""

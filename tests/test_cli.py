@@ -199,6 +199,17 @@ def test_batched_and_unbatched_runs_agree(capsys, clip, tmp_path):
     assert per_frame.max() < 2, per_frame
 
 
+def test_both_runtimes_record_the_same_overlay_with_every_batch_and_input_size(capsys, clip, tmp_path):
+    flags = ("--no-hud", "--alpha", "0.6", "--every", "2", "--batch", "3")  # FAST has --input-size 96
+    tensorflow = record(capsys, clip, tmp_path / "tf.mp4", *flags, "--runtime", "tensorflow")
+    openvino = record(capsys, clip, tmp_path / "ov.mp4", *flags, "--runtime", "openvino")
+    assert tensorflow.shape == openvino.shape == (N, SIZE[1], SIZE[0], 3)
+    assert tensorflow.reshape(N, -1).std(axis=1).min() > 30  # maps with structure: the comparison means something
+    per_frame = np.abs(tensorflow - openvino).mean(axis=(1, 2, 3))
+    assert per_frame.max() < 1, per_frame
+
+
+
 @pytest.mark.slow
 def test_image_folder_keeps_every_image_in_order(capsys, image_folder, tmp_path, make_video):
     out = tmp_path / "out.mp4"
@@ -320,6 +331,8 @@ USER_ERRORS = {
     "output not a video": (["--output", "{tmp}/out.avi"], "Expected an output file ending in .mp4"),
     "class id out of range": (["--class", "1000"], "Expected a class id in [0, 999]. Received: 1000"),
     "class name ambiguous": (["--class", "Sunglasses"], "Class name 'Sunglasses' is ambiguous (ids 836, 837)"),
+    "runtime unknown": (["--runtime", "onnx"], "Argument --runtime: invalid choice: 'onnx'"),
+    "runtime forced with xla": (["--runtime", "openvino", "--xla"], "The OpenVINO runtime cannot run model 'mobilenet_v2': XLA and mixed"),
 }
 
 
@@ -730,3 +743,41 @@ def test_per_frame_outputs_follow_the_output_rules(capsys, clip, tmp_path):
     code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--results", tmp_path / "r.jsonl")
     assert_user_error(code, err, "already exists; pass --overwrite")
     assert (tmp_path / "r.jsonl").read_text() == "old\n"
+
+
+# ---------------------------------------------------------------------- runtimes
+
+
+@pytest.mark.parametrize("runtime, reason", [("auto", "no GPU, and the model splits cleanly at layer 'features'"), ("tensorflow", "asked for")])
+def test_runtime_is_said_on_the_console_and_in_the_stats(capfd, clip, tmp_path, monkeypatch, runtime, reason):
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "cache"))
+    stats_path = tmp_path / "stats.json"
+    argv = ["--source", clip, "--model", "demo", "--no-display", "--max-frames", "4", "--runtime", runtime, "--stats-json", stats_path]
+    assert main([str(a) for a in argv]) == 0
+    err = capfd.readouterr().err
+    name = "openvino" if runtime == "auto" else "tensorflow"
+    assert f"livecam: runtime {name} ({reason})" in err.splitlines()
+    assert json.loads(stats_path.read_text())["runtime"] == {"name": name, "reason": reason}
+    converting = [line for line in err.splitlines() if "converting the network body to OpenVINO" in line]
+    assert len(converting) == (1 if name == "openvino" else 0)
+    if name == "openvino":  # the second start reads the cache
+        stats_path.unlink()  # --stats-json never replaces a file without --overwrite
+        assert main([str(a) for a in argv]) == 0
+        assert "converting" not in capfd.readouterr().err
+
+
+def test_forced_openvino_for_a_model_that_does_not_split_is_one_line(capsys, clip, tmp_path):
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    b = keras.layers.Conv2D(4, 3, padding="same", name="target")(a)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([a, b]))
+    path = tmp_path / "residual.keras"
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)).save(path)
+    common = ["--source", clip, "--model", path, "--layer", "target", "--no-display", "--max-frames", "2"]
+    code, _, err = cli(capsys, *common, "--runtime", "openvino", "--quiet")
+    assert_user_error(code, err, "The OpenVINO runtime cannot run model 'residual': the model cannot be cut at layer 'target'")
+    code, _, err = cli(capsys, *common)
+    assert code == 0, err
+    assert "livecam: runtime tensorflow (the model cannot be cut at layer 'target': a layer after the target layer" in err

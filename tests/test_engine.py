@@ -203,7 +203,7 @@ def test_traces_once_over_varying_sizes_batches_classes_and_methods():
 
 def test_graph_step_resizes_frames_of_other_sizes_itself():
     """Frames fed straight to the compiled step at any size still work, with no retrace."""
-    engine = CamEngine(tiny_model("dense_softmax"), layer="target")
+    engine = CamEngine(tiny_model("dense_softmax"), layer="target", runtime="tensorflow")
     for size in (20, 48, 64):
         out = engine.step(_frames(2, size=size), np.full(2, -1, np.int32), np.int32(0))
         assert out[2].shape == (2, SIZE // 2, SIZE // 2)
@@ -221,12 +221,25 @@ def test_zero_gradients_give_a_finite_all_zero_map():
     assert result.finite.all()
 
 
-def test_non_finite_model_output_gives_no_map_and_is_flagged():
+@pytest.mark.parametrize("runtime", ["tensorflow", "openvino"])
+def test_non_finite_model_output_gives_no_map_and_is_flagged(runtime):
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3, name="target")(inputs)
+    dense = keras.layers.Dense(3, activation="softmax")
+    model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(x)))
+    dense.set_weights([np.full_like(w, np.nan) for w in dense.get_weights()])
+    result = CamEngine(model, runtime=runtime)(_frames(2))
+    assert result.finite.tolist() == [False, False]
+    assert np.all(result.cam == 0) and np.all(np.isfinite(result.probs))
+
+
+def test_non_finite_activations_give_no_map_and_are_flagged():
+    # OpenVINO folds a NaN constant in the body into finite numbers, so this case is TensorFlow's.
     inputs = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Rescaling(float("nan"))(inputs)
     x = keras.layers.Conv2D(4, 3, name="target")(x)
     out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
-    result = CamEngine(keras.Model(inputs, out))(_frames(2))
+    result = CamEngine(keras.Model(inputs, out), runtime="tensorflow")(_frames(2))
     assert result.finite.tolist() == [False, False]
     assert np.all(result.cam == 0) and np.all(np.isfinite(result.probs))
 
@@ -321,3 +334,86 @@ def test_unknown_model_and_layer_raise_value_error():
         CamEngine(tiny_model("dense_softmax"), layer="targte")
     with pytest.raises(ValueError, match=r"Layer 'logits' does not output a spatial 4-D feature map"):
         CamEngine(tiny_model("dense_softmax"), layer="logits")
+
+
+# ------------------------------------------------------------------ sigmoid classifiers
+
+
+def sigmoid_model(head: str, seed: int = 0) -> keras.Model:
+    """One unit (binary) or several (multi-label), the sigmoid in the Dense layer or a layer of its own."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(_backbone(inputs))
+    units = 1 if head.startswith("binary") else N_CLASSES
+    if head.endswith("dense"):
+        out = keras.layers.Dense(units, activation="sigmoid", name="logits")(x)
+    elif head.endswith("layer"):
+        out = keras.layers.Activation("sigmoid")(keras.layers.Dense(units, name="logits")(x))
+    else:  # a bare logit
+        out = keras.layers.Dense(units, name="logits")(x)
+    return keras.Model(inputs, out)
+
+
+def reference_sigmoid(model: keras.Model, frames_bgr: np.ndarray, class_id):
+    """Independent reference: eager tape; the head by hand; probabilities and scores by the rule."""
+    target, dense = model.get_layer("target"), model.get_layer("logits")
+    features = keras.Model(model.inputs[0], target.output)
+    kernel, bias = (w.numpy() for w in dense.weights)
+    with tf.GradientTape() as tape:
+        A = features(frames_bgr[..., ::-1].astype(np.float32), training=False)
+        tape.watch(A)
+        z = tf.reduce_mean(A, axis=(1, 2)) @ kernel + bias
+        p = 1 / (1 + np.exp(-z.numpy().astype(np.float64)))
+        if kernel.shape[1] == 1:
+            probs = np.concatenate([1 - p, p], axis=1)
+            scores = tf.concat([-z, z], axis=1)
+        else:
+            probs, scores = p, z
+        chosen = np.argmax(probs, axis=1) if class_id is None else np.full(len(frames_bgr), class_id)
+        score = tf.reduce_sum(tf.gather(scores, chosen, axis=1, batch_dims=1))
+    return A.numpy(), tape.gradient(score, A).numpy(), probs, chosen
+
+
+@pytest.mark.parametrize("runtime", ["tensorflow", "openvino"])
+@pytest.mark.parametrize("head", ["binary_dense", "binary_layer", "binary_logit", "multi_dense", "multi_layer"])
+def test_sigmoid_classifiers_match_the_reference(head, runtime):
+    model = sigmoid_model(head)
+    engine = CamEngine(model, layer="target", runtime=runtime)
+    binary = head.startswith("binary")
+    assert engine.num_classes == (2 if binary else N_CLASSES)
+    assert engine.class_names == (("class 0", "class 1") if binary else tuple(f"class {i}" for i in range(N_CLASSES)))
+    frames = _frames(4, seed=3)
+    for class_id in (None, 0, 1):
+        A, G, probs, chosen = reference_sigmoid(model, frames, class_id)
+        for method in METHOD_NAMES:
+            result = engine(frames, class_id=class_id, method=method)
+            np.testing.assert_array_equal(result.class_ids, chosen)
+            np.testing.assert_allclose(result.cam, reference_cam(method, A, G), atol=1e-3, err_msg=f"{head} {class_id} {method}")
+        np.testing.assert_allclose(result.probs, probs, atol=1e-5)
+    if binary:  # both classes show, and they are not 100% every frame
+        np.testing.assert_allclose(result.probs.sum(axis=1), 1.0, atol=1e-6)
+        assert result.probs.max() < 0.999
+    else:  # never renormalised
+        assert not np.allclose(result.probs.sum(axis=1), 1.0, atol=1e-2)
+
+
+def test_binary_classes_are_explained_by_opposite_scores():
+    """Class 0's map is that of -z: where class 1's gradients are positive, class 0's are negative."""
+    engine = CamEngine(sigmoid_model("binary_dense"), layer="target", runtime="tensorflow")
+    frames = _frames(2, seed=3)
+    one = engine(frames, class_id=1, method="hirescam").cam
+    zero = engine(frames, class_id=0, method="hirescam").cam
+    assert one.max() > 0 and zero.max() > 0
+    assert np.all((one == 0) | (zero == 0)), "the two maps are the positive and negative parts of one signed map"
+
+
+def test_binary_labels_file_names_both_classes(tmp_path):
+    path = tmp_path / "model.keras"
+    sigmoid_model("binary_dense").save(path)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\n")
+    engine = CamEngine(str(path), labels=str(labels), layer="target")
+    assert engine.class_names == ("cat", "dog")
+    labels.write_text("dog\n")
+    with pytest.raises(ValueError, match=r"has 1 names but the model has 2 classes"):
+        CamEngine(str(path), labels=str(labels), layer="target")

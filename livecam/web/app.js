@@ -273,7 +273,7 @@ function showResult(message) {
   smooth(message);
   state.heat = null; // redrawn from the new map at the next display frame
   $("label").textContent = message.label;
-  $("prob").textContent = percent(message.prob, 1);
+  $("prob").textContent = percent(message.prob);
   $("locked").hidden = state.classId === null;
   $("unlock").disabled = state.classId === null;
   const list = $("topk");
@@ -284,13 +284,13 @@ function showResult(message) {
       button.type = "button";
       button.dataset.classId = entry.id;
       button.className = entry.id === message.class_id ? "explained" : "";
-      button.setAttribute("aria-label", `${entry.label} ${percent(entry.prob, 1)}; explain this class`);
+      button.setAttribute("aria-label", `${entry.label} ${percent(entry.prob)}; explain this class`);
       const bar = document.createElement("span");
       bar.className = "bar";
       bar.style.width = `${Math.max(1, entry.prob * 100)}%`;
       const text = document.createElement("span");
       text.className = "text";
-      text.textContent = `${entry.label} ${percent(entry.prob, 0)}`;
+      text.textContent = `${entry.label} ${percent(entry.prob)}`;
       button.append(bar, text);
       button.addEventListener("click", () => lockClass(entry.id));
       item.append(button);
@@ -554,8 +554,14 @@ function base64Bytes(b64) {
   return bytes;
 }
 
-function percent(p, digits) {
-  return `${(100 * p).toFixed(digits)}%`;
+function percent(p) {
+  // One rounding for every probability, as the renderer's HUD: 0.1 %, never "100.0%" or "0.0%" for what is not.
+  if (!Number.isFinite(p)) return "--%";
+  if (p >= 1) return "100%";
+  const text = `${(100 * p).toFixed(1)}%`;
+  if (text === "100.0%") return ">99.9%";
+  if (text === "0.0%" && p > 0) return "<0.1%";
+  return text;
 }
 
 function download(blob, name) {

@@ -1,0 +1,302 @@
+"""The OpenVINO runtime gives the TensorFlow runtime's maps; it is chosen, cached and refused as documented."""
+
+from __future__ import annotations
+
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from livecam import CamEngine
+from livecam import runtime_openvino
+from livecam.engine import METHOD_NAMES
+from livecam.errors import UserError
+from test_engine import N_CLASSES, SIZE, _backbone, _frames, nested_model, reference_cam, reference_logits_and_grads, tiny_model
+
+
+def nested_with_layers_after_target(seed: int = 0) -> keras.Model:
+    """The target inside a backbone with a layer after it there, and pooling + Dense outside."""
+    keras.utils.set_random_seed(seed)
+    inner_in = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(5, 1, activation="relu", name="after_target")(_backbone(inner_in))
+    backbone = keras.Model(inner_in, x, name="backbone")
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(0.5)(inputs)  # a layer before the backbone, in the outer model
+    x = keras.layers.GlobalMaxPooling2D()(backbone(x))
+    return keras.Model(inputs, keras.layers.Dense(N_CLASSES, activation="softmax")(x))
+
+
+def sequential_model(seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Conv2D(6, 3, name="target"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(N_CLASSES),
+            keras.layers.Softmax(),
+        ]
+    )
+
+
+MODELS = {
+    "dense_softmax": lambda: tiny_model("dense_softmax"),
+    "softmax_layer": lambda: tiny_model("softmax_layer"),
+    "activation_layer": lambda: tiny_model("activation_layer"),
+    "logits": lambda: tiny_model("logits"),
+    "nested": nested_model,
+    "nested_after_target": nested_with_layers_after_target,
+    "sequential": sequential_model,
+}
+
+
+def assert_same_result(got, expected, what: str = "") -> None:
+    np.testing.assert_array_equal(got.class_ids, expected.class_ids, err_msg=what)
+    np.testing.assert_allclose(got.cam, expected.cam, atol=1e-4, err_msg=what)
+    np.testing.assert_allclose(got.probs, expected.probs, atol=1e-5, err_msg=what)
+    np.testing.assert_array_equal(got.topk_ids, expected.topk_ids, err_msg=what)
+    assert got.finite.tolist() == expected.finite.tolist()
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_openvino_maps_equal_tensorflow_for_every_method(kind, batch):
+    model = MODELS[kind]()
+    tf_engine = CamEngine(model, layer="target", runtime="tensorflow")
+    ov_engine = CamEngine(model, layer="target", runtime="openvino")
+    assert ov_engine.runtime == "openvino" and tf_engine.runtime == "tensorflow"
+    frames = _frames(batch, seed=batch)
+    for method in METHOD_NAMES:
+        for class_id in (None, 3):
+            expected = tf_engine(frames, class_id=class_id, method=method)
+            if class_id is None:
+                assert expected.cam.max() > 0, "a flat map would test nothing"
+            assert_same_result(ov_engine(frames, class_id=class_id, method=method), expected, f"{kind} {method} {class_id}")
+    assert ov_engine.trace_count == 1
+
+
+@pytest.mark.parametrize("kind", ["dense_softmax", "nested"])
+def test_openvino_maps_match_the_independent_reference(kind):
+    model = MODELS[kind]()
+    engine = CamEngine(model, runtime="openvino")
+    frames = _frames(3)
+    A, G, logits, chosen = reference_logits_and_grads(model, frames, None)
+    for method in METHOD_NAMES:
+        result = engine(frames, method=method)
+        np.testing.assert_array_equal(result.class_ids, chosen)
+        np.testing.assert_allclose(result.cam, reference_cam(method, A, G), atol=1e-3, err_msg=method)
+    np.testing.assert_allclose(result.probs, tf.nn.softmax(logits).numpy(), atol=1e-5)
+
+
+def test_head_traces_once_over_sizes_batches_classes_and_methods():
+    engine = CamEngine(tiny_model("dense_softmax"), layer="target", runtime="openvino")
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        n = int(rng.integers(1, 6))
+        h, w = (int(v) for v in rng.integers(16, 90, size=2))
+        frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+        engine(frames, class_id=None if i % 3 == 0 else int(rng.integers(0, N_CLASSES)), method=METHOD_NAMES[i % len(METHOD_NAMES)])
+    assert engine.trace_count == 1
+
+
+@pytest.mark.slow
+def test_demo_model_and_input_size_agree_with_tensorflow():
+    from livecam.demo import make_scene
+
+    frames = np.stack([make_scene(i, (160, 120))[0] for i in range(8)])
+    for input_size in (None, 64):
+        tf_engine = CamEngine("demo", runtime="tensorflow", input_size=input_size)
+        ov_engine = CamEngine("demo", runtime="openvino", input_size=input_size)
+        for method in METHOD_NAMES:
+            assert_same_result(ov_engine(frames, method=method), tf_engine(frames, method=method), f"demo {input_size} {method}")
+        assert ov_engine.input_size == tf_engine.input_size
+
+
+@pytest.mark.slow
+def test_zoo_model_at_another_input_size_agrees_with_tensorflow():
+    keras.utils.set_random_seed(0)
+    tf_engine = CamEngine("mobilenet_v2", weights=None, input_size=96, runtime="tensorflow")
+    ov_engine = CamEngine(tf_engine.model, preprocess="mobilenet_v2", layer="out_relu", runtime="openvino")
+    frames = _frames(2, size=200)
+    for method in METHOD_NAMES:
+        assert_same_result(ov_engine(frames, method=method), tf_engine(frames, method=method), method)
+
+
+# ---------------------------------------------------------------------- choosing the runtime
+
+
+def skip_around_target() -> keras.Model:
+    """A residual block whose sum reads the target's input: no clean cut at the target."""
+    inputs = keras.Input((SIZE, SIZE, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same", name="before")(inputs)
+    b = keras.layers.Conv2D(4, 3, padding="same", name="target")(a)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([a, b]))
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+
+
+def nested_skip_around_backbone() -> keras.Model:
+    """The outer model reads a tensor from before the backbone, after it."""
+    inner_in = keras.Input((SIZE, SIZE, 3))
+    backbone = keras.Model(inner_in, _backbone(inner_in), name="backbone")
+    inputs = keras.Input((SIZE, SIZE, 3))
+    features = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
+    colour = keras.layers.GlobalAveragePooling2D()(inputs)
+    return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Concatenate()([features, colour])))
+
+
+class NumpyOp(keras.layers.Layer):
+    """A layer that runs Python code in the graph, which no converter can translate."""
+
+    def call(self, x):
+        y = tf.numpy_function(lambda a: a * 0.5, [x], tf.float32)
+        return tf.ensure_shape(y, x.shape)
+
+
+def unconvertible() -> keras.Model:
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3, name="target")(NumpyOp()(inputs))
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def test_auto_picks_openvino_on_a_cpu_and_says_why():
+    engine = CamEngine(tiny_model("dense_softmax"), layer="target")
+    assert engine.runtime == "openvino"
+    assert engine.runtime_reason == "no GPU, and the model splits cleanly at layer 'target'"
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (skip_around_target, r"cannot be cut at layer 'target': a layer after the target layer .* also reads a tensor from before it"),
+        (nested_skip_around_backbone, r"cannot be cut at layer 'target': a layer after the target layer in 'functional.*' also reads"),
+        (unconvertible, r"OpenVINO could not convert its body"),
+    ],
+)
+def test_models_that_do_not_split_run_in_tensorflow_unless_openvino_is_forced(make, reason):
+    model = make()
+    engine = CamEngine(model, layer="target")
+    assert engine.runtime == "tensorflow"
+    assert re.search(reason, engine.runtime_reason), engine.runtime_reason
+    frames = _frames(2)
+    assert_same_result(engine(frames), CamEngine(model, layer="target", runtime="tensorflow")(frames))
+    with pytest.raises(UserError, match=r"^The OpenVINO runtime cannot run model .*" + reason + r".*use --runtime tensorflow"):
+        CamEngine(model, layer="target", runtime="openvino")
+
+
+def test_a_visible_gpu_keeps_tensorflow(monkeypatch):
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else real(kind))
+    engine = CamEngine(tiny_model("dense_softmax"), layer="target")
+    assert (engine.runtime, engine.runtime_reason) == ("tensorflow", "a GPU is visible, and TensorFlow runs the whole step on it")
+
+
+def test_without_openvino_auto_uses_tensorflow_and_forcing_it_is_an_error(monkeypatch):
+    monkeypatch.setattr(runtime_openvino, "unavailable_reason", lambda: "OpenVINO is not installed (pip install openvino)")
+    model = tiny_model("dense_softmax")
+    assert CamEngine(model, layer="target").runtime == "tensorflow"
+    with pytest.raises(UserError, match=r"OpenVINO is not installed"):
+        CamEngine(model, layer="target", runtime="openvino")
+
+
+def test_tensorflow_only_options_choose_tensorflow():
+    model = tiny_model("dense_softmax")
+    engine = CamEngine(model, layer="target", xla=True)
+    assert engine.runtime == "tensorflow" and "XLA" in engine.runtime_reason
+    with pytest.raises(UserError, match=r"XLA and mixed precision are TensorFlow options"):
+        CamEngine(model, layer="target", xla=True, runtime="openvino")
+    with pytest.raises(UserError, match=r"Expected runtime in auto, tensorflow, openvino. Received: runtime='onnx'"):
+        CamEngine(model, runtime="onnx")
+
+
+# ---------------------------------------------------------------------- the cache
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "openvino"
+
+
+def engine_and_log(model, **kwargs):
+    lines: list[str] = []
+    engine = CamEngine(model, layer="target", runtime="openvino", log=lines.append, **kwargs)
+    return engine, lines
+
+
+def test_second_start_reads_the_cache_instead_of_converting(cache):
+    model = tiny_model("dense_softmax")
+    first, lines = engine_and_log(model)
+    assert len(lines) == 1 and lines[0].startswith("converting the network body to OpenVINO") and str(cache) in lines[0]
+    entries = list(cache.iterdir())
+    assert [e.name for e in entries] == [first._body.cache_path.name]
+    assert sorted(p.name for p in entries[0].iterdir()) == ["body.bin", "body.xml", "manifest.json"]
+    second, lines = engine_and_log(model)
+    assert lines == [] and not second._body.converted
+    frames = _frames(4)
+    assert_same_result(second(frames), first(frames))
+
+
+def test_other_weights_are_another_cache_entry(cache):
+    model = tiny_model("dense_softmax", seed=0)
+    engine_and_log(model)
+    other = tiny_model("dense_softmax", seed=1)  # same architecture and names, other weights
+    engine, lines = engine_and_log(other)
+    assert len(lines) == 1 and len(list(cache.iterdir())) == 2
+    frames = _frames(2)
+    assert_same_result(engine(frames), CamEngine(other, layer="target", runtime="tensorflow")(frames))
+
+
+def test_the_cache_keeps_the_most_recently_used_entries_per_model(cache, monkeypatch):
+    monkeypatch.setattr(runtime_openvino, "KEEP_PER_LABEL", 2)
+    models = [tiny_model("dense_softmax", seed=seed) for seed in range(3)]
+    models = [keras.Model(m.inputs, m.outputs, name="same_name") for m in models]  # one model, retrained
+    first = engine_and_log(models[0])[0]._body.cache_path
+    second = engine_and_log(models[1])[0]._body.cache_path
+    assert engine_and_log(models[0])[1] == []  # used again: now the most recent
+    engine_and_log(models[2])
+    assert first.is_dir() and not second.exists()
+    assert len(list(cache.iterdir())) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate_bin", "garbage_xml", "no_manifest", "empty_folder"])
+def test_a_corrupt_cache_entry_is_rebuilt(cache, damage):
+    model = tiny_model("dense_softmax")
+    first, _ = engine_and_log(model)
+    entry = first._body.cache_path
+    if damage == "truncate_bin":
+        data = (entry / "body.bin").read_bytes()
+        (entry / "body.bin").write_bytes(data[: len(data) // 2])
+    elif damage == "garbage_xml":
+        (entry / "body.xml").write_text("<net>not a model")
+    elif damage == "no_manifest":
+        (entry / "manifest.json").unlink()
+    else:
+        for path in entry.iterdir():
+            path.unlink()
+    engine, lines = engine_and_log(model)
+    assert len(lines) == 1 and lines[0].startswith("converting")
+    frames = _frames(2)
+    assert_same_result(engine(frames), first(frames))
+    assert sorted(p.name for p in entry.iterdir()) == ["body.bin", "body.xml", "manifest.json"]
+    assert engine_and_log(model)[1] == []  # and it is good again
+
+
+def test_an_unwritable_cache_is_a_warning_and_the_run_goes_on(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(blocker / "cache"))
+    engine, lines = engine_and_log(tiny_model("dense_softmax"))
+    assert engine.runtime == "openvino"
+    assert any(line.startswith("warning: cannot write the OpenVINO cache") for line in lines), lines
+
+
+def test_cache_dir_follows_the_platform_convention(monkeypatch, tmp_path):
+    monkeypatch.delenv("LIVECAM_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(runtime_openvino.sys, "platform", "linux")
+    assert runtime_openvino.cache_dir() == tmp_path / "xdg" / "livecam"
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "mine"))
+    assert runtime_openvino.cache_dir() == tmp_path / "mine"
