@@ -65,7 +65,10 @@ def browser(chromium, tmp_path_factory, shown):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     # With a token, so that the page can also be opened under another name (a token-less server answers loopback names only).
-    proc = ServerProcess("--model", "demo", "--source", "synth:320x240,fps=10", "--token", TOKEN, log_dir=tmp_path_factory.mktemp("serve"))
+    # The uniform blend: at opacity 100 % the canvas then holds the heat image alone, which the tests read back.
+    proc = ServerProcess(
+        "--model", "demo", "--source", "synth:320x240,fps=10", "--token", TOKEN, "--blend", "uniform", log_dir=tmp_path_factory.mktemp("serve")
+    )  # fmt: skip
     yield proc
     proc.stop()
 
