@@ -151,7 +151,30 @@ class ResultsWriter:
         self.close()
 
 
-class MapWriter:
+class _FolderWriter:
+    """What the per-frame folder outputs share: the folder, checked (and made) before the run; a
+    count of the files saved; names that never collide. Each file is whole once written, so
+    closing has nothing left to do.
+    """
+
+    flag = ""  # the option that names the folder, for messages
+
+    def __init__(self, folder: str | Path, *, overwrite: bool = False) -> None:
+        self.folder = check_output_folder(folder, self.flag, overwrite=overwrite)
+        self.saved = 0
+        self._names = _UniqueNames()
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _FolderWriter:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class MapWriter(_FolderWriter):
     """``--save-maps DIR``: each frame's raw map as float32 ``.npy`` at the target layer's resolution.
 
     Names follow the input: ``<image name>.npy`` for image folders, ``frame-000123.npy`` (the
@@ -162,10 +185,7 @@ class MapWriter:
         overwrite: allow a folder that already has files (files of the same name are replaced).
     """
 
-    def __init__(self, folder: str | Path, *, overwrite: bool = False) -> None:
-        self.folder = check_output_folder(folder, "--save-maps", overwrite=overwrite)
-        self.saved = 0
-        self._names = _UniqueNames()
+    flag = "--save-maps"
 
     def write(self, processed: Processed) -> None:
         result = processed.result
@@ -177,17 +197,8 @@ class MapWriter:
         np.save(path, np.asarray(result.cam[0], np.float32))
         self.saved += 1
 
-    def close(self) -> None:
-        pass
 
-    def __enter__(self) -> MapWriter:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-
-class ImageFolderWriter:
+class ImageFolderWriter(_FolderWriter):
     """``-o DIR/`` for image folders and globs: one annotated picture per input, under the input's name.
 
     Args:
@@ -195,10 +206,7 @@ class ImageFolderWriter:
         overwrite: allow a folder that already has files (files of the same name are replaced).
     """
 
-    def __init__(self, folder: str | Path, *, overwrite: bool = False) -> None:
-        self.folder = check_output_folder(folder, "-o", overwrite=overwrite)
-        self.saved = 0
-        self._names = _UniqueNames()
+    flag = "-o"
 
     def write(self, processed: Processed) -> None:
         frame = processed.frame
@@ -214,14 +222,6 @@ class ImageFolderWriter:
             raise UserError(f"Could not write {str(path)!r} ({exc.strerror}); free some space or choose another -o folder.") from None
         self.saved += 1
 
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> ImageFolderWriter:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
 
 
 def check_results_path(path: str | Path, *, overwrite: bool = False, others: Iterable[tuple[str, str | Path]] = ()) -> Path:
