@@ -375,6 +375,19 @@ def test_user_error_in_a_real_process_has_no_traceback(error_case, name):
 # ---------------------------------------------------------------------- 5. Ctrl-C and SIGTERM while recording
 
 
+def stop_once_recording(proc: subprocess.Popen, path: Path, stop) -> str:
+    """Waits until ``proc`` records to ``path``, calls ``stop()`` (a signal), and returns its stderr; never leaves it running."""
+    try:
+        wait_until_growing(path, proc)
+        stop()
+        _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return err
+
+
 def wait_until_growing(path: Path, proc: subprocess.Popen, min_bytes: int = 4096) -> None:
     """Waits until the recording for ``path`` (written under a temporary name beside it) has ``min_bytes``."""
     deadline = time.monotonic() + PROCESS_TIMEOUT_S
@@ -395,14 +408,7 @@ def test_signal_during_recording_exits_130_with_a_playable_file(tmp_path, make_v
     # Its own session, like a program in a terminal: the signal goes to the whole process group,
     # as Ctrl-C does (ffmpeg, in a session of its own, must not get it).
     proc = livecam_process("--source", clip, "--loop", "--no-display", "--output", out, *FAST, start_new_session=True)
-    try:
-        wait_until_growing(out, proc)
-        os.killpg(proc.pid, signum)
-        _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    err = stop_once_recording(proc, out, lambda: os.killpg(proc.pid, signum))
     assert proc.returncode == 130, err
     assert err.strip() == "livecam: interrupted"
     frames, _ = imageio_ffmpeg.count_frames_and_secs(str(out))
@@ -672,14 +678,7 @@ def test_a_headless_run_that_saves_nothing_is_warned_about(capsys, clip, tmp_pat
 def test_sigterm_prints_the_summary_with_full_paths(tmp_path, make_video):
     clip = make_video(tmp_path / "clip.mp4", 30, size=SIZE, fps=FPS)
     proc = livecam_process("--source", clip.name, "--loop", "--no-display", "-o", "out.mp4", "--weights", "none", "--input-size", "96", cwd=tmp_path)
-    try:
-        wait_until_growing(tmp_path / "out.mp4", proc)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    err = stop_once_recording(proc, tmp_path / "out.mp4", lambda: proc.send_signal(signal.SIGTERM))
     assert proc.returncode == 130, err
     summary = [line for line in err.splitlines() if " frames in " in line]
     assert len(summary) == 1, err
