@@ -1,40 +1,37 @@
 """Class-activation-map methods: each one only says how activations and gradients make a map.
 
 Every method takes the target layer's activations ``A`` and the gradients ``G`` of the
-pre-softmax class score with respect to them, both (N, h, w, C) float32 tensors, and returns the
-raw map (N, h, w). The engine then applies ReLU and divides by max(maximum, epsilon), so
-the maps land in [0, 1] and a frame whose gradients are all zero gives an all-zero map.
+pre-softmax class score with respect to them, both (N, h, w, C) float32 arrays, and the array
+namespace ``xp`` they belong to, and returns the raw map (N, h, w). ``xp`` is NumPy for the
+OpenVINO runtime's analytic head and ``tensorflow.experimental.numpy`` inside the compiled
+TensorFlow step, so each formula is written once and both runtimes use it. ``normalize`` then
+applies ReLU and divides by max(maximum, epsilon), so the maps land in [0, 1] and a frame whose
+gradients are all zero gives an all-zero map.
 
 A new method is one function here, one entry in ``METHODS`` and one row in the tests.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
 from livecam.errors import UserError, close_matches
 
-if TYPE_CHECKING:
-    import tensorflow as tf
-
-# TensorFlow is imported inside each function, so that naming the methods (the CLI's --help)
-# does not load it.
+# Nothing here imports TensorFlow: naming the methods (the CLI's --help) does not load it.
 
 EPSILON = 1e-20
 
 
-def gradcam(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
+def gradcam(A: Any, G: Any, xp: Any) -> Any:
     """Grad-CAM (Selvaraju et al. 2017), eqs. 1-2.
 
     alpha_k = mean_ij dy/dA_ij^k;  L = sum_k alpha_k A^k.
     """
-    import tensorflow as tf
-
-    weights = tf.reduce_mean(G, axis=(1, 2), keepdims=True)
-    return tf.reduce_sum(weights * A, axis=-1)
+    weights = xp.mean(G, axis=(1, 2), keepdims=True)
+    return xp.sum(weights * A, axis=-1)
 
 
-def gradcam_plus_plus(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
+def gradcam_plus_plus(A: Any, G: Any, xp: Any) -> Any:
     """Grad-CAM++ (Chattopadhay et al. 2018), eq. 19 with the exponential-score closed form.
 
     With S = exp(y), the paper's eq. 19 reduces the second and third derivatives to powers of
@@ -43,33 +40,28 @@ def gradcam_plus_plus(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
     the authors' released variant that renormalises alpha by its spatial sum); alpha is 0
     where the denominator is 0.
     """
-    import tensorflow as tf
-
-    g2 = tf.square(G)
+    g2 = G * G
     g3 = g2 * G
-    sum_A = tf.reduce_sum(A, axis=(1, 2), keepdims=True)
+    sum_A = xp.sum(A, axis=(1, 2), keepdims=True)
     denominator = 2.0 * g2 + sum_A * g3
-    safe = tf.where(denominator != 0.0, denominator, tf.ones_like(denominator))
-    alpha = tf.where(denominator != 0.0, g2 / safe, tf.zeros_like(g2))
-    weights = tf.reduce_sum(alpha * tf.nn.relu(G), axis=(1, 2), keepdims=True)
-    return tf.reduce_sum(weights * A, axis=-1)
+    nonzero = denominator != 0.0
+    safe = xp.where(nonzero, denominator, xp.ones_like(denominator))
+    alpha = xp.where(nonzero, g2 / safe, xp.zeros_like(g2))
+    weights = xp.sum(alpha * xp.maximum(G, 0.0), axis=(1, 2), keepdims=True)
+    return xp.sum(weights * A, axis=-1)
 
 
-def layercam(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
+def layercam(A: Any, G: Any, xp: Any) -> Any:
     """LayerCAM (Jiang et al. 2021), eq. 7: L = sum_k relu(g^k) * A^k, weighted per location."""
-    import tensorflow as tf
-
-    return tf.reduce_sum(tf.nn.relu(G) * A, axis=-1)
+    return xp.sum(xp.maximum(G, 0.0) * A, axis=-1)
 
 
-def hirescam(A: tf.Tensor, G: tf.Tensor) -> tf.Tensor:
+def hirescam(A: Any, G: Any, xp: Any) -> Any:
     """HiResCAM (Draelos & Carin 2020), eq. 4: L = sum_k g^k * A^k, elementwise, no averaging."""
-    import tensorflow as tf
-
-    return tf.reduce_sum(G * A, axis=-1)
+    return xp.sum(G * A, axis=-1)
 
 
-METHODS: dict[str, Callable[["tf.Tensor", "tf.Tensor"], "tf.Tensor"]] = {
+METHODS: dict[str, Callable[[Any, Any, Any], Any]] = {
     "gradcam": gradcam,
     "gradcam++": gradcam_plus_plus,
     "layercam": layercam,
@@ -77,13 +69,11 @@ METHODS: dict[str, Callable[["tf.Tensor", "tf.Tensor"], "tf.Tensor"]] = {
 }
 
 
-def normalize(raw_cam: tf.Tensor) -> tf.Tensor:
+def normalize(raw_cam: Any, xp: Any) -> Any:
     """ReLU, then divide each map by max(its maximum, epsilon): [0, 1], never NaN."""
-    import tensorflow as tf
-
-    cam = tf.nn.relu(raw_cam)
-    peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
-    return cam / tf.maximum(peak, EPSILON)
+    cam = xp.maximum(raw_cam, 0.0)
+    peak = xp.max(cam, axis=(1, 2), keepdims=True)
+    return cam / xp.maximum(peak, EPSILON)
 
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 

@@ -220,3 +220,26 @@ def _chain(first: Callable, second: Callable) -> Callable:
     if second is _identity:
         return first
     return lambda x, training=False: second(first(x, training=training), training=training)
+
+
+def head_chain(model: Any, target: Any) -> list[Any] | None:
+    """The layers from ``target``'s output to ``model``'s output, in order, when each takes only the
+    one before it (the target may sit in a nested model); None for any other shape of head."""
+    import keras
+
+    chain: list[Any] = []
+    tensor = model.outputs[0]
+    while tensor is not target.output:
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            return None
+        layer, node_index = history[0], history[1]
+        if isinstance(layer, keras.Model):  # a nested model: the target must be inside it
+            inner = head_chain(layer, target) if _path_to(layer, target) is not None else None
+            return None if inner is None else inner + chain
+        node = layer._inbound_nodes[node_index]
+        if len(node.input_tensors) != 1 or isinstance(layer, keras.layers.InputLayer):
+            return None
+        chain.insert(0, layer)
+        tensor = node.input_tensors[0]
+    return chain

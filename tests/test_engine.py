@@ -190,7 +190,7 @@ def test_result_shapes_dtypes_ranges_and_input_untouched():
 
 
 def test_traces_once_over_varying_sizes_batches_classes_and_methods():
-    engine = CamEngine(tiny_model("dense_softmax"), layer="target")
+    engine = CamEngine(tiny_model("dense_softmax"), layer="target", runtime="tensorflow")
     rng = np.random.default_rng(0)
     for i in range(50):
         n = int(rng.integers(1, 5))

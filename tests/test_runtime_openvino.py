@@ -75,7 +75,9 @@ def test_openvino_maps_equal_tensorflow_for_every_method(kind, batch):
             if class_id is None:
                 assert expected.cam.max() > 0, "a flat map would test nothing"
             assert_same_result(ov_engine(frames, class_id=class_id, method=method), expected, f"{kind} {method} {class_id}")
-    assert ov_engine.trace_count == 1
+    # A pooling + Dense head is computed in NumPy (nothing traced); any other head traces once.
+    assert ov_engine.head == ("tensorflow" if kind == "nested_after_target" else "numpy")
+    assert ov_engine.trace_count == (1 if ov_engine.head == "tensorflow" else 0)
 
 
 @pytest.mark.parametrize("kind", ["dense_softmax", "nested"])
@@ -91,8 +93,9 @@ def test_openvino_maps_match_the_independent_reference(kind):
     np.testing.assert_allclose(result.probs, tf.nn.softmax(logits).numpy(), atol=1e-5)
 
 
-def test_head_traces_once_over_sizes_batches_classes_and_methods():
-    engine = CamEngine(tiny_model("dense_softmax"), layer="target", runtime="openvino")
+def test_a_tensorflow_head_traces_once_over_sizes_batches_classes_and_methods():
+    engine = CamEngine(nested_with_layers_after_target(), layer="target", runtime="openvino")
+    assert engine.head == "tensorflow"  # global max pooling: not the analytic head
     rng = np.random.default_rng(0)
     for i in range(30):
         n = int(rng.integers(1, 6))
@@ -300,3 +303,32 @@ def test_cache_dir_follows_the_platform_convention(monkeypatch, tmp_path):
     assert runtime_openvino.cache_dir() == tmp_path / "xdg" / "livecam"
     monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "mine"))
     assert runtime_openvino.cache_dir() == tmp_path / "mine"
+
+
+def _head_on_pooling(*layers) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(6, 3, name="target")(inputs))
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        pytest.param(lambda: [keras.layers.Dense(8), keras.layers.Dense(N_CLASSES, activation="softmax")], id="two-dense"),
+        pytest.param(lambda: [keras.layers.Dense(N_CLASSES, activation="relu")], id="relu-dense"),
+        pytest.param(lambda: [keras.layers.Dense(N_CLASSES), keras.layers.Activation("tanh")], id="tanh-after"),
+        pytest.param(lambda: [keras.layers.Dense(N_CLASSES, activation="softmax"), keras.layers.Rescaling(2.0)], id="rescaled-output"),
+    ],
+)
+def test_heads_that_are_not_pooling_and_dense_are_differentiated_in_tensorflow(layers):
+    """Only GAP -> [Dropout] -> Dense -> [softmax or sigmoid] takes the NumPy head; the rest keep autodiff and the same maps."""
+    model = _head_on_pooling(*layers())
+    ov_engine = CamEngine(model, layer="target", runtime="openvino", log=lambda text: None)
+    tf_engine = CamEngine(model, layer="target", runtime="tensorflow")
+    assert ov_engine.head == "tensorflow"
+    frames = _frames(2)
+    for method in METHOD_NAMES:
+        assert_same_result(ov_engine(frames, method=method), tf_engine(frames, method=method), method)
