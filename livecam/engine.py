@@ -311,7 +311,9 @@ class CamEngine:
             scores=dense is not None,
         )
         try:
-            self._body = runtime_openvino.OpenVinoBody(make_body, label=f"{self.model_name}-{self.layer_name}-{h}x{w}", key=key, log=log)
+            self._body = runtime_openvino.OpenVinoBody(
+                make_body, label=f"{self.model_name}-{self.layer_name}-{h}x{w}", key=key, log=log, outputs=1 if dense is None else 2
+            )
         except Exception as exc:  # the converter refuses a layer, or the CPU plugin an op
             return fall_back(f"OpenVINO could not convert its body ({first_line(exc)})")
         return "openvino", "asked for" if forced else f"no GPU, and the model splits cleanly at layer {self.layer_name!r}"
