@@ -125,6 +125,31 @@ def test_page_shows_the_objects_class_and_the_heat_on_the_object(browser, server
     assert inside > 1.5 * heat.mean()  # the object, not one hot pixel, is where the heat is
 
 
+
+def test_the_heat_blend_leaves_cold_parts_as_the_camera_shows_them(browser, tmp_path, shown):
+    """--blend heat (the default): opacity alpha * map, so at 100 % the hot parts are the colormap and the cold ones the picture."""
+    server = ServerProcess("--model", "demo", log_dir=tmp_path)
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page)
+        page.eval_on_selector("#alpha", "el => { el.value = 1; el.dispatchEvent(new Event('input')); }")
+        count = wait_results(page)
+        wait_results(page, count + 2)  # a still scene: the smoothed map has settled
+        data_url, values, width, height = page.evaluate(
+            "[document.getElementById('view').toDataURL('image/png'), Array.from(livecam.smoothed.data), livecam.smoothed.width, livecam.smoothed.height]"
+        )
+    finally:
+        context.close()
+        server.stop()
+    image = cv2.imdecode(np.frombuffer(base64.b64decode(data_url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+    cam = cv2.resize(np.float32(values).reshape(height, width) / 255.0, SCENE_SIZE, interpolation=cv2.INTER_CUBIC)
+    difference = cv2.absdiff(image, shown.image_bgr).mean(axis=2)
+    cold, hot = cam < 0.03, cam > 0.9
+    assert cold.mean() > 0.05 and hot.mean() > 0.005, "the map must have cold and hot parts for this to mean anything"
+    assert difference[cold].mean() < 12  # the picture as the camera gives it (through the fake camera's YUV)
+    assert difference[hot].mean() > 40  # the colormap, not the picture
+
+
 def test_two_browser_contexts_get_answers_at_the_same_time(browser, server, shown):
     pages = [open_page(browser, server.path("/")) for _ in range(2)]
     try:
