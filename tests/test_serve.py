@@ -521,3 +521,39 @@ def test_an_engine_fault_answers_that_frame_with_an_error_and_the_connection_goe
     failed, answered = run(go())
     assert failed["type"] == "error" and failed["seq"] == 1 and "simulated engine fault" in failed["message"]
     assert answered["type"] == "result" and answered["seq"] == 2 and answered["cam"]["width"] == 32
+
+
+@pytest.mark.slow
+def test_a_video_file_as_the_servers_source_plays_once_or_in_a_loop(tmp_path, make_video):
+    """--source VIDEO: annotated frames at the video's size; at its end a notice, or with --loop it starts again."""
+    clip = make_video(tmp_path / "clip.mp4", 30, size=(320, 240), fps=15)
+
+    async def pull(server, frames: int) -> list[dict]:
+        async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
+            answers = []
+            while len(answers) < frames:
+                await ws.send_str(json.dumps({"pull": "source"}))
+                answers.append(await receive_json(ws))
+                if answers[-1]["type"] != "source_result":
+                    break
+            images = await mjpeg_images(session, server, 1) if answers[-1]["type"] == "source_result" else []
+            return answers, images
+
+    once = ServerProcess("--model", "demo", "--source", str(clip), log_dir=tmp_path)
+    try:
+        answers, _ = run(pull(once, 100))  # 2 s of video: it ends while the server is pulled
+    finally:
+        once.stop()
+    assert answers[-1] == {"type": "notice", "message": "The server's source has ended."}
+    assert all(a["type"] == "source_result" for a in answers[:-1])
+    assert "video clip.mp4 (320x240, 15 fps, 30 frames)" in once.stderr()
+
+    looped = ServerProcess("--model", "demo", "--source", str(clip), "--loop", log_dir=tmp_path)
+    try:
+        time.sleep(3)  # longer than the video
+        answers, images = run(pull(looped, 3))
+    finally:
+        looped.stop()
+    assert [a["type"] for a in answers] == ["source_result"] * 3
+    assert answers[0]["frame"] > 30  # past the video's last frame: it started again
+    assert images[0].shape == (240, 320, 3)
