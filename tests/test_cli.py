@@ -199,6 +199,7 @@ def test_batched_and_unbatched_runs_agree(capsys, clip, tmp_path):
     assert per_frame.max() < 2, per_frame
 
 
+@pytest.mark.slow
 def test_both_runtimes_record_the_same_overlay_with_every_batch_and_input_size(capsys, clip, tmp_path):
     flags = ("--no-hud", "--alpha", "0.6", "--every", "2", "--batch", "3")  # FAST has --input-size 96
     tensorflow = record(capsys, clip, tmp_path / "tf.mp4", *flags, "--runtime", "tensorflow")

@@ -381,6 +381,7 @@ def test_stats_json_gets_the_permissions_of_any_new_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
 
 
+@pytest.mark.slow
 def test_a_recording_without_ffmpeg_is_said_once_and_plainly(tmp_path, make_video):
     """In a child process: pytest records warnings instead of printing them as Python does."""
     child_code = textwrap.dedent(

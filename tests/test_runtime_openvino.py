@@ -61,7 +61,7 @@ def assert_same_result(got, expected, what: str = "") -> None:
     assert got.finite.tolist() == expected.finite.tolist()
 
 
-@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("batch", [1, pytest.param(8, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("kind", list(MODELS))
 def test_openvino_maps_equal_tensorflow_for_every_method(kind, batch):
     model = MODELS[kind]()
@@ -242,6 +242,7 @@ def test_second_start_reads_the_cache_instead_of_converting(cache):
     assert_same_result(second(frames), first(frames))
 
 
+@pytest.mark.slow
 def test_other_weights_are_another_cache_entry(cache):
     model = tiny_model("dense_softmax", seed=0)
     engine_and_log(model)
@@ -252,6 +253,7 @@ def test_other_weights_are_another_cache_entry(cache):
     assert_same_result(engine(frames), CamEngine(other, layer="target", runtime="tensorflow")(frames))
 
 
+@pytest.mark.slow
 def test_the_cache_keeps_the_most_recently_used_entries_per_model(cache, monkeypatch):
     monkeypatch.setattr(runtime_openvino, "KEEP_PER_LABEL", 2)
     models = [tiny_model("dense_softmax", seed=seed) for seed in range(3)]
@@ -264,6 +266,7 @@ def test_the_cache_keeps_the_most_recently_used_entries_per_model(cache, monkeyp
     assert len(list(cache.iterdir())) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate_bin", "garbage_xml", "no_manifest", "empty_folder"])
 def test_a_corrupt_cache_entry_is_rebuilt(cache, damage):
     model = tiny_model("dense_softmax")
