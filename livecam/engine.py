@@ -312,7 +312,7 @@ class CamEngine:
         )
         try:
             self._body = runtime_openvino.OpenVinoBody(
-                make_body, label=f"{self.model_name}-{self.layer_name}-{h}x{w}", key=key, log=log, outputs=1 if dense is None else 2
+                make_body, label=f"{self.model_name}-{self.layer_name}-{h}x{w}", key=key, log=log, output_ranks=(4,) if dense is None else (4, 2)
             )
         except Exception as exc:  # the converter refuses a layer, or the CPU plugin an op
             return fall_back(f"OpenVINO could not convert its body ({first_line(exc)})")

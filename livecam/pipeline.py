@@ -165,7 +165,9 @@ class Pipeline:
             recording=recorder is not None,
         )
         self.controller = Controller(self.state, class_names=engine.class_names)
-        self.stats = Stats(runtime={"name": getattr(engine, "runtime", "tensorflow"), "reason": getattr(engine, "runtime_reason", "")})
+        self.stats = Stats(
+            runtime={"name": getattr(engine, "runtime", "tensorflow"), "reason": getattr(engine, "runtime_reason", ""), "head": getattr(engine, "head", "tensorflow")}
+        )
         self.times = StageTimes()
         self.engine_rate = RateMeter()
         self.display_rate = RateMeter()

@@ -113,7 +113,8 @@ class OpenVinoBody:
         label: a readable prefix for the cache entry (model, layer, size).
         key: the digest that identifies the converted graph (see ``fingerprint``).
         log: where to say that it converts (one line).
-        outputs: how many outputs the function returns (the activations first).
+        output_ranks: the rank of each output the function returns, in order (the activations,
+            4, first); the converted body is checked against it.
         threads: OpenVINO inference threads (default: ``default_threads()``).
 
     Raises:
@@ -127,7 +128,7 @@ class OpenVinoBody:
         label: str,
         key: str,
         log: Callable[[str], None],
-        outputs: int = 1,
+        output_ranks: tuple[int, ...] = (4,),
         threads: int | None = None,
     ) -> None:
         import openvino as ov
@@ -157,7 +158,7 @@ class OpenVinoBody:
                 shutil.rmtree(self.cache_path, ignore_errors=True)
         if compiled is None:
             log(f"converting the network body to OpenVINO (once; cached in {self.cache_path})")
-            model = _only_outputs(ov, ov.convert_model(make_function()), outputs)
+            model = _only_outputs(ov, ov.convert_model(make_function()), output_ranks)
             self.converted = True
             _write_entry(ov, model, self.cache_path, log)
             _evict(root, prefix, keep=KEEP_PER_LABEL)
@@ -165,9 +166,13 @@ class OpenVinoBody:
         # A second copy compiled for exactly one frame: the live path's batch. With every shape
         # known, OpenVINO plans its memory and picks its kernels once (measured on 2 cores for
         # mobilenet_v2: 10.7 against 11.6 ms); larger batches use the dynamic one.
-        single = model.clone()
-        single.reshape([1, *single.input(0).get_partial_shape()[1:].to_shape()])
-        self._requests = {1: core.compile_model(single, "CPU", config).create_infer_request(), None: compiled.create_infer_request()}
+        self._requests = {None: compiled.create_infer_request()}
+        try:
+            single = model.clone()
+            single.reshape([1, *single.input(0).get_partial_shape()[1:].to_shape()])
+            self._requests[1] = core.compile_model(single, "CPU", config).create_infer_request()
+        except Exception:  # a graph that does not take a fixed batch: the dynamic one serves all
+            pass
         self._lock = threading.Lock()
 
     def __call__(self, frames_bgr: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -178,16 +183,22 @@ class OpenVinoBody:
             return tuple(tensor.data.copy() for tensor in request.output_tensors)
 
 
-def _only_outputs(ov: Any, model: Any, count: int) -> Any:
-    """``model`` with only its first ``count`` outputs: the function's own.
+def _only_outputs(ov: Any, model: Any, ranks: tuple[int, ...]) -> Any:
+    """``model`` with only the function's own outputs: its first ones, of these ``ranks``.
 
     The converter also makes outputs of some tensors inside Keras layers (efficientnet_b0's body
     came out with 50); OpenVINO then computes and keeps every one of them, which made that body
     3.7x slower (62 against 17 ms on 2 cores).
+
+    Raises:
+        RuntimeError: the first outputs are not of these ranks (the engine then uses TensorFlow).
     """
-    if len(model.outputs) == count:
+    found = tuple(model.output(i).get_partial_shape().rank.get_length() for i in range(min(len(ranks), len(model.outputs))))
+    if found != ranks:
+        raise RuntimeError(f"its outputs came out with ranks {found}, not {ranks}")
+    if len(model.outputs) == len(ranks):
         return model
-    return ov.Model([model.output(i) for i in range(count)], model.get_parameters(), model.get_friendly_name())
+    return ov.Model([model.output(i) for i in range(len(ranks))], model.get_parameters(), model.get_friendly_name())
 
 
 # ---------------------------------------------------------------------- the cache entry

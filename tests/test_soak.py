@@ -27,7 +27,7 @@ def test_short_soak_keeps_traces_memory_threads_and_fds_flat():
     assert run.stdout, run.stderr[-2000:]
     report = json.loads(run.stdout)
     assert report["frames"] == 240
-    assert report["traces"] == 1
+    assert report["traces"] == (0 if report["head"] == "numpy" else 1)
     assert report["threads_after"] <= report["threads_before"]
     assert report["fds_after"] <= report["fds_before"]
     assert report["rss_growth_mb"] < 50
