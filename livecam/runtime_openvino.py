@@ -177,7 +177,7 @@ class OpenVinoBody:
 
     def __call__(self, frames_bgr: np.ndarray) -> tuple[np.ndarray, ...]:
         """The body's outputs (activations (N, h, w, C) float32 first) for uint8 BGR frames (N, H, W, 3) at the input size."""
-        request = self._requests.get(len(frames_bgr)) or self._requests[None]
+        request = self._requests.get(len(frames_bgr), self._requests[None])
         with self._lock:  # requests are reused; the engine can be called from two threads
             request.infer({0: np.ascontiguousarray(frames_bgr)})
             return tuple(tensor.data.copy() for tensor in request.output_tensors)
