@@ -34,6 +34,8 @@ class DenseHead:
         self.kind = kind  # "softmax", "sigmoid" or "linear", as CamEngine._scores reads it
         self.units = self.kernel.shape[1]
         self.topk = topk
+        self._methods = tuple(methods_module.METHODS.values())  # indexed as METHOD_NAMES
+        self._ones = np.ones(self.units, np.float32)
 
     @classmethod
     def match(cls, chain: list[Any] | None, output: Any, topk: int) -> "DenseHead | None":
@@ -80,7 +82,7 @@ class DenseHead:
             column = np.minimum(chosen, self.units - 1)
             g = (self.kernel[:, column].T * direction[chosen][:, None]) / np.float32(h * w)
             G = np.broadcast_to(g[:, None, None, :], A.shape)
-            method = list(methods_module.METHODS.values())[int(method_index)]
+            method = self._methods[int(method_index)]
             cam = methods_module.normalize(method(A, G, np), np).astype(np.float32)
             finite_logits = np.isfinite(logits).all(axis=-1)
             finite = finite_logits & np.isfinite(cam).all(axis=(1, 2))
@@ -93,12 +95,11 @@ class DenseHead:
         """(probs, logits, the sign of each class's logit in z), by CamEngine._scores' rules."""
         if self.units == 1:
             return np.concatenate([_sigmoid(-z), _sigmoid(z)], axis=-1), np.concatenate([-z, z], axis=-1), np.float32([-1, 1])
-        ones = np.ones(self.units, np.float32)
         if self.kind == "sigmoid":
-            return _sigmoid(z), z, ones
+            return _sigmoid(z), z, self._ones
         shifted = z - z.max(axis=-1, keepdims=True)
         e = np.exp(shifted)
-        return e / e.sum(axis=-1, keepdims=True), z, ones
+        return e / e.sum(axis=-1, keepdims=True), z, self._ones
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
