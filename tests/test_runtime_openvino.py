@@ -80,6 +80,27 @@ def test_openvino_maps_equal_tensorflow_for_every_method(kind, batch):
     assert ov_engine.trace_count == (1 if ov_engine.head == "tensorflow" else 0)
 
 
+@pytest.mark.parametrize("kind", ["dense_softmax", "nested_after_target"])
+def test_batches_and_frames_with_a_backlog_run_on_parallel_streams_with_the_same_maps(kind, monkeypatch):
+    model = MODELS[kind]()
+    tf_engine = CamEngine(model, layer="target", runtime="tensorflow")
+    ov_engine = CamEngine(model, layer="target", runtime="openvino")
+    body = ov_engine._body
+    parallel = []
+    run_parallel = body._parallel
+    monkeypatch.setattr(body, "_parallel", lambda frames: parallel.append(len(frames)) or run_parallel(frames))
+    frames = _frames(5, seed=4)
+    for method in METHOD_NAMES:
+        expected = tf_engine(frames, method=method)
+        assert_same_result(ov_engine(frames, method=method), expected, method)
+        for i in (0, 4):
+            for backlog in (False, True):
+                row = ov_engine(frames[i], method=method, backlog=backlog)
+                assert_same_result(row, tf_engine(frames[i], method=method), f"{method} frame {i} backlog={backlog}")
+    # each batch, and each lone frame with a backlog, on the streams; a lone frame without one on its own request
+    assert parallel == [5, 1, 1] * len(METHOD_NAMES)
+
+
 @pytest.mark.parametrize("kind", ["dense_softmax", "nested"])
 def test_openvino_maps_match_the_independent_reference(kind):
     model = MODELS[kind]()
