@@ -256,12 +256,18 @@ def test_default_smoothing_damps_flicker_without_trailing():
 # ---------------------------------------------------------------- Renderer
 
 
+def assert_drawn_like(out: np.ndarray, expected: np.ndarray) -> None:
+    """The renderer colours the map at the bicubic step's resolution and resizes the colours: within a few levels."""
+    assert out.shape == expected.shape and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - expected)
+    assert diff.max() <= 10 and diff.mean() <= 1.0, (diff.max(), diff.mean())
+
+
 def test_render_without_hud_is_the_blend(frame, cam):
     renderer = Renderer(alpha=0.4, hud=False, blend="uniform", colormap="viridis")
     out = renderer.render(frame, cam, make_hud())
     expected = blend(frame, colorize(upsample_cam(cam, (W, H)), "viridis"), 0.4)
-    assert out.shape == frame.shape and out.dtype == np.uint8
-    np.testing.assert_array_equal(out, expected)
+    assert_drawn_like(out, expected)
 
 
 def test_heat_blend_is_the_default_and_follows_the_map(frame):
@@ -271,11 +277,17 @@ def test_heat_blend_is_the_default_and_follows_the_map(frame):
     cam[2:, 2:] = 1.0  # hot bottom-right quarter, cold elsewhere
     out = renderer.render(frame, cam, None)
     cam01 = upsample_cam(cam, (W, H))
-    np.testing.assert_array_equal(out, blend_heat(frame, colorize(cam01), cam01, 0.6))
-    cold = cam01 == 0
+    assert_drawn_like(out, blend_heat(frame, colorize(cam01), cam01, 0.6))
+    # cold regions show the picture as it is (but for the few pixels next to a warm one that the
+    # colours' bilinear step mixes from both)
+    def inside(mask):
+        return cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+
+    cold = inside(cam01 == 0)
     assert cold.mean() > 0.4
-    np.testing.assert_array_equal(out[cold], frame[cold])  # cold regions show the picture as it is
-    hot = cam01 == 1
+    np.testing.assert_array_equal(out[cold], frame[cold])
+    hot = inside(cam01 == 1)
+    assert hot.mean() > 0.1
     uniform = blend(frame, colorize(cam01), 0.6)
     assert np.abs(out[hot].astype(int) - uniform[hot]).max() <= 1  # the hottest at full alpha
 
@@ -416,7 +428,7 @@ def test_renderer_without_smoothing_shows_each_map():
     renderer = Renderer(alpha=1.0, hud=False, smooth=0.0)
     renderer.render(frame, np.zeros((7, 7), np.float32), None)
     b = np.ones((7, 7), np.float32)
-    np.testing.assert_array_equal(renderer.render(frame, b, None), colorize(upsample_cam(b, (W, H))))
+    assert_drawn_like(renderer.render(frame, b, None), colorize(upsample_cam(b, (W, H))))
 
 
 def test_renderer_settings_can_change(frame, cam):
@@ -426,7 +438,7 @@ def test_renderer_settings_can_change(frame, cam):
     renderer.colormap = "TURBO"
     assert renderer.colormap == "turbo"
     after = renderer.render(frame, cam, None)
-    np.testing.assert_array_equal(after, blend(frame, colorize(upsample_cam(cam, (W, H)), "turbo"), 0.9))
+    assert_drawn_like(after, blend(frame, colorize(upsample_cam(cam, (W, H)), "turbo"), 0.9))
     assert np.any(after != before)
     renderer.colormap = cv2.COLORMAP_JET
     assert renderer.colormap == "jet"
@@ -584,7 +596,7 @@ def test_overlay_draws_a_result_row_like_the_files_picture(frame, cam):
     expected = Renderer(smooth=0, hud="label").render(frame, cam, hud, view="file")
     np.testing.assert_array_equal(out, expected)
     assert out.shape == frame.shape and out.dtype == np.uint8
-    np.testing.assert_array_equal(overlay(frame, result, hud="none", blend="uniform", alpha=0.5), blend(frame, colorize(upsample_cam(cam, (W, H))), 0.5))
+    assert_drawn_like(overlay(frame, result, hud="none", blend="uniform", alpha=0.5), blend(frame, colorize(upsample_cam(cam, (W, H))), 0.5))
 
 
 def test_overlay_without_names_or_map(frame, cam):
