@@ -139,8 +139,8 @@ class OpenVinoBody:
         self.cache_path = root / f"{prefix}{key[:20]}"
         self.converted = False  # True when this start converted (no usable cache entry)
         core = ov.Core()
-        # Float32: bf16/fp16 (the default on CPUs that have them) change the map. One stream and
-        # the latency hint: the engine runs one request at a time. No pinning: the threads of the
+        # Float32: bf16/fp16 (the default on CPUs that have them) change the map. The latency
+        # hint, one stream (``_compile`` makes the streams' copy). No pinning: the threads of the
         # other stages share the cores, and a pinned thread waits when its core is taken.
         config = {
             "PERFORMANCE_HINT": "LATENCY",
@@ -149,45 +149,50 @@ class OpenVinoBody:
             "INFERENCE_NUM_THREADS": self.threads,
             "INFERENCE_PRECISION_HINT": "f32",
         }
+        self._results: list[np.ndarray] = []
+        self._lock = threading.Lock()
         model = _read_entry(core, self.cache_path)
-        compiled = None
         if model is not None:
             try:
-                compiled = core.compile_model(model, "CPU", config)
+                self._compile(ov, core, model, config)
             except Exception:  # an entry that reads but does not compile: rebuilt below
                 shutil.rmtree(self.cache_path, ignore_errors=True)
-        if compiled is None:
+                model = None
+        if model is None:
             log(f"converting the network body to OpenVINO (once; cached in {self.cache_path})")
             model = _only_outputs(ov, ov.convert_model(make_function()), output_ranks)
             self.converted = True
             _write_entry(ov, model, self.cache_path, log)
             _evict(root, prefix, keep=KEEP_PER_LABEL)
-            compiled = core.compile_model(model, "CPU", config)
-        # Copies compiled for exactly one frame (with every shape known, OpenVINO plans its memory
-        # and picks its kernels once: mobilenet_v2 on 2 cores, 10.7 against 11.6 ms):
-        # - for a lone frame, one request with every thread on it: the lowest latency;
-        # - for a batch, or a frame with more waiting behind it, one request per stream (a stream
-        #   per core or two, a thread or two each), frames in parallel. Threads of one request
-        #   wait for each other at every layer, so one of them pushed off its core by decoding
-        #   or drawing stalls the rest: measured on 2 cores, two threads on one frame cost 16-17 ms
-        #   of CPU, one thread 11 ms, and two frames on two streams took 6.3 ms a frame against
-        #   7.2 for a batch of 8 on two threads.
-        # A graph that does not take a fixed batch keeps the dynamic copy for everything.
-        self._request = compiled.create_infer_request()
-        self._single = None
-        self._streams = None
+            self._compile(ov, core, model, config)
+
+    def _compile(self, ov: Any, core: Any, model: Any, config: dict[str, Any]) -> None:
+        """Compiles the requests ``__call__`` uses.
+
+        Two copies compiled for exactly one frame (with every shape known, OpenVINO plans its
+        memory and picks its kernels once: mobilenet_v2 on 2 cores, 10.7 against 11.6 ms):
+        - ``_single``, for a lone frame: one request with every thread on it, the lowest latency;
+        - ``_streams``, for a batch or a frame with more waiting behind it: one request per
+          stream (a stream per core or two, a thread or two each), frames in parallel. Threads
+          of one request wait for each other at every layer, so one of them pushed off its core
+          by decoding or drawing stalls the rest: measured on 2 cores, two threads on one frame
+          cost 16-17 ms of CPU, one thread 11 ms, and two frames on two streams took 6.3 ms a
+          frame against 7.2 for a batch of 8 on two threads.
+        A graph that does not take a fixed batch is compiled as it is (``_dynamic``), for everything.
+        """
+        self._single = self._streams = self._dynamic = None
         try:
             single = model.clone()
             single.reshape([1, *single.input(0).get_partial_shape()[1:].to_shape()])
-            self._single = core.compile_model(single, "CPU", config).create_infer_request()
+            one = core.compile_model(single, "CPU", config).create_infer_request()
             throughput = {key: value for key, value in config.items() if key != "NUM_STREAMS"} | {"PERFORMANCE_HINT": "THROUGHPUT"}
             parallel = core.compile_model(single, "CPU", throughput)
-            self._streams = ov.AsyncInferQueue(parallel, parallel.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-            self._streams.set_callback(self._collect)
         except Exception:
-            pass
-        self._results: list[np.ndarray] = []
-        self._lock = threading.Lock()
+            self._dynamic = core.compile_model(model, "CPU", config).create_infer_request()
+            return
+        self._single = one
+        self._streams = ov.AsyncInferQueue(parallel, parallel.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._streams.set_callback(self._collect)
 
     def __call__(self, frames_bgr: np.ndarray, *, backlog: bool = False) -> tuple[np.ndarray, ...]:
         """The body's outputs (activations (N, h, w, C) float32 first) for uint8 BGR frames (N, H, W, 3) at the input size.
@@ -197,9 +202,12 @@ class OpenVinoBody:
         """
         frames = np.ascontiguousarray(frames_bgr)
         with self._lock:  # requests are reused; the engine can be called from two threads
-            if self._streams is not None and (len(frames) > 1 or backlog):
+            if self._dynamic is not None:
+                request = self._dynamic
+            elif len(frames) > 1 or backlog:
                 return self._parallel(frames)
-            request = self._single if self._single is not None and len(frames) == 1 else self._request
+            else:
+                request = self._single
             request.infer({0: frames})
             return tuple(tensor.data.copy() for tensor in request.output_tensors)
 

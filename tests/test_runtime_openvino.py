@@ -101,6 +101,22 @@ def test_batches_and_frames_with_a_backlog_run_on_parallel_streams_with_the_same
     assert parallel == [5, 1, 1] * len(METHOD_NAMES)
 
 
+def test_a_body_that_takes_no_fixed_batch_runs_every_batch_on_its_dynamic_copy(monkeypatch):
+    import openvino as ov
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("this graph takes no fixed batch")
+
+    monkeypatch.setattr(ov.Model, "reshape", refuse)
+    model = MODELS["dense_softmax"]()
+    engine = CamEngine(model, layer="target", runtime="openvino")
+    assert engine._body._dynamic is not None and engine._body._streams is None
+    tf_engine = CamEngine(model, layer="target", runtime="tensorflow")
+    frames = _frames(3, seed=5)
+    assert_same_result(engine(frames, backlog=True), tf_engine(frames))
+    assert_same_result(engine(frames[0]), tf_engine(frames[0]))
+
+
 @pytest.mark.parametrize("kind", ["dense_softmax", "nested"])
 def test_openvino_maps_match_the_independent_reference(kind):
     model = MODELS[kind]()
