@@ -202,7 +202,6 @@ class CamEngine:
         class_id: int | Sequence[int] | None = None,
         *,
         method: str | None = None,
-        backlog: bool = False,
     ) -> CamResult:
         """Explain frames.
 
@@ -211,10 +210,6 @@ class CamEngine:
             class_id: ``None`` explains each frame's top class; an int explains that class for
                 every frame; a sequence gives one class per frame (negative = top class).
             method: use this method for this call only.
-            backlog: more frames are waiting behind these (a file, several clients): the
-                OpenVINO runtime then runs a lone frame on part of the cores, leaving the rest to
-                the other stages, for more frames per second at a little more latency each.
-                Batches of two or more always run their frames in parallel. The maps are the same.
 
         Returns:
             A ``CamResult`` with N rows.
@@ -225,11 +220,7 @@ class CamEngine:
             batch = self.prepare(batch)
         ids = self._class_ids(class_id, len(batch))
         name = self._method if method is None else check_method(method)
-        method_index = np.int32(METHOD_NAMES.index(name))
-        if self.runtime == "openvino":
-            outputs = self._step(batch, ids, method_index, backlog=backlog)
-        else:
-            outputs = self._step(batch, ids, method_index)
+        outputs = self._step(batch, ids, np.int32(METHOD_NAMES.index(name)))
         probs, class_ids, cam, topk_probs, topk_ids, finite = (np.asarray(t) for t in outputs)
         return CamResult(
             probs=probs,
@@ -260,13 +251,11 @@ class CamEngine:
         dense = self._dense
         if dense is not None:
             self.head = "numpy"
-            return lambda frames_bgr, class_ids, method_index, backlog=False: dense(
-                *self._body(frames_bgr, backlog=backlog), np.asarray(class_ids), method_index
-            )
+            return lambda frames_bgr, class_ids, method_index: dense(*self._body(frames_bgr), np.asarray(class_ids), method_index)
         self.head = "tensorflow"
         activations = tf.TensorSpec(self._body_output_shape, tf.float32, name="activations")
         head = tf.function(self._head_step, input_signature=[activations, *_STEP_ARGS], autograph=False)
-        return lambda frames_bgr, class_ids, method_index, backlog=False: head(self._body(frames_bgr, backlog=backlog)[0], class_ids, method_index)
+        return lambda frames_bgr, class_ids, method_index: head(self._body(frames_bgr)[0], class_ids, method_index)
 
     def _try_openvino(self, runtime: str, *, xla: bool, mixed_precision: bool, log: Callable[[str], None]) -> tuple[str, str]:
         """("openvino", why) once the body is compiled in OpenVINO, else ("tensorflow", why not).

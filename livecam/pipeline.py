@@ -206,9 +206,8 @@ class Pipeline:
         live = self.source.live
         self._dropped_before = int(getattr(self.source, "dropped", 0))
         if self.worker is None:
-            # Files: every frame, batched, and more always waiting (the engine favours frames per
-            # second). Live: one frame at a time, sent at once (no one to wait for), at the lowest latency.
-            self.worker = EngineWorker(self.engine, max_batch=1 if live else self.options.batch, max_wait_ms=_BATCH_WAIT_MS, backlog=not live)
+            # Files: every frame, batched. Live: one frame at a time, sent at once (no one to wait for).
+            self.worker = EngineWorker(self.engine, max_batch=1 if live else self.options.batch, max_wait_ms=_BATCH_WAIT_MS)
         to_engine: queue.Queue = queue.Queue(maxsize=max(2, 2 * self.options.batch))
         to_render: queue.Queue = queue.Queue(maxsize=1 if live else max(2, 2 * self.options.batch))
         threads = [

@@ -172,12 +172,13 @@ class OpenVinoBody:
         Two copies compiled for exactly one frame (with every shape known, OpenVINO plans its
         memory and picks its kernels once: mobilenet_v2 on 2 cores, 10.7 against 11.6 ms):
         - ``_single``, for a lone frame: one request with every thread on it, the lowest latency;
-        - ``_streams``, for a batch or a frame with more waiting behind it: one request per
-          stream (a stream per core or two, a thread or two each), frames in parallel. Threads
-          of one request wait for each other at every layer, so one of them pushed off its core
-          by decoding or drawing stalls the rest: measured on 2 cores, two threads on one frame
-          cost 16-17 ms of CPU, one thread 11 ms, and two frames on two streams took 6.3 ms a
-          frame against 7.2 for a batch of 8 on two threads.
+        - ``_streams``, for a batch: one request per stream (a stream per core or two, a thread or
+          two each), its frames in parallel. Threads of one request wait for each other at every
+          layer, so one of them pushed off its core by decoding or drawing stalls the rest:
+          measured on 2 cores, two threads on one frame cost 16-17 ms of CPU, one thread 11 ms,
+          and two frames on two streams took 6.3 ms a frame against 7.2 for a batch of 8 on two
+          threads. (A lone frame with more waiting behind it, as in file mode with ``--batch 1``,
+          still did better on every thread: 47-54 against 46-48 frames/s end to end.)
         A graph that does not take a fixed batch is compiled as it is (``_dynamic``), for everything.
         """
         self._single = self._streams = self._dynamic = None
@@ -194,20 +195,13 @@ class OpenVinoBody:
         self._streams = ov.AsyncInferQueue(parallel, parallel.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self._streams.set_callback(self._collect)
 
-    def __call__(self, frames_bgr: np.ndarray, *, backlog: bool = False) -> tuple[np.ndarray, ...]:
-        """The body's outputs (activations (N, h, w, C) float32 first) for uint8 BGR frames (N, H, W, 3) at the input size.
-
-        ``backlog``: more frames wait behind these, so throughput counts more than this frame's
-        latency: a lone frame then runs on one stream, leaving the other cores to the rest.
-        """
+    def __call__(self, frames_bgr: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The body's outputs (activations (N, h, w, C) float32 first) for uint8 BGR frames (N, H, W, 3) at the input size."""
         frames = np.ascontiguousarray(frames_bgr)
         with self._lock:  # requests are reused; the engine can be called from two threads
-            if self._dynamic is not None:
-                request = self._dynamic
-            elif len(frames) > 1 or backlog:
+            if self._dynamic is None and len(frames) > 1:
                 return self._parallel(frames)
-            else:
-                request = self._single
+            request = self._dynamic or self._single
             request.infer({0: frames})
             return tuple(tensor.data.copy() for tensor in request.output_tensors)
 

@@ -104,13 +104,9 @@ class EngineWorker:
         max_batch: the most frames one engine call explains.
         max_wait_ms: the longest a frame waits for others to share its call; 0 runs whatever
             is pending as soon as the worker is free.
-        backlog: the submitters always have more frames than the engine can take (a file's
-            frames): every call tells the engine so (``CamEngine.__call__``'s ``backlog``), which
-            then favours frames per second over each frame's latency. Otherwise a call tells it
-            only when other frames are already waiting behind its batch.
     """
 
-    def __init__(self, engine: Any, *, max_batch: int = 8, max_wait_ms: float = 5.0, backlog: bool = False) -> None:
+    def __init__(self, engine: Any, *, max_batch: int = 8, max_wait_ms: float = 5.0) -> None:
         if max_batch < 1:
             raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
         if max_wait_ms < 0:
@@ -118,7 +114,6 @@ class EngineWorker:
         self.engine = engine
         self.max_batch = int(max_batch)
         self.max_wait_s = max_wait_ms / 1000.0
-        self.backlog = bool(backlog)
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
         self._closed = False
@@ -217,10 +212,9 @@ class EngineWorker:
                         return
                     batch, wait_s = self._next_batch()
                     if batch:
-                        backlog = self.backlog or bool(self._pending)
                         break
                     self._cond.wait(wait_s)
-            self._dispatch(batch, backlog)
+            self._dispatch(batch)
 
     def _next_batch(self) -> tuple[list[_Request], float | None]:
         """The group to run now, or none and how long to wait for one (None: until a submit)."""
@@ -251,8 +245,7 @@ class EngineWorker:
         waiting = {r.stream for r in pending}
         return bool(pending) and None not in waiting and waiting >= set(self._stream_seen_s)
 
-    def _dispatch(self, batch: list[_Request], backlog: bool) -> None:
-        """Runs one batch; ``backlog``: more frames wait behind it (the engine then favours throughput)."""
+    def _dispatch(self, batch: list[_Request]) -> None:
         running = [r for r in batch if r.job.set_running_or_notify_cancel()]
         if len(running) < len(batch):
             with self._cond:
@@ -265,7 +258,7 @@ class EngineWorker:
         started_s = time.monotonic()
         t0 = time.perf_counter()
         try:
-            result = self.engine(frames, class_id=class_ids, method=batch[0].method, backlog=backlog)
+            result = self.engine(frames, class_id=class_ids, method=batch[0].method)
         except Exception as exc:  # the submitters' business: each of them gets it
             with self._cond:
                 self._failed += len(batch)

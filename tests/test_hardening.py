@@ -259,7 +259,7 @@ def test_keys_while_paused_recompute_the_frozen_frame(tiny_engine):
         def __getattr__(self, name):
             return getattr(tiny_engine, name)
 
-        def __call__(self, frames, class_id=None, *, method=None, backlog=False):
+        def __call__(self, frames, class_id=None, *, method=None):
             calls.append((len(frames) if frames.ndim == 4 else 1, np.asarray(class_id).tolist(), method))
             return tiny_engine(frames, class_id=class_id, method=method)
 

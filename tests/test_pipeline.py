@@ -320,7 +320,7 @@ def test_an_engine_error_ends_the_run_with_that_error(nan_for_dark_frames):
         def __getattr__(self, name):
             return getattr(nan_for_dark_frames, name)
 
-        def __call__(self, frames, class_id=None, *, method=None, backlog=False):
+        def __call__(self, frames, class_id=None, *, method=None):
             raise RuntimeError("the model fell over")
 
     source = FakeSource([bright(i) for i in range(8)])

@@ -81,7 +81,7 @@ def test_openvino_maps_equal_tensorflow_for_every_method(kind, batch):
 
 
 @pytest.mark.parametrize("kind", ["dense_softmax", "nested_after_target"])
-def test_batches_and_frames_with_a_backlog_run_on_parallel_streams_with_the_same_maps(kind, monkeypatch):
+def test_a_batch_runs_its_frames_on_parallel_streams_with_the_same_maps(kind, monkeypatch):
     model = MODELS[kind]()
     tf_engine = CamEngine(model, layer="target", runtime="tensorflow")
     ov_engine = CamEngine(model, layer="target", runtime="openvino")
@@ -94,11 +94,8 @@ def test_batches_and_frames_with_a_backlog_run_on_parallel_streams_with_the_same
         expected = tf_engine(frames, method=method)
         assert_same_result(ov_engine(frames, method=method), expected, method)
         for i in (0, 4):
-            for backlog in (False, True):
-                row = ov_engine(frames[i], method=method, backlog=backlog)
-                assert_same_result(row, tf_engine(frames[i], method=method), f"{method} frame {i} backlog={backlog}")
-    # each batch, and each lone frame with a backlog, on the streams; a lone frame without one on its own request
-    assert parallel == [5, 1, 1] * len(METHOD_NAMES)
+            assert_same_result(ov_engine(frames[i], method=method), tf_engine(frames[i], method=method), f"{method} frame {i}")
+    assert parallel == [5] * len(METHOD_NAMES)  # each batch on the streams; a lone frame on its own request
 
 
 def test_a_body_that_takes_no_fixed_batch_runs_every_batch_on_its_dynamic_copy(monkeypatch):
@@ -113,7 +110,7 @@ def test_a_body_that_takes_no_fixed_batch_runs_every_batch_on_its_dynamic_copy(m
     assert engine._body._dynamic is not None and engine._body._streams is None
     tf_engine = CamEngine(model, layer="target", runtime="tensorflow")
     frames = _frames(3, seed=5)
-    assert_same_result(engine(frames, backlog=True), tf_engine(frames))
+    assert_same_result(engine(frames), tf_engine(frames))
     assert_same_result(engine(frames[0]), tf_engine(frames[0]))
 
 

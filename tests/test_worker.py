@@ -34,24 +34,17 @@ class CountingEngine:
     def __init__(self, engine: CamEngine) -> None:
         self.engine = engine
         self.calls: list[tuple[str, int, list[int], str]] = []
-        self.backlogs: list[bool] = []
         self.fail_next = False
-        self.hold: threading.Event | None = None  # set: calls wait for it
-        self.started = threading.Event()
 
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def __call__(self, batch, class_id=None, *, method=None, backlog=False):
+    def __call__(self, batch, class_id=None, *, method=None):
         self.calls.append((threading.current_thread().name, len(batch), list(np.asarray(class_id)), method))
-        self.backlogs.append(backlog)
-        self.started.set()
-        if self.hold is not None:
-            self.hold.wait(timeout=60)
         if self.fail_next:
             self.fail_next = False
             raise RuntimeError("the model fell over")
-        return self.engine(batch, class_id=class_id, method=method, backlog=backlog)
+        return self.engine(batch, class_id=class_id, method=method)
 
 
 def test_each_submitter_gets_its_own_row_with_its_own_class(engine):
@@ -149,23 +142,6 @@ def test_an_engine_error_goes_to_that_batch_only_and_the_worker_goes_on(engine):
         assert all(len(job.result(timeout=60)) == 1 for job in ok)
         stats = worker.snapshot()
     assert (stats.failed, stats.frames, stats.batches) == (2, 2, 1)
-
-
-def test_the_engine_hears_of_a_backlog_only_while_frames_wait_behind_the_batch(engine):
-    spy = CountingEngine(engine)
-    spy.hold = threading.Event()
-    with EngineWorker(spy, max_batch=1, max_wait_ms=0) as worker:
-        first = worker.submit(frames(1)[0])
-        assert spy.started.wait(timeout=60)  # the first frame is in the engine, nothing waits behind it
-        behind = [worker.submit(f) for f in frames(2, seed=3)]
-        spy.hold.set()
-        for job in [first, *behind]:
-            job.result(timeout=60)
-    # the first ran alone; the second had the third waiting behind it; the third ran alone
-    assert spy.backlogs == [False, True, False]
-    with EngineWorker(spy, max_batch=1, max_wait_ms=0, backlog=True) as worker:  # a file's worker: always
-        worker.submit(frames(1)[0]).result(timeout=60)
-    assert spy.backlogs[-1] is True
 
 
 def test_a_cancelled_frame_never_reaches_the_engine(engine):
