@@ -80,10 +80,19 @@ class VideoFactory:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _livecam_cache_dir(tmp_path_factory):
-    """Converted OpenVINO bodies go to a folder of this test session (subprocesses inherit it), not ~/.cache."""
+def _livecam_cache_dir(request, tmp_path_factory):
+    """Converted OpenVINO bodies go to the tests' own folder (subprocesses inherit it), not ~/.cache.
+
+    The folder is in pytest's cache (``.pytest_cache``), shared by the xdist workers and kept
+    between runs, so the demo and zoo models convert once rather than in every worker and run
+    (entries are keyed by the weights, written atomically and checked, as for users); the tests
+    of converting and of the cache itself use folders of their own. Without pytest's cache
+    (``-p no:cacheprovider``), a folder of this session.
+    """
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("livecam-openvino") if cache is not None else tmp_path_factory.mktemp("livecam-cache")
     previous = os.environ.get("LIVECAM_CACHE_DIR")
-    os.environ["LIVECAM_CACHE_DIR"] = str(tmp_path_factory.mktemp("livecam-cache"))
+    os.environ["LIVECAM_CACHE_DIR"] = str(folder)
     yield
     if previous is None:
         os.environ.pop("LIVECAM_CACHE_DIR", None)

@@ -751,7 +751,9 @@ def test_per_frame_outputs_follow_the_output_rules(capsys, clip, tmp_path):
 # ---------------------------------------------------------------------- runtimes
 
 
-@pytest.mark.parametrize("runtime, reason", [("auto", "no GPU, and the model splits cleanly at layer 'features'"), ("tensorflow", "asked for")])
+@pytest.mark.parametrize(
+    "runtime, reason", [("auto", "no GPU, and the model splits cleanly at layer 'features'"), pytest.param("tensorflow", "asked for", marks=pytest.mark.slow)]
+)
 def test_runtime_is_said_on_the_console_and_in_the_stats(capfd, clip, tmp_path, monkeypatch, runtime, reason):
     monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "cache"))
     stats_path = tmp_path / "stats.json"

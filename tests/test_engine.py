@@ -374,7 +374,7 @@ def reference_sigmoid(model: keras.Model, frames_bgr: np.ndarray, class_id):
     return A.numpy(), tape.gradient(score, A).numpy(), probs, chosen
 
 
-@pytest.mark.parametrize("runtime", ["tensorflow", "openvino"])
+@pytest.mark.parametrize("runtime", ["tensorflow", pytest.param("openvino", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("head", ["binary_dense", "binary_layer", "binary_logit", "multi_dense", "multi_layer"])
 def test_sigmoid_classifiers_match_the_reference(head, runtime):
     model = sigmoid_model(head)

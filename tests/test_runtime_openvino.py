@@ -61,8 +61,11 @@ def assert_same_result(got, expected, what: str = "") -> None:
     assert got.finite.tolist() == expected.finite.tolist()
 
 
+QUICK = ("dense_softmax", "nested_after_target")  # the quick tier's pair: the NumPy head and the TensorFlow head
+
+
 @pytest.mark.parametrize("batch", [1, pytest.param(8, marks=pytest.mark.slow)])
-@pytest.mark.parametrize("kind", list(MODELS))
+@pytest.mark.parametrize("kind", [k if k in QUICK else pytest.param(k, marks=pytest.mark.slow) for k in MODELS])
 def test_openvino_maps_equal_tensorflow_for_every_method(kind, batch):
     model = MODELS[kind]()
     tf_engine = CamEngine(model, layer="target", runtime="tensorflow")
@@ -80,7 +83,7 @@ def test_openvino_maps_equal_tensorflow_for_every_method(kind, batch):
     assert ov_engine.trace_count == (1 if ov_engine.head == "tensorflow" else 0)
 
 
-@pytest.mark.parametrize("kind", ["dense_softmax", "nested_after_target"])
+@pytest.mark.parametrize("kind", ["dense_softmax", pytest.param("nested_after_target", marks=pytest.mark.slow)])
 def test_a_batch_runs_its_frames_on_parallel_streams_with_the_same_maps(kind, monkeypatch):
     model = MODELS[kind]()
     tf_engine = CamEngine(model, layer="target", runtime="tensorflow")
@@ -98,6 +101,7 @@ def test_a_batch_runs_its_frames_on_parallel_streams_with_the_same_maps(kind, mo
     assert parallel == [5] * len(METHOD_NAMES)  # each batch on the streams; a lone frame on its own request
 
 
+@pytest.mark.slow
 def test_a_body_that_takes_no_fixed_batch_runs_every_batch_on_its_dynamic_copy(monkeypatch):
     import openvino as ov
 
@@ -114,7 +118,7 @@ def test_a_body_that_takes_no_fixed_batch_runs_every_batch_on_its_dynamic_copy(m
     assert_same_result(engine(frames[0]), tf_engine(frames[0]))
 
 
-@pytest.mark.parametrize("kind", ["dense_softmax", "nested"])
+@pytest.mark.parametrize("kind", ["dense_softmax", pytest.param("nested", marks=pytest.mark.slow)])
 def test_openvino_maps_match_the_independent_reference(kind):
     model = MODELS[kind]()
     engine = CamEngine(model, runtime="openvino")
@@ -127,6 +131,7 @@ def test_openvino_maps_match_the_independent_reference(kind):
     np.testing.assert_allclose(result.probs, tf.nn.softmax(logits).numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_tensorflow_head_traces_once_over_sizes_batches_classes_and_methods():
     engine = CamEngine(nested_with_layers_after_target(), layer="target", runtime="openvino")
     assert engine.head == "tensorflow"  # global max pooling: not the analytic head
@@ -209,7 +214,7 @@ def test_auto_picks_openvino_on_a_cpu_and_says_why():
     [
         (skip_around_target, r"cannot be cut at layer 'target': a layer after the target layer .* also reads a tensor from before it"),
         (nested_skip_around_backbone, r"cannot be cut at layer 'target': a layer after the target layer in 'functional.*' also reads"),
-        (unconvertible, r"OpenVINO could not convert its body"),
+        pytest.param(unconvertible, r"OpenVINO could not convert its body", marks=pytest.mark.slow),
     ],
 )
 def test_models_that_do_not_split_run_in_tensorflow_unless_openvino_is_forced(make, reason):
@@ -355,9 +360,11 @@ def _head_on_pooling(*layers) -> keras.Model:
     "layers",
     [
         pytest.param(lambda: [keras.layers.Dense(8), keras.layers.Dense(N_CLASSES, activation="softmax")], id="two-dense"),
-        pytest.param(lambda: [keras.layers.Dense(N_CLASSES, activation="relu")], id="relu-dense"),
-        pytest.param(lambda: [keras.layers.Dense(N_CLASSES), keras.layers.Activation("tanh")], id="tanh-after"),
-        pytest.param(lambda: [keras.layers.Dense(N_CLASSES, activation="softmax"), keras.layers.Rescaling(2.0)], id="rescaled-output"),
+        pytest.param(lambda: [keras.layers.Dense(N_CLASSES, activation="relu")], id="relu-dense", marks=pytest.mark.slow),
+        pytest.param(lambda: [keras.layers.Dense(N_CLASSES), keras.layers.Activation("tanh")], id="tanh-after", marks=pytest.mark.slow),
+        pytest.param(
+            lambda: [keras.layers.Dense(N_CLASSES, activation="softmax"), keras.layers.Rescaling(2.0)], id="rescaled-output", marks=pytest.mark.slow
+        ),
     ],
 )
 def test_heads_that_are_not_pooling_and_dense_are_differentiated_in_tensorflow(layers):
