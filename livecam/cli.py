@@ -7,10 +7,6 @@ Every mistake a user can make ends here as one sentence on stderr and exit code 
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import signal
-import sys
 import contextlib
 import os
 import re
@@ -461,7 +457,7 @@ def _input_files(args: argparse.Namespace, spec: str) -> list[tuple[str, Path]]:
 
 
 def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_image: bool) -> int:
-    from livecam import outputs, sinks, sources
+    from livecam import outputs, recorder as recorders, sinks, sources
     from livecam.models import class_index
     from livecam.render import Renderer
 
@@ -520,7 +516,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
         per_frame.append(outputs.MapWriter(args.save_maps, overwrite=args.overwrite))
     recorder = None
     if args.output is not None and not per_image:
-        recorder = sinks.VideoWriter(
+        recorder = recorders.VideoWriter(
             args.output,
             fps=source.fps or 30.0,
             size=recording_size(source, args.size, side_by_side=args.side_by_side),

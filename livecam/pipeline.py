@@ -43,7 +43,8 @@ from livecam.mailbox import Mailbox
 from livecam.outputs import Processed
 from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer, Views
-from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, free_name, write_file_atomic
+from livecam.recorder import VideoWriter
+from livecam.sinks import SinkError, SnapshotWriter, free_name, write_file_atomic
 from livecam.sources import Frame, FrameSource
 from livecam.worker import EngineWorker, Job
 

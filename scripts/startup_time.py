@@ -30,13 +30,13 @@ with open("/proc/uptime") as f:
     uptime = float(f.read().split()[0])
 boot = time.time() - uptime
 start = boot + start_ticks / os.sysconf("SC_CLK_TCK")
-from livecam import sinks
+from livecam import recorder
 marks = {}
-write = sinks.VideoWriter.write
+write = recorder.VideoWriter.write
 def first_write(self, *args, **kwargs):
     marks.setdefault("first_frame_s", time.time() - start)
     return write(self, *args, **kwargs)
-sinks.VideoWriter.write = first_write
+recorder.VideoWriter.write = first_write
 from livecam.cli import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as f:

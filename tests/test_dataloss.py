@@ -26,10 +26,11 @@ import psutil
 import pytest
 
 from helpers import read_frames, video_info
-from livecam import sinks
+from livecam import recorder, sinks
 from livecam.cli import main
 from livecam.errors import UserError
-from livecam.sinks import SinkError, VideoWriter
+from livecam.recorder import VideoWriter
+from livecam.sinks import SinkError
 
 BOUND_S = 120  # deadlines on waiting for a child process, not measurements
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -81,7 +82,7 @@ def record_then_kill_both(out: Path, *, fps: int, frames: int) -> Path:
         f"""
         import sys, time
         import numpy as np
-        from livecam.sinks import VideoWriter
+        from livecam.recorder import VideoWriter
 
         writer = VideoWriter(sys.argv[1], fps={fps})
         for i in range({frames}):
@@ -349,7 +350,7 @@ def test_ctrl_c_ends_the_run_whatever_the_encoder_does(tmp_path):
 
 def test_low_disk_at_the_start_records_nothing_and_says_so(tmp_path, monkeypatch, make_video, capsys):
     Usage = namedtuple("Usage", "total used free")
-    monkeypatch.setattr(sinks.shutil, "disk_usage", lambda folder: Usage(2**30, 2**30, 10 * 2**20))
+    monkeypatch.setattr(recorder.shutil, "disk_usage", lambda folder: Usage(2**30, 2**30, 10 * 2**20))
     out = tmp_path / "out.mp4"
     with pytest.raises(UserError, match=r"^Only 10 MB are free on the disk of .*, and recording needs 64 MB; nothing "
                                         r"was recorded\. Free some space or record to another disk\.$"):  # fmt: skip
@@ -387,13 +388,13 @@ def test_a_recording_without_ffmpeg_is_said_once_and_plainly(tmp_path, make_vide
     child_code = textwrap.dedent(
         """
         import sys
-        from livecam import cli, sinks
+        from livecam import cli, recorder
 
-        class NoFfmpeg(sinks._FfmpegEncoder):
+        class NoFfmpeg(recorder._FfmpegEncoder):
             def __init__(self, *args, **kwargs):
                 raise OSError(2, "No such file or directory: 'ffmpeg'")
 
-        sinks._FfmpegEncoder = NoFfmpeg
+        recorder._FfmpegEncoder = NoFfmpeg
         sys.exit(cli.main(sys.argv[1:]))
         """
     )

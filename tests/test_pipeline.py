@@ -13,7 +13,8 @@ import pytest
 from livecam.engine import CamEngine
 from livecam.pipeline import Options, Pipeline
 from livecam.render import Renderer
-from livecam.sinks import SinkError, VideoWriter
+from livecam.recorder import VideoWriter
+from livecam.sinks import SinkError
 from livecam.sources import Frame
 from livecam.worker import EngineWorker
 

@@ -1,8 +1,7 @@
-"""Tests for livecam.sinks: the video writer, snapshots and the window."""
+"""Tests for livecam.recorder (the video writer) and livecam.sinks (snapshots, the window, output checks)."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -20,9 +19,10 @@ import numpy as np
 import pytest
 
 from helpers import read_frames, video_info, visible_windows
-from livecam import sinks
+from livecam import recorder, sinks
 from livecam.errors import UserError
-from livecam.sinks import SinkError, SnapshotWriter, VideoWriter, WindowSink, free_name, gui_available
+from livecam.recorder import VideoWriter
+from livecam.sinks import SinkError, SnapshotWriter, WindowSink, free_name, gui_available
 
 
 def decoded_indices(path, index_of) -> list[int]:
@@ -182,7 +182,7 @@ def test_low_disk_space_stops_recording_with_a_playable_file(tmp_path, make_vide
     path = tmp_path / "out.mp4"
     Usage = namedtuple("Usage", "total used free")
     free = [10 * 2**30]
-    monkeypatch.setattr(sinks.shutil, "disk_usage", lambda folder: Usage(20 * 2**30, 0, free[0]))
+    monkeypatch.setattr(recorder.shutil, "disk_usage", lambda folder: Usage(20 * 2**30, 0, free[0]))
     writer = VideoWriter(path, fps=10)  # checks once every 10 frames
     write_frames(writer, make_video, range(15))
     free[0] = 5 * 2**20
@@ -196,7 +196,7 @@ def test_falls_back_to_opencv_when_ffmpeg_cannot_start(tmp_path, make_video, mon
     def no_ffmpeg():
         raise RuntimeError("No ffmpeg exe could be found")
 
-    monkeypatch.setattr(sinks.imageio_ffmpeg, "get_ffmpeg_exe", no_ffmpeg)
+    monkeypatch.setattr(recorder.imageio_ffmpeg, "get_ffmpeg_exe", no_ffmpeg)
     path = tmp_path / "out.mp4"
     with VideoWriter(path, fps=15) as writer:
         with pytest.warns(RuntimeWarning, match=r"Could not start ffmpeg .*OpenCV's mp4v codec instead"):
@@ -210,7 +210,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from livecam.sinks import VideoWriter
+    from livecam.recorder import VideoWriter
 
     path, n = sys.argv[1], int(sys.argv[2])
     with VideoWriter(path, fps=15) as writer:
