@@ -68,7 +68,8 @@ def default_threads() -> int:
     one: the engine step 14.7 against 24.6 ms, live latency p50 25.5 against 39.5 ms, file mode
     47.5 against 39.8 fps, and the live path's rate the same (33.5 against 34.7 fps): decoding,
     drawing and encoding fit in the gaps. (Under heavy load from other programs one thread was
-    steadier; set the variable to 1 there.)
+    steadier; set the variable to 1 there.) That was one request for every batch; batches now
+    run on streams of one or two threads each (``OpenVinoBody._compile``), these threads in all.
     """
     if os.environ.get(THREADS_ENV, "").strip().isdigit():
         return max(1, int(os.environ[THREADS_ENV]))
