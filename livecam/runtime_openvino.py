@@ -150,7 +150,6 @@ class OpenVinoBody:
             "INFERENCE_NUM_THREADS": self.threads,
             "INFERENCE_PRECISION_HINT": "f32",
         }
-        self._results: list[np.ndarray] = []
         self._lock = threading.Lock()
         model = _read_entry(core, self.cache_path)
         if model is not None:
@@ -202,22 +201,23 @@ class OpenVinoBody:
         with self._lock:  # requests are reused; the engine can be called from two threads
             if self._dynamic is None and len(frames) > 1:
                 return self._parallel(frames)
-            request = self._dynamic or self._single
+            request = self._dynamic if self._dynamic is not None else self._single
             request.infer({0: frames})
             return tuple(tensor.data.copy() for tensor in request.output_tensors)
 
     def _parallel(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
         """Each frame on its own request, as many at once as there are streams."""
-        outputs = self._streams[0].output_tensors
-        self._results = [np.empty((len(frames), *tensor.data.shape[1:]), tensor.data.dtype) for tensor in outputs]
+        results = tuple(np.empty((len(frames), *tensor.data.shape[1:]), tensor.data.dtype) for tensor in self._streams[0].output_tensors)
         for i in range(len(frames)):
-            self._streams.start_async({0: frames[i : i + 1]}, i)
+            self._streams.start_async({0: frames[i : i + 1]}, (results, i))
         self._streams.wait_all()
-        return tuple(self._results)
+        return results
 
-    def _collect(self, request: Any, index: int) -> None:
-        """The queue's callback, on OpenVINO's thread: copy one frame's outputs into its row."""
-        for result, tensor in zip(self._results, request.output_tensors):
+    @staticmethod
+    def _collect(request: Any, row: tuple[tuple[np.ndarray, ...], int]) -> None:
+        """The queue's callback, on OpenVINO's thread: copy one frame's outputs into its row of the results."""
+        results, index = row
+        for result, tensor in zip(results, request.output_tensors):
             result[index] = tensor.data[0]
 
 
