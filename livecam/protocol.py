@@ -25,6 +25,12 @@ from livecam.errors import UserError
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a WebSocket message or request body; larger closes with 1009 / answers 413
 MAX_PIXELS = 16 * 1024 * 1024  # 4096 x 4096; a decoded image may not be larger
+# Controls are a flat object of a few short values. The depth is checked before parsing, since
+# Python's json recurses once per level (a message of 100,000 "[" raised RecursionError).
+MAX_CONTROL_CHARS = 4096
+MAX_CONTROL_DEPTH = 8
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
@@ -172,6 +178,11 @@ def error_message(seq: int | None, message: str) -> dict[str, Any]:
     return {"type": "error", "seq": seq, "message": message}
 
 
+def control_error_message(message: str) -> dict[str, Any]:
+    """The JSON object that answers a controls message that was refused (none of it applied)."""
+    return {"type": "control_error", "message": message}
+
+
 def parse_controls(text: str) -> dict[str, Any]:
     """A client's controls message: a JSON object with any of ``method``, ``class_id``, ``pull``.
 
@@ -180,8 +191,13 @@ def parse_controls(text: str) -> dict[str, Any]:
     ``pull`` ("source") asks for the server source's next frame.
 
     Raises:
-        UserError: not a JSON object, an unknown key, or a ``pull`` other than "source".
+        UserError: longer than ``MAX_CONTROL_CHARS``, nested deeper than ``MAX_CONTROL_DEPTH``,
+            not a JSON object, an unknown key, or a ``pull`` other than "source".
     """
+    if len(text) > MAX_CONTROL_CHARS:
+        raise UserError(f"Expected controls of at most {MAX_CONTROL_CHARS} characters, e.g. {{\"method\": \"gradcam++\"}}. Received {len(text)} characters.")
+    if _json_depth(text) > MAX_CONTROL_DEPTH:
+        raise UserError(f"Expected controls as a flat JSON object, e.g. {{\"class_id\": 3}}. Received JSON nested more than {MAX_CONTROL_DEPTH} deep.")
     try:
         controls = json.loads(text)
     except ValueError:
@@ -194,3 +210,12 @@ def parse_controls(text: str) -> dict[str, Any]:
     if "pull" in controls and controls["pull"] != "source":
         raise UserError(f"Expected pull to be \"source\". Received: {controls['pull']!r}")
     return controls
+
+
+def _json_depth(text: str) -> int:
+    """How deep the brackets outside strings nest, counted without parsing (and so without recursion)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest

@@ -133,6 +133,8 @@ def test_encode_cam_is_row_major_uint8_with_255_hottest():
         ('{"class_id": null}', {"class_id": None}),
         ('{"method": "layercam", "class_id": 0}', {"method": "layercam", "class_id": 0}),
         ('{"pull": "source"}', {"pull": "source"}),
+        ('{"class_id": "[[[[[[[[[[\\"{{{{{{{{{{"}', {"class_id": '[[[[[[[[[["{{{{{{{{{{'}),  # brackets inside a string
+        ('{"class_id": ' + "[" * 7 + "1" + "]" * 7 + "}", {"class_id": [[[[[[[1]]]]]]]}),  # the controller refuses it
         ("{}", {}),
     ],
 )
@@ -147,6 +149,9 @@ def test_parse_controls_accepts(text, expected):
         ("not json", "JSON object"),
         ('{"alpha": 0.5}', "Unknown control 'alpha'"),
         ('{"pull": "camera"}', "pull"),
+        ("[" * 100_000, "at most 4096 characters"),
+        ("[" * 4000, "nested more than 8 deep"),
+        ('{"class_id": ' + "[" * 9 + "1" + "]" * 9 + "}", "nested more than 8 deep"),
     ],
 )
 def test_parse_controls_refuses(text, match):
