@@ -247,6 +247,7 @@ def test_message_over_4_mib_closes_with_1009(server):
 
 
 def test_exactly_4_mib_is_taken_and_one_byte_more_refused_over_both_apis(server):
+    """4 MiB + 1 sent plain is the test above (a client still sending it is reset); deflated it is a few KiB."""
     limit = 4 * 1024 * 1024
 
     async def go():
@@ -254,17 +255,21 @@ def test_exactly_4_mib_is_taken_and_one_byte_more_refused_over_both_apis(server)
             async with await ws_connect(session, server) as ws:
                 await ws.send_bytes(bytes(limit))
                 answered = await receive_json(ws)
+            async with await ws_connect(session, server, compress=15) as ws:  # a few KiB deflated, over 4 MiB inflated
+                await ws.send_bytes(bytes(limit))
+                deflated_answer = await receive_json(ws)
                 await ws.send_bytes(bytes(limit + 1))
-                closed = await ws.receive(timeout=60)
+                deflated_closed = await ws.receive(timeout=60)
             statuses = []
             for size in (limit, limit + 1):
                 async with session.post(server.path("/api/explain"), data=bytes(size), headers={"Content-Type": "image/png"}) as response:
                     statuses.append(response.status)
-            return answered, closed, statuses
+            return answered, deflated_answer, deflated_closed, statuses
 
-    answered, closed, statuses = run(go())
-    assert answered["type"] == "error" and "JPEG, PNG or WebP" in answered["message"]  # read, and found no image
-    assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 1009
+    answered, deflated_answer, deflated_closed, statuses = run(go())
+    for answer in (answered, deflated_answer):
+        assert answer["type"] == "error" and "JPEG, PNG or WebP" in answer["message"]  # read, and found no image
+    assert deflated_closed.type is aiohttp.WSMsgType.CLOSE and deflated_closed.data == 1009
     assert statuses == [400, 413]
 
 
