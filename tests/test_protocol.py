@@ -172,3 +172,26 @@ def test_page_url_names_the_machine_for_a_wildcard_bind_and_carries_the_token():
     assert serve.page_url("::1", 80, "abc", https=True) == "https://[::1]:80/?token=abc"
     url = serve.page_url("0.0.0.0", 9000, "t0k", https=False)
     assert url.endswith(":9000/?token=t0k") and "0.0.0.0" not in url
+
+
+@pytest.mark.parametrize(
+    ("host", "origin", "https", "ok"),
+    [
+        ("127.0.0.1:8765", "http://127.0.0.1:8765", False, True),
+        ("127.0.0.1:8765", "https://127.0.0.1:8765", False, False),  # another scheme is another origin
+        ("127.0.0.1:8765", "https://127.0.0.1:8765", True, True),
+        ("127.0.0.1:8765", "http://127.0.0.1:8765", True, False),
+        ("127.0.0.1:8765", "http://127.0.0.1:8766", False, False),
+        ("localhost:80", "http://LOCALHOST", False, True),  # the default port, said or not
+        ("[::1]:9000", "http://[::1]:9000", False, True),
+        ("127.0.0.1:8765", "null", False, False),
+        ("127.0.0.1:8765", "http://127.0.0.1:8765/page", False, False),
+    ],
+)
+def test_websocket_origin_must_match_scheme_host_and_port(host, origin, https, ok):
+    import ssl
+
+    from aiohttp.test_utils import make_mocked_request
+
+    request = make_mocked_request("GET", "/ws", headers={"Host": host, "Origin": origin}, sslcontext=ssl.create_default_context() if https else None)
+    assert serve._origin_ok(request) is ok
