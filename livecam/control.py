@@ -10,6 +10,7 @@ it does no I/O itself, since a snapshot in the window is a file and in the brows
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import time
@@ -19,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 from livecam.errors import UserError
 from livecam.methods import METHOD_NAMES, check_method
+from livecam.models import class_index
 
 ALPHA_STEP = 0.1
 MESSAGE_S = 3.0  # how long a message stays on screen
@@ -33,7 +35,7 @@ class Action(str, Enum):
     SNAPSHOT = "snapshot"
     RECORD = "record"  # toggle
     LOCK_RANK = "lock_rank"  # arg: 1 = the most probable class of the frame on screen
-    LOCK_CLASS = "lock_class"  # arg: a class id
+    LOCK_CLASS = "lock_class"  # arg: a class id, or a name as --class takes it ("ring", "3")
     UNLOCK = "unlock"
     NEXT_METHOD = "next_method"
     SET_METHOD = "set_method"  # arg: a method name
@@ -169,13 +171,29 @@ class Controller:
         if action is Action.LOCK_CLASS:
             if arg is None:
                 return self._lock(action, None)
-            class_id = _check_int("class_id", arg)
+            if isinstance(arg, str):  # a name or an id, read as --class reads it
+                return self._lock(action, class_index(self.class_names, arg))
+            class_id = _check_int("class_id", arg, expected="a class id (an integer), a class name, or null")
             if not 0 <= class_id < len(self.class_names):
                 raise UserError(f"Expected class_id in [0, {len(self.class_names) - 1}] or null. Received: class_id={arg!r}")
             return self._lock(action, class_id)
         if action is Action.UNLOCK:
             return self._lock(action, None)
         return Outcome(action)  # Action.NONE
+
+    def apply_all(self, commands: Sequence[Command]) -> list[Outcome]:
+        """Applies every command, or none when one of them is refused (one message, one change).
+
+        The commands are tried first on a copy of the state, so a refused one leaves the state
+        as it was, and the stage threads that read it never see half of a change.
+
+        Raises:
+            UserError: the first command refused.
+        """
+        trial = Controller(dataclasses.replace(self.state), class_names=self.class_names, clock=self._clock)
+        for command in commands:
+            trial.apply(command.action, command.arg)
+        return [self.apply(command.action, command.arg) for command in commands]
 
     def say(self, text: str, seconds: float = MESSAGE_S) -> None:
         """Shows ``text`` for ``seconds``."""
@@ -221,13 +239,13 @@ def _check_action(action: Action | str) -> Action:
         raise UserError(f"Unknown action {action!r}. Expected one of: {names}.") from None
 
 
-def _check_int(name: str, value: Any) -> int:
+def _check_int(name: str, value: Any, expected: str = "an integer") -> int:
     try:
         if isinstance(value, bool):
             raise TypeError
         return operator.index(value)  # ints, numpy ints; not floats
     except TypeError:
-        raise UserError(f"Expected {name} to be an integer. Received: {name}={value!r}") from None
+        raise UserError(f"Expected {name} to be {expected}. Received: {name}={value!r}") from None
 
 
 def _check_bool(name: str, value: Any) -> bool:

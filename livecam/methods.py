@@ -80,6 +80,8 @@ METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 
 def check_method(name: str) -> str:
     """``name`` if it is a method here, else a UserError with the close matches."""
+    if not isinstance(name, str):
+        raise UserError(f"Expected method to be a name, one of {', '.join(METHOD_NAMES)}. Received: method={name!r}")
     if name not in METHODS:
         close = close_matches(name, METHOD_NAMES, n=2)
         hint = f" Did you mean {close}?" if close else ""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 from typing import Any, Sequence
 
@@ -24,10 +25,24 @@ from livecam.errors import UserError
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a WebSocket message or request body; larger closes with 1009 / answers 413
 MAX_PIXELS = 16 * 1024 * 1024  # 4096 x 4096; a decoded image may not be larger
+# Controls are a flat object of a few short values. The depth is checked before parsing, since
+# Python's json recurses once per level (a message of 100,000 "[" raised RecursionError).
+MAX_CONTROL_CHARS = 4096
+MAX_CONTROL_DEPTH = 8
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_JPEG_NO_LENGTH = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM and RSTn stand alone
+# A marker: 0xFF, any fill bytes (0xFF), then its code. Bytes before it, and a stuffed 0xFF00,
+# are junk that decoders skip with a warning, and so does this.
+_JPEG_MARKER = re.compile(rb"\xff+([\x01-\xfe])")
+# The most pixels a side that OpenCV's decoders take: libpng's default user limit, libjpeg's
+# JPEG_MAX_DIMENSION, and WebP's 14-bit sizes (a larger WebP header is a damaged file).
+MAX_SIDE = {"png": 1_000_000, "jpeg": 65_500, "webp": 16_383}
+_FORMAT_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP"}
 
 
 def image_size(data: bytes) -> tuple[str, int, int]:
@@ -36,7 +51,7 @@ def image_size(data: bytes) -> tuple[str, int, int]:
     Raises:
         UserError: the bytes are not a JPEG, PNG or WebP image, or its header is cut short.
     """
-    data = bytes(data[:65536]) if len(data) > 65536 else bytes(data)
+    data = bytes(data)
     try:
         if data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR":
             width, height = struct.unpack(">II", data[16:24])
@@ -53,22 +68,25 @@ def image_size(data: bytes) -> tuple[str, int, int]:
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
+    # The frame header may come after megabytes of ICC, EXIF or XMP segments: walk the segments
+    # to it through the whole buffer, as decoders do (the walk jumps from length to length).
     position = 2
     while True:
-        while data[position] != 0xFF:  # tolerate junk between segments, as decoders do
-            position += 1
-        while data[position] == 0xFF:  # fill bytes
-            position += 1
-        marker = data[position]
-        position += 1
-        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
-            continue
-        (length,) = struct.unpack(">H", data[position : position + 2])
-        if marker in _JPEG_SOF:
-            height, width = struct.unpack(">HH", data[position + 3 : position + 7])
-            return width, height
-        if marker == 0xD9 or length < 2:
+        marker = _JPEG_MARKER.search(data, position)
+        if marker is None:
             raise IndexError("no frame header")
+        position = marker.end()
+        code = data[position - 1]
+        if code in _JPEG_NO_LENGTH:
+            continue
+        if code in (0xD9, 0xDA):  # the end, or scan data: there was no frame header before it
+            raise IndexError("no frame header")
+        (length,) = struct.unpack_from(">H", data, position)
+        if code in _JPEG_SOF:
+            height, width = struct.unpack_from(">HH", data, position + 3)
+            return width, height
+        if length < 2:
+            raise IndexError("bad segment length")
         position += length
 
 
@@ -95,8 +113,8 @@ def _webp_size(data: bytes) -> tuple[int, int]:
 def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An encoded JPEG, PNG or WebP image as a uint8 BGR frame.
 
-    The size is checked from the header first, so an image over ``max_pixels`` is refused
-    without being decoded.
+    The size is checked from the header first, so an image over ``max_pixels``, or with a side
+    longer than its decoder takes (``MAX_SIDE``), is refused without being decoded.
 
     Raises:
         UserError: what is wrong with the image, in one sentence for the client.
@@ -109,9 +127,14 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             f"The image is {width}x{height} ({width * height / 1e6:.1f} Mpixel); the limit is "
             f"{max_pixels / 1e6:.1f} Mpixel: scale it down before sending."
         )
+    if max(width, height) > MAX_SIDE[kind]:
+        raise UserError(
+            f"The image is {width}x{height}; {_FORMAT_NAMES[kind]} images are decoded up to {MAX_SIDE[kind]:,} pixels a side: "
+            "scale it down or crop it before sending."
+        )
     frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if frame is None or frame.size == 0:
-        raise UserError(f"The {kind.upper()} image could not be decoded (damaged or cut short); send a whole image.")
+        raise UserError(f"The {_FORMAT_NAMES[kind]} image could not be decoded (damaged or cut short); send a whole image.")
     return frame
 
 
@@ -155,6 +178,11 @@ def error_message(seq: int | None, message: str) -> dict[str, Any]:
     return {"type": "error", "seq": seq, "message": message}
 
 
+def control_error_message(message: str) -> dict[str, Any]:
+    """The JSON object that answers a controls message that was refused (none of it applied)."""
+    return {"type": "control_error", "message": message}
+
+
 def parse_controls(text: str) -> dict[str, Any]:
     """A client's controls message: a JSON object with any of ``method``, ``class_id``, ``pull``.
 
@@ -163,8 +191,13 @@ def parse_controls(text: str) -> dict[str, Any]:
     ``pull`` ("source") asks for the server source's next frame.
 
     Raises:
-        UserError: not a JSON object, an unknown key, or a ``pull`` other than "source".
+        UserError: longer than ``MAX_CONTROL_CHARS``, nested deeper than ``MAX_CONTROL_DEPTH``,
+            not a JSON object, an unknown key, or a ``pull`` other than "source".
     """
+    if len(text) > MAX_CONTROL_CHARS:
+        raise UserError(f"Expected controls of at most {MAX_CONTROL_CHARS} characters, e.g. {{\"method\": \"gradcam++\"}}. Received {len(text)} characters.")
+    if _json_depth(text) > MAX_CONTROL_DEPTH:
+        raise UserError(f"Expected controls as a flat JSON object, e.g. {{\"class_id\": 3}}. Received JSON nested more than {MAX_CONTROL_DEPTH} deep.")
     try:
         controls = json.loads(text)
     except ValueError:
@@ -177,3 +210,12 @@ def parse_controls(text: str) -> dict[str, Any]:
     if "pull" in controls and controls["pull"] != "source":
         raise UserError(f"Expected pull to be \"source\". Received: {controls['pull']!r}")
     return controls
+
+
+def _json_depth(text: str) -> int:
+    """How deep the brackets outside strings nest, counted without parsing (and so without recursion)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest

@@ -36,6 +36,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
+from yarl import URL
 
 from livecam import protocol
 from livecam.control import Action, Command, Controller, ViewerState
@@ -202,12 +203,16 @@ async def _guard(request: web.Request, handler: Callable) -> web.StreamResponse:
 
 
 def _origin_ok(request: web.Request) -> bool:
-    """Browsers send Origin: it must be the host the page came from. Scripts send none and may pass."""
+    """Browsers send Origin: it must be this server's scheme, host and port. Scripts send none and may pass."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    scheme, _, rest = origin.partition("://")
-    return scheme in ("http", "https") and rest.rstrip("/").lower() == request.host.lower()
+    try:
+        theirs, ours = URL(origin), request.url
+        # A missing port is the scheme's default on both sides; "null" (a sandboxed page) has no host.
+        return theirs.path in ("", "/") and (theirs.scheme, theirs.host, theirs.port) == (ours.scheme, ours.host, ours.port)
+    except ValueError:  # not a URL, or a Host header that is not one
+        return False
 
 
 def _host_name(host_header: str) -> str:
@@ -324,12 +329,16 @@ class _Connection:
 
     async def on_text(self, text: str) -> None:
         # Settings go with each frame when it arrives: they apply to the frames after this message.
+        # A message is applied whole or not at all, and a refused one is answered, never fatal.
         try:
             controls = protocol.parse_controls(text)
-            for command in _commands(controls):
-                self.controller.apply(command.action, command.arg)
+            self.controller.apply_all(_commands(controls))
         except UserError as exc:
-            await self.send({"type": "control_error", "message": str(exc)})
+            await self.send(protocol.control_error_message(str(exc)))
+            return
+        except Exception as exc:  # a check missed: this message is refused, the connection goes on
+            print(f"livecam: a controls message failed: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr, flush=True)
+            await self.send(protocol.control_error_message(f"The controls could not be applied ({type(exc).__name__})."))
             return
         if "pull" in controls:
             self.pull_wanted.set()
@@ -371,7 +380,7 @@ class _Connection:
             await self.pull_wanted.wait()
             self.pull_wanted.clear()
             if feed is None:
-                await self.send({"type": "control_error", "message": "This server has no source of its own; start it with --source."})
+                await self.send(protocol.control_error_message("This server has no source of its own; start it with --source."))
                 continue
             frame = await feed.next_after(number)
             if frame is None:
@@ -411,7 +420,9 @@ def _commands(controls: dict[str, Any]) -> list[Command]:
 async def _websocket(request: web.Request) -> web.StreamResponse:
     if not _origin_ok(request):
         return web.Response(status=403, text="livecam: the WebSocket must be opened from a page of this server (Origin does not match).\n")
-    ws = web.WebSocketResponse(max_msg_size=protocol.MAX_MESSAGE_BYTES, timeout=CLOSE_TIMEOUT_S, heartbeat=20.0)
+    # aiohttp refuses a frame of max_msg_size bytes itself, but a deflated message only over it:
+    # "over 4 MiB", as for POST, is max_msg_size one more, and the check below for the deflated.
+    ws = web.WebSocketResponse(max_msg_size=protocol.MAX_MESSAGE_BYTES + 1, timeout=CLOSE_TIMEOUT_S, heartbeat=20.0)
     await ws.prepare(request)
     app = request.app
     connection = _Connection(app, ws)
@@ -420,7 +431,9 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     tasks = [asyncio.create_task(connection.answer_frames()), asyncio.create_task(connection.answer_pulls())]
     try:
         async for message in ws:
-            if message.type is WSMsgType.BINARY:
+            if message.type is WSMsgType.BINARY and len(message.data) > protocol.MAX_MESSAGE_BYTES:
+                await ws.close(code=WSCloseCode.MESSAGE_TOO_BIG, message=b"message over 4 MiB")
+            elif message.type is WSMsgType.BINARY:
                 connection.on_frame(message.data)
             elif message.type is WSMsgType.TEXT:
                 await connection.on_text(message.data)
@@ -465,10 +478,7 @@ def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None]
         controls["method"] = request.query["method"]
     if "class_id" in request.query:
         text = request.query["class_id"]
-        try:
-            controls["class_id"] = None if text in ("", "null") else int(text)
-        except ValueError:
-            raise UserError(f"Expected class_id as an integer in [0, {engine.num_classes - 1}]. Received: {text!r}") from None
+        controls["class_id"] = None if text in ("", "null") else text  # an id or a name, as for --class
     config = request.app[_config_key]
     state = ViewerState(method=engine.method, alpha=config.opacity, colormap=config.colormap)
     controller = Controller(state, class_names=engine.class_names)

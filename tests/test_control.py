@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livecam.control import ALPHA_STEP, Action, Controller, Outcome, ViewerState, step_alpha
+from livecam.control import ALPHA_STEP, Action, Command, Controller, Outcome, ViewerState, step_alpha
 from livecam.errors import UserError
 from livecam.keys import action_for_key
 from livecam.methods import METHOD_NAMES
@@ -72,9 +72,38 @@ def test_lock_class_by_id_and_null_unlocks(controller):
     for bad in (4, -1):
         with pytest.raises(UserError, match=rf"Expected class_id in \[0, 3\] or null\. Received: class_id={bad}"):
             controller.apply(Action.LOCK_CLASS, bad)
-    for bad in ("2", 1.0, True):
-        with pytest.raises(UserError, match=r"Expected class_id to be an integer"):
+    for bad in (1.0, True, [1], {"id": 1}, float("nan")):
+        with pytest.raises(UserError, match=r"Expected class_id to be a class id \(an integer\), a class name, or null"):
             controller.apply(Action.LOCK_CLASS, bad)
+    with pytest.raises(UserError, match=r"in \[0, 3\]"):
+        controller.apply(Action.LOCK_CLASS, 10**30)
+    assert controller.state.class_id is None
+
+
+def test_lock_class_by_name_or_id_text_as_the_class_option_takes_it(controller):
+    controller.apply(Action.LOCK_CLASS, "Fox")
+    assert controller.state.class_id == 2 and controller.message() == "locked to fox"
+    controller.apply(Action.LOCK_CLASS, "1")
+    assert controller.state.class_id == 1
+    with pytest.raises(UserError, match=r"Unknown class 'owk': did you mean 'owl' \(3\)\?"):
+        controller.apply(Action.LOCK_CLASS, "owk")
+    assert controller.state.class_id == 1
+
+
+@pytest.mark.parametrize("bad", [None, 3, ["gradcam"], {"a": 1}, True])
+def test_set_method_refuses_what_is_not_a_name(controller, bad):
+    with pytest.raises(UserError, match=r"Expected method to be a name, one of gradcam"):
+        controller.apply(Action.SET_METHOD, bad)
+    assert controller.state.method == "gradcam"
+
+
+def test_apply_all_applies_every_command_or_none(controller, clock):
+    with pytest.raises(UserError, match=r"class_id"):
+        controller.apply_all([Command(Action.SET_METHOD, "layercam"), Command(Action.LOCK_CLASS, 9)])
+    assert (controller.state.method, controller.state.class_id, controller.message()) == ("gradcam", None, "")
+    outcomes = controller.apply_all([Command(Action.SET_METHOD, "layercam"), Command(Action.LOCK_CLASS, "dog")])
+    assert [o.changed for o in outcomes] == [True, True]
+    assert (controller.state.method, controller.state.class_id) == ("layercam", 1)
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import io
+import struct
 
 import cv2
 import numpy as np
 import pytest
+
+from PIL import Image
 
 from livecam import protocol, serve
 from livecam.errors import UserError
@@ -33,6 +37,63 @@ def test_image_size_of_extended_webp():
     body = b"\x00\x00\x00\x00" + (4999).to_bytes(3, "little") + (2999).to_bytes(3, "little")
     data = b"RIFF" + (len(body) + 12).to_bytes(4, "little") + b"WEBPVP8X" + len(body).to_bytes(4, "little") + body
     assert protocol.image_size(data) == ("webp", 5000, 3000)
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"icc_profile": b"\0" * 200_000},  # one ICC profile in four APP2 segments
+        {"icc_profile": b"\0" * 2 * 65_519},  # two full 64 KiB APP2 segments
+        {"exif": b"Exif\0\0" + bytes(65_000), "xmp": b"<x/>" * 16_000, "icc_profile": b"\0" * 1000},
+    ],
+)
+def test_image_size_finds_a_jpeg_frame_header_after_large_metadata(metadata):
+    buffer = io.BytesIO()
+    Image.new("RGB", (70, 30), (200, 10, 10)).save(buffer, "JPEG", **metadata)
+    data = buffer.getvalue()
+    assert data.find(b"\xff\xc0") > 65536  # the frame header is past the first 64 KiB
+    assert protocol.image_size(data) == ("jpeg", 70, 30)
+    assert protocol.decode_image(data).shape == (30, 70, 3)
+
+
+def _png(width: int, height: int) -> bytes:
+    """A valid PNG (Pillow's: OpenCV does not write sides over libpng's limit)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (0, 128, 255)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _jpeg_with_size(width: int, height: int) -> bytes:
+    """A valid JPEG whose frame header then claims another size."""
+    data = bytearray(encoded("jpg", 8, 8))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def _webp_canvas(width: int, height: int) -> bytes:
+    body = b"\x00\x00\x00\x00" + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return b"RIFF" + (len(body) + 12).to_bytes(4, "little") + b"WEBPVP8X" + len(body).to_bytes(4, "little") + body
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (lambda: _png(1_000_001, 1), r"1000001x1; PNG images are decoded up to 1,000,000 pixels a side"),
+        (lambda: _png(1, 1_000_001), r"1x1000001; PNG images are decoded up to 1,000,000 pixels a side"),
+        (lambda: _jpeg_with_size(65_501, 1), r"65501x1; JPEG images are decoded up to 65,500 pixels a side"),
+        (lambda: _webp_canvas(16_384, 1), r"16384x1; WebP images are decoded up to 16,383 pixels a side"),
+    ],
+)
+def test_decode_names_each_formats_limit_per_side(data, match):
+    with pytest.raises(UserError, match=match):
+        protocol.decode_image(data())
+
+
+def test_decode_takes_the_largest_side_each_decoder_takes():
+    assert protocol.decode_image(_png(1_000_000, 1)).shape == (1, 1_000_000, 3)
+    assert protocol.decode_image(encoded("jpg", 65_500, 1)).shape == (1, 65_500, 3)
+    assert protocol.decode_image(encoded("webp", 16_383, 2)).shape == (2, 16_383, 3)
 
 
 def test_decode_refuses_big_images_before_decoding(monkeypatch):
@@ -72,6 +133,8 @@ def test_encode_cam_is_row_major_uint8_with_255_hottest():
         ('{"class_id": null}', {"class_id": None}),
         ('{"method": "layercam", "class_id": 0}', {"method": "layercam", "class_id": 0}),
         ('{"pull": "source"}', {"pull": "source"}),
+        ('{"class_id": "[[[[[[[[[[\\"{{{{{{{{{{"}', {"class_id": '[[[[[[[[[["{{{{{{{{{{'}),  # brackets inside a string
+        ('{"class_id": ' + "[" * 7 + "1" + "]" * 7 + "}", {"class_id": [[[[[[[1]]]]]]]}),  # the controller refuses it
         ("{}", {}),
     ],
 )
@@ -86,6 +149,9 @@ def test_parse_controls_accepts(text, expected):
         ("not json", "JSON object"),
         ('{"alpha": 0.5}', "Unknown control 'alpha'"),
         ('{"pull": "camera"}', "pull"),
+        ("[" * 100_000, "at most 4096 characters"),
+        ("[" * 4000, "nested more than 8 deep"),
+        ('{"class_id": ' + "[" * 9 + "1" + "]" * 9 + "}", "nested more than 8 deep"),
     ],
 )
 def test_parse_controls_refuses(text, match):
@@ -106,3 +172,26 @@ def test_page_url_names_the_machine_for_a_wildcard_bind_and_carries_the_token():
     assert serve.page_url("::1", 80, "abc", https=True) == "https://[::1]:80/?token=abc"
     url = serve.page_url("0.0.0.0", 9000, "t0k", https=False)
     assert url.endswith(":9000/?token=t0k") and "0.0.0.0" not in url
+
+
+@pytest.mark.parametrize(
+    ("host", "origin", "https", "ok"),
+    [
+        ("127.0.0.1:8765", "http://127.0.0.1:8765", False, True),
+        ("127.0.0.1:8765", "https://127.0.0.1:8765", False, False),  # another scheme is another origin
+        ("127.0.0.1:8765", "https://127.0.0.1:8765", True, True),
+        ("127.0.0.1:8765", "http://127.0.0.1:8765", True, False),
+        ("127.0.0.1:8765", "http://127.0.0.1:8766", False, False),
+        ("localhost:80", "http://LOCALHOST", False, True),  # the default port, said or not
+        ("[::1]:9000", "http://[::1]:9000", False, True),
+        ("127.0.0.1:8765", "null", False, False),
+        ("127.0.0.1:8765", "http://127.0.0.1:8765/page", False, False),
+    ],
+)
+def test_websocket_origin_must_match_scheme_host_and_port(host, origin, https, ok):
+    import ssl
+
+    from aiohttp.test_utils import make_mocked_request
+
+    request = make_mocked_request("GET", "/ws", headers={"Host": host, "Origin": origin}, sslcontext=ssl.create_default_context() if https else None)
+    assert serve._origin_ok(request) is ok

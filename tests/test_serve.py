@@ -161,7 +161,7 @@ def test_bad_controls_are_answered_with_a_control_error(server):
     async def go():
         async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
             answers = []
-            for text in ("{", json.dumps({"method": "gradcam+++"}), json.dumps({"class_id": 99}), json.dumps({"colour": 1}), json.dumps({"class_id": "2"})):
+            for text in ("{", json.dumps({"method": "gradcam+++"}), json.dumps({"class_id": 99}), json.dumps({"colour": 1}), json.dumps({"class_id": 2.0})):
                 await ws.send_str(text)
                 answers.append(await receive_json(ws))
             return answers
@@ -170,6 +170,64 @@ def test_bad_controls_are_answered_with_a_control_error(server):
     assert [a["type"] for a in answers] == ["control_error"] * 5
     assert "gradcam++" in answers[1]["message"] and "[0, 5]" in answers[2]["message"] and "colour" in answers[3]["message"]
     assert "integer" in answers[4]["message"]
+
+
+BAD_CONTROLS = [
+    '{"method": null}', '{"method": 3}', '{"method": ["gradcam"]}', '{"method": {"a": 1}}',
+    "3", '["gradcam"]', '"gradcam"', "null", '{"a": 1}', "[" * 100_000, "{" * 3000, '{"method": ' + "[" * 20,
+    '{"class_id": true}', '{"class_id": 1.5}', '{"class_id": [1]}', '{"class_id": 1e999}', '{"class_id": -1}',
+    '{"class_id": 100000000000000000000000000000}', '{"class_id": "no such class"}', '{"class_id": "\\ud800"}',
+    '{"pull": "source", "class_id": 99}', '{"method": "layercam", "class_id": 99}', '{"method": "layercam", "colour": 1}',
+]
+
+
+def test_no_controls_message_cuts_the_connection_or_applies_in_part(server):
+    """Every bad message is answered with a control_error, and none of it applies (the method stays gradcam)."""
+    shown = scene()
+
+    async def go():
+        async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
+            answers = []
+            for text in BAD_CONTROLS:
+                await ws.send_str(text)
+                answers.append(await receive_json(ws))
+            await ws.send_bytes(shown.jpeg())
+            return answers, await receive_json(ws)
+
+    answers, result = run(go())
+    for text, answer in zip(BAD_CONTROLS, answers):
+        assert answer["type"] == "control_error" and answer["message"].startswith(("Expected", "Unknown")), (text[:40], answer)
+    assert "at most 4096 characters" in answers[BAD_CONTROLS.index("[" * 100_000)]["message"]
+    assert "nested more than 8 deep" in answers[BAD_CONTROLS.index("{" * 3000)]["message"]
+    assert (result["type"], result["method"], result["class_id"]) == ("result", "gradcam", shown.class_id)
+    assert "Traceback" not in server.stderr()
+
+
+def test_classes_are_locked_by_name_as_the_class_option_takes_them(server):
+    shown = scene()
+    other = (shown.class_id + 1) % len(CLASS_NAMES)
+    name = CLASS_NAMES[other]
+
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            async with await ws_connect(session, server) as ws:
+                await ws.send_str(json.dumps({"class_id": name.upper()}))
+                await ws.send_bytes(shown.jpeg())
+                locked = await receive_json(ws)
+                await ws.send_str(json.dumps({"class_id": name[:-1] + "x"}))
+                typo = await receive_json(ws)
+            headers = {"Content-Type": "image/jpeg"}
+            async with session.post(server.path("/api/explain", class_id=name), data=shown.jpeg(), headers=headers) as response:
+                posted = (response.status, await response.json())
+            async with session.post(server.path("/api/explain", class_id="nothing-like-it"), data=shown.jpeg(), headers=headers) as response:
+                unknown = (response.status, await response.json())
+            return locked, typo, posted, unknown
+
+    locked, typo, posted, unknown = run(go())
+    assert (locked["type"], locked["class_id"], locked["label"]) == ("result", other, name)
+    assert typo["type"] == "control_error" and f"did you mean {name!r} ({other})?" in typo["message"]
+    assert posted[0] == 200 and posted[1]["class_id"] == other
+    assert unknown[0] == 400 and unknown[1]["message"].startswith("Unknown class 'nothing-like-it'")
 
 
 def test_message_over_4_mib_closes_with_1009(server):
@@ -186,6 +244,33 @@ def test_message_over_4_mib_closes_with_1009(server):
         sock.close()
     assert header[0] == 0x88  # a close frame
     assert struct.unpack(">H", payload[:2])[0] == 1009
+
+
+def test_exactly_4_mib_is_taken_and_one_byte_more_refused_over_both_apis(server):
+    """4 MiB + 1 sent plain is the test above (a client still sending it is reset); deflated it is a few KiB."""
+    limit = 4 * 1024 * 1024
+
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            async with await ws_connect(session, server) as ws:
+                await ws.send_bytes(bytes(limit))
+                answered = await receive_json(ws)
+            async with await ws_connect(session, server, compress=15) as ws:  # a few KiB deflated, over 4 MiB inflated
+                await ws.send_bytes(bytes(limit))
+                deflated_answer = await receive_json(ws)
+                await ws.send_bytes(bytes(limit + 1))
+                deflated_closed = await ws.receive(timeout=60)
+            statuses = []
+            for size in (limit, limit + 1):
+                async with session.post(server.path("/api/explain"), data=bytes(size), headers={"Content-Type": "image/png"}) as response:
+                    statuses.append(response.status)
+            return answered, deflated_answer, deflated_closed, statuses
+
+    answered, deflated_answer, deflated_closed, statuses = run(go())
+    for answer in (answered, deflated_answer):
+        assert answer["type"] == "error" and "JPEG, PNG or WebP" in answer["message"]  # read, and found no image
+    assert deflated_closed.type is aiohttp.WSMsgType.CLOSE and deflated_closed.data == 1009
+    assert statuses == [400, 413]
 
 
 def _raw_websocket(server: ServerProcess, path: str = "/ws") -> socket.socket:
@@ -227,6 +312,10 @@ def test_websocket_from_another_origin_is_refused(server):
 
     assert run(go("http://evil.example")) == 403
     assert run(go(server.origin.replace("127.0.0.1", "localhost"))) == 403  # another name is another origin
+    assert run(go(server.origin.replace("http://", "https://"))) == 403  # another scheme: this server is plain HTTP
+    port = int(server.host_port.rpartition(":")[2])
+    assert run(go(f"http://127.0.0.1:{port + 1}")) == 403  # another port
+    assert run(go("null")) == 403  # a sandboxed page
     assert run(go(server.origin)) == "result"
     assert run(go(None)) == "result"  # scripts send no Origin
 
