@@ -658,6 +658,23 @@ def test_list_cameras_prints_only_its_answer():
     assert done.stdout.strip()  # "No camera opened ..." here, one line per camera elsewhere
 
 
+@pytest.mark.subprocess
+@pytest.mark.parametrize("scheme", ["rtsp", "http"])
+def test_an_unreachable_stream_gets_livecam_s_sentence_only(scheme):
+    import socket
+
+    with socket.socket() as closed:  # bound but not listening: connecting is refused at once
+        closed.bind(("127.0.0.1", 0))
+        url = f"{scheme}://127.0.0.1:{closed.getsockname()[1]}/x"
+        done = subprocess.run(
+            [sys.executable, "-m", "livecam", "--source", url, "--no-display", "--model", "demo"],
+            capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S,
+        )  # fmt: skip
+    assert done.returncode == 2
+    # FFmpeg's own "[tcp @ 0x...] Connection to tcp://... failed" line stays out.
+    assert done.stderr.splitlines() == [f"livecam: error: The stream {url} could not be opened; check the address (scheme, host, port and path) and that the camera or server is on."]
+
+
 @pytest.mark.slow
 def test_random_zoo_weights_are_said_to_mean_nothing(capsys, clip, tmp_path):
     args = ["--source", clip, "--weights", "none", "--model", "mobilenet_v2", "--input-size", "96", "--no-display", "--max-frames", "2"]
