@@ -10,13 +10,14 @@ import itertools
 import json
 import math
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from livecam.errors import UserError, close_matches, first_line
+from livecam.errors import UserError, close_matches, file_kind, first_line
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,10 @@ def imagenet_class_names() -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
+# ImageNet-21k's names take about 0.5 MiB: no labels file comes near this.
+MAX_LABELS_BYTES = 16 * 2**20
+
+
 def load_labels(path: str | Path) -> tuple[str, ...]:
     """Class names from a file: one per line, or a JSON list, or a JSON object {"0": name, ...}.
 
@@ -107,10 +112,25 @@ def load_labels(path: str | Path) -> tuple[str, ...]:
     shift every name after it onto the wrong class. A byte-order mark at the start is dropped.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Labels file {str(path)!r} does not exist; pass a text file with one class name per line.")
+    where = f"Labels file {str(path)!r}"
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: Windows editors start UTF-8 files with a BOM
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):  # a folder; or a FIFO, which would block, or a device, which may never end
+            raise UserError(f"{where} is {file_kind(mode)}; give a text file with one class name per line.")
+        # Even a regular file can be endless (/proc): read no more than any labels file needs.
+        with path.open("rb") as file:
+            raw = file.read(MAX_LABELS_BYTES + 1)
+    except FileNotFoundError:
+        raise UserError(f"{where} does not exist; pass a text file with one class name per line.") from None
+    except OSError as exc:
+        raise UserError(f"{where} cannot be read ({exc.strerror}); check the path and its permissions.") from None
+    if len(raw) > MAX_LABELS_BYTES:
+        raise UserError(
+            f"{where} is larger than {MAX_LABELS_BYTES // 2**20} MiB, far more than class names take; "
+            f"give a text file with one class name per line."
+        )
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: Windows editors start UTF-8 files with a BOM
     except UnicodeDecodeError:
         raise UserError(f"Labels file {str(path)!r} is not UTF-8 text; save it as UTF-8, one class name per line.") from None
     if path.suffix.lower() == ".json":

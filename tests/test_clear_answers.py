@@ -172,6 +172,13 @@ def test_labels_file_with_a_byte_order_mark(capsys, tmp_path, clip, model_files)
     assert code == 0, err
 
 
+@pytest.mark.parametrize("kind", ["folder", "device"])
+def test_labels_that_are_no_file_say_what_they_are(capsys, tmp_path, clip, model_files, kind):
+    labels, expected = (tmp_path, "is a folder") if kind == "folder" else ("/dev/zero", "is a character device")
+    code, err = run(capsys, "--source", clip, "--model", model_files["classifier"], "--labels", labels, "--no-display", "--quiet")
+    assert_user_error(code, err, f"Labels file {str(labels)!r} {expected}; give a text file with one class name per line.")
+
+
 # ---------------------------------------------------------------------- models livecam cannot explain
 
 NOT_EXPLAINABLE = {

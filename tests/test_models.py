@@ -126,6 +126,24 @@ def test_labels_files_in_every_format(tmp_path):
         load_labels(tmp_path / "nope.txt")
 
 
+def test_labels_that_are_no_text_file_say_what_they_are(tmp_path, monkeypatch):
+    import os
+
+    import livecam.models
+
+    with pytest.raises(ValueError, match=r"^Labels file '.*' is a folder; give a text file with one class name per line\.$"):
+        load_labels(tmp_path)
+    with pytest.raises(ValueError, match=r"^Labels file '/dev/zero' is a character device; give a text file"):
+        load_labels("/dev/zero")  # endless: it must not be read at all
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(ValueError, match=r"is a named pipe \(FIFO\); give a text file"):
+        load_labels(tmp_path / "fifo")  # opening it would wait for a writer forever
+    monkeypatch.setattr(livecam.models, "MAX_LABELS_BYTES", 10)
+    (tmp_path / "long.txt").write_text("abcdef\nghijkl\n")
+    with pytest.raises(ValueError, match=r"is larger than .* far more than class names take"):
+        load_labels(tmp_path / "long.txt")
+
+
 def test_labels_that_do_not_match_the_model_are_refused(tmp_path):
     path = tmp_path / "mine.keras"
     _user_model().save(path)
