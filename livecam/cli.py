@@ -262,14 +262,15 @@ def _layers(argv: list[str]) -> int:
     p.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
     p.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's log lines")
     args = p.parse_args(argv)
-    from livecam.models import load_model, spatial_layers
+    from livecam.models import find_target_layer, load_model, spatial_layers
 
     logs.import_tensorflow()
     with logs.native_stderr_silenced(logs.quiet()):  # Keras's C++ notes while it builds the model
         loaded = load_model(args.model, weights=args.weights, unsafe=args.unsafe_model_load)
+    default = find_target_layer(loaded.model, loaded.default_layer)  # the engine's own choice without --layer
     for layer in spatial_layers(loaded.model):
         shape = "x".join(str(d) for d in tuple(layer.output.shape)[1:])
-        mark = "  <- default target layer (without --layer)" if layer.name == loaded.default_layer else ""
+        mark = "  <- default target layer (without --layer)" if layer is default else ""
         print(f"{shown(layer.name):<45} {shape}{mark}")
     return 0
 

@@ -546,6 +546,30 @@ def test_layers_lists_spatial_layers_with_the_default_marked(capsys):
     assert sum(len(row) == 3 for row in rows) == 1
 
 
+def test_layers_marks_the_default_of_a_user_model(capsys, tmp_path):
+    import keras
+
+    from livecam import CamEngine
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="early")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="late")(x)
+    path = tmp_path / "mine.keras"
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))).save(path)
+    code, out, err = cli(capsys, "layers", path)
+    assert code == 0, err
+    marked = [line.split()[0] for line in out.splitlines() if "<- default target layer" in line]
+    assert marked == ["late"] == [CamEngine(str(path), runtime="tensorflow").layer_name]
+
+
+@pytest.mark.slow
+def test_layers_marks_the_automatic_default_of_mobilenet_v3(capsys):
+    code, out, err = cli(capsys, "layers", "mobilenet_v3_large")
+    assert code == 0, err
+    rows = out.splitlines()
+    assert [i for i, line in enumerate(rows) if "<- default target layer" in line] == [len(rows) - 1]  # the last spatial layer
+
+
 def test_layers_of_an_unknown_model(capsys):
     code, _, err = cli(capsys, "layers", "resnet5")
     assert_user_error(code, err, "did you mean 'resnet50'")
