@@ -683,6 +683,19 @@ def test_list_cameras_prints_only_its_answer():
 
 
 @pytest.mark.subprocess
+@pytest.mark.parametrize("args", [["models"], ["--list-cameras"], pytest.param(["layers", "demo"], marks=pytest.mark.slow)])
+def test_a_list_into_a_closed_pipe_ends_quietly(args):
+    """`livecam layers resnet50 | head -1`: the reader leaves before the list is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before the child starts, so its first write or flush fails, every time
+    try:
+        done = subprocess.run([sys.executable, "-m", "livecam", *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=PROCESS_TIMEOUT_S)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")  # as a tool killed by SIGPIPE, with no "BrokenPipeError"
+
+
+@pytest.mark.subprocess
 @pytest.mark.parametrize("scheme", ["rtsp", "http"])
 def test_an_unreachable_stream_gets_livecam_s_sentence_only(scheme):
     import socket
