@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if debug:
             raise
-        print(f"livecam: error: {shown(exc)}", file=sys.stderr)
+        print(f"livecam: error: {shown(exc.cli)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         if debug:

@@ -15,7 +15,15 @@ class UserError(ValueError):
 
     The message is one sentence that says what was wrong and what to do. The CLI prints it
     and exits with code 2; library callers get an ordinary ``ValueError``.
+
+    Where the fix is an argument, the message names it as Python callers pass it
+    (``weights='file.weights.h5'``); ``cli`` is then the same sentence in the command line's words
+    (``--weights PATH``), which the CLI prints instead.
     """
+
+    def __init__(self, message: str, *, cli: str | None = None) -> None:
+        super().__init__(message)
+        self.cli: str = message if cli is None else cli
 
 
 def close_matches(name: str, choices: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:

@@ -244,7 +244,8 @@ def _build_zoo(name: str, weights: str | Path | None) -> LoadedModel:
         model = builder(**kwargs)
     except Exception as exc:  # Keras raises a bare Exception on a failed download
         if weights == "imagenet":
-            raise UserError(_download_failed(name, exc)) from exc
+            python = _download_failed(name, exc, "weights='file.weights.h5'", "weights=None")
+            raise UserError(python, cli=_download_failed(name, exc, "--weights PATH", "'none'")) from exc
         raise
     if weight_path is not None:
         try:
@@ -261,16 +262,18 @@ def _build_zoo(name: str, weights: str | Path | None) -> LoadedModel:
     return LoadedModel(model, name, preprocess_fn(entry.preprocess), entry.input_size, imagenet_class_names(), entry.default_layer)
 
 
-def _download_failed(name: str, exc: Exception) -> str:
+def _download_failed(name: str, exc: Exception, weights_file: str, no_weights: str) -> str:
+    """Why the ImageNet weights are missing and where to put them; ``weights_file`` and ``no_weights``
+    say how the caller passes a weights file or random weights (Python's keywords or the CLI's flags)."""
     url = re.search(r"https?://\S+?(?=[\s:]|$)", str(exc))
     where = "~/.keras/models/"
     if url:
         file = url.group(0).rstrip(".,:").rsplit("/", 1)[-1]
         return (
             f"Could not download the ImageNet weights for {name} (no internet?); "
-            f"download {url.group(0).rstrip('.,:')} into {where}{file}, or pass --weights PATH (or 'none' for random weights)."
+            f"download {url.group(0).rstrip('.,:')} into {where}{file}, or pass {weights_file} (or {no_weights} for random weights)."
         )
-    return f"Could not get the ImageNet weights for {name} ({first_line(exc)}); put them in {where} or pass --weights PATH."
+    return f"Could not get the ImageNet weights for {name} ({first_line(exc)}); put them in {where} or pass {weights_file}."
 
 
 def _load_file(path: Path, *, unsafe: bool) -> LoadedModel:

@@ -58,7 +58,7 @@ def test_nested_transfer_learning_model_picks_the_backbone_layer():
 
 
 @pytest.mark.slow
-def test_offline_imagenet_download_fails_with_one_clear_sentence(monkeypatch):
+def test_offline_imagenet_download_fails_with_one_clear_sentence(monkeypatch, capsys):
     from keras.src.utils import file_utils
 
     url = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"
@@ -72,7 +72,15 @@ def test_offline_imagenet_download_fails_with_one_clear_sentence(monkeypatch):
     message = str(info.value)
     assert "Could not download the ImageNet weights for mobilenet_v2" in message
     assert url in message and "~/.keras/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5" in message
-    assert "--weights PATH" in message and "\n" not in message
+    # In the caller's words: Python's keyword here, the command line's flag from the CLI.
+    assert "pass weights='file.weights.h5' (or weights=None for random weights)" in message and "--weights" not in message
+    assert "\n" not in message
+    from livecam.cli import main
+
+    assert main(["--source", "synth:", "--model", "mobilenet_v2", "--no-display", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("livecam: error: Could not download the ImageNet weights for mobilenet_v2")
+    assert "pass --weights PATH (or 'none' for random weights)" in err and "weights=" not in err
 
 
 @pytest.mark.slow
