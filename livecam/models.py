@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from livecam.errors import UserError, close_matches, file_kind, first_line
+from livecam.split import output_activation
 
 
 @dataclass(frozen=True)
@@ -345,6 +346,11 @@ def check_explainable(model: Any, what: str = "The model") -> None:
         )
     if len(out_shape) != 2 or not out_shape[-1]:
         raise UserError(f"{what} gives output of shape {_shape_text(out_shape)}, not one score per class; {EXPLAINABLE}.")
+    if out_shape[-1] == 1 and output_activation(model).kind == "softmax":  # a one-unit sigmoid is a binary classifier
+        raise UserError(
+            f"{what} ends in a softmax over one unit, which is always 1.0 whatever the picture and has no gradient, "
+            f"so it cannot explain anything; for a binary classifier use one sigmoid unit or a softmax over two."
+        )
     if not spatial_layers(model):
         raise UserError(f"{what} has no convolutional layer (no spatial feature map) to take a map from; {EXPLAINABLE}.")
 
