@@ -241,7 +241,7 @@ def test_layers_command_takes_unsafe_model_load(capsys, model_files):
     code = main(["layers", str(model_files["lambda"]), "--unsafe-model-load"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert ["feat", "30x30x4"] in [line.split() for line in out.splitlines()]
+    assert ["feat", "30x30x4", "<- default target layer (without --layer)"] in [line.split(maxsplit=2) for line in out.splitlines()]
 
 
 @pytest.mark.slow
