@@ -22,6 +22,7 @@ from livecam.errors import UserError, shown
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell shows for a tool whose reader left, as in `yes | head -1`
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,19 +35,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (a service manager, `timeout`, `kill`) ends a run like Ctrl-C: files closed, summary printed.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
-        if argv and argv[0] == "models":
-            return _models(argv[1:])
-        if argv and argv[0] == "layers":
-            return _layers(argv[1:])
-        if argv and argv[0] == "serve":
-            return _serve(argv[1:])
-        return _view(_parser().parse_args(argv))
+        code = _command(argv)
+        sys.stdout.flush()  # where a closed pipe usually shows: here, not in the interpreter's exit
+        return code
     except SystemExit as exc:  # argparse's --help and --version
         return exc.code if isinstance(exc.code, int) else 0
+    except BrokenPipeError:  # stdout's reader left early (`livecam layers resnet50 | head -1`): stop quietly
+        # Python's advice (the signal module's note on SIGPIPE): point stdout at /dev/null, so
+        # that the interpreter's last flush does not fail again, and exit as a tool killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except UserError as exc:
         if debug:
             raise
-        print(f"livecam: error: {shown(exc)}", file=sys.stderr)
+        print(f"livecam: error: {shown(exc.cli)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         if debug:
@@ -62,6 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _command(argv: list[str]) -> int:
+    if argv and argv[0] == "models":
+        return _models(argv[1:])
+    if argv and argv[0] == "layers":
+        return _layers(argv[1:])
+    if argv and argv[0] == "serve":
+        return _serve(argv[1:])
+    return _view(_parser().parse_args(argv))
 
 
 # ---------------------------------------------------------------------- arguments
@@ -262,14 +274,15 @@ def _layers(argv: list[str]) -> int:
     p.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
     p.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's log lines")
     args = p.parse_args(argv)
-    from livecam.models import load_model, spatial_layers
+    from livecam.models import find_target_layer, load_model, spatial_layers
 
     logs.import_tensorflow()
     with logs.native_stderr_silenced(logs.quiet()):  # Keras's C++ notes while it builds the model
         loaded = load_model(args.model, weights=args.weights, unsafe=args.unsafe_model_load)
+    default = find_target_layer(loaded.model, loaded.default_layer)  # the engine's own choice without --layer
     for layer in spatial_layers(loaded.model):
         shape = "x".join(str(d) for d in tuple(layer.output.shape)[1:])
-        mark = "  <- default target layer (without --layer)" if layer.name == loaded.default_layer else ""
+        mark = "  <- default target layer (without --layer)" if layer is default else ""
         print(f"{shown(layer.name):<45} {shape}{mark}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import stat
 from typing import Any, Iterable
 
 import numpy as np
@@ -14,7 +15,15 @@ class UserError(ValueError):
 
     The message is one sentence that says what was wrong and what to do. The CLI prints it
     and exits with code 2; library callers get an ordinary ``ValueError``.
+
+    Where the fix is an argument, the message names it as Python callers pass it
+    (``weights='file.weights.h5'``); ``cli`` is then the same sentence in the command line's words
+    (``--weights PATH``), which the CLI prints instead.
     """
+
+    def __init__(self, message: str, *, cli: str | None = None) -> None:
+        super().__init__(message)
+        self.cli: str = message if cli is None else cli
 
 
 def close_matches(name: str, choices: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:
@@ -28,6 +37,18 @@ def check_bgr_image(image: Any, name: str = "frame_bgr") -> np.ndarray:
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
         raise UserError(f"Expected {name} to be a uint8 BGR image of shape (height, width, 3). Received: {got}.")
     return np.ascontiguousarray(image)
+
+
+def file_kind(mode: int) -> str:
+    """What a name that is no regular file is, from its ``st_mode``: "a folder", "a named pipe (FIFO)"..."""
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device (a disk)"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "an unusual kind of file")
 
 
 def first_line(exc: BaseException) -> str:

@@ -3,7 +3,7 @@
 TensorFlow prints oneDNN and CUDA notes from C++ while it is imported and when it first looks
 for devices ("failed call to cuInit" on machines without a GPU), before its logger reads
 ``TF_CPP_MIN_LOG_LEVEL``; OpenCV prints an "[ERROR]" line for every camera index a probe finds
-empty. None of it is livecam's to say. Quiet is the default; it is off when the user asks for
+empty, and FFmpeg its own "[tcp @ 0x...] Connection refused" for a stream that does not open. None of it is livecam's to say. Quiet is the default; it is off when the user asks for
 the lines: ``livecam --debug`` (which sets ``LIVECAM_DEBUG=1``), ``LIVECAM_DEBUG=1`` for the
 Python API, or a ``TF_CPP_MIN_LOG_LEVEL`` below 2 set before livecam starts.
 """
@@ -40,6 +40,9 @@ def configure(debug: bool = False) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if quiet():
         os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+        # FFmpeg's own lines (av_log): OpenCV reads this once, when its FFmpeg backend is first
+        # used, so it must be set before any video or stream is opened. -8 is AV_LOG_QUIET.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         if "cv2" in sys.modules:  # read at import time only; set it live too
             sys.modules["cv2"].utils.logging.setLogLevel(sys.modules["cv2"].utils.logging.LOG_LEVEL_SILENT)
 

@@ -10,13 +10,15 @@ import itertools
 import json
 import math
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from livecam.errors import UserError, close_matches, first_line
+from livecam.errors import UserError, close_matches, file_kind, first_line
+from livecam.split import output_activation
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ def imagenet_class_names() -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
+# ImageNet-21k's names take about 0.5 MiB: no labels file comes near this.
+MAX_LABELS_BYTES = 16 * 2**20
+
+
 def load_labels(path: str | Path) -> tuple[str, ...]:
     """Class names from a file: one per line, or a JSON list, or a JSON object {"0": name, ...}.
 
@@ -107,10 +113,25 @@ def load_labels(path: str | Path) -> tuple[str, ...]:
     shift every name after it onto the wrong class. A byte-order mark at the start is dropped.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Labels file {str(path)!r} does not exist; pass a text file with one class name per line.")
+    where = f"Labels file {str(path)!r}"
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: Windows editors start UTF-8 files with a BOM
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):  # a folder; or a FIFO, which would block, or a device, which may never end
+            raise UserError(f"{where} is {file_kind(mode)}; give a text file with one class name per line.")
+        # Even a regular file can be endless (/proc): read no more than any labels file needs.
+        with path.open("rb") as file:
+            raw = file.read(MAX_LABELS_BYTES + 1)
+    except FileNotFoundError:
+        raise UserError(f"{where} does not exist; pass a text file with one class name per line.") from None
+    except OSError as exc:
+        raise UserError(f"{where} cannot be read ({exc.strerror}); check the path and its permissions.") from None
+    if len(raw) > MAX_LABELS_BYTES:
+        raise UserError(
+            f"{where} is larger than {MAX_LABELS_BYTES // 2**20} MiB, far more than class names take; "
+            f"give a text file with one class name per line."
+        )
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: Windows editors start UTF-8 files with a BOM
     except UnicodeDecodeError:
         raise UserError(f"Labels file {str(path)!r} is not UTF-8 text; save it as UTF-8, one class name per line.") from None
     if path.suffix.lower() == ".json":
@@ -224,7 +245,8 @@ def _build_zoo(name: str, weights: str | Path | None) -> LoadedModel:
         model = builder(**kwargs)
     except Exception as exc:  # Keras raises a bare Exception on a failed download
         if weights == "imagenet":
-            raise UserError(_download_failed(name, exc)) from exc
+            python = _download_failed(name, exc, "weights='file.weights.h5'", "weights=None")
+            raise UserError(python, cli=_download_failed(name, exc, "--weights PATH", "'none'")) from exc
         raise
     if weight_path is not None:
         try:
@@ -241,16 +263,18 @@ def _build_zoo(name: str, weights: str | Path | None) -> LoadedModel:
     return LoadedModel(model, name, preprocess_fn(entry.preprocess), entry.input_size, imagenet_class_names(), entry.default_layer)
 
 
-def _download_failed(name: str, exc: Exception) -> str:
+def _download_failed(name: str, exc: Exception, weights_file: str, no_weights: str) -> str:
+    """Why the ImageNet weights are missing and where to put them; ``weights_file`` and ``no_weights``
+    say how the caller passes a weights file or random weights (Python's keywords or the CLI's flags)."""
     url = re.search(r"https?://\S+?(?=[\s:]|$)", str(exc))
     where = "~/.keras/models/"
     if url:
         file = url.group(0).rstrip(".,:").rsplit("/", 1)[-1]
         return (
             f"Could not download the ImageNet weights for {name} (no internet?); "
-            f"download {url.group(0).rstrip('.,:')} into {where}{file}, or pass --weights PATH (or 'none' for random weights)."
+            f"download {url.group(0).rstrip('.,:')} into {where}{file}, or pass {weights_file} (or {no_weights} for random weights)."
         )
-    return f"Could not get the ImageNet weights for {name} ({first_line(exc)}); put them in {where} or pass --weights PATH."
+    return f"Could not get the ImageNet weights for {name} ({first_line(exc)}); put them in {where} or pass {weights_file}."
 
 
 def _load_file(path: Path, *, unsafe: bool) -> LoadedModel:
@@ -322,6 +346,11 @@ def check_explainable(model: Any, what: str = "The model") -> None:
         )
     if len(out_shape) != 2 or not out_shape[-1]:
         raise UserError(f"{what} gives output of shape {_shape_text(out_shape)}, not one score per class; {EXPLAINABLE}.")
+    if out_shape[-1] == 1 and output_activation(model).kind == "softmax":  # a one-unit sigmoid is a binary classifier
+        raise UserError(
+            f"{what} ends in a softmax over one unit, which is always 1.0 whatever the picture and has no gradient, "
+            f"so it cannot explain anything; for a binary classifier use one sigmoid unit or a softmax over two."
+        )
     if not spatial_layers(model):
         raise UserError(f"{what} has no convolutional layer (no spatial feature map) to take a map from; {EXPLAINABLE}.")
 

@@ -105,7 +105,8 @@ def result_record(processed: Processed, class_names: Sequence[str], source: str)
 class ResultsWriter:
     """``--results FILE``: one line per processed frame, JSON Lines (.jsonl) or CSV (.csv), flushed as it goes.
 
-    In CSV the top-k lists are joined with ";".
+    In CSV a top-k list is one cell holding the list as JSON (``["dog", "semi;colon"]``), so that
+    no class name can split it.
 
     Args:
         path: the file; its suffix chooses the format.
@@ -134,7 +135,7 @@ class ResultsWriter:
     def write(self, processed: Processed) -> None:
         record = result_record(processed, self._names, self._source)
         if self._csv is not None:
-            self._csv.writerow({k: ";".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v) for k, v in record.items()})
+            self._csv.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else ("" if v is None else v) for k, v in record.items()})
         else:
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()  # a killed run keeps every line written so far

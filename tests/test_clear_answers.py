@@ -23,7 +23,7 @@ from conftest import VideoFactory
 from helpers import read_frames
 from livecam import cli
 from livecam.cli import main
-from livecam.models import EXPLAINABLE, load_labels, spatial_layers, step_bytes_per_frame
+from livecam.models import EXPLAINABLE, load_labels, load_model, spatial_layers, step_bytes_per_frame
 
 PROCESS_TIMEOUT_S = 120
 DEMO = ("--model", "demo", "--no-display", "--quiet")
@@ -79,6 +79,11 @@ def _segmentation():
     return keras.Model(inputs, keras.layers.Conv2D(5, 1, activation="softmax")(x))
 
 
+def _one_unit_softmax():
+    inputs = keras.Input((32, 32, 3))
+    return keras.Model(inputs, keras.layers.Dense(1, activation="softmax")(_conv_features(inputs)))
+
+
 def _with_lambda():
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Lambda(lambda t: t / 255.0)(inputs)
@@ -91,6 +96,7 @@ MODELS = {
     "two_outputs": _two_outputs,
     "two_inputs": _two_inputs,
     "segmentation": _segmentation,
+    "one_unit_softmax": _one_unit_softmax,
     "lambda": _with_lambda,
 }
 
@@ -172,6 +178,13 @@ def test_labels_file_with_a_byte_order_mark(capsys, tmp_path, clip, model_files)
     assert code == 0, err
 
 
+@pytest.mark.parametrize("kind", ["folder", "device"])
+def test_labels_that_are_no_file_say_what_they_are(capsys, tmp_path, clip, model_files, kind):
+    labels, expected = (tmp_path, "is a folder") if kind == "folder" else ("/dev/zero", "is a character device")
+    code, err = run(capsys, "--source", clip, "--model", model_files["classifier"], "--labels", labels, "--no-display", "--quiet")
+    assert_user_error(code, err, f"Labels file {str(labels)!r} {expected}; give a text file with one class name per line.")
+
+
 # ---------------------------------------------------------------------- models livecam cannot explain
 
 NOT_EXPLAINABLE = {
@@ -180,6 +193,19 @@ NOT_EXPLAINABLE = {
     "two_inputs": "has 2 inputs",
     "segmentation": "gives a score per pixel (batch, 32, 32, 5), as a segmentation model does, not one score per class",
 }
+
+
+def test_one_unit_softmax_cannot_explain_anything_but_one_sigmoid_unit_can(capsys, clip, model_files):
+    """A softmax over one unit is 1.0 for every picture: no class to show, a zero gradient to map."""
+    path = model_files["one_unit_softmax"]
+    expected = f"Model file {str(path)!r} ends in a softmax over one unit, which is always 1.0 whatever the picture and has no gradient"
+    code, err = run(capsys, "--source", clip, "--model", path, "--no-display", "--quiet")
+    assert_user_error(code, err, expected, "so it cannot explain anything; for a binary classifier use one sigmoid unit or a softmax over two.")
+    code, err = run(capsys, "layers", path)
+    assert_user_error(code, err, expected)
+    inputs = keras.Input((32, 32, 3))
+    sigmoid = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(_conv_features(inputs)))
+    assert load_model(sigmoid).class_names == ("class 0", "class 1")  # a binary classifier, as before
 
 
 @pytest.mark.parametrize("name", list(NOT_EXPLAINABLE))
@@ -215,7 +241,7 @@ def test_layers_command_takes_unsafe_model_load(capsys, model_files):
     code = main(["layers", str(model_files["lambda"]), "--unsafe-model-load"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert ["feat", "30x30x4"] in [line.split() for line in out.splitlines()]
+    assert ["feat", "30x30x4", "<- default target layer (without --layer)"] in [line.split(maxsplit=2) for line in out.splitlines()]
 
 
 @pytest.mark.slow

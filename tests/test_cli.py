@@ -546,6 +546,30 @@ def test_layers_lists_spatial_layers_with_the_default_marked(capsys):
     assert sum(len(row) == 3 for row in rows) == 1
 
 
+def test_layers_marks_the_default_of_a_user_model(capsys, tmp_path):
+    import keras
+
+    from livecam import CamEngine
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="early")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="late")(x)
+    path = tmp_path / "mine.keras"
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))).save(path)
+    code, out, err = cli(capsys, "layers", path)
+    assert code == 0, err
+    marked = [line.split()[0] for line in out.splitlines() if "<- default target layer" in line]
+    assert marked == ["late"] == [CamEngine(str(path), runtime="tensorflow").layer_name]
+
+
+@pytest.mark.slow
+def test_layers_marks_the_automatic_default_of_mobilenet_v3(capsys):
+    code, out, err = cli(capsys, "layers", "mobilenet_v3_large")
+    assert code == 0, err
+    rows = out.splitlines()
+    assert [i for i, line in enumerate(rows) if "<- default target layer" in line] == [len(rows) - 1]  # the last spatial layer
+
+
 def test_layers_of_an_unknown_model(capsys):
     code, _, err = cli(capsys, "layers", "resnet5")
     assert_user_error(code, err, "did you mean 'resnet50'")
@@ -656,6 +680,36 @@ def test_list_cameras_prints_only_its_answer():
     assert done.returncode == 0
     assert done.stderr == "", done.stderr  # OpenCV probes 10 indexes; its "[ERROR] ... out of range" lines stay out
     assert done.stdout.strip()  # "No camera opened ..." here, one line per camera elsewhere
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("args", [["models"], ["--list-cameras"], pytest.param(["layers", "demo"], marks=pytest.mark.slow)])
+def test_a_list_into_a_closed_pipe_ends_quietly(args):
+    """`livecam layers resnet50 | head -1`: the reader leaves before the list is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before the child starts, so its first write or flush fails, every time
+    try:
+        done = subprocess.run([sys.executable, "-m", "livecam", *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=PROCESS_TIMEOUT_S)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")  # as a tool killed by SIGPIPE, with no "BrokenPipeError"
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("scheme", ["rtsp", "http"])
+def test_an_unreachable_stream_gets_livecam_s_sentence_only(scheme):
+    import socket
+
+    with socket.socket() as closed:  # bound but not listening: connecting is refused at once
+        closed.bind(("127.0.0.1", 0))
+        url = f"{scheme}://127.0.0.1:{closed.getsockname()[1]}/x"
+        done = subprocess.run(
+            [sys.executable, "-m", "livecam", "--source", url, "--no-display", "--model", "demo"],
+            capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S,
+        )  # fmt: skip
+    assert done.returncode == 2
+    # FFmpeg's own "[tcp @ 0x...] Connection to tcp://... failed" line stays out.
+    assert done.stderr.splitlines() == [f"livecam: error: The stream {url} could not be opened; check the address (scheme, host, port and path) and that the camera or server is on."]
 
 
 @pytest.mark.slow

@@ -58,7 +58,7 @@ def test_nested_transfer_learning_model_picks_the_backbone_layer():
 
 
 @pytest.mark.slow
-def test_offline_imagenet_download_fails_with_one_clear_sentence(monkeypatch):
+def test_offline_imagenet_download_fails_with_one_clear_sentence(monkeypatch, capsys):
     from keras.src.utils import file_utils
 
     url = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"
@@ -72,7 +72,15 @@ def test_offline_imagenet_download_fails_with_one_clear_sentence(monkeypatch):
     message = str(info.value)
     assert "Could not download the ImageNet weights for mobilenet_v2" in message
     assert url in message and "~/.keras/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5" in message
-    assert "--weights PATH" in message and "\n" not in message
+    # In the caller's words: Python's keyword here, the command line's flag from the CLI.
+    assert "pass weights='file.weights.h5' (or weights=None for random weights)" in message and "--weights" not in message
+    assert "\n" not in message
+    from livecam.cli import main
+
+    assert main(["--source", "synth:", "--model", "mobilenet_v2", "--no-display", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("livecam: error: Could not download the ImageNet weights for mobilenet_v2")
+    assert "pass --weights PATH (or 'none' for random weights)" in err and "weights=" not in err
 
 
 @pytest.mark.slow
@@ -124,6 +132,24 @@ def test_labels_files_in_every_format(tmp_path):
         load_labels(tmp_path / "c.json")
     with pytest.raises(ValueError, match="does not exist"):
         load_labels(tmp_path / "nope.txt")
+
+
+def test_labels_that_are_no_text_file_say_what_they_are(tmp_path, monkeypatch):
+    import os
+
+    import livecam.models
+
+    with pytest.raises(ValueError, match=r"^Labels file '.*' is a folder; give a text file with one class name per line\.$"):
+        load_labels(tmp_path)
+    with pytest.raises(ValueError, match=r"^Labels file '/dev/zero' is a character device; give a text file"):
+        load_labels("/dev/zero")  # endless: it must not be read at all
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(ValueError, match=r"is a named pipe \(FIFO\); give a text file"):
+        load_labels(tmp_path / "fifo")  # opening it would wait for a writer forever
+    monkeypatch.setattr(livecam.models, "MAX_LABELS_BYTES", 10)
+    (tmp_path / "long.txt").write_text("abcdef\nghijkl\n")
+    with pytest.raises(ValueError, match=r"is larger than .* far more than class names take"):
+        load_labels(tmp_path / "long.txt")
 
 
 def test_labels_that_do_not_match_the_model_are_refused(tmp_path):

@@ -64,13 +64,16 @@ def test_jsonl_lines_carry_the_frame_topk_and_hottest_point(tmp_path):
     assert lines[2]["class_id"] is None and lines[2]["frame_index"] == 2  # before the first map
 
 
-def test_csv_has_a_header_and_joins_lists(tmp_path):
+def test_csv_has_a_header_and_lists_as_json(tmp_path):
     path = tmp_path / "results.csv"
-    with ResultsWriter(path, class_names=NAMES, source="camera 0") as writer:
+    names = ["cat", "semi;colon", 'a "quoted", name', "owl"]  # nothing a class name holds splits its list
+    with ResultsWriter(path, class_names=names, source="camera 0") as writer:
         writer.write(processed(0, hot_cam(1, 1), name="a.png"))
-    rows = list(csv.DictReader(path.open()))
+    rows = list(csv.DictReader(path.open(newline="")))
     assert list(rows[0]) == list(RESULT_FIELDS)
-    assert rows[0]["source"] == "a.png" and rows[0]["topk_names"] == "dog;fox;cat" and rows[0]["topk_ids"] == "1;2;0"
+    assert rows[0]["source"] == "a.png" and rows[0]["class_name"] == "semi;colon"
+    assert json.loads(rows[0]["topk_names"]) == ["semi;colon", 'a "quoted", name', "cat"]
+    assert json.loads(rows[0]["topk_ids"]) == [1, 2, 0] and json.loads(rows[0]["topk_probs"]) == pytest.approx([0.6, 0.2, 0.1])
     assert (rows[0]["hot_x"], rows[0]["hot_y"]) == ("60", "60")
 
 
