@@ -30,11 +30,15 @@ JPEG_QUALITY = 85
 
 @dataclass(frozen=True)
 class FeedFrame:
-    """One frame of the server's source: its number (1, 2, ...) and pixels."""
+    """One frame of the server's source: its number (1, 2, ...) and pixels.
+
+    ``unrelated``: a picture that does not follow on from the one before (``Frame.unrelated``).
+    """
 
     number: int
     image_bgr: np.ndarray
     timestamp_s: float
+    unrelated: bool = False
 
 
 class SourceFeed:
@@ -106,7 +110,7 @@ class SourceFeed:
                         break
                     next_due = max(next_due, time.monotonic() - period_s)
                 number += 1
-                self._latest = FeedFrame(number, frame.image_bgr, time.monotonic())
+                self._latest = FeedFrame(number, frame.image_bgr, time.monotonic(), frame.unrelated)
                 self._notify()
         finally:
             self._stop.set()
@@ -147,6 +151,7 @@ class MjpegStream:
         self._viewers_changed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._times: list[float] = []
+        self._scene = 0  # the number of the last unrelated picture: a new one restarts the smoothing
 
     @property
     def viewers(self) -> int:
@@ -219,7 +224,9 @@ class MjpegStream:
             dropped=0,
             status="reconnecting" if self._feed.status == "reconnecting" else ("" if row.finite[0] else "no map (non-finite output)"),
         )
-        image = self._renderer.render(frame.image_bgr, row.cam[0] if row.finite[0] else None, hud)
+        if frame.unrelated:
+            self._scene = frame.number
+        image = self._renderer.render(frame.image_bgr, row.cam[0] if row.finite[0] else None, hud, explains=(row.method, self._scene))
         return encode_jpeg(image)
 
     def _publish(self, latest: tuple[int, bytes] | None) -> None:

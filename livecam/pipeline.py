@@ -106,13 +106,14 @@ class _Item:
     result: CamResult | None = None  # a one-row result
     map_seq: int = 0  # names the map, for the renderer's smoothing (reused maps keep the number)
     class_lock: int | None = None  # the locked class the map was asked for
+    scene: int = 0  # counts unrelated pictures (Frame.unrelated): a new one restarts the smoothing
     image: np.ndarray | None = None  # the rendered overlay, as the window shows it
     file_image: np.ndarray | None = None  # ... and as recordings and snapshots keep it
 
     @property
-    def explains(self) -> tuple[str, int | None] | None:
-        """What the map answers, for the renderer: a new method or locked class restarts the smoothing."""
-        return None if self.result is None else (self.result.method, self.class_lock)
+    def explains(self) -> tuple[str, int | None, int] | None:
+        """What the map answers, for the renderer: a new method, locked class or picture restarts the smoothing."""
+        return None if self.result is None else (self.result.method, self.class_lock, self.scene)
 
 
 class Pipeline:
@@ -187,6 +188,7 @@ class Pipeline:
         self._render_lock = threading.Lock()
         self._first_map_s: float | None = None  # when the first map came (files: the HUD's engine rate)
         self._map_ids = itertools.count(1)  # numbers the maps, so that the renderer folds each into its smoothing once
+        self._scene = 0  # the Frame.unrelated pictures so far (read by one stage only)
         self._last_map: tuple[CamResult, int, int | None] | None = None  # (row, map_seq, class_lock), for --every N
         self._progress = None
         if recorder is not None:
@@ -276,12 +278,17 @@ class Pipeline:
             frame = self.source.read()
             if frame is None:
                 break
-            prepared = self.engine.prepare(frame.image_bgr)
+            item = self._new_item(frame)
             self.times.add("capture", (time.perf_counter() - t0) * 1000)
             self._first_capture = self._first_capture or frame.timestamp_s
-            self._put(out, _Item(frame, prepared))
+            self._put(out, item)
             count += 1
         self._put(out, _END)
+
+    def _new_item(self, frame: Frame) -> _Item:
+        """A frame on its way, resized for the engine; an unrelated picture starts a new scene."""
+        self._scene += frame.unrelated
+        return _Item(frame, self.engine.prepare(frame.image_bgr), scene=self._scene)
 
     def _engine_stage(self, inbox: queue.Queue, out: queue.Queue) -> None:
         """Hands frames to the worker and passes them on, in order, with their maps."""
@@ -306,7 +313,7 @@ class Pipeline:
                 if self.source.status == "ended":
                     break
                 continue  # reconnecting: the display shows the status meanwhile
-            item = _Item(frame, self.engine.prepare(frame.image_bgr))
+            item = self._new_item(frame)
             self.times.add("capture", (time.perf_counter() - t0) * 1000)
             self._first_capture = self._first_capture or frame.timestamp_s
             self._submit(item, count)

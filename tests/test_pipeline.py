@@ -422,3 +422,53 @@ def test_file_mode_hud_shows_no_burst_rates_and_no_queueing_latency(nan_for_dark
     assert all(hud.latency_ms is None for hud in huds)  # read ahead and queued: not a delay anyone sees
     # The rate is the average since the first map, shown once 0.5 s have passed: never above 22 maps / 0.5 s.
     assert all(hud.engine_fps is None or 0 < hud.engine_fps <= 22 / 0.5 for hud in huds), [h.engine_fps for h in huds]
+
+
+# ---------------------------------------------------------------------- smoothing never joins unrelated pictures
+
+
+class KeepPictures:
+    """A per-frame output that keeps what the pipeline gives it."""
+
+    def __init__(self):
+        self.processed = []
+
+    def write(self, processed) -> None:
+        self.processed.append(processed)
+
+    def close(self) -> None:
+        pass
+
+
+def _folder_pictures(tiny_engine, paths, tmp_path):
+    from livecam.sources import ImageFolderSource
+
+    output = KeepPictures()
+    renderer = Renderer(hud="label")  # the default smoothing
+    Pipeline(ImageFolderSource(paths, where=str(tmp_path)), tiny_engine, renderer, Options(), outputs=[output]).run()
+    return output.processed
+
+
+def test_each_picture_of_a_folder_starts_its_smoothing_afresh(tiny_engine, tmp_path):
+    import cv2
+
+    from livecam.render import overlay
+
+    a = np.zeros((96, 128, 3), np.uint8)
+    a[8:40, 8:40] = 255  # a bright square top left ...
+    b = np.full((96, 128, 3), 60, np.uint8)
+    b[56:90, 80:120] = (0, 200, 255)  # ... and an orange one bottom right
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    for path, image in zip(paths, (a, b)):
+        cv2.imwrite(str(path), image)
+
+    in_folder = _folder_pictures(tiny_engine, paths, tmp_path)[1]
+    alone = _folder_pictures(tiny_engine, paths[1:], tmp_path)[0]
+
+    assert in_folder.frame.unrelated and in_folder.frame.name == "b.png"
+    np.testing.assert_allclose(in_folder.result.cam, alone.result.cam, atol=1e-5)
+    assert np.abs(in_folder.picture.astype(int) - alone.picture).max() <= 1, "b.png's overlay carries a.png's map"
+    # The picture is the map of its own results line, drawn without any smoothing.
+    from_row = overlay(in_folder.frame.image_bgr, in_folder.result, class_names=tiny_engine.class_names, hud="label")
+    assert np.abs(in_folder.picture.astype(int) - from_row).max() <= 1
+

@@ -557,3 +557,39 @@ def test_a_video_file_as_the_servers_source_plays_once_or_in_a_loop(tmp_path, ma
     assert [a["type"] for a in answers] == ["source_result"] * 3
     assert answers[0]["frame"] > 30  # past the video's last frame: it started again
     assert images[0].shape == (240, 320, 3)
+
+
+# ---------------------------------------------------------------------- the stream's pictures
+
+
+def _two_pictures() -> tuple[np.ndarray, np.ndarray]:
+    a = np.zeros((96, 128, 3), np.uint8)
+    a[8:40, 8:40] = 255
+    b = np.full((96, 128, 3), 60, np.uint8)
+    b[56:90, 80:120] = (0, 200, 255)
+    return a, b
+
+
+def _stream(engine, **renderer_args):
+    from livecam.feed import MjpegStream
+    from livecam.render import Renderer
+
+    class Feed:
+        status = "ok"
+
+    return MjpegStream(Feed(), None, Renderer(**renderer_args), engine.class_names, locked=False)
+
+
+def test_the_stream_of_a_folder_starts_each_pictures_smoothing_afresh(tiny_engine):
+    from livecam.feed import FeedFrame
+
+    a, b = _two_pictures()
+    stream = _stream(tiny_engine, hud="label")
+    stream._draw(FeedFrame(1, a, time.monotonic(), unrelated=True), tiny_engine(a), 0.0)
+    after_a = stream._draw(FeedFrame(2, b, time.monotonic(), unrelated=True), tiny_engine(b), 0.0)
+    alone = _stream(tiny_engine, hud="label")._draw(FeedFrame(1, b, time.monotonic(), unrelated=True), tiny_engine(b), 0.0)
+    assert after_a == alone
+    # A video's frames follow on from each other: they are smoothed together.
+    video = _stream(tiny_engine, hud="label")
+    video._draw(FeedFrame(1, a, time.monotonic()), tiny_engine(a), 0.0)
+    assert video._draw(FeedFrame(2, b, time.monotonic()), tiny_engine(b), 0.0) != alone
