@@ -275,6 +275,7 @@ def _layers(argv: list[str]) -> int:
 
 
 def _serve_parser() -> argparse.ArgumentParser:
+    from livecam.render import HUD_LEVELS
     from livecam.serve import DEFAULT_PORT
 
     p = _ArgumentParser(
@@ -296,7 +297,15 @@ def _serve_parser() -> argparse.ArgumentParser:
     net.add_argument("--keyfile", help="HTTPS private key (PEM)")
     net.add_argument("--max-batch", type=_int_range("--max-batch", 1, 256), default=8, help="most frames of all clients in one engine call (default 8)")
     net.add_argument("--max-wait-ms", type=_int_range("--max-wait-ms", 0, 1000), default=5, help="longest a frame waits for others to share its call, 0-1000 (default 5)")
-    add_look_arguments(p.add_argument_group("rendering (the stream, overlays, and the page's starting values)"))
+    look = p.add_argument_group("rendering (the stream, overlays, and the page's starting values)")
+    add_look_arguments(look)
+    look.add_argument(
+        "--hud",
+        choices=HUD_LEVELS,
+        default="label",
+        help="the HUD of /stream.mjpg and ?overlay=1 pictures: label: label and legend; full: adds top-k bars and "
+        "diagnostics; none: the overlay alone (default: label)",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -330,7 +339,7 @@ def _serve(argv: list[str]) -> int:
 
             engine = engine_from_args(args, model_name, log=say)
         class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
-        config = serve.ServeConfig(token=token, class_id=class_id, blend=args.blend, alpha=args.alpha, colormap=args.colormap, smooth=args.smooth)
+        config = serve.ServeConfig(token=token, class_id=class_id, blend=args.blend, alpha=args.alpha, colormap=args.colormap, smooth=args.smooth, hud=args.hud)
         with EngineWorker(engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms) as worker:
             app = serve.create_app(engine, worker, config, source=source)
 

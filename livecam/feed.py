@@ -134,7 +134,7 @@ class MjpegStream:
         feed: the server's source.
         explain: ``await explain(frame_bgr) -> (one-row CamResult, engine_ms)``, with the
             server's own method and class.
-        renderer: draws the overlay and the HUD.
+        renderer: draws the overlay and the HUD (its ``file_hud``: a stream has no keys to hint at).
         class_names: the engine's class names, for the HUD.
         locked: whether the server explains a fixed class (``--class``).
     """
@@ -226,7 +226,9 @@ class MjpegStream:
         )
         if frame.unrelated:
             self._scene = frame.number
-        image = self._renderer.render(frame.image_bgr, row.cam[0] if row.finite[0] else None, hud, explains=(row.method, self._scene))
+        cam = row.cam[0] if row.finite[0] else None
+        # Drawn as a file is: the renderer's file_hud, without the window's key hint, help or messages.
+        image = self._renderer.render(frame.image_bgr, cam, hud, view="file", explains=(row.method, self._scene))
         return encode_jpeg(image)
 
     def _publish(self, latest: tuple[int, bytes] | None) -> None:
