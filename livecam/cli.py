@@ -128,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     """The engine's options (model, weights, layer, method, class, speed), shared by the viewer and `livecam serve`."""
+    from livecam.fit import FITS
     from livecam.methods import METHOD_NAMES
     from livecam.models import DEFAULT_MODEL
 
@@ -141,6 +142,13 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     eng.add_argument("--topk", type=_int_range("--topk", 1, 20), default=None, help="top classes on the HUD (1-20, default 5)")
     eng.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
     eng.add_argument("--input-size", type=_int_range("--input-size", 32, 1024), help="feed the network at this square size")
+    eng.add_argument(
+        "--fit",
+        choices=FITS,
+        default="squash",
+        help="how a frame meets the network's square input: squash (the whole frame, stretched), crop (its central "
+        "square; the map covers only that) or pad (letterboxed with grey; the map over the bands is cut away) (default: squash)",
+    )
     eng.add_argument("--xla", action="store_true", help="compile the step with XLA")
     eng.add_argument("--mixed-precision", action="store_true", help="mixed_float16 zoo models (GPUs)")
     eng.add_argument(
@@ -586,6 +594,7 @@ def engine_from_args(args: argparse.Namespace, model_name: str, log: Callable[[s
         mixed_precision=args.mixed_precision,
         unsafe_model_load=args.unsafe_model_load,
         runtime=args.runtime,
+        fit=args.fit,
         log=(lambda text: log(f"livecam: {text}")) if log is not None else (lambda text: None),
     )
 

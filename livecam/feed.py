@@ -228,7 +228,7 @@ class MjpegStream:
             self._scene = frame.number
         cam = row.cam[0] if row.finite[0] else None
         # Drawn as a file is: the renderer's file_hud, without the window's key hint, help or messages.
-        image = self._renderer.render(frame.image_bgr, cam, hud, view="file", explains=(row.method, self._scene))
+        image = self._renderer.render(frame.image_bgr, cam, hud, view="file", explains=(row.method, self._scene), box=row.box)
         return encode_jpeg(image)
 
     def _publish(self, latest: tuple[int, bytes] | None) -> None:

@@ -27,7 +27,7 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from pathlib import Path
@@ -358,7 +358,7 @@ class Pipeline:
             self.times.add("engine", item.job.engine_ms / item.job.batch_size)
             self.engine_rate.tick()
             self._first_map_s = self._first_map_s or time.monotonic()
-            item.result, item.map_seq, item.job = row, next(self._map_ids), None
+            item.result, item.map_seq, item.job = self._placed(row, item), next(self._map_ids), None
             self._last_map = (row, item.map_seq, item.class_lock)
         elif self._last_map is not None:
             item.result, item.map_seq, item.class_lock = self._last_map
@@ -481,9 +481,13 @@ class Pipeline:
         item.class_lock = self.state.class_id
         row = self._wait(self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method))
         if row is not None:
-            item.result, item.map_seq = row, next(self._map_ids)
+            item.result, item.map_seq = self._placed(row, item), next(self._map_ids)
 
     # ------------------------------------------------------------------ helpers
+
+    def _placed(self, row: CamResult, item: _Item) -> CamResult:
+        """The row with its map placed on the item's frame: the worker was given the frame prepared (at the input size)."""
+        return replace(row, box=self.engine.map_box(item.frame.image_bgr.shape[1::-1]))
 
     def _render(self, item: _Item, *, window: bool = True, file: bool = True) -> Views:
         """The window's picture and the files' picture of an item (either can be left out)."""
@@ -495,7 +499,8 @@ class Pipeline:
             result = item.result
             cam = result.cam[0] if result is not None and result.finite[0] else None
             hud = self._hud(result)
-            return renderer.views(item.frame.image_bgr, cam, hud, window=window, file=file, explains=item.explains, map_id=item.map_seq)
+            box = result.box if result is not None else None
+            return renderer.views(item.frame.image_bgr, cam, hud, window=window, file=file, explains=item.explains, map_id=item.map_seq, box=box)
 
     def _file_image(self, item: _Item) -> np.ndarray:
         """The picture for recordings and snapshots: the label and the legend, no REC badge or key hints."""

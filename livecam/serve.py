@@ -500,7 +500,7 @@ def _overlay_png(app: web.Application, image: np.ndarray, row: Any) -> bytes:
         latency_ms=None,
         dropped=0,
     )
-    overlay = _renderer(config, smooth=0.0).render(image, row.cam[0] if row.finite[0] else None, hud, view="file")
+    overlay = _renderer(config, smooth=0.0).render(image, row.cam[0] if row.finite[0] else None, hud, view="file", box=row.box)
     ok, data = cv2.imencode(".png", overlay)
     if not ok:
         raise RuntimeError("OpenCV could not encode a PNG.")

@@ -472,3 +472,19 @@ def test_each_picture_of_a_folder_starts_its_smoothing_afresh(tiny_engine, tmp_p
     from_row = overlay(in_folder.frame.image_bgr, in_folder.result, class_names=tiny_engine.class_names, hud="label")
     assert np.abs(in_folder.picture.astype(int) - from_row).max() <= 1
 
+
+
+def test_a_cropping_engine_puts_the_map_on_the_central_crop_of_each_frame(tiny_engine):
+    from livecam.outputs import result_record
+
+    crop = CamEngine(tiny_engine.model, fit="crop")
+    frames = [np.random.default_rng(i).integers(0, 256, (48, 80, 3), dtype=np.uint8) for i in range(3)]
+    output = KeepPictures()
+    Pipeline(FakeSource(frames), crop, Renderer(hud="none", smooth=0), Options(batch=2), outputs=[output]).run()
+    for raw, processed in zip(frames, output.processed):
+        assert processed.result.box == pytest.approx((16 / 80, 0.0, 64 / 80, 1.0))  # on the frame, not the prepared square
+        np.testing.assert_array_equal(processed.picture[:, :16], raw[:, :16])  # no heat outside the crop
+        np.testing.assert_array_equal(processed.picture[:, 64:], raw[:, 64:])
+        assert np.any(processed.picture[:, 16:64] != raw[:, 16:64])
+        record = result_record(processed, crop.class_names, "fake")
+        assert 16 <= record["hot_x"] <= 64  # the hottest point, on the crop

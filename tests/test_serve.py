@@ -437,6 +437,7 @@ def test_stops_within_2_s_with_clients_that_never_answer(tmp_path, signum):
         (["--port", "70000"], "--port"),
         (["--max-wait-ms", "-1"], "--max-wait-ms"),
         (["--hud", "loud"], "--hud"),
+        (["--fit", "zoom"], "--fit"),
     ],
 )
 def test_serve_mistakes_end_in_one_sentence(capsys, args, match):
@@ -671,3 +672,38 @@ def test_serve_takes_the_viewers_hud_choices():
 
     assert _serve_parser().parse_args([]).hud == "label"
     assert _serve_parser().parse_args(["--hud", "full"]).hud == "full"
+
+
+def test_a_cropping_server_says_where_each_map_lies_and_draws_it_there(tiny_engine):
+    from livecam.engine import CamEngine
+    from livecam.serve import ServeConfig
+
+    crop = CamEngine(tiny_engine.model, fit="crop")
+    image = np.random.default_rng(3).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    png = cv2.imencode(".png", image)[1].tobytes()
+
+    async def go():
+        worker, client = _serve_in_process(crop, ServeConfig(hud="none"))
+        with worker:
+            async with client:
+                answer = await (await client.post("/api/explain", data=png, headers={"Content-Type": "image/png"})).json()
+                ws = await client.ws_connect("/ws")
+                await ws.send_bytes(png)
+                over_ws = await receive_json(ws)
+                await ws.close()
+                response = await client.post("/api/explain?overlay=1", data=png, headers={"Content-Type": "image/png"})
+                picture = cv2.imdecode(np.frombuffer(await response.read(), np.uint8), cv2.IMREAD_COLOR)
+                return answer, over_ws, picture
+
+    answer, over_ws, picture = run(go())
+    assert answer["box"] == over_ws["box"] == pytest.approx([0.2, 0.0, 0.8, 1.0])  # the central 48x48 of 80x48
+    np.testing.assert_array_equal(picture[:, :16], image[:, :16])  # no heat outside the box
+    np.testing.assert_array_equal(picture[:, 64:], image[:, 64:])
+    assert np.any(picture[:, 16:64] != image[:, 16:64])
+
+
+@pytest.mark.parametrize(("args", "fit"), [([], "squash"), (["--fit", "pad"], "pad")])
+def test_serve_takes_fit(args, fit):
+    from livecam.cli import _serve_parser
+
+    assert _serve_parser().parse_args(args).fit == fit
