@@ -74,7 +74,8 @@ def test_result_has_the_documented_shape_and_explains_the_object(server):
             return await receive_json(ws)
 
     result = run(go())
-    assert set(result) == {"type", "seq", "class_id", "label", "prob", "topk", "cam", "method", "layer", "ms"}
+    assert set(result) == {"type", "seq", "class_id", "label", "prob", "topk", "cam", "method", "layer", "box", "ms"}
+    assert result["box"] == [0.0, 0.0, 1.0, 1.0]  # --fit squash: the map covers the whole frame
     assert result["type"] == "result" and result["seq"] == 1
     assert result["label"] == shown.label == CLASS_NAMES[result["class_id"]]
     assert result["prob"] > 0.9
