@@ -140,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     """The engine's options (model, weights, layer, method, class, speed), shared by the viewer and `livecam serve`."""
+    from livecam.fit import FITS
     from livecam.methods import METHOD_NAMES
     from livecam.models import DEFAULT_MODEL
 
@@ -153,6 +154,13 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     eng.add_argument("--topk", type=_int_range("--topk", 1, 20), default=None, help="top classes on the HUD (1-20, default 5)")
     eng.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
     eng.add_argument("--input-size", type=_int_range("--input-size", 32, 1024), help="feed the network at this square size")
+    eng.add_argument(
+        "--fit",
+        choices=FITS,
+        default="squash",
+        help="how a frame meets the network's square input: squash (the whole frame, stretched), crop (its central "
+        "square; the map covers only that) or pad (letterboxed with grey; the map over the bands is cut away) (default: squash)",
+    )
     eng.add_argument("--xla", action="store_true", help="compile the step with XLA")
     eng.add_argument("--mixed-precision", action="store_true", help="mixed_float16 zoo models (GPUs)")
     eng.add_argument(
@@ -288,6 +296,7 @@ def _layers(argv: list[str]) -> int:
 
 
 def _serve_parser() -> argparse.ArgumentParser:
+    from livecam.render import HUD_LEVELS
     from livecam.serve import DEFAULT_PORT
 
     p = _ArgumentParser(
@@ -309,7 +318,15 @@ def _serve_parser() -> argparse.ArgumentParser:
     net.add_argument("--keyfile", help="HTTPS private key (PEM)")
     net.add_argument("--max-batch", type=_int_range("--max-batch", 1, 256), default=8, help="most frames of all clients in one engine call (default 8)")
     net.add_argument("--max-wait-ms", type=_int_range("--max-wait-ms", 0, 1000), default=5, help="longest a frame waits for others to share its call, 0-1000 (default 5)")
-    add_look_arguments(p.add_argument_group("rendering (the stream, overlays, and the page's starting values)"))
+    look = p.add_argument_group("rendering (the stream, overlays, and the page's starting values)")
+    add_look_arguments(look)
+    look.add_argument(
+        "--hud",
+        choices=HUD_LEVELS,
+        default="label",
+        help="the HUD of /stream.mjpg and ?overlay=1 pictures: label: label and legend; full: adds top-k bars and "
+        "diagnostics; none: the overlay alone (default: label)",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -343,7 +360,7 @@ def _serve(argv: list[str]) -> int:
 
             engine = engine_from_args(args, model_name, log=say)
         class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
-        config = serve.ServeConfig(token=token, class_id=class_id, blend=args.blend, alpha=args.alpha, colormap=args.colormap, smooth=args.smooth)
+        config = serve.ServeConfig(token=token, class_id=class_id, blend=args.blend, alpha=args.alpha, colormap=args.colormap, smooth=args.smooth, hud=args.hud)
         with EngineWorker(engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms) as worker:
             app = serve.create_app(engine, worker, config, source=source)
 
@@ -590,6 +607,7 @@ def engine_from_args(args: argparse.Namespace, model_name: str, log: Callable[[s
         mixed_precision=args.mixed_precision,
         unsafe_model_load=args.unsafe_model_load,
         runtime=args.runtime,
+        fit=args.fit,
         log=(lambda text: log(f"livecam: {text}")) if log is not None else (lambda text: None),
     )
 

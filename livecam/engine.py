@@ -31,6 +31,7 @@ import tensorflow.experimental.numpy as tnp
 
 from livecam import methods as methods_module
 from livecam.errors import UserError, first_line
+from livecam.fit import FULL_BOX, apply_fit, check_fit, fit_geometry
 from livecam.methods import METHOD_NAMES, check_method
 from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, spatial_layers
 from livecam.head import DenseHead
@@ -54,6 +55,10 @@ class CamResult:
         finite: (N,) bool, False where the model produced NaN or inf (that map is all zero).
         layer: the target layer's name.
         method: the CAM method's name.
+        box: (x0, y0, x1, y1), where each map lies on its frame, in fractions of the frame's width
+            and height (see ``livecam.fit``): (0, 0, 1, 1), the whole frame, unless the engine
+            crops or pads (``fit``); then the map covers the central crop, or reaches past the
+            frame over the padding.
     """
 
     probs: np.ndarray
@@ -64,6 +69,7 @@ class CamResult:
     finite: np.ndarray
     layer: str
     method: str
+    box: tuple[float, float, float, float] = FULL_BOX
 
     def __len__(self) -> int:
         return len(self.class_ids)
@@ -88,6 +94,8 @@ class CamEngine:
         xla: compile the step with XLA (``jit_compile``).
         mixed_precision: build zoo models with the ``mixed_float16`` policy (for GPUs).
         unsafe_model_load: allow model files with Lambda layers.
+        fit: how a frame meets the network's (usually square) input: ``"squash"`` (stretched
+            whole), ``"crop"`` (its central part) or ``"pad"`` (letterboxed); see ``livecam.fit``.
         runtime: ``"auto"`` (OpenVINO on a machine without a GPU when the model can be cut at
             the target layer, else TensorFlow), ``"tensorflow"`` or ``"openvino"``. The choice
             and why are in ``runtime`` and ``runtime_reason``.
@@ -113,8 +121,10 @@ class CamEngine:
         unsafe_model_load: bool = False,
         runtime: Runtime = "auto",
         log: Callable[[str], None] | None = None,
+        fit: str = "squash",
     ) -> None:
         self.method = method  # validates
+        self.fit = check_fit(fit)
         if runtime not in RUNTIMES:
             raise UserError(f"Expected runtime in {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
         log = log or (lambda text: print(f"livecam: {text}", file=sys.stderr, flush=True))
@@ -165,7 +175,8 @@ class CamEngine:
         """The compiled step itself, for serving and export (``__call__`` is the friendly form).
 
         ``step(frames_bgr, class_ids, method_index)``: uint8 BGR frames (N, H, W, 3) at the input
-        size (the TensorFlow runtime also resizes other sizes in the graph), int32 class ids (N,) with -1 for each
+        size (the TensorFlow runtime also resizes other sizes in the graph, squashed whatever ``fit``
+        says: ``prepare`` fits them), int32 class ids (N,) with -1 for each
         frame's top class, and the int32 index of the method in ``METHOD_NAMES``. Returns the
         arrays (probs, class_ids, cam, topk_probs, topk_ids, finite), as tensors or NumPy arrays.
         """
@@ -176,8 +187,13 @@ class CamEngine:
         """Names of the layers a map can be taken from, in order."""
         return [layer.name for layer in spatial_layers(self.model)]
 
+    def map_box(self, frame_wh: tuple[int, int]) -> tuple[float, float, float, float]:
+        """Where the map of a frame of ``frame_wh`` (width, height) lies on it (``CamResult.box``)."""
+        return fit_geometry(frame_wh, self.input_size, self.fit).box
+
     def prepare(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """Frames resized to the model's input size on the CPU, where uint8 resizing is cheap.
+        """Frames fitted (``fit``: cropped or padded) and resized to the model's input size on the
+        CPU, where uint8 resizing is cheap.
 
         A big frame is first halved with an exact 2x2 box filter (OpenCV's fast integer-factor
         INTER_AREA) as long as it stays at least the input size, then resized bilinearly by the
@@ -189,6 +205,8 @@ class CamEngine:
         if frame_bgr.ndim == 4:
             return np.stack([self.prepare(f) for f in frame_bgr])
         h, w = self.input_size
+        if self.fit != "squash":
+            frame_bgr = apply_fit(frame_bgr, fit_geometry(frame_bgr.shape[1::-1], self.input_size, self.fit))
         while frame_bgr.shape[0] >= 2 * h and frame_bgr.shape[1] >= 2 * w:
             half = (frame_bgr.shape[1] // 2, frame_bgr.shape[0] // 2)
             frame_bgr = cv2.resize(frame_bgr[: 2 * half[1], : 2 * half[0]], half, interpolation=cv2.INTER_AREA)
@@ -216,6 +234,7 @@ class CamEngine:
         """
         frames = _check_frames(frames)
         batch = frames if frames.ndim == 4 else frames[None]
+        box = self.map_box(batch.shape[2:0:-1])
         if batch.shape[1:3] != self.input_size:
             batch = self.prepare(batch)
         ids = self._class_ids(class_id, len(batch))
@@ -231,6 +250,7 @@ class CamEngine:
             finite=finite,
             layer=self.layer_name,
             method=name,
+            box=box,
         )
 
     # ------------------------------------------------------------------ the runtime

@@ -30,11 +30,15 @@ JPEG_QUALITY = 85
 
 @dataclass(frozen=True)
 class FeedFrame:
-    """One frame of the server's source: its number (1, 2, ...) and pixels."""
+    """One frame of the server's source: its number (1, 2, ...) and pixels.
+
+    ``unrelated``: a picture that does not follow on from the one before (``Frame.unrelated``).
+    """
 
     number: int
     image_bgr: np.ndarray
     timestamp_s: float
+    unrelated: bool = False
 
 
 class SourceFeed:
@@ -106,7 +110,7 @@ class SourceFeed:
                         break
                     next_due = max(next_due, time.monotonic() - period_s)
                 number += 1
-                self._latest = FeedFrame(number, frame.image_bgr, time.monotonic())
+                self._latest = FeedFrame(number, frame.image_bgr, time.monotonic(), frame.unrelated)
                 self._notify()
         finally:
             self._stop.set()
@@ -130,7 +134,7 @@ class MjpegStream:
         feed: the server's source.
         explain: ``await explain(frame_bgr) -> (one-row CamResult, engine_ms)``, with the
             server's own method and class.
-        renderer: draws the overlay and the HUD.
+        renderer: draws the overlay and the HUD (its ``file_hud``: a stream has no keys to hint at).
         class_names: the engine's class names, for the HUD.
         locked: whether the server explains a fixed class (``--class``).
     """
@@ -147,6 +151,7 @@ class MjpegStream:
         self._viewers_changed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._times: list[float] = []
+        self._scene = 0  # the number of the last unrelated picture: a new one restarts the smoothing
 
     @property
     def viewers(self) -> int:
@@ -219,7 +224,11 @@ class MjpegStream:
             dropped=0,
             status="reconnecting" if self._feed.status == "reconnecting" else ("" if row.finite[0] else "no map (non-finite output)"),
         )
-        image = self._renderer.render(frame.image_bgr, row.cam[0] if row.finite[0] else None, hud)
+        if frame.unrelated:
+            self._scene = frame.number
+        cam = row.cam[0] if row.finite[0] else None
+        # Drawn as a file is: the renderer's file_hud, without the window's key hint, help or messages.
+        image = self._renderer.render(frame.image_bgr, cam, hud, view="file", explains=(row.method, self._scene), box=row.box)
         return encode_jpeg(image)
 
     def _publish(self, latest: tuple[int, bytes] | None) -> None:

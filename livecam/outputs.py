@@ -66,6 +66,8 @@ def result_record(processed: Processed, class_names: Sequence[str], source: str)
 
     The hottest point is the centre of the map's hottest cell, in frame pixels (x right, y
     down), with the map's value there (maps are scaled to a maximum of 1, so 0 means no map).
+    The map lies where the network looked (``result.box``): under ``--fit pad`` the point can
+    fall on the padding, outside the frame.
     """
     frame, result = processed.frame, processed.result
     height, width = frame.image_bgr.shape[:2]
@@ -94,9 +96,10 @@ def result_record(processed: Processed, class_names: Sequence[str], source: str)
     cam = np.asarray(result.cam[0])
     if record["finite"] and cam.size:
         row, col = np.unravel_index(int(np.argmax(cam)), cam.shape)
+        x0, y0, x1, y1 = getattr(result, "box", (0.0, 0.0, 1.0, 1.0))  # where the map lies on the frame (--fit)
         record.update(
-            hot_x=round((col + 0.5) * width / cam.shape[1]),
-            hot_y=round((row + 0.5) * height / cam.shape[0]),
+            hot_x=round(x0 * width + (col + 0.5) * ((x1 - x0) * width) / cam.shape[1]),
+            hot_y=round(y0 * height + (row + 0.5) * ((y1 - y0) * height) / cam.shape[0]),
             hot_value=_number(cam[row, col]),
         )
     return record

@@ -27,7 +27,7 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from pathlib import Path
@@ -106,13 +106,14 @@ class _Item:
     result: CamResult | None = None  # a one-row result
     map_seq: int = 0  # names the map, for the renderer's smoothing (reused maps keep the number)
     class_lock: int | None = None  # the locked class the map was asked for
+    scene: int = 0  # counts unrelated pictures (Frame.unrelated): a new one restarts the smoothing
     image: np.ndarray | None = None  # the rendered overlay, as the window shows it
     file_image: np.ndarray | None = None  # ... and as recordings and snapshots keep it
 
     @property
-    def explains(self) -> tuple[str, int | None] | None:
-        """What the map answers, for the renderer: a new method or locked class restarts the smoothing."""
-        return None if self.result is None else (self.result.method, self.class_lock)
+    def explains(self) -> tuple[str, int | None, int] | None:
+        """What the map answers, for the renderer: a new method, locked class or picture restarts the smoothing."""
+        return None if self.result is None else (self.result.method, self.class_lock, self.scene)
 
 
 class Pipeline:
@@ -187,6 +188,7 @@ class Pipeline:
         self._render_lock = threading.Lock()
         self._first_map_s: float | None = None  # when the first map came (files: the HUD's engine rate)
         self._map_ids = itertools.count(1)  # numbers the maps, so that the renderer folds each into its smoothing once
+        self._scene = 0  # the Frame.unrelated pictures so far (read by one stage only)
         self._last_map: tuple[CamResult, int, int | None] | None = None  # (row, map_seq, class_lock), for --every N
         self._progress = None
         if recorder is not None:
@@ -276,12 +278,17 @@ class Pipeline:
             frame = self.source.read()
             if frame is None:
                 break
-            prepared = self.engine.prepare(frame.image_bgr)
+            item = self._new_item(frame)
             self.times.add("capture", (time.perf_counter() - t0) * 1000)
             self._first_capture = self._first_capture or frame.timestamp_s
-            self._put(out, _Item(frame, prepared))
+            self._put(out, item)
             count += 1
         self._put(out, _END)
+
+    def _new_item(self, frame: Frame) -> _Item:
+        """A frame on its way, resized for the engine; an unrelated picture starts a new scene."""
+        self._scene += frame.unrelated
+        return _Item(frame, self.engine.prepare(frame.image_bgr), scene=self._scene)
 
     def _engine_stage(self, inbox: queue.Queue, out: queue.Queue) -> None:
         """Hands frames to the worker and passes them on, in order, with their maps."""
@@ -306,7 +313,7 @@ class Pipeline:
                 if self.source.status == "ended":
                     break
                 continue  # reconnecting: the display shows the status meanwhile
-            item = _Item(frame, self.engine.prepare(frame.image_bgr))
+            item = self._new_item(frame)
             self.times.add("capture", (time.perf_counter() - t0) * 1000)
             self._first_capture = self._first_capture or frame.timestamp_s
             self._submit(item, count)
@@ -351,7 +358,7 @@ class Pipeline:
             self.times.add("engine", item.job.engine_ms / item.job.batch_size)
             self.engine_rate.tick()
             self._first_map_s = self._first_map_s or time.monotonic()
-            item.result, item.map_seq, item.job = row, next(self._map_ids), None
+            item.result, item.map_seq, item.job = self._placed(row, item), next(self._map_ids), None
             self._last_map = (row, item.map_seq, item.class_lock)
         elif self._last_map is not None:
             item.result, item.map_seq, item.class_lock = self._last_map
@@ -474,9 +481,13 @@ class Pipeline:
         item.class_lock = self.state.class_id
         row = self._wait(self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method))
         if row is not None:
-            item.result, item.map_seq = row, next(self._map_ids)
+            item.result, item.map_seq = self._placed(row, item), next(self._map_ids)
 
     # ------------------------------------------------------------------ helpers
+
+    def _placed(self, row: CamResult, item: _Item) -> CamResult:
+        """The row with its map placed on the item's frame: the worker was given the frame prepared (at the input size)."""
+        return replace(row, box=self.engine.map_box(item.frame.image_bgr.shape[1::-1]))
 
     def _render(self, item: _Item, *, window: bool = True, file: bool = True) -> Views:
         """The window's picture and the files' picture of an item (either can be left out)."""
@@ -488,7 +499,8 @@ class Pipeline:
             result = item.result
             cam = result.cam[0] if result is not None and result.finite[0] else None
             hud = self._hud(result)
-            return renderer.views(item.frame.image_bgr, cam, hud, window=window, file=file, explains=item.explains, map_id=item.map_seq)
+            box = result.box if result is not None else None
+            return renderer.views(item.frame.image_bgr, cam, hud, window=window, file=file, explains=item.explains, map_id=item.map_seq, box=box)
 
     def _file_image(self, item: _Item) -> np.ndarray:
         """The picture for recordings and snapshots: the label and the legend, no REC badge or key hints."""

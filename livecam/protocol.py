@@ -169,6 +169,7 @@ def result_message(row: Any, class_names: Sequence[str], *, seq: int, engine_ms:
         "cam": encode_cam(row.cam[0]),
         "method": row.method,
         "layer": row.layer,
+        "box": [round(float(v), 6) for v in getattr(row, "box", (0.0, 0.0, 1.0, 1.0))],
         "ms": {"engine": round(float(engine_ms), 3), "server": round(float(server_ms), 3)},
     }
 

@@ -410,6 +410,7 @@ class Renderer:
         view: str = "window",
         explains: Hashable = None,
         map_id: Hashable = None,
+        box: Sequence[float] | None = None,
     ) -> np.ndarray:
         """Draws one output picture.
 
@@ -422,13 +423,16 @@ class Renderer:
                 differs from the last call's, the smoothing starts afresh.
             map_id: names the map, e.g. a sequence number; the same ``map_id`` as the last call's
                 is the same map, not folded in again. None: a new map on every call.
+            box: where the map lies on the frame, (x0, y0, x1, y1) in fractions of its width and
+                height (``CamResult.box``); the frame outside it gets no heat, and the part of the
+                map outside the frame is not drawn. None: the whole frame.
 
         Returns:
             A new uint8 image, (H, W, 3), or (H, 2W, 3) side by side.
         """
         if view not in ("window", "file"):
             raise UserError(f"Expected view to be 'window' or 'file'. Received: view={view!r}")
-        views = self.views(frame_bgr, cam, hud, window=view == "window", file=view == "file", explains=explains, map_id=map_id)
+        views = self.views(frame_bgr, cam, hud, window=view == "window", file=view == "file", explains=explains, map_id=map_id, box=box)
         return views.window if view == "window" else views.file
 
     def views(
@@ -441,6 +445,7 @@ class Renderer:
         file: bool = True,
         explains: Hashable = None,
         map_id: Hashable = None,
+        box: Sequence[float] | None = None,
     ) -> Views:
         """Draws the window's picture and the files' picture of one frame from one blend.
 
@@ -452,12 +457,21 @@ class Renderer:
         if explains != self._explains:
             self.reset()
             self._explains = explains
+        region, place = _region(box, width, height)
         if cam is None:
             overlay = frame.copy()
-        elif self._blend == "uniform":
-            overlay = blend(frame, self._heat_for(cam, map_id, (width, height)), self._alpha)
         else:
-            overlay = self._heat_blend(frame, cam, map_id)
+            x0, y0, x1, y1 = region
+            part = frame[y0:y1, x0:x1]  # the heat goes here only (crop: the frame outside has none)
+            if self._blend == "uniform":
+                part = blend(part, self._heat_for(cam, map_id, (x1 - x0, y1 - y0), place), self._alpha)
+            else:
+                part = self._heat_blend(part, cam, map_id, place)
+            if region == (0, 0, width, height):
+                overlay = part
+            else:
+                overlay = frame.copy()
+                overlay[y0:y1, x0:x1] = part
         if self.side_by_side:
             base = np.empty((height, 2 * width, 3), np.uint8)
             base[:, :width] = frame
@@ -497,23 +511,66 @@ class Renderer:
     # at most 10, on average 0.4 of 255), for half the time (640x480: about 2.7 against 5.0 ms a
     # frame with a new map, the label drawn, on 2 cores).
 
-    def _heat_for(self, cam: np.ndarray, map_id: Hashable, size_wh: tuple[int, int]) -> np.ndarray:
+    def _heat_for(self, cam: np.ndarray, map_id: Hashable, size_wh: tuple[int, int], place: tuple[float, ...]) -> np.ndarray:
         self._fold(cam, map_id)
-        key = (size_wh, self._cmap_id)
+        key = (size_wh, place, self._cmap_id)
         if self._heat_key != key:
-            self._heat = _to_size(colorize(_cubic_step(self._smoothed, size_wh), self._cmap_id), size_wh)
+            self._heat = _place(colorize(_cubic_step(self._smoothed, _extent_wh(place)), self._cmap_id), place, size_wh)
             self._heat_key = key
         return self._heat
 
-    def _heat_blend(self, frame: np.ndarray, cam: np.ndarray, map_id: Hashable) -> np.ndarray:
+    def _heat_blend(self, frame: np.ndarray, cam: np.ndarray, map_id: Hashable, place: tuple[float, ...]) -> np.ndarray:
         size_wh = frame.shape[1::-1]
         self._fold(cam, map_id)
-        key = (size_wh, self._cmap_id, self._alpha)
+        key = (size_wh, place, self._cmap_id, self._alpha)
         if self._layers_key != key:
-            cam01 = np.clip(_cubic_step(self._smoothed, size_wh), 0.0, 1.0)
-            self._layers = tuple(_to_size(layer, size_wh) for layer in _heat_layers(colorize(cam01, self._cmap_id), cam01, self._alpha))
+            cam01 = np.clip(_cubic_step(self._smoothed, _extent_wh(place)), 0.0, 1.0)
+            self._layers = tuple(_place(layer, place, size_wh) for layer in _heat_layers(colorize(cam01, self._cmap_id), cam01, self._alpha))
             self._layers_key = key
         return _blend_layers(frame, *self._layers)
+
+
+def _region(box: Sequence[float] | None, width: int, height: int) -> tuple[tuple[int, int, int, int], tuple[float, float, float, float]]:
+    """The frame's pixels the map lies over, (x0, y0, x1, y1), and the map's whole extent in
+    pixels of that region (beyond it where the map reaches past the frame: --fit pad)."""
+    if box is None:
+        return (0, 0, width, height), (0.0, 0.0, float(width), float(height))
+    try:
+        bx0, by0, bx1, by1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise UserError(f"Expected box as (x0, y0, x1, y1) in fractions of the frame. Received: box={box!r}") from None
+    if not (bx0 < bx1 and by0 < by1 and all(math.isfinite(v) for v in (bx0, by0, bx1, by1))):
+        raise UserError(f"Expected box as (x0, y0, x1, y1) with x0 < x1 and y0 < y1. Received: box={box!r}")
+    x0, y0 = max(0, round(bx0 * width)), max(0, round(by0 * height))
+    x1, y1 = min(width, round(bx1 * width)), min(height, round(by1 * height))
+    if x1 <= x0 or y1 <= y0:
+        raise UserError(f"Expected box to overlap the frame. Received: box={box!r}")
+    place = (bx0 * width - x0, by0 * height - y0, bx1 * width - x0, by1 * height - y0)
+    # A box made of whole pixels (a crop) stays exact, so that its map is resized, not warped.
+    return (x0, y0, x1, y1), tuple(float(round(v)) if abs(v - round(v)) < 1e-6 else v for v in place)
+
+
+def _extent_wh(place: tuple[float, ...]) -> tuple[int, int]:
+    """The map's whole extent in pixels, (width, height), for the bicubic step's resolution."""
+    return max(1, round(place[2] - place[0])), max(1, round(place[3] - place[1]))
+
+
+def _place(image: np.ndarray, place: tuple[float, ...], size_wh: tuple[int, int]) -> np.ndarray:
+    """``image`` (the whole map's extent, at any resolution) stretched onto ``place`` = (x0, y0,
+    x1, y1) in the pixels of a ``size_wh`` picture, and seen through that picture.
+
+    Where the map covers the picture exactly, a plain resize (``_to_size``); otherwise one affine
+    warp with the same half-pixel centres, so that the part over the picture is exactly the part
+    a resize of the whole extent would put there.
+    """
+    x0, y0, x1, y1 = place
+    width, height = size_wh
+    if (x0, y0, x1, y1) == (0.0, 0.0, float(width), float(height)):
+        return _to_size(image, size_wh)
+    scale_x, scale_y = image.shape[1] / (x1 - x0), image.shape[0] / (y1 - y0)
+    # A picture pixel's centre x + 0.5 lies at (x + 0.5 - x0) * scale in the image, whose pixel u has its centre at u + 0.5.
+    to_image = np.float64([[scale_x, 0.0, (0.5 - x0) * scale_x - 0.5], [0.0, scale_y, (0.5 - y0) * scale_y - 0.5]])
+    return cv2.warpAffine(image, to_image, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 def overlay(
@@ -565,7 +622,7 @@ def overlay(
         status="" if finite else "no map (non-finite output)",
     )
     renderer = Renderer(colormap=colormap, alpha=alpha, smooth=0.0, blend=blend, hud=hud, file_hud=hud)
-    return renderer.render(frame_bgr, result.cam[index] if finite else None, info, view="file")
+    return renderer.render(frame_bgr, result.cam[index] if finite else None, info, view="file", box=getattr(result, "box", None))
 
 
 # ---------------------------------------------------------------- HUD drawing

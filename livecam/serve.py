@@ -45,7 +45,7 @@ from livecam.feed import MjpegStream, SourceFeed
 from livecam.mailbox import Mailbox
 from livecam.methods import METHOD_NAMES
 from livecam.metrics import ServerMetrics
-from livecam.render import BLENDS, COLORMAPS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, Renderer, check_choice
+from livecam.render import BLENDS, COLORMAPS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, Renderer, check_choice, check_hud
 from livecam.worker import EngineWorker, WorkerClosed
 
 DEFAULT_PORT = 8765
@@ -67,6 +67,9 @@ class ServeConfig:
         class_id: the class the server's own stream explains (``--class``); None: the top one.
         blend, alpha, colormap, smooth: the renderer's settings for the stream and overlays, and
             the page's starting values (alpha None: the blend's default).
+        hud: the HUD of the stream and overlays: "label" (the label and the legend), "full" (adds
+            the top-k bars and the diagnostics) or "none". The window's own items (key hint,
+            help, messages) are never drawn: nobody presses keys on a stream.
     """
 
     token: str | None = None
@@ -75,9 +78,11 @@ class ServeConfig:
     alpha: float | None = None
     colormap: str = "jet"
     smooth: float = DEFAULT_SMOOTH
+    hud: str = "label"
 
     def __post_init__(self) -> None:
         check_choice("blend", self.blend, BLENDS)
+        check_hud(self.hud)
 
     @property
     def opacity(self) -> float:
@@ -134,7 +139,7 @@ def _start_feed(source: Any) -> Callable:
     async def start(app: web.Application) -> None:
         feed = SourceFeed(source, asyncio.get_running_loop())
         config = app[_config_key]
-        renderer = Renderer(colormap=config.colormap, alpha=config.alpha, blend=config.blend, smooth=config.smooth)
+        renderer = _renderer(config, smooth=config.smooth)
         app[_feed_key] = feed
         app[_mjpeg_key] = MjpegStream(
             feed,
@@ -505,12 +510,16 @@ def _overlay_png(app: web.Application, image: np.ndarray, row: Any) -> bytes:
         latency_ms=None,
         dropped=0,
     )
-    renderer = Renderer(colormap=config.colormap, alpha=config.alpha, blend=config.blend, smooth=0.0)
-    overlay = renderer.render(image, row.cam[0] if row.finite[0] else None, hud)
+    overlay = _renderer(config, smooth=0.0).render(image, row.cam[0] if row.finite[0] else None, hud, view="file", box=row.box)
     ok, data = cv2.imencode(".png", overlay)
     if not ok:
         raise RuntimeError("OpenCV could not encode a PNG.")
     return data.tobytes()
+
+
+def _renderer(config: ServeConfig, *, smooth: float) -> Renderer:
+    """The renderer of the stream and overlays: pictures drawn like the files of a viewer (view "file"), at ``config.hud``."""
+    return Renderer(colormap=config.colormap, alpha=config.alpha, blend=config.blend, smooth=smooth, hud=config.hud, file_hud=config.hud)
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -79,6 +79,9 @@ class Frame:
         media_time_s: video files: the frame's time in the file (seconds from the first frame,
             counting on across ``--loop`` passes); None for other sources.
         name: image folders and globs: the file name the picture came from; None otherwise.
+        unrelated: True where the picture has nothing to do with the one before it (every image
+            of a folder or glob), so that a viewer starts its smoothing afresh; False for the
+            frames of a video or a camera, which follow on from each other.
     """
 
     image_bgr: np.ndarray
@@ -86,6 +89,7 @@ class Frame:
     timestamp_s: float
     media_time_s: float | None = None
     name: str | None = None
+    unrelated: bool = False
 
 
 class CaptureLike(Protocol):
@@ -163,6 +167,8 @@ class _SourceBase:
 class _OrderedSource(_SourceBase):
     """Files and folders: every frame in order, none dropped. Subclasses say how to get the next."""
 
+    unrelated_frames = False  # see Frame.unrelated
+
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()  # close() may come from another thread than read()
@@ -189,7 +195,7 @@ class _OrderedSource(_SourceBase):
             if image is None:
                 self._status = "ended"
                 return None
-            frame = Frame(image, self._next_index, time.monotonic(), media_s, name)
+            frame = Frame(image, self._next_index, time.monotonic(), media_s, name, self.unrelated_frames)
             self._next_index += 1
             return frame
 
@@ -344,6 +350,8 @@ class ImageFolderSource(_OrderedSource):
     Raises:
         UserError: no image in ``paths`` can be read.
     """
+
+    unrelated_frames = True  # separate pictures: each frame's map stands alone
 
     def __init__(self, paths: list[Path], *, fps: float = FOLDER_DEFAULT_FPS, loop: bool = False, where: str = ""):
         super().__init__()

@@ -22,7 +22,7 @@ from collections.abc import Hashable
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,7 @@ class _Request:
     job: Job
     submitted_s: float
     stream: Hashable | None
+    box: tuple[float, float, float, float]  # where the map lies on the frame as submitted (CamResult.box)
 
 
 class EngineWorker:
@@ -142,7 +143,8 @@ class EngineWorker:
                 submitter, whose frames always wait up to ``max_wait_ms`` for company.
 
         Returns:
-            A ``Job`` (a Future) resolving to a one-row ``CamResult``, or to the engine's
+            A ``Job`` (a Future) resolving to a one-row ``CamResult`` (its ``box`` placed on
+            ``frame_bgr``), or to the engine's
             exception, or ``WorkerClosed``. Cancelling it before it runs keeps it out of the engine.
 
         Raises:
@@ -153,7 +155,8 @@ class EngineWorker:
             raise UserError(f"Expected one frame of shape (H, W, 3). Received: shape={frame_bgr.shape}")
         prepared = self.engine.prepare(frame_bgr)  # validates, and resizes here in the caller's thread
         name = self.engine.method if method is None else check_method(method)
-        request = _Request(prepared, self._check_class_id(class_id), name, Job(), time.monotonic(), stream)
+        box = self.engine.map_box(frame_bgr.shape[1::-1])
+        request = _Request(prepared, self._check_class_id(class_id), name, Job(), time.monotonic(), stream, box)
         with self._cond:
             if self._closed:
                 raise WorkerClosed("The engine worker is closed; no more frames can be submitted.")
@@ -275,7 +278,7 @@ class EngineWorker:
             request.job.engine_ms = engine_ms
             request.job.batch_size = len(batch)
             request.job.queued_ms = (started_s - request.submitted_s) * 1000
-            request.job.set_result(row)
+            request.job.set_result(replace(row, box=request.box))  # the batch was at the input size; the frames were not
 
     def _check_class_id(self, class_id: int | None) -> int:
         if class_id is None:
@@ -302,6 +305,7 @@ def split_rows(result: CamResult) -> list[CamResult]:
             finite=result.finite[i : i + 1],
             layer=result.layer,
             method=result.method,
+            box=result.box,
         )
         for i in range(len(result))
     ]

@@ -336,6 +336,7 @@ USER_ERRORS = {
     "class id out of range": (["--class", "1000"], "Expected a class id in [0, 999]. Received: 1000"),
     "class name ambiguous": (["--class", "Sunglasses"], "Class name 'Sunglasses' is ambiguous (ids 836, 837)"),
     "runtime unknown": (["--runtime", "onnx"], "Argument --runtime: invalid choice: 'onnx'"),
+    "fit unknown": (["--fit", "zoom"], "Argument --fit: invalid choice: 'zoom'"),
     "runtime forced with xla": (["--runtime", "openvino", "--xla"], "The OpenVINO runtime cannot run model 'mobilenet_v2': XLA and mixed"),
 }
 
@@ -841,3 +842,14 @@ def test_forced_openvino_for_a_model_that_does_not_split_is_one_line(capsys, cli
     code, _, err = cli(capsys, *common)
     assert code == 0, err
     assert "livecam: runtime tensorflow (the model cannot be cut at layer 'target': a layer after the target layer" in err
+
+
+def test_fit_reaches_the_engine(monkeypatch):
+    import livecam.engine
+    from livecam.cli import _parser, engine_from_args
+
+    made = {}
+    monkeypatch.setattr(livecam.engine, "CamEngine", lambda model, **kwargs: made.update(kwargs))
+    assert _parser().parse_args([]).fit == "squash"
+    engine_from_args(_parser().parse_args(["--fit", "crop"]), "demo")
+    assert made["fit"] == "crop"

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from livecam import CamEngine
 from livecam.engine import METHOD_NAMES
+from livecam.errors import UserError
 
 SIZE = 32
 N_CLASSES = 5
@@ -417,3 +418,64 @@ def test_binary_labels_file_names_both_classes(tmp_path):
     labels.write_text("dog\n")
     with pytest.raises(ValueError, match=r"has 1 names but the model has 2 classes"):
         CamEngine(str(path), labels=str(labels), layer="target")
+
+
+# ---------------------------------------------------------------------- --fit: where the network looks
+
+
+def _scene_64x48() -> np.ndarray:
+    """A wide frame with different things in its middle and at its sides."""
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
+    frame[10:30, 20:36] = (40, 220, 250)  # inside the central square
+    frame[30:46, 0:8] = 255  # in the left band a crop leaves out
+    return frame
+
+
+@pytest.fixture(scope="module")
+def fitted_engines():
+    model = tiny_model("dense_softmax")
+    return {fit: CamEngine(model, layer="target", fit=fit) for fit in ("squash", "crop", "pad")}
+
+
+def test_crop_explains_the_central_square_and_says_where_its_map_lies(fitted_engines):
+    frame = _scene_64x48()
+    cropped = np.ascontiguousarray(frame[:, 8:56])  # 48x48, by hand
+    result = fitted_engines["crop"](frame)
+    reference = fitted_engines["squash"](cropped)
+    np.testing.assert_allclose(result.cam, reference.cam, atol=1e-5)
+    np.testing.assert_allclose(result.probs, reference.probs, atol=1e-6)
+    assert result.box == pytest.approx((8 / 64, 0.0, 56 / 64, 1.0))
+    assert not np.allclose(fitted_engines["squash"](frame).cam, reference.cam, atol=1e-3)  # squash sees another picture
+
+
+def test_pad_explains_the_letterboxed_frame_and_its_map_reaches_over_the_bands(fitted_engines):
+    frame = _scene_64x48()
+    padded = np.empty((64, 64, 3), np.uint8)
+    padded[:] = (104, 116, 124)  # ImageNet's mean colour, BGR
+    padded[8:56] = frame
+    result = fitted_engines["pad"](frame)
+    reference = fitted_engines["squash"](padded)
+    np.testing.assert_allclose(result.cam, reference.cam, atol=1e-5)
+    assert result.box == pytest.approx((0.0, -8 / 48, 1.0, 56 / 48))
+    # A tall frame gets its bands left and right.
+    assert fitted_engines["pad"](np.ascontiguousarray(frame.transpose(1, 0, 2))).box == pytest.approx((-8 / 48, 0.0, 56 / 48, 1.0))
+
+
+def test_fit_is_the_same_through_the_worker_and_square_frames_are_left_alone(fitted_engines):
+    from livecam.worker import EngineWorker
+
+    frame = _scene_64x48()
+    with EngineWorker(fitted_engines["crop"]) as worker:
+        row = worker.submit(frame).result(timeout=60)
+    np.testing.assert_allclose(row.cam, fitted_engines["crop"](frame).cam, atol=1e-6)
+    assert row.box == pytest.approx((8 / 64, 0.0, 56 / 64, 1.0))  # on the frame submitted, not the prepared one
+    square = frame[:, :48].copy()
+    for fit in ("crop", "pad"):
+        assert fitted_engines[fit](square).box == (0.0, 0.0, 1.0, 1.0)
+        np.testing.assert_array_equal(fitted_engines[fit].prepare(square), fitted_engines["squash"].prepare(square))
+
+
+def test_an_unknown_fit_is_refused():
+    with pytest.raises(UserError, match=r"Expected fit to be one of squash, crop, pad\. Received: fit='zoom'"):
+        CamEngine(tiny_model("dense_softmax"), fit="zoom")

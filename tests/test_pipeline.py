@@ -299,7 +299,7 @@ def test_file_mode_keeps_every_frame_in_order(nan_for_dark_frames, tmp_path, bat
     assert [int(image[0, 0, 0]) for image in recorder.images] == list(range(len(frames)))
     # A map reused for --every N frames keeps its number: the renderer folds it in once.
     assert [map_id for _, map_id in renderer.keys] == [1 + i // every for i in range(len(frames))]
-    assert {explains for explains, _ in renderer.keys} == {("gradcam", None)}
+    assert {explains for explains, _ in renderer.keys} == {("gradcam", None, 0)}  # (method, lock, picture): one video
 
 
 def test_a_shared_worker_batches_the_files_frames_and_stays_open(nan_for_dark_frames):
@@ -313,7 +313,7 @@ def test_a_shared_worker_batches_the_files_frames_and_stays_open(nan_for_dark_fr
         assert all(job.result(timeout=60) for job in [worker.submit(f) for f in frames[:4]])  # still serving others
     assert stats.frames == 12
     assert (done.frames, done.batch_sizes) == (12, {4: 3})
-    assert {explains for explains, _ in renderer.keys} == {("gradcam", 2)}  # the locked class, explicitly
+    assert {explains for explains, _ in renderer.keys} == {("gradcam", 2, 0)}  # the locked class, explicitly
 
 
 def test_an_engine_error_ends_the_run_with_that_error(nan_for_dark_frames):
@@ -422,3 +422,69 @@ def test_file_mode_hud_shows_no_burst_rates_and_no_queueing_latency(nan_for_dark
     assert all(hud.latency_ms is None for hud in huds)  # read ahead and queued: not a delay anyone sees
     # The rate is the average since the first map, shown once 0.5 s have passed: never above 22 maps / 0.5 s.
     assert all(hud.engine_fps is None or 0 < hud.engine_fps <= 22 / 0.5 for hud in huds), [h.engine_fps for h in huds]
+
+
+# ---------------------------------------------------------------------- smoothing never joins unrelated pictures
+
+
+class KeepPictures:
+    """A per-frame output that keeps what the pipeline gives it."""
+
+    def __init__(self):
+        self.processed = []
+
+    def write(self, processed) -> None:
+        self.processed.append(processed)
+
+    def close(self) -> None:
+        pass
+
+
+def _folder_pictures(tiny_engine, paths, tmp_path):
+    from livecam.sources import ImageFolderSource
+
+    output = KeepPictures()
+    renderer = Renderer(hud="label")  # the default smoothing
+    Pipeline(ImageFolderSource(paths, where=str(tmp_path)), tiny_engine, renderer, Options(), outputs=[output]).run()
+    return output.processed
+
+
+def test_each_picture_of_a_folder_starts_its_smoothing_afresh(tiny_engine, tmp_path):
+    import cv2
+
+    from livecam.render import overlay
+
+    a = np.zeros((96, 128, 3), np.uint8)
+    a[8:40, 8:40] = 255  # a bright square top left ...
+    b = np.full((96, 128, 3), 60, np.uint8)
+    b[56:90, 80:120] = (0, 200, 255)  # ... and an orange one bottom right
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    for path, image in zip(paths, (a, b)):
+        cv2.imwrite(str(path), image)
+
+    in_folder = _folder_pictures(tiny_engine, paths, tmp_path)[1]
+    alone = _folder_pictures(tiny_engine, paths[1:], tmp_path)[0]
+
+    assert in_folder.frame.unrelated and in_folder.frame.name == "b.png"
+    np.testing.assert_allclose(in_folder.result.cam, alone.result.cam, atol=1e-5)
+    assert np.abs(in_folder.picture.astype(int) - alone.picture).max() <= 1, "b.png's overlay carries a.png's map"
+    # The picture is the map of its own results line, drawn without any smoothing.
+    from_row = overlay(in_folder.frame.image_bgr, in_folder.result, class_names=tiny_engine.class_names, hud="label")
+    assert np.abs(in_folder.picture.astype(int) - from_row).max() <= 1
+
+
+
+def test_a_cropping_engine_puts_the_map_on_the_central_crop_of_each_frame(tiny_engine):
+    from livecam.outputs import result_record
+
+    crop = CamEngine(tiny_engine.model, fit="crop")
+    frames = [np.random.default_rng(i).integers(0, 256, (48, 80, 3), dtype=np.uint8) for i in range(3)]
+    output = KeepPictures()
+    Pipeline(FakeSource(frames), crop, Renderer(hud="none", smooth=0), Options(batch=2), outputs=[output]).run()
+    for raw, processed in zip(frames, output.processed):
+        assert processed.result.box == pytest.approx((16 / 80, 0.0, 64 / 80, 1.0))  # on the frame, not the prepared square
+        np.testing.assert_array_equal(processed.picture[:, :16], raw[:, :16])  # no heat outside the crop
+        np.testing.assert_array_equal(processed.picture[:, 64:], raw[:, 64:])
+        assert np.any(processed.picture[:, 16:64] != raw[:, 16:64])
+        record = result_record(processed, crop.class_names, "fake")
+        assert 16 <= record["hot_x"] <= 64  # the hottest point, on the crop

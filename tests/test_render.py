@@ -663,3 +663,31 @@ def test_each_viewer_smooths_on_its_own(frame):
     b.render(frame, ones, None, explains=("gradcam", 2), map_id=1)  # same ids, another viewer
     out = a.render(frame, ones, None, explains=("gradcam", None), map_id=2)
     np.testing.assert_array_equal(out, heat_of(np.full((7, 7), 0.5, np.float32)))
+
+
+# ---------------------------------------------------------------- the map where the network looked (--fit)
+
+
+@pytest.mark.parametrize("blend_name", ["heat", "uniform"])
+def test_a_cropped_map_covers_its_box_only(frame, cam, blend_name):
+    box = (20 / W, 0.0, 140 / W, 1.0)  # the central 120x120 of a 160x120 frame
+    out = Renderer(smooth=0, hud="none", blend=blend_name).render(frame, cam, None, box=box)
+    np.testing.assert_array_equal(out[:, :20], frame[:, :20])  # no heat outside the box
+    np.testing.assert_array_equal(out[:, 140:], frame[:, 140:])
+    alone = Renderer(smooth=0, hud="none", blend=blend_name).render(np.ascontiguousarray(frame[:, 20:140]), cam, None)
+    np.testing.assert_array_equal(out[:, 20:140], alone)  # inside: the crop's own overlay
+
+
+@pytest.mark.parametrize("blend_name", ["heat", "uniform"])
+def test_a_padded_map_loses_its_part_over_the_bands(frame, cam, blend_name):
+    box = (0.0, -20 / H, 1.0, 140 / H)  # the frame letterboxed to 160x160: bands of 20 above and below
+    out = Renderer(smooth=0, hud="none", blend=blend_name).render(frame, cam, None, box=box)
+    padded = np.zeros((160, W, 3), np.uint8)
+    padded[20:140] = frame
+    reference = Renderer(smooth=0, hud="none", blend=blend_name).render(padded, cam, None)[20:140]
+    assert np.abs(out.astype(int) - reference).max() <= 2  # the same heat, within rounding
+
+
+def test_a_box_off_the_frame_is_refused(frame, cam):
+    with pytest.raises(UserError, match="Expected box to overlap the frame"):
+        Renderer().render(frame, cam, None, box=(1.5, 0.0, 2.0, 1.0))

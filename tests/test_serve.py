@@ -74,7 +74,8 @@ def test_result_has_the_documented_shape_and_explains_the_object(server):
             return await receive_json(ws)
 
     result = run(go())
-    assert set(result) == {"type", "seq", "class_id", "label", "prob", "topk", "cam", "method", "layer", "ms"}
+    assert set(result) == {"type", "seq", "class_id", "label", "prob", "topk", "cam", "method", "layer", "box", "ms"}
+    assert result["box"] == [0.0, 0.0, 1.0, 1.0]  # --fit squash: the map covers the whole frame
     assert result["type"] == "result" and result["seq"] == 1
     assert result["label"] == shown.label == CLASS_NAMES[result["class_id"]]
     assert result["prob"] > 0.9
@@ -525,6 +526,8 @@ def test_stops_within_2_s_with_clients_that_never_answer(tmp_path, signum):
         (["--token", " "], "non-empty --token"),
         (["--port", "70000"], "--port"),
         (["--max-wait-ms", "-1"], "--max-wait-ms"),
+        (["--hud", "loud"], "--hud"),
+        (["--fit", "zoom"], "--fit"),
     ],
 )
 def test_serve_mistakes_end_in_one_sentence(capsys, args, match):
@@ -646,3 +649,151 @@ def test_a_video_file_as_the_servers_source_plays_once_or_in_a_loop(tmp_path, ma
     assert [a["type"] for a in answers] == ["source_result"] * 3
     assert answers[0]["frame"] > 30  # past the video's last frame: it started again
     assert images[0].shape == (240, 320, 3)
+
+
+# ---------------------------------------------------------------------- the stream's pictures
+
+
+def _two_pictures() -> tuple[np.ndarray, np.ndarray]:
+    a = np.zeros((96, 128, 3), np.uint8)
+    a[8:40, 8:40] = 255
+    b = np.full((96, 128, 3), 60, np.uint8)
+    b[56:90, 80:120] = (0, 200, 255)
+    return a, b
+
+
+def _stream(engine, **renderer_args):
+    from livecam.feed import MjpegStream
+    from livecam.render import Renderer
+
+    class Feed:
+        status = "ok"
+
+    return MjpegStream(Feed(), None, Renderer(**renderer_args), engine.class_names, locked=False)
+
+
+def test_the_stream_of_a_folder_starts_each_pictures_smoothing_afresh(tiny_engine):
+    from livecam.feed import FeedFrame
+
+    a, b = _two_pictures()
+    stream = _stream(tiny_engine, hud="label")
+    stream._draw(FeedFrame(1, a, time.monotonic(), unrelated=True), tiny_engine(a), 0.0)
+    after_a = stream._draw(FeedFrame(2, b, time.monotonic(), unrelated=True), tiny_engine(b), 0.0)
+    alone = _stream(tiny_engine, hud="label")._draw(FeedFrame(1, b, time.monotonic(), unrelated=True), tiny_engine(b), 0.0)
+    assert after_a == alone
+    # A video's frames follow on from each other: they are smoothed together.
+    video = _stream(tiny_engine, hud="label")
+    video._draw(FeedFrame(1, a, time.monotonic()), tiny_engine(a), 0.0)
+    assert video._draw(FeedFrame(2, b, time.monotonic()), tiny_engine(b), 0.0) != alone
+
+
+def _serve_in_process(engine, config, source=None):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from livecam.serve import create_app
+    from livecam.worker import EngineWorker
+
+    worker = EngineWorker(engine)
+    return worker, TestClient(TestServer(create_app(engine, worker, config, source=source)))
+
+
+def _expected_picture(engine, image, *, hud_level, view="file"):
+    from livecam.render import HudInfo, Renderer
+
+    row = engine(image)
+    names = engine.class_names
+    class_id = int(row.class_ids[0])
+    hud = HudInfo(
+        label=names[class_id],
+        prob=float(row.probs[0, class_id]),
+        locked=False,
+        topk=tuple((names[int(i)], float(p)) for i, p in zip(row.topk_ids[0], row.topk_probs[0])),
+        method=row.method,
+        layer=row.layer,
+    )
+    renderer = Renderer(hud=hud_level, file_hud=hud_level)
+    return renderer.render(image, row.cam[0], hud, view=view)
+
+
+async def _first_jpeg(response) -> np.ndarray:
+    data = b""
+    while data.count(b"\xff\xd9") < 1 or b"\xff\xd8" not in data:
+        data += await response.content.read(65536)
+    start = data.index(b"\xff\xd8")
+    return cv2.imdecode(np.frombuffer(data[start : data.index(b"\xff\xd9", start) + 2], np.uint8), cv2.IMREAD_COLOR)
+
+
+def test_the_stream_and_overlays_show_the_label_hud_by_default_and_the_full_one_when_asked(tiny_engine, tmp_path):
+    from livecam.feed import encode_jpeg
+    from livecam.serve import ServeConfig
+    from livecam.sources import ImageFolderSource
+
+    image = _two_pictures()[0]
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    png = cv2.imencode(".png", image)[1].tobytes()
+
+    async def go(config, source=None):
+        worker, client = _serve_in_process(tiny_engine, config, source)
+        with worker:
+            async with client:
+                response = await client.post("/api/explain?overlay=1", data=png, headers={"Content-Type": "image/png"})
+                overlay = cv2.imdecode(np.frombuffer(await response.read(), np.uint8), cv2.IMREAD_COLOR)
+                stream = None
+                if source is not None:
+                    response = await client.get("/stream.mjpg")
+                    stream = await _first_jpeg(response)
+                    response.close()
+                return overlay, stream
+
+    overlay, stream = run(go(ServeConfig(), ImageFolderSource([tmp_path / "a.png"], loop=True)))
+    label = _expected_picture(tiny_engine, image, hud_level="label")
+    np.testing.assert_array_equal(overlay, label)  # no top-k bars, no diagnostics, no "h: keys"
+    expected_jpeg = cv2.imdecode(np.frombuffer(encode_jpeg(label), np.uint8), cv2.IMREAD_COLOR)
+    assert np.abs(stream.astype(int) - expected_jpeg).max() <= 2
+
+    full, _ = run(go(ServeConfig(hud="full")))
+    np.testing.assert_array_equal(full, _expected_picture(tiny_engine, image, hud_level="full"))  # bars and the method line
+    assert np.any(full != label)
+    assert np.any(full != _expected_picture(tiny_engine, image, hud_level="full", view="window"))  # ... but no "h: keys"
+
+
+def test_serve_takes_the_viewers_hud_choices():
+    from livecam.cli import _serve_parser
+
+    assert _serve_parser().parse_args([]).hud == "label"
+    assert _serve_parser().parse_args(["--hud", "full"]).hud == "full"
+
+
+def test_a_cropping_server_says_where_each_map_lies_and_draws_it_there(tiny_engine):
+    from livecam.engine import CamEngine
+    from livecam.serve import ServeConfig
+
+    crop = CamEngine(tiny_engine.model, fit="crop")
+    image = np.random.default_rng(3).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    png = cv2.imencode(".png", image)[1].tobytes()
+
+    async def go():
+        worker, client = _serve_in_process(crop, ServeConfig(hud="none"))
+        with worker:
+            async with client:
+                answer = await (await client.post("/api/explain", data=png, headers={"Content-Type": "image/png"})).json()
+                ws = await client.ws_connect("/ws")
+                await ws.send_bytes(png)
+                over_ws = await receive_json(ws)
+                await ws.close()
+                response = await client.post("/api/explain?overlay=1", data=png, headers={"Content-Type": "image/png"})
+                picture = cv2.imdecode(np.frombuffer(await response.read(), np.uint8), cv2.IMREAD_COLOR)
+                return answer, over_ws, picture
+
+    answer, over_ws, picture = run(go())
+    assert answer["box"] == over_ws["box"] == pytest.approx([0.2, 0.0, 0.8, 1.0])  # the central 48x48 of 80x48
+    np.testing.assert_array_equal(picture[:, :16], image[:, :16])  # no heat outside the box
+    np.testing.assert_array_equal(picture[:, 64:], image[:, 64:])
+    assert np.any(picture[:, 16:64] != image[:, 16:64])
+
+
+@pytest.mark.parametrize(("args", "fit"), [([], "squash"), (["--fit", "pad"], "pad")])
+def test_serve_takes_fit(args, fit):
+    from livecam.cli import _serve_parser
+
+    assert _serve_parser().parse_args(args).fit == fit

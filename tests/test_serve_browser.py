@@ -285,3 +285,24 @@ def test_an_insecure_context_is_explained_with_https_and_ssh(browser, server):
         context.close()
     port = server.host_port.split(":")[1]
     assert "HTTPS" in text and "--certfile" in text and f"ssh -L {port}:localhost:{port}" in text
+
+
+def test_with_fit_crop_the_page_draws_the_heat_on_the_central_square_only(browser, tmp_path, shown):
+    """The page places the small map where the result's box says: with --fit crop, nothing outside the crop."""
+    server = ServerProcess("--model", "demo", "--fit", "crop", "--blend", "uniform", log_dir=tmp_path)
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page)
+        page.eval_on_selector("#alpha", "el => { el.value = 1; el.dispatchEvent(new Event('input')); }")
+        wait_results(page, wait_results(page) + 1)
+        box = page.evaluate("livecam.last.box")
+        image = canvas_bgr(page)
+    finally:
+        context.close()
+        server.stop()
+    width, height = SCENE_SIZE
+    x0, x1 = round(box[0] * width), round(box[2] * width)
+    assert box == pytest.approx([(width - height) / 2 / width, 0.0, (width + height) / 2 / width, 1.0])
+    difference = cv2.absdiff(image, shown.image_bgr).mean(axis=2)
+    assert difference[:, : x0 - 2].mean() < 12 and difference[:, x1 + 2 :].mean() < 12  # the camera's picture, no heat
+    assert difference[:, x0 + 2 : x1 - 2].mean() > 40  # at opacity 100 %, the heat alone

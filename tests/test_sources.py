@@ -110,6 +110,7 @@ def test_image_folder_in_natural_order(image_folder, make_video):
     assert [make_video.index_of(f.image_bgr) for f in frames] == list(range(12))
     assert [f.index for f in frames] == list(range(12))
     assert [f.name for f in frames] == [f"frame_{i}.png" for i in range(1, 13)]  # each picture's file name
+    assert all(f.unrelated for f in frames)  # separate pictures: a viewer smooths none of them into the next
 
 
 def test_image_folder_skips_unreadable_images_and_takes_any_size(tmp_path, make_image_folder, make_video):

@@ -384,10 +384,12 @@ function draw() {
   }
   ctx.globalAlpha = 1;
   ctx.drawImage(picture, 0, 0, width, height);
-  const heat = state.last ? heatCanvas(width, height) : null;
+  // Where the map lies on the picture (--fit): the central crop only, or past its edges over the padding (clipped).
+  const [x0, y0, x1, y1] = (state.last && state.last.box) || [0, 0, 1, 1];
+  const heat = state.last ? heatCanvas(Math.max(1, Math.round((x1 - x0) * width)), Math.max(1, Math.round((y1 - y0) * height))) : null;
   if (heat && state.alpha > 0) {
     ctx.globalAlpha = state.alpha; // as the renderer blends: opacity alpha (times the map with --blend heat)
-    ctx.drawImage(heat, 0, 0);
+    ctx.drawImage(heat, Math.round(x0 * width), Math.round(y0 * height));
     ctx.globalAlpha = 1;
   }
   const now = performance.now();
