@@ -332,7 +332,12 @@ class CamEngine:
         )
         try:
             self._body = runtime_openvino.OpenVinoBody(
-                make_body, label=f"{self.model_name}-{self.layer_name}-{h}x{w}", key=key, log=log, output_ranks=(4,) if dense is None else (4, 2)
+                make_body,
+                label=f"{self.model_name}-{self.layer_name}-{h}x{w}",
+                key=key,
+                log=log,
+                input_shape=(None, h, w, 3),
+                output_shapes=(self._body_output_shape,) if dense is None else (self._body_output_shape, (None, dense.units)),
             )
         except Exception as exc:  # the converter refuses a layer, or the CPU plugin an op
             return fall_back(f"OpenVINO could not convert its body ({first_line(exc)})")

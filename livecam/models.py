@@ -5,10 +5,12 @@ Nothing here imports TensorFlow at module level, so ``livecam models`` answers a
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import itertools
 import json
 import math
+import random
 import re
 import stat
 import warnings
@@ -55,6 +57,8 @@ ZOO: dict[str, ZooEntry] = {
 
 DEFAULT_MODEL = "mobilenet_v2"
 DEMO_MODEL = "demo"
+# Zoo models start from these random weights (what --weights none keeps): the same on every run.
+RANDOM_WEIGHTS_SEED = 0
 
 # keras.applications module that holds each preprocess_input. "none" feeds RGB pixels in 0..255
 # (the models that carry their own rescaling layers: EfficientNet, ConvNeXt, MobileNetV3).
@@ -242,7 +246,8 @@ def _build_zoo(name: str, weights: str | Path | None) -> LoadedModel:
         weights = None
     kwargs: dict[str, Any] = {"weights": weights, "input_shape": (*entry.input_size, 3)}
     try:
-        model = builder(**kwargs)
+        with _seeded(RANDOM_WEIGHTS_SEED):
+            model = builder(**kwargs)
     except Exception as exc:  # Keras raises a bare Exception on a failed download
         if weights == "imagenet":
             python = _download_failed(name, exc, "weights='file.weights.h5'", "weights=None")
@@ -261,6 +266,23 @@ def _build_zoo(name: str, weights: str | Path | None) -> LoadedModel:
                 f"pass weights saved from the same architecture."
             ) from exc
     return LoadedModel(model, name, preprocess_fn(entry.preprocess), entry.input_size, imagenet_class_names(), entry.default_layer)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    """Keras's initializers draw their seeds from Python's ``random``: seed it here, then put it back.
+
+    So ``--weights none`` gives the same random weights on every run, and the OpenVINO cache
+    (keyed by the weights) one entry for them, not a new one per run. Only this module's
+    ``random`` state is touched (not NumPy's or TensorFlow's, as ``keras.utils.set_random_seed``
+    would), and it is restored: the caller's random numbers go on as if nothing was built.
+    """
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)
 
 
 def _download_failed(name: str, exc: Exception, weights_file: str, no_weights: str) -> str:

@@ -9,13 +9,18 @@ cache directory, and on the next start reads it back instead of converting again
 A cache entry is a folder named after the model, layer and input size plus a digest of
 everything that changes the converted graph (the model's architecture and weights, the layer,
 input size, preprocessing, and the OpenVINO, Keras and TensorFlow versions). It is written in a
-temporary folder and renamed into place, so a crash never leaves half an entry; an entry that
-fails its checksum or does not load is deleted and rebuilt. The three most recently used entries
-per model, layer and size are kept, older ones deleted.
+temporary folder and renamed into place, so a crash never leaves half an entry. An entry must
+prove it is the one asked for: its manifest holds its full key and its files' checksums, and the
+model read back must have the input and outputs asked for. One that does not (a copied or swapped
+entry, a damaged file, anything that fails to read or compile) is deleted and rebuilt. The three
+most recently used entries per model, layer and size are kept, older ones deleted. A cache that
+cannot be written (read-only, full) is used as far as it goes: OpenVINO runs what it converted
+without saving it, and says so once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,16 +30,20 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from livecam.errors import first_line
 
 CACHE_ENV = "LIVECAM_CACHE_DIR"
 THREADS_ENV = "LIVECAM_OPENVINO_THREADS"
 # Entries kept per model, layer and input size: new weights (a retrained model, or random ones
 # with --weights none) make new entries, and the cache must not grow without bound.
 KEEP_PER_LABEL = 3
-_FORMAT = 3  # bump when the entry layout or the converted graph's shape changes
+_FORMAT = 4  # bump when the entry layout or the converted graph's shape changes
+
+Shape = Sequence[int | None]  # a tensor's shape, None for a size not known (the batch)
 
 
 def unavailable_reason() -> str | None:
@@ -48,17 +57,37 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def cache_dir() -> Path:
-    """Where converted bodies are kept: $LIVECAM_CACHE_DIR, else the platform's user cache folder."""
+def cache_dir() -> Path | None:
+    """Where converted bodies are kept: $LIVECAM_CACHE_DIR, else the platform's user cache folder.
+
+    None when there is no folder of the user's to keep them in: ``HOME=""`` makes Python's home
+    the filesystem's root, and a system account's home may not exist. Not a shared temporary
+    folder instead: anyone on the machine could plant an entry there, and livecam would run it.
+    """
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        base = _absolute(os.environ.get("LOCALAPPDATA")) or _home("AppData", "Local")
     elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "livecam"
+        base = _home("Library", "Caches")
+    else:  # the XDG spec: a relative $XDG_CACHE_HOME is invalid and ignored
+        base = _absolute(os.environ.get("XDG_CACHE_HOME")) or _home(".cache")
+    return base / "livecam" if base is not None else None
+
+
+def _absolute(path: str | None) -> Path | None:
+    return Path(path) if path and Path(path).is_absolute() else None
+
+
+def _home(*parts: str) -> Path | None:
+    """``parts`` under the user's home folder, when it is a real folder other than the root."""
+    try:
+        home = Path.home()
+    except RuntimeError:  # no HOME and no password entry
+        return None
+    if not home.is_absolute() or home == Path(home.anchor) or not home.is_dir():
+        return None
+    return home.joinpath(*parts)
 
 
 def default_threads() -> int:
@@ -113,9 +142,11 @@ class OpenVinoBody:
             frames, any batch); called only when there is no usable cache entry.
         label: a readable prefix for the cache entry (model, layer, size).
         key: the digest that identifies the converted graph (see ``fingerprint``).
-        log: where to say that it converts (one line).
-        output_ranks: the rank of each output the function returns, in order (the activations,
-            4, first); the converted body is checked against it.
+        log: where to say that it converts, or that it cannot save (one line each).
+        input_shape: the frames' shape, (None, height, width, 3).
+        output_shapes: the shape of each output the function returns, in order (the activations,
+            (None, h, w, C), first), None for a size not known; the converted body (and one read
+            from the cache) is checked against them.
         threads: OpenVINO inference threads (default: ``default_threads()``).
 
     Raises:
@@ -129,16 +160,19 @@ class OpenVinoBody:
         label: str,
         key: str,
         log: Callable[[str], None],
-        output_ranks: tuple[int, ...] = (4,),
+        input_shape: Shape,
+        output_shapes: tuple[Shape, ...],
         threads: int | None = None,
     ) -> None:
         import openvino as ov
 
         self.threads = threads or default_threads()
-        root = cache_dir() / "openvino"
+        root = cache_dir()
         prefix = f"{_safe(label)}-"
-        self.cache_path = root / f"{prefix}{key[:20]}"
+        # None: no folder to keep it in (see cache_dir); it converts on every start.
+        self.cache_path = root / "openvino" / f"{prefix}{key[:20]}" if root is not None else None
         self.converted = False  # True when this start converted (no usable cache entry)
+        self.saved = False  # True when the body is in the cache for the next start
         core = ov.Core()
         # Float32: bf16/fp16 (the default on CPUs that have them) change the map. The latency
         # hint, one stream (``_compile`` makes the streams' copy). No pinning: the threads of the
@@ -151,19 +185,32 @@ class OpenVinoBody:
             "INFERENCE_PRECISION_HINT": "f32",
         }
         self._lock = threading.Lock()
-        model = _read_entry(core, self.cache_path)
+        shapes = (input_shape, output_shapes)
+        model = _read_entry(ov, core, self.cache_path, key, shapes) if self.cache_path is not None else None
         if model is not None:
             try:
                 self._compile(ov, core, model, config)
+                self.saved = True
             except Exception:  # an entry that reads but does not compile: rebuilt below
                 shutil.rmtree(self.cache_path, ignore_errors=True)
                 model = None
         if model is None:
-            log(f"converting the network body to OpenVINO (once; cached in {self.cache_path})")
-            model = _only_outputs(ov, ov.convert_model(make_function()), output_ranks)
+            if self.cache_path is None:
+                log(f"converting the network body to OpenVINO (not cached: no home folder to keep it in; set {CACHE_ENV} to keep it)")
+            else:
+                log(f"converting the network body to OpenVINO (once; cached in {self.cache_path})")
+            model = _checked(ov, ov.convert_model(make_function()), shapes)
             self.converted = True
-            _write_entry(ov, model, self.cache_path, log)
-            _evict(root, prefix, keep=KEEP_PER_LABEL)
+            if self.cache_path is not None:
+                problem = _write_entry(ov, model, self.cache_path, key)
+                if problem is None:
+                    self.saved = True
+                    _evict(self.cache_path.parent, prefix, keep=KEEP_PER_LABEL)
+                else:  # the conversion worked: run it, unsaved
+                    log(
+                        f"warning: cannot write the OpenVINO cache in {self.cache_path.parent} ({problem}); "
+                        "OpenVINO runs the converted body unsaved, and the next start converts again"
+                    )
             self._compile(ov, core, model, config)
 
     def _compile(self, ov: Any, core: Any, model: Any, config: dict[str, Any]) -> None:
@@ -221,22 +268,32 @@ class OpenVinoBody:
             result[index] = tensor.data[0]
 
 
-def _only_outputs(ov: Any, model: Any, ranks: tuple[int, ...]) -> Any:
-    """``model`` with only the function's own outputs: its first ones, of these ``ranks``.
+def _checked(ov: Any, model: Any, shapes: tuple[Shape, tuple[Shape, ...]]) -> Any:
+    """``model`` with only the function's own outputs, checked against the shapes asked for.
 
     The converter also makes outputs of some tensors inside Keras layers (efficientnet_b0's body
     came out with 50); OpenVINO then computes and keeps every one of them, which made that body
-    3.7x slower (62 against 17 ms on 2 cores).
+    3.7x slower (62 against 17 ms on 2 cores). So only the first ones are kept.
 
     Raises:
-        RuntimeError: the first outputs are not of these ranks (the engine then uses TensorFlow).
+        RuntimeError: the input or the first outputs are not of these shapes (a converted body:
+            the engine then uses TensorFlow; a cached one: it is rebuilt).
     """
-    found = tuple(model.output(i).get_partial_shape().rank.get_length() for i in range(min(len(ranks), len(model.outputs))))
-    if found != ranks:
-        raise RuntimeError(f"its outputs came out with ranks {found}, not {ranks}")
-    if len(model.outputs) == len(ranks):
+    input_shape, output_shapes = shapes
+    found = [model.output(i).get_partial_shape() for i in range(min(len(output_shapes), len(model.outputs)))]
+    expected = [_partial_shape(ov, shape) for shape in output_shapes]
+    if len(found) != len(expected) or not all(f.compatible(e) for f, e in zip(found, expected)):
+        raise RuntimeError(f"its outputs came out with shapes {', '.join(map(str, found))}, not {', '.join(map(str, expected))}")
+    got_input = model.input(0).get_partial_shape() if len(model.inputs) == 1 else None
+    if got_input is None or not got_input.compatible(_partial_shape(ov, input_shape)):
+        raise RuntimeError(f"its input came out as {[i.get_partial_shape() for i in model.inputs]}, not {_partial_shape(ov, input_shape)}")
+    if len(model.outputs) == len(output_shapes):
         return model
-    return ov.Model([model.output(i) for i in range(len(ranks))], model.get_parameters(), model.get_friendly_name())
+    return ov.Model([model.output(i) for i in range(len(output_shapes))], model.get_parameters(), model.get_friendly_name())
+
+
+def _partial_shape(ov: Any, shape: Shape) -> Any:
+    return ov.PartialShape([ov.Dimension() if size is None else int(size) for size in shape])
 
 
 # ---------------------------------------------------------------------- the cache entry
@@ -244,43 +301,55 @@ def _only_outputs(ov: Any, model: Any, ranks: tuple[int, ...]) -> Any:
 _XML, _BIN, _MANIFEST = "body.xml", "body.bin", "manifest.json"
 
 
-def _read_entry(core: Any, path: Path) -> Any | None:
-    """The cached model, or None (missing, or corrupt and then removed)."""
+def _read_entry(ov: Any, core: Any, path: Path, key: str, shapes: tuple[Shape, tuple[Shape, ...]]) -> Any | None:
+    """The cached model, or None (missing, or not this key's, or damaged: then removed)."""
     if not path.is_dir():
         return None
     try:
         manifest = json.loads((path / _MANIFEST).read_text())
+        if manifest.get("key") != key:  # a copied or swapped entry: another model, layer or size
+            raise ValueError("the entry is another body's")
         for name in (_XML, _BIN):
             if manifest.get(name) != _file_digest(path / name):
                 raise ValueError(f"{name} does not match its checksum")
-        model = core.read_model(str(path / _XML))
-        os.utime(path)  # last used: eviction keeps the most recently used entries
-        return model
+        model = _checked(ov, core.read_model(str(path / _XML)), shapes)
     except Exception:
         shutil.rmtree(path, ignore_errors=True)
         return None
+    # Last used, for eviction; a read-only cache keeps its order, and the entry is still good.
+    with contextlib.suppress(OSError):
+        os.utime(path)
+    return model
 
 
-def _write_entry(ov: Any, model: Any, path: Path, log: Callable[[str], None]) -> None:
-    """Save ``model`` at ``path`` atomically: a temporary folder beside it, renamed into place."""
+def _write_entry(ov: Any, model: Any, path: Path, key: str) -> str | None:
+    """Save ``model`` at ``path`` atomically (a temporary folder beside it, renamed into place); why not, if it could not."""
+    staging = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
-    except OSError as exc:
-        log(f"warning: cannot write the OpenVINO cache in {path.parent} ({exc.strerror}); it will convert again next time")
-        return
-    try:
         ov.save_model(model, str(staging / _XML), compress_to_fp16=False)  # fp16 weights would change the map
-        manifest = {name: _file_digest(staging / name) for name in (_XML, _BIN)}
+        manifest = {"key": key, **{name: _file_digest(staging / name) for name in (_XML, _BIN)}}
         (staging / _MANIFEST).write_text(json.dumps(manifest))
         try:
             staging.rename(path)
         except OSError:  # another livecam wrote the same entry first: keep theirs
             pass
-    except OSError as exc:
-        log(f"warning: cannot write the OpenVINO cache in {path.parent} ({exc.strerror}); it will convert again next time")
+    except Exception as exc:  # OpenVINO says only "basic_ios::clear: iostream error" for a full disk
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc.strerror
+        return f"{first_line(exc)}; {_free_space(path.parent)}"
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    return None
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:.0f} MB free there"
+    except OSError:
+        return "the free space there is unknown"
 
 
 def _evict(root: Path, prefix: str, keep: int) -> None:

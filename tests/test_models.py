@@ -180,3 +180,25 @@ def test_missing_or_broken_model_files(tmp_path):
     broken.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match=r"Could not load model file .*broken.keras"):
         load_model(str(broken))
+
+
+def test_random_weights_are_the_same_on_every_build_and_leave_the_callers_random_state_alone():
+    """--weights none: one set of random weights, so one OpenVINO cache entry serves every run."""
+    import random
+
+    from livecam import runtime_openvino
+
+    def build():
+        keras.backend.clear_session()  # a new process's layer names, as on the next run
+        model = load_model("mobilenet_v2", weights="none").model
+        return model, runtime_openvino.fingerprint(model, layer="out_relu")
+
+    random.seed(7)
+    expected_draws = [random.random() for _ in range(3)]
+    random.seed(7)
+    first, first_key = build()
+    assert [random.random() for _ in range(3)] == expected_draws  # the caller's numbers go on as if nothing was built
+    second, second_key = build()  # from another state of the caller's random: the same weights
+    for a, b in zip(first.weights, second.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert first_key == second_key

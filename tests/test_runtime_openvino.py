@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import re
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -345,6 +347,94 @@ def test_cache_dir_follows_the_platform_convention(monkeypatch, tmp_path):
     assert runtime_openvino.cache_dir() == tmp_path / "xdg" / "livecam"
     monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "mine"))
     assert runtime_openvino.cache_dir() == tmp_path / "mine"
+
+
+def test_without_a_home_folder_nothing_is_cached_at_the_root_and_openvino_runs_unsaved(monkeypatch, tmp_path):
+    monkeypatch.delenv("LIVECAM_CACHE_DIR", raising=False)
+    monkeypatch.setattr(runtime_openvino.sys, "platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # not absolute: the XDG spec ignores it
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert runtime_openvino.cache_dir() == tmp_path / ".cache" / "livecam"
+    monkeypatch.setenv("HOME", str(tmp_path / "missing"))
+    assert runtime_openvino.cache_dir() is None
+    monkeypatch.setenv("HOME", "")  # Path.home() is then "/"
+    assert runtime_openvino.cache_dir() is None
+    engine, lines = engine_and_log(tiny_model("dense_softmax"))
+    assert engine.runtime == "openvino" and engine._body.cache_path is None
+    assert lines == ["converting the network body to OpenVINO (not cached: no home folder to keep it in; set LIVECAM_CACHE_DIR to keep it)"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(RuntimeError("basic_ios::clear: iostream error"), id="openvino"),  # what save_model says on a full disk
+        pytest.param(OSError(errno.ENOSPC, "No space left on device"), id="oserror", marks=pytest.mark.slow),
+    ],
+)
+def test_a_full_cache_disk_runs_openvino_unsaved_and_says_so_once(cache, monkeypatch, error):
+    import openvino as ov
+
+    def full_disk(model, path, **kwargs):
+        Path(path).write_bytes(b"<net")  # half a file, as a full disk leaves it
+        raise error
+
+    monkeypatch.setattr(ov, "save_model", full_disk)
+    model = tiny_model("dense_softmax")
+    engine, lines = engine_and_log(model)
+    assert (engine.runtime, engine._body.converted, engine._body.saved) == ("openvino", True, False)
+    assert len(lines) == 2 and lines[0].startswith("converting"), lines
+    reason = getattr(error, "strerror", None) or f"{error}; " + r"\d+ MB free there"  # OpenVINO's own words: how full the disk is
+    assert re.match(re.escape(f"warning: cannot write the OpenVINO cache in {cache} (") + reason + r"\); ", lines[1]), lines[1]
+    assert lines[1].endswith("OpenVINO runs the converted body unsaved, and the next start converts again")
+    assert list(cache.iterdir()) == []  # no half entry, no temporary folder
+    frames = _frames(2)
+    assert_same_result(engine(frames), CamEngine(model, layer="target", runtime="tensorflow")(frames))
+
+
+def test_a_read_only_cache_entry_is_used_not_rebuilt(cache, monkeypatch):
+    model = tiny_model("dense_softmax")
+    first, _ = engine_and_log(model)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(runtime_openvino.os, "utime", read_only)
+    second, lines = engine_and_log(model)
+    assert lines == [] and not second._body.converted
+    frames = _frames(2)
+    assert_same_result(second(frames), first(frames))
+
+
+def _swap(a: Path, b: Path) -> None:
+    a.rename(a.with_name("swapping"))
+    b.rename(a)
+    a.with_name("swapping").rename(b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "options", [({"layer": "features"}, {"layer": "block3a"}), ({}, {"input_size": 64})], ids=["layers", "input-sizes"]
+)
+def test_swapped_cache_entries_are_rebuilt_never_used(cache, options):
+    """Each entry holds its own key: another body's files under its name are rebuilt, not run."""
+    from livecam.demo import make_scene
+
+    frames = np.stack([make_scene(i, (160, 120))[0] for i in range(4)])
+
+    def start(log=lambda text: None, **kwargs) -> CamEngine:
+        keras.backend.clear_session()  # the layer names of a new process (--input-size makes a new Input)
+        return CamEngine("demo", runtime="openvino", log=log, **kwargs)
+
+    entries = [start(**kwargs)._body.cache_path for kwargs in options]
+    _swap(*entries)
+    for kwargs in options:
+        lines: list[str] = []
+        engine = start(lines.append, **kwargs)
+        assert engine._body.cache_path in entries
+        assert len(lines) == 1 and lines[0].startswith("converting"), lines
+        assert_same_result(engine(frames), CamEngine("demo", runtime="tensorflow", **kwargs)(frames), str(kwargs))
+    for kwargs in options:  # and the rebuilt entries serve the next start
+        assert not start(**kwargs)._body.converted
 
 
 def _head_on_pooling(*layers) -> keras.Model:
