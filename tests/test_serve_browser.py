@@ -285,3 +285,59 @@ def test_an_insecure_context_is_explained_with_https_and_ssh(browser, server):
         context.close()
     port = server.host_port.split(":")[1]
     assert "HTTPS" in text and "--certfile" in text and f"ssh -L {port}:localhost:{port}" in text
+
+
+def press_like_a_person(page, selector: str) -> None:
+    """Mouse down on ``selector``, held while at least one answer arrives (at 30 answers/s a 150 ms press
+    spans several), then up: a list redrawn per answer would take the press from under the pointer."""
+    box = page.locator(selector).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    count = page.evaluate("window.livecam.results")
+    page.mouse.down()
+    page.wait_for_timeout(150)
+    wait_results(page, count)
+    page.mouse.up()
+
+
+def wait_locked_to(page, class_id: int) -> None:
+    page.wait_for_function(
+        f"livecam.classId === {class_id} && livecam.last.class_id === {class_id} && !document.getElementById('locked').hidden",
+        timeout=WAIT_MS,
+    )
+
+
+def test_a_bar_pressed_and_held_like_a_person_locks_its_class(browser, server, shown):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page, 1)
+        other = page.evaluate("livecam.last.topk[1]")
+        press_like_a_person(page, "#topk li:nth-child(2) button")
+        wait_locked_to(page, other["id"])
+        assert page.text_content("#label") == other["label"]
+        press_like_a_person(page, "#unlock")
+        page.wait_for_function(f"livecam.classId === null && document.getElementById('label').textContent === {shown.label!r}", timeout=WAIT_MS)
+    finally:
+        context.close()
+
+
+def test_a_bar_is_chosen_with_the_keyboard(browser, server):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page, 1)
+        topk = page.evaluate("livecam.last.topk")
+        for _ in range(30):  # Tab to the second bar, as a person would
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.closest('#topk li:nth-child(2)') !== null"):
+                break
+        else:
+            raise AssertionError("Tab never reached the second bar")
+        wait_results(page, page.evaluate("livecam.results") + 1)  # answers arrive while it has the focus
+        page.keyboard.press("Enter")
+        wait_locked_to(page, topk[1]["id"])
+        page.keyboard.press("Tab")
+        wait_results(page, page.evaluate("livecam.results") + 1)
+        page.keyboard.press("Space")  # a focused button takes Space as a press, not as the pause key
+        wait_locked_to(page, topk[2]["id"])
+        assert page.evaluate("livecam.paused") is False
+    finally:
+        context.close()

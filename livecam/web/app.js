@@ -276,27 +276,41 @@ function showResult(message) {
   $("prob").textContent = percent(message.prob);
   $("locked").hidden = state.classId === null;
   $("unlock").disabled = state.classId === null;
+  showTopk(message);
+}
+
+// The top classes as buttons made once and updated in place: answers arrive about 30 times a
+// second, and a press held across one must land on the same element (a person's click, a tap,
+// keyboard focus); a list rebuilt per answer loses them.
+function showTopk(message) {
   const list = $("topk");
-  list.replaceChildren(
-    ...message.topk.map((entry) => {
-      const item = document.createElement("li");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.dataset.classId = entry.id;
-      button.className = entry.id === message.class_id ? "explained" : "";
-      button.setAttribute("aria-label", `${entry.label} ${percent(entry.prob)}; explain this class`);
-      const bar = document.createElement("span");
-      bar.className = "bar";
-      bar.style.width = `${Math.max(1, entry.prob * 100)}%`;
-      const text = document.createElement("span");
-      text.className = "text";
-      text.textContent = `${entry.label} ${percent(entry.prob)}`;
-      button.append(bar, text);
-      button.addEventListener("click", () => lockClass(entry.id));
-      item.append(button);
-      return item;
-    }),
-  );
+  while (list.children.length < message.topk.length) list.append(topkItem());
+  while (list.children.length > message.topk.length) list.lastElementChild.remove();
+  message.topk.forEach((entry, rank) => {
+    const button = list.children[rank].firstElementChild;
+    const text = `${entry.label} ${percent(entry.prob)}`;
+    button.dataset.classId = entry.id;
+    button.classList.toggle("explained", entry.id === message.class_id);
+    button.setAttribute("aria-label", `${text}; explain this class`);
+    button.querySelector(".bar").style.width = `${Math.max(1, entry.prob * 100)}%`;
+    const label = button.querySelector(".text");
+    if (label.textContent !== text) label.textContent = text;
+  });
+}
+
+function topkItem() {
+  const item = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  const text = document.createElement("span");
+  text.className = "text";
+  button.append(bar, text);
+  // The class shown when the click lands, read then: the button outlives the answers.
+  button.addEventListener("click", () => lockClass(Number(button.dataset.classId)));
+  item.append(button);
+  return item;
 }
 
 // The renderer's smoothing: out = s * previous + (1 - s) * new, restarted when the method or the
