@@ -8,6 +8,8 @@ these tests instead of skipping them.
 from __future__ import annotations
 
 import base64
+import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -202,18 +204,37 @@ def test_while_paused_a_new_lock_explains_the_frozen_frame_and_opacity_still_app
     assert frozen < 12  # opacity 0 shows the camera's picture (the scene, through the fake camera's YUV)
 
 
-def test_snapshot_and_recording_are_downloaded(browser, server, tmp_path):
+def ffmpeg_duration_s(path: Path) -> float | None:
+    """The Duration ffmpeg reads from a file's header (what players show as its length); None for N/A."""
+    text = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    match = re.search(r"Duration: ([^,]+),", text)
+    assert match, text
+    if match.group(1) == "N/A":
+        return None
+    hours, minutes, seconds = match.group(1).split(":")
+    return 3600 * int(hours) + 60 * int(minutes) + float(seconds)
+
+
+def region_difference(a: np.ndarray, b: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> float:
+    return float(cv2.absdiff(a[y0:y1, x0:x1], b[y0:y1, x0:x1]).mean())
+
+
+@pytest.mark.subprocess
+def test_snapshot_and_recording_carry_the_label_and_colour_bar_and_the_recording_its_length(browser, server, tmp_path):
     context, page = open_page(browser, server.path("/"))
     try:
-        wait_results(page)
+        wait_results(page, 1)
+        # Opacity 0 and paused: the view holds the still picture alone, the files add the HUD to it.
+        page.eval_on_selector("#alpha", "el => { el.value = 0; el.dispatchEvent(new Event('input')); }")
+        page.click("#pause")
+        shown = canvas_bgr(page)
         with page.expect_download(timeout=WAIT_MS) as snapshot:
             page.click("#snapshot")
         png = tmp_path / snapshot.value.suggested_filename
         snapshot.value.save_as(png)
         page.click("#record")
         assert page.is_visible("#rec")
-        count = wait_results(page)
-        wait_results(page, count + 5)  # a few seconds of picture
+        page.wait_for_timeout(2000)  # about 2 s of video, as a person would record
         with page.expect_download(timeout=WAIT_MS) as recording:
             page.click("#record")
         video = tmp_path / recording.value.suggested_filename
@@ -221,10 +242,28 @@ def test_snapshot_and_recording_are_downloaded(browser, server, tmp_path):
         assert not page.is_visible("#rec")
     finally:
         context.close()
+    width, height = SCENE_SIZE
+    label_box = (8, 8, 60, 40)  # inside the label's panel, top left
+    legend_box = (width - 120, height - 30, width - 10, height - 8)  # the colour bar's panel, bottom right
+    centre = (width // 3, height // 3, 2 * width // 3, 2 * height // 3)
     image = cv2.imread(str(png))
     assert png.suffix == ".png" and image.shape[1::-1] == SCENE_SIZE
+    assert region_difference(image, shown, *centre) < 1  # the picture as shown...
+    assert region_difference(image, shown, *label_box) > 25  # ...with the label
+    assert region_difference(image, shown, *legend_box) > 25  # ...and the colour bar
     assert video.suffix == ".webm" and video.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # a Matroska/WebM file
-    assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] > 0  # ffmpeg reads frames from it
+    duration = ffmpeg_duration_s(video)
+    frames, decoded_s = imageio_ffmpeg.count_frames_and_secs(str(video))
+    assert frames > 0 and duration is not None
+    assert duration > 1 and abs(duration - decoded_s) < 0.5  # the length players show is the video's own
+    reader = imageio_ffmpeg.read_frames(str(video))
+    meta = next(reader)
+    first = cv2.cvtColor(np.frombuffer(next(reader), np.uint8).reshape(meta["size"][1], meta["size"][0], 3), cv2.COLOR_RGB2BGR)
+    reader.close()
+    assert first.shape[1::-1] == SCENE_SIZE
+    assert region_difference(first, shown, *centre) < 12  # the picture, through the video codec
+    assert region_difference(first, shown, *label_box) > 25
+    assert region_difference(first, shown, *legend_box) > 25
 
 
 def test_the_servers_source_is_shown_on_request(browser, server):

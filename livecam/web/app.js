@@ -30,6 +30,7 @@ const state = {
   times: { answers: [], frames: [] },
   rttLog: [], // [time, round trip] in ms, the last few thousand
   recorder: null,
+  recordCanvas: null, // what is recorded: the view with the label and colour bar
   cameraError: null,
 };
 window.livecam = state; // for the curious, and for tests
@@ -404,6 +405,7 @@ function draw() {
     ctx.drawImage(heat, 0, 0);
     ctx.globalAlpha = 1;
   }
+  if (state.recordCanvas) fileFrame(state.recordCanvas);
   const now = performance.now();
   state.times.frames.push(now);
   if (state.mode === "camera") sendFrame(); // in case nothing is in flight (first frame, after a reconnect)
@@ -506,7 +508,11 @@ function togglePause() {
 }
 
 function snapshot() {
-  $("view").toBlob((blob) => download(blob, `livecam-${stamp()}.png`), "image/png");
+  const view = $("view");
+  const canvas = document.createElement("canvas");
+  canvas.width = view.width;
+  canvas.height = view.height;
+  fileFrame(canvas).toBlob((blob) => download(blob, `livecam-${stamp()}.png`), "image/png");
 }
 
 function toggleRecording() {
@@ -518,23 +524,227 @@ function toggleRecording() {
     notice("This browser cannot record a canvas (no MediaRecorder).", "record");
     return;
   }
+  // A canvas of its own, drawn at every display frame with the label and colour bar; its size is
+  // the view's at the start, so the video keeps one size when the picture changes.
+  const canvas = document.createElement("canvas");
+  canvas.width = $("view").width;
+  canvas.height = $("view").height;
+  state.recordCanvas = fileFrame(canvas);
   const type = ["video/webm;codecs=vp9", "video/webm;codecs=vp8", "video/webm", "video/mp4"].find((t) => MediaRecorder.isTypeSupported(t));
-  const recorder = new MediaRecorder($("view").captureStream(30), type ? { mimeType: type } : {});
+  const recorder = new MediaRecorder(canvas.captureStream(30), type ? { mimeType: type } : {});
   const chunks = [];
+  let startedAt = performance.now();
+  recorder.onstart = () => (startedAt = performance.now());
   recorder.ondataavailable = (e) => e.data.size && chunks.push(e.data);
-  recorder.onstop = () => {
+  recorder.onstop = async () => {
+    const ms = performance.now() - startedAt;
     state.recorder = null;
+    state.recordCanvas = null;
     $("rec").hidden = true;
     $("record").textContent = "Record";
     $("record").setAttribute("aria-pressed", "false");
     const kind = recorder.mimeType || "video/webm";
-    download(new Blob(chunks, { type: kind }), `livecam-${stamp()}.${kind.includes("mp4") ? "mp4" : "webm"}`);
+    const mp4 = kind.includes("mp4");
+    const video = new Blob(chunks, { type: kind });
+    download(mp4 ? video : await withDuration(video, ms), `livecam-${stamp()}.${mp4 ? "mp4" : "webm"}`);
   };
   recorder.start(1000);
   state.recorder = recorder;
   $("rec").hidden = false;
   $("record").textContent = "Stop and save";
   $("record").setAttribute("aria-pressed", "true");
+}
+
+// ------------------------------------------------------------------ what files show
+
+// Snapshots and recordings look like the CLI's (--hud label): the picture with its heat, the label
+// with its probability top left (yellow with a padlock when locked), the colour bar bottom right.
+// The sizes follow the renderer's: text about 2 % of the frame height.
+function fileFrame(canvas) {
+  const view = $("view");
+  const ctx = canvas.getContext("2d");
+  const [width, height] = [canvas.width, canvas.height];
+  const scale = Math.min(width / view.width, height / view.height);
+  const [w, h] = [view.width * scale, view.height * scale];
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, width, height);
+  ctx.drawImage(view, (width - w) / 2, (height - h) / 2, w, h);
+  const small = Math.max(10, Math.round(height / 38)); // the renderer's small text, in pixels
+  const font = { small, big: Math.round(small * 1.75), pad: Math.max(2, Math.round(small / 2.5)) };
+  if (state.last) drawFileLabel(ctx, font);
+  if (state.luts && state.luts[state.colormap]) drawFileLegend(ctx, width, height, font);
+  return canvas;
+}
+
+const HUD_WHITE = "rgb(235, 235, 235)";
+const HUD_YELLOW = "rgb(255, 215, 0)";
+const HUD_PANEL = "rgba(0, 0, 0, 0.65)"; // the renderer's panels keep 35 % of the picture beneath
+
+function drawFileLabel(ctx, font) {
+  const { label, prob } = state.last;
+  const locked = state.classId !== null;
+  const text = `${label.length > 40 ? `${label.slice(0, 37)}...` : label}  ${percent(prob)}`;
+  ctx.font = `bold ${font.big}px sans-serif`;
+  ctx.textBaseline = "alphabetic";
+  const lockW = locked ? Math.round(font.big * 0.9) : 0;
+  const [x0, y0] = [font.pad, font.pad];
+  const panelW = Math.min(ctx.canvas.width - 2 * font.pad, lockW + ctx.measureText(text).width + 2 * font.pad);
+  const panelH = Math.round(font.big * 1.3) + 2 * font.pad;
+  ctx.fillStyle = HUD_PANEL;
+  ctx.fillRect(x0, y0, panelW, panelH);
+  const baseline = y0 + font.pad + Math.round(font.big * 1.05);
+  ctx.fillStyle = locked ? HUD_YELLOW : HUD_WHITE;
+  if (locked) drawPadlock(ctx, x0 + font.pad, baseline, Math.round(font.big * 0.75));
+  ctx.fillText(text, x0 + font.pad + lockW, baseline, panelW - 2 * font.pad - lockW);
+}
+
+// A small padlock standing on the text baseline, ``size`` pixels high, as the renderer draws it.
+function drawPadlock(ctx, x, baseline, size) {
+  const bodyH = Math.max(3, Math.round((size * 11) / 20));
+  const bodyW = Math.max(4, Math.round((size * 3) / 4));
+  ctx.fillRect(x, baseline - bodyH, bodyW, bodyH);
+  ctx.beginPath();
+  ctx.lineWidth = Math.max(1, size / 8);
+  ctx.strokeStyle = ctx.fillStyle;
+  ctx.ellipse(x + bodyW / 2, baseline - bodyH, Math.max(2, bodyW * 0.3), Math.max(2, size - bodyH), 0, Math.PI, 2 * Math.PI);
+  ctx.stroke();
+}
+
+function drawFileLegend(ctx, width, height, font) {
+  const barW = Math.max(40, Math.min(Math.round(width / 5), 9 * font.small));
+  const barH = Math.max(4, Math.round(font.small / 2));
+  const panelW = barW + 2 * font.pad;
+  const panelH = Math.round(font.small * 1.3) + barH + 2 * font.pad;
+  const [x1, y1] = [width - font.pad, height - font.pad];
+  const [x0, y0] = [x1 - panelW, y1 - panelH];
+  if (x0 < 0 || y0 < 0) return;
+  ctx.fillStyle = HUD_PANEL;
+  ctx.fillRect(x0, y0, panelW, panelH);
+  ctx.font = `${font.small}px sans-serif`;
+  ctx.fillStyle = HUD_WHITE;
+  ctx.textBaseline = "top";
+  ctx.fillText("low", x0 + font.pad, y0 + font.pad);
+  ctx.textAlign = "right";
+  ctx.fillText("high", x1 - font.pad, y0 + font.pad);
+  ctx.textAlign = "left";
+  const lut = state.luts[state.colormap];
+  const ramp = new ImageData(256, 1);
+  for (let i = 0; i < 256; i++) ramp.data.set([lut[3 * i], lut[3 * i + 1], lut[3 * i + 2], 255], 4 * i);
+  const strip = (state.legendStrip ||= document.createElement("canvas"));
+  strip.width = 256;
+  strip.height = 1;
+  strip.getContext("2d").putImageData(ramp, 0, 0);
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(strip, x0 + font.pad, y1 - font.pad - barH, barW, barH);
+}
+
+// ------------------------------------------------------------------ WebM duration
+
+// MediaRecorder writes a live WebM: its Segment Info has no Duration, so players show no length
+// and seek badly. Once recording stops, the Duration element is added to Info. Only the file's
+// head is rewritten; the bytes after Info move, which is safe while nothing points at them (no
+// SeekHead or Cues before the first Cluster, as Chrome and Firefox write it) — otherwise, or for
+// anything unexpected, the file is left as it was.
+const EBML_HEADER = 0x1a45dfa3;
+const EBML_SEGMENT = 0x18538067;
+const EBML_INFO = 0x1549a966;
+const EBML_TIMECODE_SCALE = 0x2ad7b1;
+const EBML_DURATION = 0x4489;
+const EBML_SEEK_HEAD = 0x114d9b74;
+const EBML_CLUSTER = 0x1f43b675;
+
+async function withDuration(blob, ms) {
+  try {
+    const head = new Uint8Array(await blob.slice(0, 1 << 16).arrayBuffer());
+    const patched = webmWithDuration(head, ms);
+    return patched ? new Blob([patched.head, blob.slice(patched.rest)], { type: blob.type }) : blob;
+  } catch (err) {
+    return blob; // a video without its length beats none
+  }
+}
+
+// {head: the new bytes up to the end of Info, rest: where the old file goes on}, or null.
+function webmWithDuration(bytes, ms) {
+  const header = ebmlElement(bytes, 0);
+  if (!header || header.id !== EBML_HEADER || header.unknown) return null;
+  const segment = ebmlElement(bytes, header.end);
+  if (!segment || segment.id !== EBML_SEGMENT) return null;
+  for (let pos = segment.start; pos < bytes.length; ) {
+    const child = ebmlElement(bytes, pos);
+    if (!child || child.unknown || child.id === EBML_SEEK_HEAD || child.id === EBML_CLUSTER) return null;
+    if (child.id === EBML_INFO) {
+      if (child.end > bytes.length) return null;
+      let scale = 1e6; // ns per Duration unit: the default TimecodeScale
+      for (let at = child.start; at < child.end; ) {
+        const item = ebmlElement(bytes, at);
+        if (!item || item.end > child.end || item.id === EBML_DURATION) return null;
+        if (item.id === EBML_TIMECODE_SCALE) scale = ebmlUint(bytes, item.start, item.end);
+        at = item.end;
+      }
+      const duration = new Uint8Array(11);
+      duration.set([0x44, 0x89, 0x88]); // the ID, then the size 8 as a one-byte vint
+      new DataView(duration.buffer).setFloat64(3, (ms * 1e6) / scale);
+      const size = ebmlSize(child.end - child.start + duration.length);
+      const info = concatBytes([bytes.subarray(pos, child.sizeAt), size, bytes.subarray(child.start, child.end), duration]);
+      const before = bytes.slice(0, pos);
+      if (!segment.unknown) {
+        // A Segment of known size grows by as much; its size field keeps its width.
+        const grown = ebmlSize(segment.size + info.length - (child.end - pos), segment.start - segment.sizeAt);
+        if (!grown) return null;
+        before.set(grown, segment.sizeAt);
+      }
+      return { head: concatBytes([before, info]), rest: child.end };
+    }
+    pos = child.end;
+  }
+  return null;
+}
+
+// One element's header at pos: {id, sizeAt, start (of its data), size, end, unknown (size)}; null if cut short.
+function ebmlElement(bytes, pos) {
+  const idLength = vintLength(bytes[pos]);
+  if (!idLength || idLength > 4 || pos + idLength > bytes.length) return null;
+  const id = ebmlUint(bytes, pos, pos + idLength);
+  const sizeAt = pos + idLength;
+  const sizeLength = vintLength(bytes[sizeAt]);
+  if (!sizeLength || sizeAt + sizeLength > bytes.length) return null;
+  let size = bytes[sizeAt] & (0xff >> sizeLength);
+  let unknown = size === 0xff >> sizeLength;
+  for (let i = 1; i < sizeLength; i++) {
+    size = size * 256 + bytes[sizeAt + i];
+    unknown &&= bytes[sizeAt + i] === 0xff;
+  }
+  const start = sizeAt + sizeLength;
+  return { id, sizeAt, start, size, end: start + size, unknown };
+}
+
+function vintLength(first) {
+  return first ? Math.clz32(first) - 23 : 0; // 1 for 0b1xxxxxxx ... 8 for 0b00000001; 0: none
+}
+
+function ebmlUint(bytes, start, end) {
+  let value = 0;
+  for (let i = start; i < end; i++) value = value * 256 + bytes[i];
+  return value;
+}
+
+// A size as a vint of ``width`` bytes (8 unless given); null when it does not fit.
+function ebmlSize(value, width = 8) {
+  if (value >= 2 ** (7 * width) - 1) return null; // all ones would mean "unknown"
+  const out = new Uint8Array(width);
+  for (let i = width - 1, v = value; i >= 0; i--, v = Math.floor(v / 256)) out[i] = v % 256;
+  out[0] |= 0x80 >> (width - 1);
+  return out;
+}
+
+function concatBytes(parts) {
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------ helpers
