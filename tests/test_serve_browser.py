@@ -298,16 +298,26 @@ def test_page_survives_a_server_restart(browser, tmp_path):
             second.stop()
 
 
-def test_no_camera_is_said_in_words(chromium, server):
+@pytest.mark.parametrize("camera", ["none", "refused"])
+def test_without_a_camera_the_page_starts_on_the_servers_source_and_says_why(chromium, server, tmp_path, shown, camera):
     launcher, executable = chromium
-    browser = launcher.launch(executable_path=executable, args=["--use-fake-ui-for-media-stream"])  # and no camera
+    if camera == "none":  # the fake prompt says yes, but there is no camera
+        args = ["--use-fake-ui-for-media-stream"]
+    else:  # a camera, and the visitor says no (headless Chromium's prompt answers "block")
+        video = write_y4m(tmp_path / "scene.y4m", shown.image_bgr)
+        args = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}", "--deny-permission-prompts"]
+    browser = launcher.launch(executable_path=executable, args=args)
     try:
         _, page = open_page(browser, server.path("/"))
-        page.wait_for_selector("#notice:visible", timeout=WAIT_MS)
+        page.wait_for_function("window.livecam.mode === 'source' && window.livecam.results > 1", timeout=WAIT_MS)
         text = page.text_content("#notice")
+        assert page.is_visible("#notice")
+        assert page.get_attribute("#mode-source", "aria-pressed") == "true"
+        assert page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]") == [320, 240]
     finally:
         browser.close()
-    assert "No camera was found" in text and "server's source" in text
+    reason = "No camera was found" if camera == "none" else "The camera was refused"
+    assert reason in text and "Meanwhile this shows the server's source" in text
 
 
 def test_an_insecure_context_is_explained_with_https_and_ssh(browser, server):
@@ -380,3 +390,65 @@ def test_a_bar_is_chosen_with_the_keyboard(browser, server):
         assert page.evaluate("livecam.paused") is False
     finally:
         context.close()
+
+
+def test_the_windows_keys_drive_the_page(browser, server, tmp_path):
+    from livecam.control import step_alpha
+
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page, 1)
+        topk = page.evaluate("livecam.last.topk")
+        page.keyboard.press("3")
+        wait_locked_to(page, topk[2]["id"])
+        page.keyboard.press("0")
+        page.wait_for_function("livecam.classId === null && livecam.last.class_id === livecam.last.topk[0].id", timeout=WAIT_MS)
+
+        methods, method = page.evaluate("[livecam.config.methods, livecam.method]")
+        following = methods[(methods.index(method) + 1) % len(methods)]
+        page.keyboard.press("m")
+        page.wait_for_function(f"livecam.last.method === {following!r} && document.getElementById('method').value === {following!r}", timeout=WAIT_MS)
+
+        alpha = page.evaluate("livecam.alpha")
+        for key in "]][":
+            page.keyboard.press(key)
+        expected = step_alpha(step_alpha(step_alpha(alpha, 1), 1), -1)
+        assert page.evaluate("[livecam.alpha, Number(document.getElementById('alpha').value)]") == [pytest.approx(expected)] * 2
+        page.focus("#alpha")  # typing in a field: the keys are the field's
+        page.keyboard.press("]")
+        page.keyboard.press("m")
+        assert page.evaluate("[livecam.alpha, livecam.method]") == [pytest.approx(expected), following]
+        page.click("header h1")
+
+        page.keyboard.press("Space")
+        assert page.evaluate("livecam.paused") is True and page.text_content("#pause") == "Resume"
+        page.keyboard.press("Space")
+        assert page.evaluate("livecam.paused") is False
+
+        page.keyboard.press("h")
+        assert page.is_visible("#help") and "fullscreen" in page.text_content("#help")
+        page.keyboard.press("h")
+        assert not page.is_visible("#help")
+
+        page.keyboard.press("f")
+        page.wait_for_function("document.fullscreenElement === document.getElementById('view').parentElement", timeout=WAIT_MS)
+        assert page.get_attribute("#fullscreen", "aria-pressed") == "true"
+        page.keyboard.press("f")
+        page.wait_for_function("document.fullscreenElement === null", timeout=WAIT_MS)
+        page.click("#fullscreen")  # the button does the same
+        page.wait_for_function("document.fullscreenElement !== null", timeout=WAIT_MS)
+        page.keyboard.press("f")
+        page.wait_for_function("document.fullscreenElement === null", timeout=WAIT_MS)
+
+        with page.expect_download(timeout=WAIT_MS) as snapshot:
+            page.keyboard.press("s")
+        page.keyboard.press("r")
+        assert page.is_visible("#rec")
+        wait_results(page, page.evaluate("livecam.results") + 2)
+        with page.expect_download(timeout=WAIT_MS) as recording:
+            page.keyboard.press("r")
+        assert not page.is_visible("#rec")
+        names = [snapshot.value.suggested_filename, recording.value.suggested_filename]
+    finally:
+        context.close()
+    assert names[0].endswith(".png") and names[1].endswith(".webm")

@@ -39,13 +39,15 @@ window.livecam = state; // for the curious, and for tests
 
 async function start() {
   bindControls();
+  bindKeys();
   await loadConfig();
   connect();
-  if (state.config && state.config.source && !window.isSecureContext) {
+  const source = Boolean(state.config && state.config.source);
+  if (source && !window.isSecureContext) {
     await setMode("source"); // no camera here: show what the server sees, and say why
     insecureNotice();
-  } else {
-    setMode("camera");
+  } else if (!(await setMode("camera", { fallback: source })) && source) {
+    await setMode("source", { keepNotice: true }); // no camera, or refused: the server's source, and the notice says why
   }
   requestAnimationFrame(draw);
 }
@@ -166,7 +168,8 @@ function pull() {
 
 // ------------------------------------------------------------------ the camera
 
-async function startCamera() {
+// fallback: the page turns to the server's source if this fails (the notice says so).
+async function startCamera(fallback = false) {
   if (state.video) return true;
   if (!window.isSecureContext) {
     state.cameraError = "insecure";
@@ -191,7 +194,11 @@ async function startCamera() {
     return true;
   } catch (err) {
     state.cameraError = err.name || "error";
-    const alt = state.config && state.config.source ? " Or watch the server's source instead." : "";
+    const alt = !(state.config && state.config.source)
+      ? ""
+      : fallback
+        ? " Meanwhile this shows the server's source."
+        : " Or watch the server's source instead.";
     if (err.name === "NotAllowedError" || err.name === "SecurityError") {
       notice(`The camera was refused. Allow it for this site (the camera icon in the address bar) and reload the page.${alt}`, "camera");
     } else if (err.name === "NotFoundError" || err.name === "OverconstrainedError") {
@@ -446,27 +453,38 @@ function drawLegend() {
 function bindControls() {
   $("mode-camera").addEventListener("click", () => setMode("camera"));
   $("mode-source").addEventListener("click", () => setMode("source"));
-  $("method").addEventListener("change", (e) => {
-    state.method = e.target.value;
-    sendControls({ method: state.method });
-    sendFrame(true); // while paused, the frozen frame is explained again
-  });
+  $("method").addEventListener("change", (e) => setMethod(e.target.value));
   $("colormap").addEventListener("change", (e) => {
     state.colormap = e.target.value;
     state.heat = null;
     drawLegend();
   });
-  $("alpha").addEventListener("input", (e) => {
-    state.alpha = Number(e.target.value);
-    $("alpha-value").textContent = `${Math.round(state.alpha * 100)}%`;
-  });
+  $("alpha").addEventListener("input", (e) => setAlpha(Number(e.target.value)));
   $("unlock").addEventListener("click", () => lockClass(null));
   $("pause").addEventListener("click", togglePause);
   $("snapshot").addEventListener("click", snapshot);
   $("record").addEventListener("click", toggleRecording);
+  $("fullscreen").addEventListener("click", toggleFullscreen);
+  $("fullscreen").hidden = !document.fullscreenEnabled;
+  document.addEventListener("fullscreenchange", () => $("fullscreen").setAttribute("aria-pressed", String(Boolean(document.fullscreenElement))));
+  $("keys").addEventListener("click", toggleHelp);
 }
 
-async function setMode(mode) {
+function setMethod(method) {
+  state.method = method;
+  $("method").value = method;
+  sendControls({ method });
+  sendFrame(true); // while paused, the frozen frame is explained again
+}
+
+function setAlpha(alpha) {
+  state.alpha = alpha;
+  $("alpha").value = alpha;
+  $("alpha-value").textContent = `${Math.round(alpha * 100)}%`;
+}
+
+// Returns whether the camera started (mode "camera"); keepNotice leaves the camera's notice up.
+async function setMode(mode, { fallback = false, keepNotice = false } = {}) {
   state.mode = mode;
   $("mode-camera").setAttribute("aria-pressed", String(mode === "camera"));
   $("mode-source").setAttribute("aria-pressed", String(mode === "source"));
@@ -474,11 +492,13 @@ async function setMode(mode) {
   state.smoothed = null;
   state.heat = null;
   if (mode === "camera") {
-    if (await startCamera()) sendFrame();
-  } else {
-    clearNotice("camera");
-    pull();
+    const started = await startCamera(fallback);
+    if (started) sendFrame();
+    return started;
   }
+  if (!keepNotice) clearNotice("camera");
+  pull();
+  return false;
 }
 
 function lockClass(classId) {
@@ -553,6 +573,76 @@ function toggleRecording() {
   $("rec").hidden = false;
   $("record").textContent = "Stop and save";
   $("record").setAttribute("aria-pressed", "true");
+}
+
+// ------------------------------------------------------------------ keys
+
+// The window's keys (README's Keys table, livecam/keys.py) on the page. Not while typing in a
+// field; Space and Enter on a focused button or link press it, as everywhere on the web.
+const KEY_ACTIONS = {
+  " ": togglePause,
+  m: nextMethod,
+  0: () => lockClass(null),
+  1: lockRank,
+  2: lockRank,
+  3: lockRank,
+  4: lockRank,
+  5: lockRank,
+  "[": () => stepAlpha(-1),
+  "]": () => stepAlpha(1),
+  s: snapshot,
+  r: toggleRecording,
+  f: toggleFullscreen,
+  h: toggleHelp,
+};
+const REPEATING_KEYS = new Set(["[", "]"]); // held down, they keep stepping; the others act once
+
+function bindKeys() {
+  document.addEventListener("keydown", onKey);
+}
+
+function onKey(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return; // the browser's own shortcuts
+  const target = event.target instanceof Element ? event.target : null;
+  if (target && target.closest("input, select, textarea, [contenteditable]")) return;
+  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+  if (key === " " && target && target.closest("button, a")) return;
+  const action = Object.hasOwn(KEY_ACTIONS, key) ? KEY_ACTIONS[key] : null;
+  if (!action) return;
+  event.preventDefault(); // Space would scroll the page
+  if (!event.repeat || REPEATING_KEYS.has(key)) action(key);
+}
+
+function nextMethod() {
+  if (!state.config) return;
+  const methods = state.config.methods;
+  setMethod(methods[(methods.indexOf(state.method) + 1) % methods.length]);
+}
+
+// Keys 1-5: the k-th of the top classes shown.
+function lockRank(key) {
+  const entry = state.last && state.last.topk[Number(key) - 1];
+  if (entry) lockClass(entry.id);
+}
+
+function stepAlpha(steps) {
+  const step = state.config ? state.config.alpha_step : 0.1;
+  // Rounded as the window does, so repeated steps stay on the grid (0.1 + 0.2 is not 0.3 in floating point).
+  setAlpha(Math.min(1, Math.max(0, Math.round((state.alpha + steps * step) * 1e6) / 1e6)));
+}
+
+// The stage (the picture with its badges and notices) fills the screen; Esc leaves, as does f.
+function toggleFullscreen() {
+  if (document.fullscreenElement) {
+    document.exitFullscreen();
+  } else if (document.fullscreenEnabled) {
+    $("view").parentElement.requestFullscreen().catch((err) => notice(`Fullscreen was refused: ${err.message}`, "fullscreen"));
+  }
+}
+
+function toggleHelp() {
+  $("help").hidden = !$("help").hidden;
+  $("keys").setAttribute("aria-pressed", String(!$("help").hidden));
 }
 
 // ------------------------------------------------------------------ what files show
