@@ -227,6 +227,7 @@ def test_snapshot_and_recording_carry_the_label_and_colour_bar_and_the_recording
         # Opacity 0 and paused: the view holds the still picture alone, the files add the HUD to it.
         page.eval_on_selector("#alpha", "el => { el.value = 0; el.dispatchEvent(new Event('input')); }")
         page.click("#pause")
+        page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")  # drawn so
         shown = canvas_bgr(page)
         with page.expect_download(timeout=WAIT_MS) as snapshot:
             page.click("#snapshot")
@@ -431,8 +432,12 @@ def test_the_windows_keys_drive_the_page(browser, server, tmp_path):
         assert not page.is_visible("#help")
 
         page.keyboard.press("f")
-        page.wait_for_function("document.fullscreenElement === document.getElementById('view').parentElement", timeout=WAIT_MS)
-        assert page.get_attribute("#fullscreen", "aria-pressed") == "true"
+        # The button says so once the browser's fullscreenchange event has come.
+        page.wait_for_function(
+            "document.fullscreenElement === document.getElementById('view').parentElement"
+            " && document.getElementById('fullscreen').getAttribute('aria-pressed') === 'true'",
+            timeout=WAIT_MS,
+        )
         page.keyboard.press("f")
         page.wait_for_function("document.fullscreenElement === null", timeout=WAIT_MS)
         page.click("#fullscreen")  # the button does the same
