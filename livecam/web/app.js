@@ -42,6 +42,7 @@ async function start() {
   bindKeys();
   await loadConfig();
   connect();
+  requestAnimationFrame(draw);
   const source = Boolean(state.config && state.config.source);
   if (source && !window.isSecureContext) {
     await setMode("source"); // no camera here: show what the server sees, and say why
@@ -49,7 +50,6 @@ async function start() {
   } else if (!(await setMode("camera", { fallback: source })) && source) {
     await setMode("source", { keepNotice: true }); // no camera, or refused: the server's source, and the notice says why
   }
-  requestAnimationFrame(draw);
 }
 
 async function loadConfig() {
