@@ -39,7 +39,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
 from livecam import protocol
-from livecam.control import Action, Command, Controller, ViewerState
+from livecam.control import ALPHA_STEP, Action, Command, Controller, ViewerState
 from livecam.errors import UserError, first_line
 from livecam.feed import MjpegStream, SourceFeed
 from livecam.mailbox import Mailbox
@@ -282,6 +282,7 @@ async def _config(request: web.Request) -> web.Response:
             "topk": engine.topk,
             "input_size": list(engine.input_size),  # (height, width): the page sends frames no smaller
             "alpha": config.opacity,
+            "alpha_step": ALPHA_STEP,  # the page's [ and ] keys step as the window's
             "blend": config.blend,
             "smooth": config.smooth,
             "colormap": config.colormap,

@@ -8,6 +8,8 @@ these tests instead of skipping them.
 from __future__ import annotations
 
 import base64
+import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -202,18 +204,38 @@ def test_while_paused_a_new_lock_explains_the_frozen_frame_and_opacity_still_app
     assert frozen < 12  # opacity 0 shows the camera's picture (the scene, through the fake camera's YUV)
 
 
-def test_snapshot_and_recording_are_downloaded(browser, server, tmp_path):
+def ffmpeg_duration_s(path: Path) -> float | None:
+    """The Duration ffmpeg reads from a file's header (what players show as its length); None for N/A."""
+    text = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    match = re.search(r"Duration: ([^,]+),", text)
+    assert match, text
+    if match.group(1) == "N/A":
+        return None
+    hours, minutes, seconds = match.group(1).split(":")
+    return 3600 * int(hours) + 60 * int(minutes) + float(seconds)
+
+
+def region_difference(a: np.ndarray, b: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> float:
+    return float(cv2.absdiff(a[y0:y1, x0:x1], b[y0:y1, x0:x1]).mean())
+
+
+@pytest.mark.subprocess
+def test_snapshot_and_recording_carry_the_label_and_colour_bar_and_the_recording_its_length(browser, server, tmp_path):
     context, page = open_page(browser, server.path("/"))
     try:
-        wait_results(page)
+        wait_results(page, 1)
+        # Opacity 0 and paused: the view holds the still picture alone, the files add the HUD to it.
+        page.eval_on_selector("#alpha", "el => { el.value = 0; el.dispatchEvent(new Event('input')); }")
+        page.click("#pause")
+        page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")  # drawn so
+        shown = canvas_bgr(page)
         with page.expect_download(timeout=WAIT_MS) as snapshot:
             page.click("#snapshot")
         png = tmp_path / snapshot.value.suggested_filename
         snapshot.value.save_as(png)
         page.click("#record")
         assert page.is_visible("#rec")
-        count = wait_results(page)
-        wait_results(page, count + 5)  # a few seconds of picture
+        page.wait_for_timeout(2000)  # about 2 s of video, as a person would record
         with page.expect_download(timeout=WAIT_MS) as recording:
             page.click("#record")
         video = tmp_path / recording.value.suggested_filename
@@ -221,10 +243,28 @@ def test_snapshot_and_recording_are_downloaded(browser, server, tmp_path):
         assert not page.is_visible("#rec")
     finally:
         context.close()
+    width, height = SCENE_SIZE
+    label_box = (8, 8, 60, 40)  # inside the label's panel, top left
+    legend_box = (width - 120, height - 30, width - 10, height - 8)  # the colour bar's panel, bottom right
+    centre = (width // 3, height // 3, 2 * width // 3, 2 * height // 3)
     image = cv2.imread(str(png))
     assert png.suffix == ".png" and image.shape[1::-1] == SCENE_SIZE
+    assert region_difference(image, shown, *centre) < 1  # the picture as shown...
+    assert region_difference(image, shown, *label_box) > 25  # ...with the label
+    assert region_difference(image, shown, *legend_box) > 25  # ...and the colour bar
     assert video.suffix == ".webm" and video.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # a Matroska/WebM file
-    assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] > 0  # ffmpeg reads frames from it
+    duration = ffmpeg_duration_s(video)
+    frames, decoded_s = imageio_ffmpeg.count_frames_and_secs(str(video))
+    assert frames > 0 and duration is not None
+    assert duration > 1 and abs(duration - decoded_s) < 0.5  # the length players show is the video's own
+    reader = imageio_ffmpeg.read_frames(str(video))
+    meta = next(reader)
+    first = cv2.cvtColor(np.frombuffer(next(reader), np.uint8).reshape(meta["size"][1], meta["size"][0], 3), cv2.COLOR_RGB2BGR)
+    reader.close()
+    assert first.shape[1::-1] == SCENE_SIZE
+    assert region_difference(first, shown, *centre) < 12  # the picture, through the video codec
+    assert region_difference(first, shown, *label_box) > 25
+    assert region_difference(first, shown, *legend_box) > 25
 
 
 def test_the_servers_source_is_shown_on_request(browser, server):
@@ -259,16 +299,26 @@ def test_page_survives_a_server_restart(browser, tmp_path):
             second.stop()
 
 
-def test_no_camera_is_said_in_words(chromium, server):
+@pytest.mark.parametrize("camera", ["none", "refused"])
+def test_without_a_camera_the_page_starts_on_the_servers_source_and_says_why(chromium, server, tmp_path, shown, camera):
     launcher, executable = chromium
-    browser = launcher.launch(executable_path=executable, args=["--use-fake-ui-for-media-stream"])  # and no camera
+    if camera == "none":  # the fake prompt says yes, but there is no camera
+        args = ["--use-fake-ui-for-media-stream"]
+    else:  # a camera, and the visitor says no (headless Chromium's prompt answers "block")
+        video = write_y4m(tmp_path / "scene.y4m", shown.image_bgr)
+        args = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}", "--deny-permission-prompts"]
+    browser = launcher.launch(executable_path=executable, args=args)
     try:
         _, page = open_page(browser, server.path("/"))
-        page.wait_for_selector("#notice:visible", timeout=WAIT_MS)
+        page.wait_for_function("window.livecam.mode === 'source' && window.livecam.results > 1", timeout=WAIT_MS)
         text = page.text_content("#notice")
+        assert page.is_visible("#notice")
+        assert page.get_attribute("#mode-source", "aria-pressed") == "true"
+        assert page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]") == [320, 240]
     finally:
         browser.close()
-    assert "No camera was found" in text and "server's source" in text
+    reason = "No camera was found" if camera == "none" else "The camera was refused"
+    assert reason in text and "Meanwhile this shows the server's source" in text
 
 
 def test_an_insecure_context_is_explained_with_https_and_ssh(browser, server):
@@ -306,3 +356,125 @@ def test_with_fit_crop_the_page_draws_the_heat_on_the_central_square_only(browse
     difference = cv2.absdiff(image, shown.image_bgr).mean(axis=2)
     assert difference[:, : x0 - 2].mean() < 12 and difference[:, x1 + 2 :].mean() < 12  # the camera's picture, no heat
     assert difference[:, x0 + 2 : x1 - 2].mean() > 40  # at opacity 100 %, the heat alone
+
+
+def press_like_a_person(page, selector: str) -> None:
+    """Mouse down on ``selector``, held while at least one answer arrives (at 30 answers/s a 150 ms press
+    spans several), then up: a list redrawn per answer would take the press from under the pointer."""
+    box = page.locator(selector).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    count = page.evaluate("window.livecam.results")
+    page.mouse.down()
+    page.wait_for_timeout(150)
+    wait_results(page, count)
+    page.mouse.up()
+
+
+def wait_locked_to(page, class_id: int) -> None:
+    page.wait_for_function(
+        f"livecam.classId === {class_id} && livecam.last.class_id === {class_id} && !document.getElementById('locked').hidden",
+        timeout=WAIT_MS,
+    )
+
+
+def test_a_bar_pressed_and_held_like_a_person_locks_its_class(browser, server, shown):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page, 1)
+        other = page.evaluate("livecam.last.topk[1]")
+        press_like_a_person(page, "#topk li:nth-child(2) button")
+        wait_locked_to(page, other["id"])
+        assert page.text_content("#label") == other["label"]
+        press_like_a_person(page, "#unlock")
+        page.wait_for_function(f"livecam.classId === null && document.getElementById('label').textContent === {shown.label!r}", timeout=WAIT_MS)
+    finally:
+        context.close()
+
+
+def test_a_bar_is_chosen_with_the_keyboard(browser, server):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page, 1)
+        topk = page.evaluate("livecam.last.topk")
+        for _ in range(30):  # Tab to the second bar, as a person would
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.closest('#topk li:nth-child(2)') !== null"):
+                break
+        else:
+            raise AssertionError("Tab never reached the second bar")
+        wait_results(page, page.evaluate("livecam.results") + 1)  # answers arrive while it has the focus
+        page.keyboard.press("Enter")
+        wait_locked_to(page, topk[1]["id"])
+        page.keyboard.press("Tab")
+        wait_results(page, page.evaluate("livecam.results") + 1)
+        page.keyboard.press("Space")  # a focused button takes Space as a press, not as the pause key
+        wait_locked_to(page, topk[2]["id"])
+        assert page.evaluate("livecam.paused") is False
+    finally:
+        context.close()
+
+
+def test_the_windows_keys_drive_the_page(browser, server, tmp_path):
+    from livecam.control import step_alpha
+
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page, 1)
+        topk = page.evaluate("livecam.last.topk")
+        page.keyboard.press("3")
+        wait_locked_to(page, topk[2]["id"])
+        page.keyboard.press("0")
+        page.wait_for_function("livecam.classId === null && livecam.last.class_id === livecam.last.topk[0].id", timeout=WAIT_MS)
+
+        methods, method = page.evaluate("[livecam.config.methods, livecam.method]")
+        following = methods[(methods.index(method) + 1) % len(methods)]
+        page.keyboard.press("m")
+        page.wait_for_function(f"livecam.last.method === {following!r} && document.getElementById('method').value === {following!r}", timeout=WAIT_MS)
+
+        alpha = page.evaluate("livecam.alpha")
+        for key in "]][":
+            page.keyboard.press(key)
+        expected = step_alpha(step_alpha(step_alpha(alpha, 1), 1), -1)
+        assert page.evaluate("[livecam.alpha, Number(document.getElementById('alpha').value)]") == [pytest.approx(expected)] * 2
+        page.focus("#alpha")  # typing in a field: the keys are the field's
+        page.keyboard.press("]")
+        page.keyboard.press("m")
+        assert page.evaluate("[livecam.alpha, livecam.method]") == [pytest.approx(expected), following]
+        page.click("header h1")
+
+        page.keyboard.press("Space")
+        assert page.evaluate("livecam.paused") is True and page.text_content("#pause") == "Resume"
+        page.keyboard.press("Space")
+        assert page.evaluate("livecam.paused") is False
+
+        page.keyboard.press("h")
+        assert page.is_visible("#help") and "fullscreen" in page.text_content("#help")
+        page.keyboard.press("h")
+        assert not page.is_visible("#help")
+
+        page.keyboard.press("f")
+        # The button says so once the browser's fullscreenchange event has come.
+        page.wait_for_function(
+            "document.fullscreenElement === document.getElementById('view').parentElement"
+            " && document.getElementById('fullscreen').getAttribute('aria-pressed') === 'true'",
+            timeout=WAIT_MS,
+        )
+        page.keyboard.press("f")
+        page.wait_for_function("document.fullscreenElement === null", timeout=WAIT_MS)
+        page.click("#fullscreen")  # the button does the same
+        page.wait_for_function("document.fullscreenElement !== null", timeout=WAIT_MS)
+        page.keyboard.press("f")
+        page.wait_for_function("document.fullscreenElement === null", timeout=WAIT_MS)
+
+        with page.expect_download(timeout=WAIT_MS) as snapshot:
+            page.keyboard.press("s")
+        page.keyboard.press("r")
+        assert page.is_visible("#rec")
+        wait_results(page, page.evaluate("livecam.results") + 2)
+        with page.expect_download(timeout=WAIT_MS) as recording:
+            page.keyboard.press("r")
+        assert not page.is_visible("#rec")
+        names = [snapshot.value.suggested_filename, recording.value.suggested_filename]
+    finally:
+        context.close()
+    assert names[0].endswith(".png") and names[1].endswith(".webm")

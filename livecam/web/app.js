@@ -30,6 +30,7 @@ const state = {
   times: { answers: [], frames: [] },
   rttLog: [], // [time, round trip] in ms, the last few thousand
   recorder: null,
+  recordCanvas: null, // what is recorded: the view with the label and colour bar
   cameraError: null,
 };
 window.livecam = state; // for the curious, and for tests
@@ -38,15 +39,17 @@ window.livecam = state; // for the curious, and for tests
 
 async function start() {
   bindControls();
+  bindKeys();
   await loadConfig();
   connect();
-  if (state.config && state.config.source && !window.isSecureContext) {
+  requestAnimationFrame(draw);
+  const source = Boolean(state.config && state.config.source);
+  if (source && !window.isSecureContext) {
     await setMode("source"); // no camera here: show what the server sees, and say why
     insecureNotice();
-  } else {
-    setMode("camera");
+  } else if (!(await setMode("camera", { fallback: source })) && source) {
+    await setMode("source", { keepNotice: true }); // no camera, or refused: the server's source, and the notice says why
   }
-  requestAnimationFrame(draw);
 }
 
 async function loadConfig() {
@@ -165,7 +168,8 @@ function pull() {
 
 // ------------------------------------------------------------------ the camera
 
-async function startCamera() {
+// fallback: the page turns to the server's source if this fails (the notice says so).
+async function startCamera(fallback = false) {
   if (state.video) return true;
   if (!window.isSecureContext) {
     state.cameraError = "insecure";
@@ -190,7 +194,11 @@ async function startCamera() {
     return true;
   } catch (err) {
     state.cameraError = err.name || "error";
-    const alt = state.config && state.config.source ? " Or watch the server's source instead." : "";
+    const alt = !(state.config && state.config.source)
+      ? ""
+      : fallback
+        ? " Meanwhile this shows the server's source."
+        : " Or watch the server's source instead.";
     if (err.name === "NotAllowedError" || err.name === "SecurityError") {
       notice(`The camera was refused. Allow it for this site (the camera icon in the address bar) and reload the page.${alt}`, "camera");
     } else if (err.name === "NotFoundError" || err.name === "OverconstrainedError") {
@@ -276,27 +284,41 @@ function showResult(message) {
   $("prob").textContent = percent(message.prob);
   $("locked").hidden = state.classId === null;
   $("unlock").disabled = state.classId === null;
+  showTopk(message);
+}
+
+// The top classes as buttons made once and updated in place: answers arrive about 30 times a
+// second, and a press held across one must land on the same element (a person's click, a tap,
+// keyboard focus); a list rebuilt per answer loses them.
+function showTopk(message) {
   const list = $("topk");
-  list.replaceChildren(
-    ...message.topk.map((entry) => {
-      const item = document.createElement("li");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.dataset.classId = entry.id;
-      button.className = entry.id === message.class_id ? "explained" : "";
-      button.setAttribute("aria-label", `${entry.label} ${percent(entry.prob)}; explain this class`);
-      const bar = document.createElement("span");
-      bar.className = "bar";
-      bar.style.width = `${Math.max(1, entry.prob * 100)}%`;
-      const text = document.createElement("span");
-      text.className = "text";
-      text.textContent = `${entry.label} ${percent(entry.prob)}`;
-      button.append(bar, text);
-      button.addEventListener("click", () => lockClass(entry.id));
-      item.append(button);
-      return item;
-    }),
-  );
+  while (list.children.length < message.topk.length) list.append(topkItem());
+  while (list.children.length > message.topk.length) list.lastElementChild.remove();
+  message.topk.forEach((entry, rank) => {
+    const button = list.children[rank].firstElementChild;
+    const text = `${entry.label} ${percent(entry.prob)}`;
+    button.dataset.classId = entry.id;
+    button.classList.toggle("explained", entry.id === message.class_id);
+    button.setAttribute("aria-label", `${text}; explain this class`);
+    button.querySelector(".bar").style.width = `${Math.max(1, entry.prob * 100)}%`;
+    const label = button.querySelector(".text");
+    if (label.textContent !== text) label.textContent = text;
+  });
+}
+
+function topkItem() {
+  const item = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  const text = document.createElement("span");
+  text.className = "text";
+  button.append(bar, text);
+  // The class shown when the click lands, read then: the button outlives the answers.
+  button.addEventListener("click", () => lockClass(Number(button.dataset.classId)));
+  item.append(button);
+  return item;
 }
 
 // The renderer's smoothing: out = s * previous + (1 - s) * new, restarted when the method or the
@@ -392,6 +414,7 @@ function draw() {
     ctx.drawImage(heat, Math.round(x0 * width), Math.round(y0 * height));
     ctx.globalAlpha = 1;
   }
+  if (state.recordCanvas) fileFrame(state.recordCanvas);
   const now = performance.now();
   state.times.frames.push(now);
   if (state.mode === "camera") sendFrame(); // in case nothing is in flight (first frame, after a reconnect)
@@ -432,27 +455,38 @@ function drawLegend() {
 function bindControls() {
   $("mode-camera").addEventListener("click", () => setMode("camera"));
   $("mode-source").addEventListener("click", () => setMode("source"));
-  $("method").addEventListener("change", (e) => {
-    state.method = e.target.value;
-    sendControls({ method: state.method });
-    sendFrame(true); // while paused, the frozen frame is explained again
-  });
+  $("method").addEventListener("change", (e) => setMethod(e.target.value));
   $("colormap").addEventListener("change", (e) => {
     state.colormap = e.target.value;
     state.heat = null;
     drawLegend();
   });
-  $("alpha").addEventListener("input", (e) => {
-    state.alpha = Number(e.target.value);
-    $("alpha-value").textContent = `${Math.round(state.alpha * 100)}%`;
-  });
+  $("alpha").addEventListener("input", (e) => setAlpha(Number(e.target.value)));
   $("unlock").addEventListener("click", () => lockClass(null));
   $("pause").addEventListener("click", togglePause);
   $("snapshot").addEventListener("click", snapshot);
   $("record").addEventListener("click", toggleRecording);
+  $("fullscreen").addEventListener("click", toggleFullscreen);
+  $("fullscreen").hidden = !document.fullscreenEnabled;
+  document.addEventListener("fullscreenchange", () => $("fullscreen").setAttribute("aria-pressed", String(Boolean(document.fullscreenElement))));
+  $("keys").addEventListener("click", toggleHelp);
 }
 
-async function setMode(mode) {
+function setMethod(method) {
+  state.method = method;
+  $("method").value = method;
+  sendControls({ method });
+  sendFrame(true); // while paused, the frozen frame is explained again
+}
+
+function setAlpha(alpha) {
+  state.alpha = alpha;
+  $("alpha").value = alpha;
+  $("alpha-value").textContent = `${Math.round(alpha * 100)}%`;
+}
+
+// Returns whether the camera started (mode "camera"); keepNotice leaves the camera's notice up.
+async function setMode(mode, { fallback = false, keepNotice = false } = {}) {
   state.mode = mode;
   $("mode-camera").setAttribute("aria-pressed", String(mode === "camera"));
   $("mode-source").setAttribute("aria-pressed", String(mode === "source"));
@@ -460,11 +494,13 @@ async function setMode(mode) {
   state.smoothed = null;
   state.heat = null;
   if (mode === "camera") {
-    if (await startCamera()) sendFrame();
-  } else {
-    clearNotice("camera");
-    pull();
+    const started = await startCamera(fallback);
+    if (started) sendFrame();
+    return started;
   }
+  if (!keepNotice) clearNotice("camera");
+  pull();
+  return false;
 }
 
 function lockClass(classId) {
@@ -494,7 +530,11 @@ function togglePause() {
 }
 
 function snapshot() {
-  $("view").toBlob((blob) => download(blob, `livecam-${stamp()}.png`), "image/png");
+  const view = $("view");
+  const canvas = document.createElement("canvas");
+  canvas.width = view.width;
+  canvas.height = view.height;
+  fileFrame(canvas).toBlob((blob) => download(blob, `livecam-${stamp()}.png`), "image/png");
 }
 
 function toggleRecording() {
@@ -506,23 +546,297 @@ function toggleRecording() {
     notice("This browser cannot record a canvas (no MediaRecorder).", "record");
     return;
   }
+  // A canvas of its own, drawn at every display frame with the label and colour bar; its size is
+  // the view's at the start, so the video keeps one size when the picture changes.
+  const canvas = document.createElement("canvas");
+  canvas.width = $("view").width;
+  canvas.height = $("view").height;
+  state.recordCanvas = fileFrame(canvas);
   const type = ["video/webm;codecs=vp9", "video/webm;codecs=vp8", "video/webm", "video/mp4"].find((t) => MediaRecorder.isTypeSupported(t));
-  const recorder = new MediaRecorder($("view").captureStream(30), type ? { mimeType: type } : {});
+  const recorder = new MediaRecorder(canvas.captureStream(30), type ? { mimeType: type } : {});
   const chunks = [];
+  let startedAt = performance.now();
+  recorder.onstart = () => (startedAt = performance.now());
   recorder.ondataavailable = (e) => e.data.size && chunks.push(e.data);
-  recorder.onstop = () => {
+  recorder.onstop = async () => {
+    const ms = performance.now() - startedAt;
     state.recorder = null;
+    state.recordCanvas = null;
     $("rec").hidden = true;
     $("record").textContent = "Record";
     $("record").setAttribute("aria-pressed", "false");
     const kind = recorder.mimeType || "video/webm";
-    download(new Blob(chunks, { type: kind }), `livecam-${stamp()}.${kind.includes("mp4") ? "mp4" : "webm"}`);
+    const mp4 = kind.includes("mp4");
+    const video = new Blob(chunks, { type: kind });
+    download(mp4 ? video : await withDuration(video, ms), `livecam-${stamp()}.${mp4 ? "mp4" : "webm"}`);
   };
   recorder.start(1000);
   state.recorder = recorder;
   $("rec").hidden = false;
   $("record").textContent = "Stop and save";
   $("record").setAttribute("aria-pressed", "true");
+}
+
+// ------------------------------------------------------------------ keys
+
+// The window's keys (README's Keys table, livecam/keys.py) on the page. Not while typing in a
+// field; Space and Enter on a focused button or link press it, as everywhere on the web.
+const KEY_ACTIONS = {
+  " ": togglePause,
+  m: nextMethod,
+  0: () => lockClass(null),
+  1: lockRank,
+  2: lockRank,
+  3: lockRank,
+  4: lockRank,
+  5: lockRank,
+  "[": () => stepAlpha(-1),
+  "]": () => stepAlpha(1),
+  s: snapshot,
+  r: toggleRecording,
+  f: toggleFullscreen,
+  h: toggleHelp,
+};
+const REPEATING_KEYS = new Set(["[", "]"]); // held down, they keep stepping; the others act once
+
+function bindKeys() {
+  document.addEventListener("keydown", onKey);
+}
+
+function onKey(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return; // the browser's own shortcuts
+  const target = event.target instanceof Element ? event.target : null;
+  if (target && target.closest("input, select, textarea, [contenteditable]")) return;
+  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+  if (key === " " && target && target.closest("button, a")) return;
+  const action = Object.hasOwn(KEY_ACTIONS, key) ? KEY_ACTIONS[key] : null;
+  if (!action) return;
+  event.preventDefault(); // Space would scroll the page
+  if (!event.repeat || REPEATING_KEYS.has(key)) action(key);
+}
+
+function nextMethod() {
+  if (!state.config) return;
+  const methods = state.config.methods;
+  setMethod(methods[(methods.indexOf(state.method) + 1) % methods.length]);
+}
+
+// Keys 1-5: the k-th of the top classes shown.
+function lockRank(key) {
+  const entry = state.last && state.last.topk[Number(key) - 1];
+  if (entry) lockClass(entry.id);
+}
+
+function stepAlpha(steps) {
+  const step = state.config ? state.config.alpha_step : 0.1;
+  // Rounded as the window does, so repeated steps stay on the grid (0.1 + 0.2 is not 0.3 in floating point).
+  setAlpha(Math.min(1, Math.max(0, Math.round((state.alpha + steps * step) * 1e6) / 1e6)));
+}
+
+// The stage (the picture with its badges and notices) fills the screen; Esc leaves, as does f.
+function toggleFullscreen() {
+  if (document.fullscreenElement) {
+    document.exitFullscreen();
+  } else if (document.fullscreenEnabled) {
+    $("view").parentElement.requestFullscreen().catch((err) => notice(`Fullscreen was refused: ${err.message}`, "fullscreen"));
+  }
+}
+
+function toggleHelp() {
+  $("help").hidden = !$("help").hidden;
+  $("keys").setAttribute("aria-pressed", String(!$("help").hidden));
+}
+
+// ------------------------------------------------------------------ what files show
+
+// Snapshots and recordings look like the CLI's (--hud label): the picture with its heat, the label
+// with its probability top left (yellow with a padlock when locked), the colour bar bottom right.
+// The sizes follow the renderer's: text about 2 % of the frame height.
+function fileFrame(canvas) {
+  const view = $("view");
+  const ctx = canvas.getContext("2d");
+  const [width, height] = [canvas.width, canvas.height];
+  const scale = Math.min(width / view.width, height / view.height);
+  const [w, h] = [view.width * scale, view.height * scale];
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, width, height);
+  ctx.drawImage(view, (width - w) / 2, (height - h) / 2, w, h);
+  const small = Math.max(10, Math.round(height / 38)); // the renderer's small text, in pixels
+  const font = { small, big: Math.round(small * 1.75), pad: Math.max(2, Math.round(small / 2.5)) };
+  if (state.last) drawFileLabel(ctx, font);
+  if (state.luts && state.luts[state.colormap]) drawFileLegend(ctx, width, height, font);
+  return canvas;
+}
+
+const HUD_WHITE = "rgb(235, 235, 235)";
+const HUD_YELLOW = "rgb(255, 215, 0)";
+const HUD_PANEL = "rgba(0, 0, 0, 0.65)"; // the renderer's panels keep 35 % of the picture beneath
+
+function drawFileLabel(ctx, font) {
+  const { label, prob } = state.last;
+  const locked = state.classId !== null;
+  const text = `${label.length > 40 ? `${label.slice(0, 37)}...` : label}  ${percent(prob)}`;
+  ctx.font = `bold ${font.big}px sans-serif`;
+  ctx.textBaseline = "alphabetic";
+  const lockW = locked ? Math.round(font.big * 0.9) : 0;
+  const [x0, y0] = [font.pad, font.pad];
+  const panelW = Math.min(ctx.canvas.width - 2 * font.pad, lockW + ctx.measureText(text).width + 2 * font.pad);
+  const panelH = Math.round(font.big * 1.3) + 2 * font.pad;
+  ctx.fillStyle = HUD_PANEL;
+  ctx.fillRect(x0, y0, panelW, panelH);
+  const baseline = y0 + font.pad + Math.round(font.big * 1.05);
+  ctx.fillStyle = locked ? HUD_YELLOW : HUD_WHITE;
+  if (locked) drawPadlock(ctx, x0 + font.pad, baseline, Math.round(font.big * 0.75));
+  ctx.fillText(text, x0 + font.pad + lockW, baseline, panelW - 2 * font.pad - lockW);
+}
+
+// A small padlock standing on the text baseline, ``size`` pixels high, as the renderer draws it.
+function drawPadlock(ctx, x, baseline, size) {
+  const bodyH = Math.max(3, Math.round((size * 11) / 20));
+  const bodyW = Math.max(4, Math.round((size * 3) / 4));
+  ctx.fillRect(x, baseline - bodyH, bodyW, bodyH);
+  ctx.beginPath();
+  ctx.lineWidth = Math.max(1, size / 8);
+  ctx.strokeStyle = ctx.fillStyle;
+  ctx.ellipse(x + bodyW / 2, baseline - bodyH, Math.max(2, bodyW * 0.3), Math.max(2, size - bodyH), 0, Math.PI, 2 * Math.PI);
+  ctx.stroke();
+}
+
+function drawFileLegend(ctx, width, height, font) {
+  const barW = Math.max(40, Math.min(Math.round(width / 5), 9 * font.small));
+  const barH = Math.max(4, Math.round(font.small / 2));
+  const panelW = barW + 2 * font.pad;
+  const panelH = Math.round(font.small * 1.3) + barH + 2 * font.pad;
+  const [x1, y1] = [width - font.pad, height - font.pad];
+  const [x0, y0] = [x1 - panelW, y1 - panelH];
+  if (x0 < 0 || y0 < 0) return;
+  ctx.fillStyle = HUD_PANEL;
+  ctx.fillRect(x0, y0, panelW, panelH);
+  ctx.font = `${font.small}px sans-serif`;
+  ctx.fillStyle = HUD_WHITE;
+  ctx.textBaseline = "top";
+  ctx.fillText("low", x0 + font.pad, y0 + font.pad);
+  ctx.textAlign = "right";
+  ctx.fillText("high", x1 - font.pad, y0 + font.pad);
+  ctx.textAlign = "left";
+  const lut = state.luts[state.colormap];
+  const ramp = new ImageData(256, 1);
+  for (let i = 0; i < 256; i++) ramp.data.set([lut[3 * i], lut[3 * i + 1], lut[3 * i + 2], 255], 4 * i);
+  const strip = (state.legendStrip ||= document.createElement("canvas"));
+  strip.width = 256;
+  strip.height = 1;
+  strip.getContext("2d").putImageData(ramp, 0, 0);
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(strip, x0 + font.pad, y1 - font.pad - barH, barW, barH);
+}
+
+// ------------------------------------------------------------------ WebM duration
+
+// MediaRecorder writes a live WebM: its Segment Info has no Duration, so players show no length
+// and seek badly. Once recording stops, the Duration element is added to Info. Only the file's
+// head is rewritten; the bytes after Info move, which is safe while nothing points at them (no
+// SeekHead or Cues before the first Cluster, as Chrome and Firefox write it) — otherwise, or for
+// anything unexpected, the file is left as it was.
+const EBML_HEADER = 0x1a45dfa3;
+const EBML_SEGMENT = 0x18538067;
+const EBML_INFO = 0x1549a966;
+const EBML_TIMECODE_SCALE = 0x2ad7b1;
+const EBML_DURATION = 0x4489;
+const EBML_SEEK_HEAD = 0x114d9b74;
+const EBML_CLUSTER = 0x1f43b675;
+
+async function withDuration(blob, ms) {
+  try {
+    const head = new Uint8Array(await blob.slice(0, 1 << 16).arrayBuffer());
+    const patched = webmWithDuration(head, ms);
+    return patched ? new Blob([patched.head, blob.slice(patched.rest)], { type: blob.type }) : blob;
+  } catch (err) {
+    return blob; // a video without its length beats none
+  }
+}
+
+// {head: the new bytes up to the end of Info, rest: where the old file goes on}, or null.
+function webmWithDuration(bytes, ms) {
+  const header = ebmlElement(bytes, 0);
+  if (!header || header.id !== EBML_HEADER || header.unknown) return null;
+  const segment = ebmlElement(bytes, header.end);
+  if (!segment || segment.id !== EBML_SEGMENT) return null;
+  for (let pos = segment.start; pos < bytes.length; ) {
+    const child = ebmlElement(bytes, pos);
+    if (!child || child.unknown || child.id === EBML_SEEK_HEAD || child.id === EBML_CLUSTER) return null;
+    if (child.id === EBML_INFO) {
+      if (child.end > bytes.length) return null;
+      let scale = 1e6; // ns per Duration unit: the default TimecodeScale
+      for (let at = child.start; at < child.end; ) {
+        const item = ebmlElement(bytes, at);
+        if (!item || item.end > child.end || item.id === EBML_DURATION) return null;
+        if (item.id === EBML_TIMECODE_SCALE) scale = ebmlUint(bytes, item.start, item.end);
+        at = item.end;
+      }
+      const duration = new Uint8Array(11);
+      duration.set([0x44, 0x89, 0x88]); // the ID, then the size 8 as a one-byte vint
+      new DataView(duration.buffer).setFloat64(3, (ms * 1e6) / scale);
+      const size = ebmlSize(child.end - child.start + duration.length);
+      const info = concatBytes([bytes.subarray(pos, child.sizeAt), size, bytes.subarray(child.start, child.end), duration]);
+      const before = bytes.slice(0, pos);
+      if (!segment.unknown) {
+        // A Segment of known size grows by as much; its size field keeps its width.
+        const grown = ebmlSize(segment.size + info.length - (child.end - pos), segment.start - segment.sizeAt);
+        if (!grown) return null;
+        before.set(grown, segment.sizeAt);
+      }
+      return { head: concatBytes([before, info]), rest: child.end };
+    }
+    pos = child.end;
+  }
+  return null;
+}
+
+// One element's header at pos: {id, sizeAt, start (of its data), size, end, unknown (size)}; null if cut short.
+function ebmlElement(bytes, pos) {
+  const idLength = vintLength(bytes[pos]);
+  if (!idLength || idLength > 4 || pos + idLength > bytes.length) return null;
+  const id = ebmlUint(bytes, pos, pos + idLength);
+  const sizeAt = pos + idLength;
+  const sizeLength = vintLength(bytes[sizeAt]);
+  if (!sizeLength || sizeAt + sizeLength > bytes.length) return null;
+  let size = bytes[sizeAt] & (0xff >> sizeLength);
+  let unknown = size === 0xff >> sizeLength;
+  for (let i = 1; i < sizeLength; i++) {
+    size = size * 256 + bytes[sizeAt + i];
+    unknown &&= bytes[sizeAt + i] === 0xff;
+  }
+  const start = sizeAt + sizeLength;
+  return { id, sizeAt, start, size, end: start + size, unknown };
+}
+
+function vintLength(first) {
+  return first ? Math.clz32(first) - 23 : 0; // 1 for 0b1xxxxxxx ... 8 for 0b00000001; 0: none
+}
+
+function ebmlUint(bytes, start, end) {
+  let value = 0;
+  for (let i = start; i < end; i++) value = value * 256 + bytes[i];
+  return value;
+}
+
+// A size as a vint of ``width`` bytes (8 unless given); null when it does not fit.
+function ebmlSize(value, width = 8) {
+  if (value >= 2 ** (7 * width) - 1) return null; // all ones would mean "unknown"
+  const out = new Uint8Array(width);
+  for (let i = width - 1, v = value; i >= 0; i--, v = Math.floor(v / 256)) out[i] = v % 256;
+  out[0] |= 0x80 >> (width - 1);
+  return out;
+}
+
+function concatBytes(parts) {
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------ helpers
