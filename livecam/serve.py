@@ -21,6 +21,7 @@ import asyncio
 import base64
 import contextlib
 import hmac
+import html
 import ipaddress
 import json
 import secrets
@@ -29,6 +30,7 @@ import socket
 import ssl
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable
@@ -241,10 +243,9 @@ def _load_page() -> dict[str, tuple[bytes, str]]:
 
 async def _index(request: web.Request) -> web.Response:
     body, content_type = request.app[_page_key]["/"]
-    token = request.app[_config_key].token
-    query = f"?token={token}" if token else ""
-    # The assets are fetched by the browser without the page's query, so their links carry the token.
-    body = body.replace(b"{{QUERY}}", query.encode())
+    # The assets are fetched by the browser without the page's query, so their links carry the token
+    # (percent-encoded, so that & # or a space stay inside it, then escaped for the attribute).
+    body = body.replace(b"{{QUERY}}", html.escape(token_query(request.app[_config_key].token)).encode())
     return web.Response(body=body, content_type=content_type, charset="utf-8", headers=_page_headers())
 
 
@@ -564,7 +565,12 @@ def page_url(host: str, port: int, token: str | None, *, https: bool) -> str:
         host = socket.gethostname()
     elif ":" in host:
         host = f"[{host}]"
-    return f"{'https' if https else 'http'}://{host}:{port}/" + (f"?token={token}" if token else "")
+    return f"{'https' if https else 'http'}://{host}:{port}/" + token_query(token)
+
+
+def token_query(token: str | None) -> str:
+    """``?token=...`` with the token percent-encoded (any character may be in it), or "" for none."""
+    return f"?token={urllib.parse.quote(token, safe='')}" if token else ""
 
 
 def run(app: web.Application, host: str, port: int, *, ssl_ctx: ssl.SSLContext | None, on_ready: Callable[[int], None]) -> None:

@@ -557,3 +557,58 @@ def test_a_video_file_as_the_servers_source_plays_once_or_in_a_loop(tmp_path, ma
     assert [a["type"] for a in answers] == ["source_result"] * 3
     assert answers[0]["frame"] > 30  # past the video's last frame: it started again
     assert images[0].shape == (240, 320, 3)
+
+
+ODD_TOKEN = 'a&b#c d<"x'  # what a URL (& # space) and HTML (< ") give meaning to
+
+
+def test_a_token_with_url_and_html_characters_is_encoded_in_the_printed_url():
+    from urllib.parse import parse_qs, urlsplit
+
+    from livecam.serve import page_url
+
+    url = page_url("127.0.0.1", 8765, ODD_TOKEN, https=False)
+    parts = urlsplit(url)
+    assert parts.fragment == "" and " " not in url and '"' not in url and "<" not in url
+    assert parse_qs(parts.query) == {"token": [ODD_TOKEN]}
+
+
+def test_a_token_with_url_and_html_characters_reaches_the_assets_and_the_websocket(tiny_engine):
+    from html.parser import HTMLParser
+    from urllib.parse import quote
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from livecam.serve import ServeConfig, create_app
+    from livecam.worker import EngineWorker
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.links: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag in ("link", "script") and (attrs.get("href") or attrs.get("src") or "").split("?")[0] in ("style.css", "app.js"):
+                self.links.append(attrs.get("href") or attrs["src"])
+
+    query = "?token=" + quote(ODD_TOKEN, safe="")  # what the page's script builds from its own address
+
+    async def go():
+        with EngineWorker(tiny_engine) as worker:
+            async with TestClient(TestServer(create_app(tiny_engine, worker, ServeConfig(token=ODD_TOKEN)))) as client:
+                async with client.get("/" + query) as response:
+                    page = await response.text()
+                parser = Links()
+                parser.feed(page)
+                statuses = []
+                for link in parser.links:
+                    async with client.get("/" + link) as response:
+                        statuses.append(response.status)
+                ws = await client.ws_connect("/ws" + query)
+                await ws.close()
+                return page, parser.links, statuses
+
+    page, links, statuses = run(go())
+    assert len(links) == 2 and statuses == [200, 200]
+    assert ODD_TOKEN not in page and '<"x' not in page  # percent-encoded and escaped, never pasted raw
