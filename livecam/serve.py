@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from livecam import protocol
+from livecam import limits, protocol
 from livecam.control import Action, Command, Controller, ViewerState
 from livecam.errors import UserError, first_line
 from livecam.feed import MjpegStream, SourceFeed
@@ -52,6 +52,10 @@ from livecam.worker import EngineWorker, WorkerClosed
 DEFAULT_PORT = 8765
 CLOSE_TIMEOUT_S = 0.5  # how long a closing WebSocket waits for the client's half of the handshake
 SHUTDOWN_TIMEOUT_S = 0.5  # then how long open requests (streams) get before they are cancelled
+# POST /api/explain decodes at most two of the largest images at once (a 4096x4096 16-bit PNG is
+# 128 MB decoded, and a small file); a request waits this long for its turn, then gets 503.
+EXPLAIN_PIXELS = 2 * protocol.MAX_PIXELS
+EXPLAIN_WAIT_S = 10.0
 _ASSETS = {"/app.js": ("app.js", "text/javascript"), "/style.css": ("style.css", "text/css")}
 _PAGE_CSP = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
@@ -96,6 +100,8 @@ _config_key = web.AppKey("config", ServeConfig)
 _metrics_key = web.AppKey("metrics", ServerMetrics)
 _sockets_key = web.AppKey("sockets", set)
 _page_key = web.AppKey("page", dict)
+_connections_key = web.AppKey("connections", limits.ConnectionGuard)
+_pixels_key = web.AppKey("pixels", limits.PixelBudget)
 
 
 def create_app(engine: Any, worker: EngineWorker, config: ServeConfig = ServeConfig(), *, source: Any = None) -> web.Application:
@@ -108,7 +114,10 @@ def create_app(engine: Any, worker: EngineWorker, config: ServeConfig = ServeCon
         source: an open ``FrameSource`` to serve as the server's own view (a file plays at its
             frame rate); the app closes it.
     """
-    app = web.Application(middlewares=[_guard], client_max_size=protocol.MAX_MESSAGE_BYTES)
+    connections = limits.ConnectionGuard()
+    app = web.Application(middlewares=[connections.middleware, _guard], client_max_size=protocol.MAX_MESSAGE_BYTES)
+    app[_connections_key] = connections
+    app[_pixels_key] = limits.PixelBudget(EXPLAIN_PIXELS, EXPLAIN_WAIT_S)
     app[_engine_key] = engine
     app[_worker_key] = worker
     app[_config_key] = config
@@ -443,19 +452,27 @@ async def _explain_http(request: web.Request) -> web.Response:
     received_s = time.perf_counter()
     if request.content_type not in ("image/jpeg", "image/png", "image/webp"):
         return _error(415, f"Expected Content-Type image/jpeg, image/png or image/webp. Received: {request.content_type or 'none'}.")
+    loop = asyncio.get_running_loop()
     try:
         method, class_id = _query_settings(request, app[_engine_key])
         data = await request.read()
-        image = await asyncio.get_running_loop().run_in_executor(None, protocol.decode_image, data)
-        row, engine_ms = await _explain(app, image, class_id, method)
+        _, width, height = protocol.image_size(data) if data else ("", 0, 0)  # (decode_image says what is wrong with no data)
+        # The decoded picture is held until the answer is made: the budget bounds the memory of many at once.
+        async with app[_pixels_key].hold(width * height):
+            image = await loop.run_in_executor(None, protocol.decode_image, data)
+            row, engine_ms = await _explain(app, image, class_id, method)
+            server_ms = (time.perf_counter() - received_s) * 1000
+            app[_metrics_key].answered("api", server_ms / 1000)
+            if request.query.get("overlay", "0") not in ("0", "", "false"):
+                png = await loop.run_in_executor(None, _overlay_png, app, image, row)
+                return web.Response(body=png, content_type="image/png")
     except UserError as exc:
         app[_metrics_key].error()
         return _error(400, str(exc))
-    server_ms = (time.perf_counter() - received_s) * 1000
-    app[_metrics_key].answered("api", server_ms / 1000)
-    if request.query.get("overlay", "0") not in ("0", "", "false"):
-        png = await asyncio.get_running_loop().run_in_executor(None, _overlay_png, app, image, row)
-        return web.Response(body=png, content_type="image/png")
+    except asyncio.TimeoutError:  # (TimeoutError itself from Python 3.11)
+        response = _error(503, f"The server is decoding as many pictures as it can hold; try again in a few seconds (waited {EXPLAIN_WAIT_S:g} s).")
+        response.headers["Retry-After"] = "5"
+        return response
     return web.json_response(protocol.result_message(row, app[_engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms))
 
 
@@ -583,10 +600,17 @@ async def _serve(app: web.Application, host: str, port: int, ssl_ctx: ssl.SSLCon
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # The keep-alive timer also runs before a connection's first request: it is the header timeout.
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, keepalive_timeout=limits.HEADER_TIMEOUT_S, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
     await runner.setup()
+    limits.raise_open_file_limit()  # room for many clients; the guard keeps waiting ones to a share of it
+    connections = app[_connections_key]
+    loop.set_exception_handler(connections.exception_handler(runner.server))
+    sweeper = asyncio.create_task(connections.keep(runner.server))
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_ctx, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_ctx)
         try:
             await site.start()
         except OSError as exc:
@@ -594,6 +618,8 @@ async def _serve(app: web.Application, host: str, port: int, ssl_ctx: ssl.SSLCon
         on_ready(runner.addresses[0][1])
         await stop.wait()
     finally:
+        sweeper.cancel()
         await runner.cleanup()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+

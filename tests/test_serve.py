@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import signal
@@ -374,6 +375,125 @@ def test_metrics_count_answers_clients_and_batches(server):
 
     before, after, clients, batches, latency = run(go())
     assert after == before + 1 and clients >= 1 and batches >= 1 and latency >= after
+
+
+# ---------------------------------------------------------------------- slow and many clients
+
+
+def _half_sent(host_port: str, n: int) -> list[socket.socket]:
+    """Connections that send the start of a request's headers and never the rest (slowloris)."""
+    host, port = host_port.split(":")
+    sockets = []
+    for _ in range(n):
+        sock = socket.create_connection((host, int(port)), timeout=60)
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: {host_port}\r\nX-Slow: ".encode())
+        sockets.append(sock)
+    return sockets
+
+
+def _closed_by_the_server(sock: socket.socket) -> bool:
+    """Waits (up to the socket's timeout) for the server to close it."""
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        sock.close()
+
+
+@pytest.mark.slow
+def test_half_sent_requests_are_closed_after_the_header_timeout(server):
+    sockets = _half_sent(server.host_port, 3)
+    host, port = server.host_port.split(":")
+    sockets.append(socket.create_connection((host, int(port)), timeout=60))  # and one that sends nothing at all
+    assert all(_closed_by_the_server(sock) for sock in sockets)
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_a_flood_of_half_sent_requests_leaves_room_for_a_real_client_and_is_said_once(tmp_path):
+    import os
+    import resource
+
+    # A server with 256 descriptors, 200 of them taken (by these files): 300 half-sent requests exhaust the rest.
+    taken = [os.open(os.devnull, os.O_RDONLY) for _ in range(200)]
+    try:
+        proc = ServerProcess(
+            "--model", "demo", "--token", TOKEN, log_dir=tmp_path,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)), pass_fds=taken,
+        )  # fmt: skip
+    finally:
+        for fd in taken:
+            os.close(fd)
+    flood = []
+    try:
+        flood = _half_sent(proc.host_port, 300)
+
+        async def real_client():
+            async with aiohttp.ClientSession() as session, session.get(proc.path("/api/config"), timeout=aiohttp.ClientTimeout(total=60)) as response:
+                return response.status, await response.json()
+
+        status, config = run(real_client())
+        closed = [_closed_by_the_server(sock) for sock in flood]
+    finally:
+        proc.stop()
+        for sock in flood:
+            sock.close()
+    err = proc.stderr()
+    assert status == 200 and config["model"] == "demo"
+    assert all(closed)
+    assert err.count("out of system resources (Too many open files)") == 1 and "Traceback" not in err, err[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_many_posts_of_a_large_png_keep_the_servers_memory_bounded(tmp_path):
+    """100 posts at once of a 4096x4096 16-bit RGBA PNG (146 KB, 128 MB decoded): under +1.5 GB; each one answered or told to retry."""
+    import threading
+
+    import psutil
+
+    rgba = np.zeros((4096, 4096, 4), np.uint16)
+    rgba[..., 3] = 65535
+    png = cv2.imencode(".png", rgba)[1].tobytes()
+    proc = ServerProcess("--model", "demo", log_dir=tmp_path)
+    server_process = psutil.Process(proc.proc.pid)
+    peak_rss = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            with contextlib.suppress(psutil.Error):
+                peak_rss[0] = max(peak_rss[0], server_process.memory_info().rss)
+            done.wait(0.02)
+
+    async def post(session: aiohttp.ClientSession, data: bytes, content_type: str) -> tuple[int, str | None]:
+        async with session.post(proc.path("/api/explain"), data=data, headers={"Content-Type": content_type}) as response:
+            await response.read()
+            return response.status, response.headers.get("Retry-After")
+
+    async def go():
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+            assert (await post(session, scene().jpeg(), "image/jpeg"))[0] == 200  # the engine is warm before the baseline
+            baseline = server_process.memory_info().rss
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            try:
+                answers = await asyncio.gather(*(post(session, png, "image/png") for _ in range(100)))
+            finally:
+                done.set()
+                watcher.join()
+            return baseline, answers
+
+    try:
+        baseline, answers = asyncio.run(go())
+    finally:
+        proc.stop()
+    assert peak_rss[0] - baseline < 1.5e9, f"+{(peak_rss[0] - baseline) / 1e9:.2f} GB"
+    assert all(status == 200 or (status == 503 and retry is not None) for status, retry in answers), answers
+    assert any(status == 200 for status, _ in answers)
 
 
 # ---------------------------------------------------------------------- shutdown
