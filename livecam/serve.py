@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import hmac
 import html
 import ipaddress
@@ -614,7 +615,7 @@ async def _serve(app: web.Application, host: str, port: int, ssl_ctx: ssl.SSLCon
         try:
             await site.start()
         except OSError as exc:
-            raise UserError(f"Cannot listen on {host}:{port} ({first_line(exc)}); pick another --port, or stop what uses it.") from exc
+            raise bind_error(exc, host, port) from exc
         on_ready(runner.addresses[0][1])
         await stop.wait()
     finally:
@@ -623,3 +624,18 @@ async def _serve(app: web.Application, host: str, port: int, ssl_ctx: ssl.SSLCon
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
 
+
+def bind_error(exc: OSError, host: str, port: int) -> UserError:
+    """The sentence for a listening socket that could not be opened: the flag to fix depends on the cause."""
+    fix_host = "fix --host (127.0.0.1: this machine only; 0.0.0.0: every network)"
+    if isinstance(exc, socket.gaierror):
+        return UserError(f"Cannot listen on --host {host}: the name cannot be resolved ({first_line(exc)}); {fix_host}.")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return UserError(f"Cannot listen on --host {host}: it is not an address of this machine; {fix_host}.")
+    if exc.errno in (errno.EACCES, errno.EPERM) and 0 < port < 1024:
+        return UserError(f"Cannot listen on port {port}: ports under 1024 need privilege; pick a --port above 1023 (the default is {DEFAULT_PORT}), or run with privilege.")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return UserError(f"Cannot listen on {host}:{port} (permission denied); pick another --port, or run with the permission to use this one.")
+    if exc.errno == errno.EADDRINUSE:
+        return UserError(f"Cannot listen on {host}:{port}: the port is in use; pick another --port, or stop what uses it.")
+    return UserError(f"Cannot listen on {host}:{port} ({first_line(exc)}); pick another --host or --port.")

@@ -566,6 +566,42 @@ def test_serve_mistakes_end_in_one_sentence(capsys, args, match):
     assert code == 2 and match in err and err.startswith("livecam: error: ") and "Traceback" not in err
 
 
+def _listen(engine, host: str, port: int) -> str:
+    """The sentence that starting a server on host:port ends with."""
+    from livecam.errors import UserError
+    from livecam.serve import create_app
+    from livecam.serve import run as serve
+    from livecam.worker import EngineWorker
+
+    with EngineWorker(engine) as worker, pytest.raises(UserError) as raised:
+        serve(create_app(engine, worker), host, port, ssl_ctx=None, on_ready=lambda port: None)
+    return str(raised.value)
+
+
+def test_a_host_that_is_no_address_of_this_machine_says_fix_host(tiny_engine):
+    unresolved = _listen(tiny_engine, "no-such-host.invalid", 0)
+    assert "cannot be resolved" in unresolved and "fix --host" in unresolved and "--port" not in unresolved
+    elsewhere = _listen(tiny_engine, "192.0.2.1", 0)  # TEST-NET-1: never an address of this machine
+    assert "not an address of this machine" in elsewhere and "fix --host" in elsewhere and "--port" not in elsewhere
+
+
+def test_a_port_in_use_and_a_privileged_port_say_what_to_do_about_the_port(tiny_engine, monkeypatch):
+    from aiohttp import web
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        in_use = _listen(tiny_engine, "127.0.0.1", taken.getsockname()[1])
+    assert "in use" in in_use and "pick another --port" in in_use
+
+    async def denied(site):  # what an unprivileged user gets for a port under 1024 (tests may run as root)
+        raise PermissionError(13, "error while attempting to bind on address ('127.0.0.1', 80): permission denied")
+
+    monkeypatch.setattr(web.TCPSite, "start", denied)
+    privileged = _listen(tiny_engine, "127.0.0.1", 80)
+    assert "ports under 1024 need privilege" in privileged and "above 1023" in privileged and "--host" not in privileged
+
+
 @pytest.mark.slow
 def test_https_serves_the_page_and_the_websocket(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
