@@ -17,20 +17,27 @@ import asyncio
 import contextlib
 import errno
 import functools
-import resource
 import sys
 import time
 from typing import Any, AsyncIterator, Callable
 
 from aiohttp import web
 
+try:
+    import resource
+except ImportError:  # Windows: no limit of open files to read or raise
+    resource = None  # type: ignore[assignment]
+
 HEADER_TIMEOUT_S = 10.0
 SWEEP_INTERVAL_S = 0.25
+_NO_LIMIT_KNOWN = 2048  # where the system says no limit of open files, the guard assumes this many
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 def raise_open_file_limit() -> int:
     """Raises this process's soft limit of open files to its hard limit; returns the soft limit now in force."""
+    if resource is None:
+        return _NO_LIMIT_KNOWN
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
     if wanted > soft:
@@ -66,7 +73,8 @@ class ConnectionGuard:
     def max_waiting(self) -> int:
         if self._max_waiting is not None:
             return self._max_waiting
-        return max(16, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
+        open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0] if resource is not None else _NO_LIMIT_KNOWN
+        return max(16, open_files // 4)
 
     def sweep(self, server: web.Server, *, out_of_resources: bool = False) -> int:
         """Closes the oldest waiting connections beyond ``max_waiting`` (out of resources: the oldest quarter too).

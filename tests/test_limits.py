@@ -81,3 +81,16 @@ def test_the_oldest_waiting_connections_beyond_the_cap_are_closed_and_busy_ones_
     assert guard.sweep(server) == 1  # the request is over: its connection waits too now
     assert guard.sweep(server, out_of_resources=True) == 1  # out of descriptors: the oldest quarter of those left too (4 // 4)
     assert [h.transport.closed for h in server.connections] == [True] * 7 + [False] * 3
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_limit():
+    resource = pytest.importorskip("resource")  # POSIX; Windows has no such limit
+    from livecam.limits import raise_open_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), hard))
+    try:
+        assert raise_open_file_limit() == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == (hard if hard != resource.RLIM_INFINITY else max(256, 65536))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
