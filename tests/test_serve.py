@@ -414,21 +414,17 @@ def test_half_sent_requests_are_closed_after_the_header_timeout(server):
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_a_flood_of_half_sent_requests_leaves_room_for_a_real_client_and_is_said_once(tmp_path):
-    import os
     import resource
 
-    # A server with 256 descriptors, 200 of them taken (by these files): 300 half-sent requests exhaust the rest.
-    taken = [os.open(os.devnull, os.O_RDONLY) for _ in range(200)]
+    import psutil
+
+    proc = ServerProcess(
+        "--model", "demo", "--token", TOKEN, log_dir=tmp_path, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    )  # fmt: skip
+    busy, flood = [], []
     try:
-        proc = ServerProcess(
-            "--model", "demo", "--token", TOKEN, log_dir=tmp_path,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)), pass_fds=taken,
-        )  # fmt: skip
-    finally:
-        for fd in taken:
-            os.close(fd)
-    flood = []
-    try:
+        # Real clients (WebSockets) take all but 32 of the server's 256 descriptors; then 300 half-sent requests arrive.
+        busy = [_raw_websocket(proc) for _ in range(256 - 32 - psutil.Process(proc.proc.pid).num_fds())]
         flood = _half_sent(proc.host_port, 300)
 
         async def real_client():
@@ -439,12 +435,13 @@ def test_a_flood_of_half_sent_requests_leaves_room_for_a_real_client_and_is_said
         closed = [_closed_by_the_server(sock) for sock in flood]
     finally:
         proc.stop()
-        for sock in flood:
+        for sock in busy + flood:
             sock.close()
     err = proc.stderr()
     assert status == 200 and config["model"] == "demo"
     assert all(closed)
-    assert err.count("out of system resources (Too many open files)") == 1 and "Traceback" not in err, err[-2000:]
+    said = err.count("out of system resources (Too many open files)")
+    assert 1 <= said <= 2 and "Traceback" not in err, err[-2000:]  # one line a minute (a slow machine may see a second)
 
 
 @pytest.mark.slow
