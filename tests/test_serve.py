@@ -404,6 +404,7 @@ def _closed_by_the_server(sock: socket.socket) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.subprocess
 def test_half_sent_requests_are_closed_after_the_header_timeout(server):
     sockets = _half_sent(server.host_port, 3)
     host, port = server.host_port.split(":")
