@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import hmac
+import html
 import ipaddress
 import json
 import secrets
@@ -29,6 +31,7 @@ import socket
 import ssl
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable
@@ -38,7 +41,7 @@ import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
-from livecam import protocol
+from livecam import limits, protocol
 from livecam.control import ALPHA_STEP, Action, Command, Controller, ViewerState
 from livecam.errors import UserError, first_line
 from livecam.feed import MjpegStream, SourceFeed
@@ -51,6 +54,10 @@ from livecam.worker import EngineWorker, WorkerClosed
 DEFAULT_PORT = 8765
 CLOSE_TIMEOUT_S = 0.5  # how long a closing WebSocket waits for the client's half of the handshake
 SHUTDOWN_TIMEOUT_S = 0.5  # then how long open requests (streams) get before they are cancelled
+# POST /api/explain decodes at most two of the largest images at once (a 4096x4096 16-bit PNG is
+# 128 MB decoded, and a small file); a request waits this long for its turn, then gets 503.
+EXPLAIN_PIXELS = 2 * protocol.MAX_PIXELS
+EXPLAIN_WAIT_S = 10.0
 _ASSETS = {"/app.js": ("app.js", "text/javascript"), "/style.css": ("style.css", "text/css")}
 _PAGE_CSP = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
@@ -100,6 +107,8 @@ _config_key = web.AppKey("config", ServeConfig)
 _metrics_key = web.AppKey("metrics", ServerMetrics)
 _sockets_key = web.AppKey("sockets", set)
 _page_key = web.AppKey("page", dict)
+_connections_key = web.AppKey("connections", limits.ConnectionGuard)
+_pixels_key = web.AppKey("pixels", limits.PixelBudget)
 
 
 def create_app(engine: Any, worker: EngineWorker, config: ServeConfig = ServeConfig(), *, source: Any = None) -> web.Application:
@@ -112,7 +121,10 @@ def create_app(engine: Any, worker: EngineWorker, config: ServeConfig = ServeCon
         source: an open ``FrameSource`` to serve as the server's own view (a file plays at its
             frame rate); the app closes it.
     """
-    app = web.Application(middlewares=[_guard], client_max_size=protocol.MAX_MESSAGE_BYTES)
+    connections = limits.ConnectionGuard()
+    app = web.Application(middlewares=[connections.middleware, _guard], client_max_size=protocol.MAX_MESSAGE_BYTES)
+    app[_connections_key] = connections
+    app[_pixels_key] = limits.PixelBudget(EXPLAIN_PIXELS, EXPLAIN_WAIT_S)
     app[_engine_key] = engine
     app[_worker_key] = worker
     app[_config_key] = config
@@ -251,10 +263,9 @@ def _load_page() -> dict[str, tuple[bytes, str]]:
 
 async def _index(request: web.Request) -> web.Response:
     body, content_type = request.app[_page_key]["/"]
-    token = request.app[_config_key].token
-    query = f"?token={token}" if token else ""
-    # The assets are fetched by the browser without the page's query, so their links carry the token.
-    body = body.replace(b"{{QUERY}}", query.encode())
+    # The assets are fetched by the browser without the page's query, so their links carry the token
+    # (percent-encoded, so that & # or a space stay inside it, then escaped for the attribute).
+    body = body.replace(b"{{QUERY}}", html.escape(token_query(request.app[_config_key].token)).encode())
     return web.Response(body=body, content_type=content_type, charset="utf-8", headers=_page_headers())
 
 
@@ -461,19 +472,27 @@ async def _explain_http(request: web.Request) -> web.Response:
     received_s = time.perf_counter()
     if request.content_type not in ("image/jpeg", "image/png", "image/webp"):
         return _error(415, f"Expected Content-Type image/jpeg, image/png or image/webp. Received: {request.content_type or 'none'}.")
+    loop = asyncio.get_running_loop()
     try:
         method, class_id = _query_settings(request, app[_engine_key])
         data = await request.read()
-        image = await asyncio.get_running_loop().run_in_executor(None, protocol.decode_image, data)
-        row, engine_ms = await _explain(app, image, class_id, method)
+        _, width, height = protocol.image_size(data) if data else ("", 0, 0)  # (decode_image says what is wrong with no data)
+        # The decoded picture is held until the answer is made: the budget bounds the memory of many at once.
+        async with app[_pixels_key].hold(width * height):
+            image = await loop.run_in_executor(None, protocol.decode_image, data)
+            row, engine_ms = await _explain(app, image, class_id, method)
+            server_ms = (time.perf_counter() - received_s) * 1000
+            app[_metrics_key].answered("api", server_ms / 1000)
+            if request.query.get("overlay", "0") not in ("0", "", "false"):
+                png = await loop.run_in_executor(None, _overlay_png, app, image, row)
+                return web.Response(body=png, content_type="image/png")
     except UserError as exc:
         app[_metrics_key].error()
         return _error(400, str(exc))
-    server_ms = (time.perf_counter() - received_s) * 1000
-    app[_metrics_key].answered("api", server_ms / 1000)
-    if request.query.get("overlay", "0") not in ("0", "", "false"):
-        png = await asyncio.get_running_loop().run_in_executor(None, _overlay_png, app, image, row)
-        return web.Response(body=png, content_type="image/png")
+    except asyncio.TimeoutError:  # (TimeoutError itself from Python 3.11)
+        response = _error(503, f"The server is decoding as many pictures as it can hold; try again in a few seconds (waited {EXPLAIN_WAIT_S:g} s).")
+        response.headers["Retry-After"] = "5"
+        return response
     return web.json_response(protocol.result_message(row, app[_engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms))
 
 
@@ -584,7 +603,12 @@ def page_url(host: str, port: int, token: str | None, *, https: bool) -> str:
         host = socket.gethostname()
     elif ":" in host:
         host = f"[{host}]"
-    return f"{'https' if https else 'http'}://{host}:{port}/" + (f"?token={token}" if token else "")
+    return f"{'https' if https else 'http'}://{host}:{port}/" + token_query(token)
+
+
+def token_query(token: str | None) -> str:
+    """``?token=...`` with the token percent-encoded (any character may be in it), or "" for none."""
+    return f"?token={urllib.parse.quote(token, safe='')}" if token else ""
 
 
 def run(app: web.Application, host: str, port: int, *, ssl_ctx: ssl.SSLContext | None, on_ready: Callable[[int], None]) -> None:
@@ -597,17 +621,41 @@ async def _serve(app: web.Application, host: str, port: int, ssl_ctx: ssl.SSLCon
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # The keep-alive timer also runs before a connection's first request: it is the header timeout.
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, keepalive_timeout=limits.HEADER_TIMEOUT_S, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
     await runner.setup()
+    limits.raise_open_file_limit()  # room for many clients; the guard keeps waiting ones to a share of it
+    connections = app[_connections_key]
+    loop.set_exception_handler(connections.exception_handler(runner.server))
+    sweeper = asyncio.create_task(connections.keep(runner.server))
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_ctx, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_ctx)
         try:
             await site.start()
         except OSError as exc:
-            raise UserError(f"Cannot listen on {host}:{port} ({first_line(exc)}); pick another --port, or stop what uses it.") from exc
+            raise bind_error(exc, host, port) from exc
         on_ready(runner.addresses[0][1])
         await stop.wait()
     finally:
+        sweeper.cancel()
         await runner.cleanup()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def bind_error(exc: OSError, host: str, port: int) -> UserError:
+    """The sentence for a listening socket that could not be opened: the flag to fix depends on the cause."""
+    fix_host = "fix --host (127.0.0.1: this machine only; 0.0.0.0: every network)"
+    if isinstance(exc, socket.gaierror):
+        return UserError(f"Cannot listen on --host {host}: the name cannot be resolved ({first_line(exc)}); {fix_host}.")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return UserError(f"Cannot listen on --host {host}: it is not an address of this machine; {fix_host}.")
+    if exc.errno in (errno.EACCES, errno.EPERM) and 0 < port < 1024:
+        return UserError(f"Cannot listen on port {port}: ports under 1024 need privilege; pick a --port above 1023 (the default is {DEFAULT_PORT}), or run with privilege.")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return UserError(f"Cannot listen on {host}:{port} (permission denied); pick another --port, or run with the permission to use this one.")
+    if exc.errno == errno.EADDRINUSE:
+        return UserError(f"Cannot listen on {host}:{port}: the port is in use; pick another --port, or stop what uses it.")
+    return UserError(f"Cannot listen on {host}:{port} ({first_line(exc)}); pick another --host or --port.")

@@ -46,9 +46,12 @@ def scene(seed: int = SCENE_SEED, size: tuple[int, int] = SCENE_SIZE) -> Scene:
 
 
 class ServerProcess:
-    """``livecam serve ... --port 0`` in a subprocess; ``url`` is what it printed (with the token, if any)."""
+    """``livecam serve ... --port 0`` in a subprocess; ``url`` is what it printed (with the token, if any).
 
-    def __init__(self, *args: str, log_dir: Path) -> None:
+    Keyword arguments other than ``log_dir`` go to ``subprocess.Popen`` (``preexec_fn``, ``pass_fds``).
+    """
+
+    def __init__(self, *args: str, log_dir: Path, **popen) -> None:
         self.args = args
         self.log = open(log_dir / f"serve-{time.monotonic_ns()}.log", "w+")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
@@ -58,6 +61,7 @@ class ServerProcess:
             stderr=self.log,
             text=True,
             env=env,
+            **popen,
         )
         self.url = self._wait_for_url()
         match = re.match(r"(https?)://([^/]+)/", self.url)

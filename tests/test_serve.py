@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import signal
@@ -466,6 +467,123 @@ def test_metrics_count_answers_clients_and_batches(server):
     assert after == before + 1 and clients >= 1 and batches >= 1 and latency >= after
 
 
+# ---------------------------------------------------------------------- slow and many clients
+
+
+def _half_sent(host_port: str, n: int) -> list[socket.socket]:
+    """Connections that send the start of a request's headers and never the rest (slowloris)."""
+    host, port = host_port.split(":")
+    sockets = []
+    for _ in range(n):
+        sock = socket.create_connection((host, int(port)), timeout=60)
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: {host_port}\r\nX-Slow: ".encode())
+        sockets.append(sock)
+    return sockets
+
+
+def _closed_by_the_server(sock: socket.socket) -> bool:
+    """Waits (up to the socket's timeout) for the server to close it."""
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        sock.close()
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_half_sent_requests_are_closed_after_the_header_timeout(server):
+    sockets = _half_sent(server.host_port, 3)
+    host, port = server.host_port.split(":")
+    sockets.append(socket.create_connection((host, int(port)), timeout=60))  # and one that sends nothing at all
+    assert all(_closed_by_the_server(sock) for sock in sockets)
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_a_flood_of_half_sent_requests_leaves_room_for_a_real_client_and_is_said_once(tmp_path):
+    import resource
+
+    import psutil
+
+    proc = ServerProcess(
+        "--model", "demo", "--token", TOKEN, log_dir=tmp_path, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    )  # fmt: skip
+    busy, flood = [], []
+    try:
+        # Real clients (WebSockets) take all but 32 of the server's 256 descriptors; then 300 half-sent requests arrive.
+        busy = [_raw_websocket(proc) for _ in range(256 - 32 - psutil.Process(proc.proc.pid).num_fds())]
+        flood = _half_sent(proc.host_port, 300)
+
+        async def real_client():
+            async with aiohttp.ClientSession() as session, session.get(proc.path("/api/config"), timeout=aiohttp.ClientTimeout(total=60)) as response:
+                return response.status, await response.json()
+
+        status, config = run(real_client())
+        closed = [_closed_by_the_server(sock) for sock in flood]
+    finally:
+        proc.stop()
+        for sock in busy + flood:
+            sock.close()
+    err = proc.stderr()
+    assert status == 200 and config["model"] == "demo"
+    assert all(closed)
+    said = err.count("out of system resources (Too many open files)")
+    assert 1 <= said <= 2 and "Traceback" not in err, err[-2000:]  # one line a minute (a slow machine may see a second)
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_many_posts_of_a_large_png_keep_the_servers_memory_bounded(tmp_path):
+    """100 posts at once of a 4096x4096 16-bit RGBA PNG (146 KB, 128 MB decoded): under +1.5 GB; each one answered or told to retry."""
+    import threading
+
+    import psutil
+
+    rgba = np.zeros((4096, 4096, 4), np.uint16)
+    rgba[..., 3] = 65535
+    png = cv2.imencode(".png", rgba)[1].tobytes()
+    proc = ServerProcess("--model", "demo", log_dir=tmp_path)
+    server_process = psutil.Process(proc.proc.pid)
+    peak_rss = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            with contextlib.suppress(psutil.Error):
+                peak_rss[0] = max(peak_rss[0], server_process.memory_info().rss)
+            done.wait(0.02)
+
+    async def post(session: aiohttp.ClientSession, data: bytes, content_type: str) -> tuple[int, str | None]:
+        async with session.post(proc.path("/api/explain"), data=data, headers={"Content-Type": content_type}) as response:
+            await response.read()
+            return response.status, response.headers.get("Retry-After")
+
+    async def go():
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+            assert (await post(session, scene().jpeg(), "image/jpeg"))[0] == 200  # the engine is warm before the baseline
+            baseline = server_process.memory_info().rss
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            try:
+                answers = await asyncio.gather(*(post(session, png, "image/png") for _ in range(100)))
+            finally:
+                done.set()
+                watcher.join()
+            return baseline, answers
+
+    try:
+        baseline, answers = asyncio.run(go())
+    finally:
+        proc.stop()
+    assert peak_rss[0] - baseline < 1.5e9, f"+{(peak_rss[0] - baseline) / 1e9:.2f} GB"
+    assert all(status == 200 or (status == 503 and retry is not None) for status, retry in answers), answers
+    assert any(status == 200 for status, _ in answers)
+
+
 # ---------------------------------------------------------------------- shutdown
 
 
@@ -536,6 +654,42 @@ def test_serve_mistakes_end_in_one_sentence(capsys, args, match):
     code = main(["serve", *args])
     err = capsys.readouterr().err
     assert code == 2 and match in err and err.startswith("livecam: error: ") and "Traceback" not in err
+
+
+def _listen(engine, host: str, port: int) -> str:
+    """The sentence that starting a server on host:port ends with."""
+    from livecam.errors import UserError
+    from livecam.serve import create_app
+    from livecam.serve import run as serve
+    from livecam.worker import EngineWorker
+
+    with EngineWorker(engine) as worker, pytest.raises(UserError) as raised:
+        serve(create_app(engine, worker), host, port, ssl_ctx=None, on_ready=lambda port: None)
+    return str(raised.value)
+
+
+def test_a_host_that_is_no_address_of_this_machine_says_fix_host(tiny_engine):
+    unresolved = _listen(tiny_engine, "no-such-host.invalid", 0)
+    assert "cannot be resolved" in unresolved and "fix --host" in unresolved and "--port" not in unresolved
+    elsewhere = _listen(tiny_engine, "192.0.2.1", 0)  # TEST-NET-1: never an address of this machine
+    assert "not an address of this machine" in elsewhere and "fix --host" in elsewhere and "--port" not in elsewhere
+
+
+def test_a_port_in_use_and_a_privileged_port_say_what_to_do_about_the_port(tiny_engine, monkeypatch):
+    from aiohttp import web
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        in_use = _listen(tiny_engine, "127.0.0.1", taken.getsockname()[1])
+    assert "in use" in in_use and "pick another --port" in in_use
+
+    async def denied(site):  # what an unprivileged user gets for a port under 1024 (tests may run as root)
+        raise PermissionError(13, "error while attempting to bind on address ('127.0.0.1', 80): permission denied")
+
+    monkeypatch.setattr(web.TCPSite, "start", denied)
+    privileged = _listen(tiny_engine, "127.0.0.1", 80)
+    assert "ports under 1024 need privilege" in privileged and "above 1023" in privileged and "--host" not in privileged
 
 
 @pytest.mark.slow
@@ -797,3 +951,58 @@ def test_serve_takes_fit(args, fit):
     from livecam.cli import _serve_parser
 
     assert _serve_parser().parse_args(args).fit == fit
+
+
+ODD_TOKEN = 'a&b#c d<"x'  # what a URL (& # space) and HTML (< ") give meaning to
+
+
+def test_a_token_with_url_and_html_characters_is_encoded_in_the_printed_url():
+    from urllib.parse import parse_qs, urlsplit
+
+    from livecam.serve import page_url
+
+    url = page_url("127.0.0.1", 8765, ODD_TOKEN, https=False)
+    parts = urlsplit(url)
+    assert parts.fragment == "" and " " not in url and '"' not in url and "<" not in url
+    assert parse_qs(parts.query) == {"token": [ODD_TOKEN]}
+
+
+def test_a_token_with_url_and_html_characters_reaches_the_assets_and_the_websocket(tiny_engine):
+    from html.parser import HTMLParser
+    from urllib.parse import quote
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from livecam.serve import ServeConfig, create_app
+    from livecam.worker import EngineWorker
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.links: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag in ("link", "script") and (attrs.get("href") or attrs.get("src") or "").split("?")[0] in ("style.css", "app.js"):
+                self.links.append(attrs.get("href") or attrs["src"])
+
+    query = "?token=" + quote(ODD_TOKEN, safe="")  # what the page's script builds from its own address
+
+    async def go():
+        with EngineWorker(tiny_engine) as worker:
+            async with TestClient(TestServer(create_app(tiny_engine, worker, ServeConfig(token=ODD_TOKEN)))) as client:
+                async with client.get("/" + query) as response:
+                    page = await response.text()
+                parser = Links()
+                parser.feed(page)
+                statuses = []
+                for link in parser.links:
+                    async with client.get("/" + link) as response:
+                        statuses.append(response.status)
+                ws = await client.ws_connect("/ws" + query)
+                await ws.close()
+                return page, parser.links, statuses
+
+    page, links, statuses = run(go())
+    assert len(links) == 2 and statuses == [200, 200]
+    assert ODD_TOKEN not in page and '<"x' not in page  # percent-encoded and escaped, never pasted raw

@@ -152,6 +152,18 @@ def test_the_heat_blend_leaves_cold_parts_as_the_camera_shows_them(browser, tmp_
     assert difference[hot].mean() > 40  # the colormap, not the picture
 
 
+def test_a_token_with_url_and_html_characters_works_from_the_printed_url(browser, tmp_path, shown):
+    """& # and a space would end the token in a raw URL, < and " would break the page's HTML: the page must still work."""
+    server = ServerProcess("--model", "demo", "--token", 'a&b#c d<"x', log_dir=tmp_path)
+    context, page = open_page(browser, server.url)  # exactly what was printed
+    try:
+        wait_results(page)
+        assert page.text_content("#label") == shown.label
+    finally:
+        context.close()
+        server.stop()
+
+
 def test_two_browser_contexts_get_answers_at_the_same_time(browser, server, shown):
     pages = [open_page(browser, server.path("/")) for _ in range(2)]
     try:
