@@ -439,6 +439,7 @@ def _view(args: argparse.Namespace) -> int:
         outputs.check_output_folder(args.save_maps, "--save-maps", overwrite=args.overwrite)
     if args.stats_json is not None:
         sinks.check_output(args.stats_json, overwrite=args.overwrite, others=[*inputs, *written])
+        written.append(("--stats-json", args.stats_json))
 
     source = sources.open_source(spec, loop=args.loop, resolution=args.resolution, fps=args.fps)
     try:
@@ -447,9 +448,16 @@ def _view(args: argparse.Namespace) -> int:
                 f"-o {args.output}/ is a folder, which gets one image per input, but the source is not a folder or glob of "
                 "images; give a video file name such as out.mp4 to record it."
             )
+        # Every file of -o DIR/ and --save-maps is checked against the inputs and the other outputs:
+        # those the inputs' names give now, the others (a repeated name) when written.
+        keep_out = sinks.KeepOut([*inputs, *written])
+        names = [path.name for path in source.paths] if isinstance(source, sources.ImageFolderSource) else []
+        per_frame = []  # closed by the pipeline
         if per_image:
-            outputs.check_output_folder(args.output, "-o", overwrite=args.overwrite)
-        return _run(args, source, model_name, display, per_image)
+            per_frame.append(outputs.ImageFolderWriter(args.output, overwrite=args.overwrite, others=keep_out, names=names))
+        if args.save_maps is not None:
+            per_frame.append(outputs.MapWriter(args.save_maps, overwrite=args.overwrite, others=keep_out, names=names))
+        return _run(args, source, model_name, display, per_image, per_frame)
     finally:
         source.close()
 
@@ -486,7 +494,7 @@ def _input_files(args: argparse.Namespace, spec: str) -> list[tuple[str, Path]]:
     return found
 
 
-def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_image: bool) -> int:
+def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_image: bool, per_frame: list) -> int:
     from livecam import outputs, recorder as recorders, sinks, sources
     from livecam.models import class_index
     from livecam.render import Renderer
@@ -537,13 +545,8 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
         step_images=display and isinstance(source, sources.ImageFolderSource),
         delay_s=args.delay,
     )
-    per_frame = []  # closed by the pipeline
-    if per_image:
-        per_frame.append(outputs.ImageFolderWriter(args.output, overwrite=args.overwrite))
     if args.results is not None:
         per_frame.append(outputs.ResultsWriter(args.results, class_names=engine.class_names, source=_source_name(source), overwrite=args.overwrite))
-    if args.save_maps is not None:
-        per_frame.append(outputs.MapWriter(args.save_maps, overwrite=args.overwrite))
     recorder = None
     if args.output is not None and not per_image:
         recorder = recorders.VideoWriter(
@@ -586,8 +589,8 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
         )
     if interrupted:
         raise KeyboardInterrupt
-    if stats.recording_error is not None and window is None:
-        return 1
+    if (stats.recording_error is not None and window is None) or stats.output_errors:
+        return 1  # what was asked for was not all saved; each output said why
     return 0
 
 

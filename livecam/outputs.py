@@ -2,13 +2,17 @@
 
 Each is a small sink the pipeline hands every processed frame to (``write(processed)``), and a
 context manager. Files are checked before any work starts, never replace what exists without
-``overwrite``, and are written as the run goes (results are flushed line by line), so a run
-that is killed keeps what it did.
+``overwrite``, and are written as the run goes (results line by line, each line whole), so a run
+that is killed keeps what it did. No file is ever written through a link or onto an input
+(``livecam.sinks.check_target``): each is a new file that takes its name. A write that fails
+(a full disk) raises ``SinkError`` with a sentence that says what was kept; the output stops there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -19,7 +23,7 @@ import cv2
 import numpy as np
 
 from livecam.errors import UserError
-from livecam.sinks import check_output
+from livecam.sinks import KeepOut, SinkError, check_output, check_target, open_replacing, write_file_atomic
 
 RESULT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 RESULT_FIELDS = (
@@ -109,7 +113,9 @@ class ResultsWriter:
     """``--results FILE``: one line per processed frame, JSON Lines (.jsonl) or CSV (.csv), flushed as it goes.
 
     In CSV a top-k list is one cell holding the list as JSON (``["dog", "semi;colon"]``), so that
-    no class name can split it.
+    no class name can split it. The file is UTF-8; a file name that is not
+    (a byte that ``os.fsdecode`` makes ``\\udcff``) is written as that escape, ``\\udcff``: in
+    JSON Lines it is JSON's own, so ``os.fsencode(json.loads(line)["source"])`` gives the name's bytes.
 
     Args:
         path: the file; its suffix chooses the format.
@@ -117,32 +123,73 @@ class ResultsWriter:
         source: what to put in the ``source`` column for frames without a file name of their own
             (a video's file name, "camera 0", ...).
         overwrite: whether an existing file may be replaced.
+        others: (role, path) of the files it must not be (see ``check_output``).
 
     Raises:
         UserError: an unknown suffix, or the file cannot be written (see ``check_output``).
     """
 
-    def __init__(self, path: str | Path, *, class_names: Sequence[str], source: str, overwrite: bool = False) -> None:
-        self.path = check_results_path(path, overwrite=overwrite)
+    def __init__(
+        self, path: str | Path, *, class_names: Sequence[str], source: str, overwrite: bool = False, others: Iterable[tuple[str, str | Path]] | KeepOut = ()
+    ) -> None:
+        self.path = check_results_path(path, overwrite=overwrite, others=others)
         self.format = RESULT_FORMATS[self.path.suffix.lower()]
         self._names = class_names
         self._source = source
-        self._file = self.path.open("w", encoding="utf-8", newline="")
+        self.lines = 0
+        self._whole_bytes = 0  # the file up to the end of its last complete line
+        try:
+            self._file = open_replacing(self.path)
+        except OSError as exc:
+            raise UserError(f"Could not create the --results file {str(self.path)!r} ({exc.strerror or exc}); choose another file.") from None
+        self._line = io.StringIO()  # the CSV writer's line, written to the file whole
         self._csv = None
         if self.format == "csv":
-            self._csv = csv.DictWriter(self._file, fieldnames=RESULT_FIELDS)
+            self._csv = csv.DictWriter(self._line, fieldnames=RESULT_FIELDS)
             self._csv.writeheader()
-            self._file.flush()
-        self.lines = 0
+            try:
+                self._append(self._take_line())
+            except SinkError as exc:
+                raise UserError(str(exc)) from None
 
     def write(self, processed: Processed) -> None:
+        """Appends the frame's line, whole (unbuffered: a killed run keeps every line so far).
+
+        Raises:
+            SinkError: the disk took only part of it (full): the part is cut off again, so the
+                file ends on its last complete line, and the writer is closed.
+        """
         record = result_record(processed, self._names, self._source)
         if self._csv is not None:
             self._csv.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else ("" if v is None else v) for k, v in record.items()})
+            line = self._take_line()
         else:
-            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._file.flush()  # a killed run keeps every line written so far
+            line = json.dumps(record, ensure_ascii=False) + "\n"
+        self._append(line)
         self.lines += 1
+
+    def _take_line(self) -> str:
+        line = self._line.getvalue()
+        self._line.seek(0)
+        self._line.truncate()
+        return line
+
+    def _append(self, line: str) -> None:
+        # Lone surrogates (file names that are not UTF-8) as \udcXX, JSON's escape for them.
+        encoded = line.encode("utf-8", "backslashreplace")
+        data = memoryview(encoded)
+        try:
+            while data:
+                data = data[self._file.write(data) :]
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # cutting a file shorter needs no space
+                self._file.truncate(self._whole_bytes)
+            self.close()
+            raise SinkError(
+                f"Stopped writing the results to {self.path} ({exc.strerror or exc}); it keeps {self.lines} whole "
+                f"lines. Free some space or write them to another disk."
+            ) from exc
+        self._whole_bytes += len(encoded)
 
     def close(self) -> None:
         if not self._file.closed:
@@ -157,16 +204,48 @@ class ResultsWriter:
 
 class _FolderWriter:
     """What the per-frame folder outputs share: the folder, checked (and made) before the run; a
-    count of the files saved; names that never collide. Each file is whole once written, so
-    closing has nothing left to do.
+    count of the files saved; names that never collide. Each file is written whole beside its
+    name and renamed onto it (a link there is replaced, never written through), after the name
+    is checked against every input and the other outputs; so closing has nothing left to do.
+
+    Args:
+        folder: created if missing; must be empty unless ``overwrite``.
+        overwrite: allow a folder that already has files (files of the same name are replaced).
+        others: (role, path) of the files no file of this folder may be: the inputs, the other outputs.
+        names: the input file names the run will save, so that their files are checked before it starts.
     """
 
     flag = ""  # the option that names the folder, for messages
+    what = "files"  # what it saves, for messages
 
-    def __init__(self, folder: str | Path, *, overwrite: bool = False) -> None:
+    def __init__(
+        self, folder: str | Path, *, overwrite: bool = False, others: Iterable[tuple[str, str | Path]] | KeepOut = (), names: Iterable[str] = ()
+    ) -> None:
         self.folder = check_output_folder(folder, self.flag, overwrite=overwrite)
         self.saved = 0
         self._names = _UniqueNames()
+        self._keep_out = others if isinstance(others, KeepOut) else KeepOut(others)
+        for name in names:
+            self._check(self.folder / self.file_name(name))
+
+    def file_name(self, name: str) -> str:
+        """The name the file for an input of this name gets (before a repeated one gets its frame index)."""
+        return name
+
+    def _check(self, path: Path) -> None:
+        check_target(path, self._keep_out, advice=f"choose another {self.flag} folder")
+
+    def _save(self, file_name: str, index: int, data: bytes) -> None:
+        path = self.folder / self._names.claim(file_name, index)
+        self._check(path)
+        try:
+            write_file_atomic(path, data)
+        except OSError as exc:
+            raise SinkError(
+                f"Stopped writing {self.flag} {self.what}: {path.name} could not be written ({exc.strerror or exc}); "
+                f"the {self.saved} saved before are whole. Free some space or choose a folder on another disk."
+            ) from exc
+        self.saved += 1
 
     def close(self) -> None:
         pass
@@ -184,51 +263,51 @@ class MapWriter(_FolderWriter):
     Names follow the input: ``<image name>.npy`` for image folders, ``frame-000123.npy`` (the
     frame index) otherwise. Frames without a finite map are skipped.
 
-    Args:
-        folder: created if missing; must be empty unless ``overwrite``.
-        overwrite: allow a folder that already has files (files of the same name are replaced).
+    Args: as ``_FolderWriter``'s.
     """
 
     flag = "--save-maps"
+    what = "maps"
+
+    def file_name(self, name: str) -> str:
+        return f"{Path(name).stem}.npy"
 
     def write(self, processed: Processed) -> None:
         result = processed.result
         if result is None or not bool(result.finite[0]):
             return
         frame = processed.frame
-        stem = Path(frame.name).stem if frame.name else f"frame-{frame.index:06d}"
-        path = self.folder / self._names.claim(f"{stem}.npy", frame.index)
-        np.save(path, np.asarray(result.cam[0], np.float32))
-        self.saved += 1
+        data = io.BytesIO()
+        np.save(data, np.asarray(result.cam[0], np.float32), allow_pickle=False)
+        self._save(self.file_name(frame.name or f"frame-{frame.index:06d}"), frame.index, data.getvalue())
 
 
 class ImageFolderWriter(_FolderWriter):
     """``-o DIR/`` for image folders and globs: one annotated picture per input, under the input's name.
 
-    Args:
-        folder: created if missing; must be empty unless ``overwrite``.
-        overwrite: allow a folder that already has files (files of the same name are replaced).
+    A format OpenCV reads but cannot write keeps its name with ``.png`` added.
+
+    Args: as ``_FolderWriter``'s.
     """
 
     flag = "-o"
+    what = "images"
+
+    def file_name(self, name: str) -> str:
+        suffix = Path(name).suffix
+        return name if suffix and cv2.haveImageWriter(f"x{suffix}") else f"{name}.png"
 
     def write(self, processed: Processed) -> None:
         frame = processed.frame
         name = frame.name or f"frame-{frame.index:06d}.png"
-        path = self.folder / self._names.claim(name, frame.index)
-        ok, data = cv2.imencode(path.suffix or ".png", processed.picture)
-        if not ok:  # a format OpenCV reads but cannot write: keep the name, add .png
-            path = path.with_name(path.name + ".png")
-            ok, data = cv2.imencode(".png", processed.picture)
-        try:
-            path.write_bytes(data.tobytes())
-        except OSError as exc:
-            raise UserError(f"Could not write {str(path)!r} ({exc.strerror}); free some space or choose another -o folder.") from None
-        self.saved += 1
+        file_name = self.file_name(name)
+        ok, data = cv2.imencode(Path(file_name).suffix, processed.picture)
+        if not ok:  # OpenCV has a writer for the format but could not use it on this picture
+            file_name, (ok, data) = f"{name}.png", cv2.imencode(".png", processed.picture)
+        self._save(file_name, frame.index, data.tobytes())
 
 
-
-def check_results_path(path: str | Path, *, overwrite: bool = False, others: Iterable[tuple[str, str | Path]] = ()) -> Path:
+def check_results_path(path: str | Path, *, overwrite: bool = False, others: Iterable[tuple[str, str | Path]] | KeepOut = ()) -> Path:
     """Checks a ``--results`` file name before the run: a known suffix, a writable place, no overwrite
     unless asked, and never one of ``others`` ((role, path) of the inputs and other outputs)."""
     path = Path(path).expanduser()

@@ -72,6 +72,7 @@ class Stats:
     non_finite: int = 0
     traces: int = 0
     recording_error: str | None = None
+    output_errors: list[str] = field(default_factory=list)  # per-frame outputs and --stats-json that stopped (a full disk)
     recordings: list[str] = field(default_factory=list)
     runtime: dict[str, str] = field(default_factory=dict)  # {"name": "openvino", "reason": "..."}
 
@@ -572,8 +573,7 @@ class Pipeline:
                     recorder.close()
                 self._recorder_notes(recorder)
                 self._recording_failed(exc)
-                if self.window is None:  # headless: the recording was the whole job
-                    self._stop.set()
+                self._stop_if_nothing_is_kept()
             else:
                 self._recorder_notes(self._recorder)
 
@@ -596,8 +596,24 @@ class Pipeline:
         if source_time is None and self._first_capture is not None:
             source_time = frame.timestamp_s - self._first_capture  # seconds since the run's first frame
         processed = Processed(frame, item.result, self._file_image(item), item.class_lock is not None, source_time)
-        for output in self._outputs:
-            output.write(processed)
+        for output in list(self._outputs):
+            try:
+                output.write(processed)
+            except SinkError as exc:  # a full disk: this output stops with what it kept, the others go on
+                self._outputs.remove(output)
+                output.close()
+                self._output_failed(str(exc))
+                self._stop_if_nothing_is_kept()
+
+    def _output_failed(self, text: str) -> None:
+        self.stats.output_errors.append(text)
+        self._say(text, seconds=10)
+        self._log(f"livecam: {text}")
+
+    def _stop_if_nothing_is_kept(self) -> None:
+        """Headless, once the recording and every per-frame output have stopped, the run has no job left."""
+        if self.window is None and self._recorder is None and not self._outputs:
+            self._stop.set()
 
     def _recording_failed(self, exc: SinkError) -> None:
         self.state.recording = False
@@ -701,7 +717,10 @@ class Pipeline:
         stats.corrupt = int(getattr(self.source, "corrupt", 0))
         stats.traces = self.engine.trace_count
         if self.options.stats_json is not None:
-            write_file_atomic(self.options.stats_json, (json.dumps(stats.to_json(), indent=2) + "\n").encode())
+            try:
+                write_file_atomic(self.options.stats_json, (json.dumps(stats.to_json(), indent=2) + "\n").encode())
+            except OSError as exc:
+                self._output_failed(f"Could not write the statistics to {self.options.stats_json} ({exc.strerror or exc}).")
 
 
 def recording_size(source: FrameSource, size: tuple[int, int] | None = None, *, side_by_side: bool = False) -> tuple[int, int] | None:

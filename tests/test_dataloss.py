@@ -8,10 +8,13 @@ was kept is what the file holds. Kills and stops use real processes; every wait 
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -26,7 +29,7 @@ import psutil
 import pytest
 
 from helpers import read_frames, video_info
-from livecam import recorder, sinks
+from livecam import outputs, pipeline, recorder, sinks
 from livecam.cli import main
 from livecam.errors import UserError
 from livecam.recorder import VideoWriter
@@ -489,3 +492,194 @@ def test_a_folder_that_takes_no_new_file_at_the_end_keeps_the_recording_and_says
     ]
     assert [p.name for p in tmp_path.iterdir()] == [writer.saved_path.name]
     assert decodable(writer.saved_path) == 12
+
+
+# ---------------------------------------------------------------------- per-frame files, special files, full disks (issue 17)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("link", ["symlink", "hard link"])
+@pytest.mark.parametrize("flag, folder, name", [("-o", "out/", "frame_1.png"), ("--save-maps", "maps", "frame_1.npy")])
+def test_per_frame_files_are_never_an_input_even_through_links(tmp_path, make_image_folder, capsys, link, flag, folder, name):
+    images = make_image_folder(tmp_path / "in", 3)
+    before = tree(images)
+    out = tmp_path / folder
+    out.mkdir()
+    if link == "symlink":
+        (out / name).symlink_to(images / "frame_1.png")
+    else:
+        os.link(images / "frame_1.png", out / name)
+    assert main(["--source", str(images), *DEMO, flag, str(tmp_path / folder), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"is the same file as the input image '{images / 'frame_1.png'}'" in err, err
+    assert f"choose another {flag} folder" in err and err.count("\n") == 1, err
+    assert tree(images) == before
+
+
+@pytest.mark.parametrize("flag, folder, name", [("-o", "out/", "frame_1.png"), ("--save-maps", "maps", "frame_1.npy")])
+def test_a_link_in_an_output_folder_is_replaced_never_written_through(tmp_path, make_image_folder, capsys, flag, folder, name):
+    images = make_image_folder(tmp_path / "in", 3)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "kept.bin").write_bytes(b"precious")
+    (mine / "also kept.bin").write_bytes(b"precious too")
+    out = tmp_path / folder
+    out.mkdir()
+    (out / name).symlink_to(mine / "kept.bin")
+    other = name.replace("_1", "_2")
+    os.link(mine / "also kept.bin", out / other)
+    assert main(["--source", str(images), *DEMO, flag, str(tmp_path / folder), "--overwrite"]) == 0, capsys.readouterr().err
+    assert tree(mine) == {"also kept.bin": b"precious too", "kept.bin": b"precious"}
+    assert not (out / name).is_symlink() and (out / other).stat().st_ino != (mine / "also kept.bin").stat().st_ino
+    assert sorted(p.name for p in out.iterdir()) == sorted(name.replace("_1", f"_{i}") for i in (1, 2, 3))
+    if flag == "-o":
+        assert cv2.imread(str(out / name)).shape == (120, 160, 3)
+    else:
+        assert np.load(out / name).dtype == np.float32
+
+
+def special_file(path: Path, kind: str) -> Path:
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:  # a copy of /dev/null
+        if os.geteuid() != 0:
+            pytest.skip("making a device node needs root")
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    return path
+
+
+@pytest.mark.timeout(60)  # before the fix, --results opened a FIFO and waited for a reader forever
+@pytest.mark.parametrize("overwrite", [True, False])
+@pytest.mark.parametrize("kind, said", [("fifo", "a named pipe (FIFO)"), ("device", "a character device")])
+@pytest.mark.parametrize("flag, name", [("--stats-json", "s.json"), ("--results", "r.jsonl"), ("--results", "r.csv"), ("-o", "o.mp4")])
+def test_no_output_replaces_or_opens_a_fifo_or_a_device(tmp_path, make_video, capsys, flag, name, kind, said, overwrite):
+    clip = make_video(tmp_path / "in.mp4", 4)
+    target = special_file(tmp_path / name, kind)
+    mode = os.lstat(target).st_mode
+    assert main(["--source", str(clip), *DEMO, flag, str(target), *(["--overwrite"] if overwrite else [])]) == 2
+    err = capsys.readouterr().err
+    assert f"'{target}' is {said}, not a regular file" in err and err.count("\n") == 1, err
+    assert "already exists" not in err
+    assert os.lstat(target).st_mode == mode
+
+
+@pytest.mark.parametrize("flag, folder, name", [("-o", "out/", "frame_2.png"), ("--save-maps", "maps", "frame_2.npy")])
+def test_a_fifo_in_an_output_folder_is_never_replaced(tmp_path, make_image_folder, capsys, flag, folder, name):
+    images = make_image_folder(tmp_path / "in", 3)
+    (tmp_path / folder).mkdir()
+    fifo = special_file(tmp_path / folder / name, "fifo")
+    assert main(["--source", str(images), *DEMO, flag, str(tmp_path / folder), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"'{fifo}' is a named pipe (FIFO), not a regular file" in err and err.count("\n") == 1, err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_a_link_to_a_file_of_a_process_is_not_replaced(tmp_path, make_video, capsys):
+    """/dev/stdout is such a link: as root, replacing it would replace the system's own."""
+    clip = make_video(tmp_path / "in.mp4", 4)
+    stdout = tmp_path / "stdout.json"
+    stdout.symlink_to("/proc/self/fd/1")
+    assert main(["--source", str(clip), *DEMO, "--stats-json", str(stdout), "--overwrite"]) == 2
+    assert "an open file of a process, not a file of its own" in capsys.readouterr().err
+    assert os.readlink(stdout) == "/proc/self/fd/1"
+
+
+class FullDisk(io.FileIO):
+    """A file on a disk that fills up after ``room`` bytes: the write that crosses it is cut short, the next fails."""
+
+    def __init__(self, file: io.FileIO, room: int):
+        super().__init__(os.dup(file.fileno()), "wb")
+        file.close()
+        self.room = room
+
+    def write(self, data) -> int:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        taken = super().write(bytes(data)[: self.room])
+        self.room -= taken
+        return taken
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_full_disk_under_results_ends_on_a_whole_line_and_the_rest_goes_on(tmp_path, make_image_folder, monkeypatch, capsys, suffix):
+    images = make_image_folder(tmp_path / "in", 8)
+    results = tmp_path / f"r{suffix}"
+    real_open = outputs.open_replacing
+    monkeypatch.setattr(outputs, "open_replacing", lambda path: FullDisk(real_open(path), room=1000))
+    argv = ["--source", str(images), *DEMO, "--results", str(results), "-o", str(tmp_path / "out") + "/"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    kept = int(re.search(r"it keeps (\d+) whole lines", err).group(1))
+    assert err.startswith(f"livecam: Stopped writing the results to {results} (No space left on device)") and err.count("\n") == 1, err
+    text = results.read_text()
+    assert text.endswith("\n") and len(text) <= 1000
+    lines = text.splitlines()[1:] if suffix == ".csv" else [json.loads(line) for line in text.splitlines()]
+    assert 0 < len(lines) == kept < 8
+    assert len(list((tmp_path / "out").iterdir())) == 8, "the other outputs went on to the end"
+
+
+def test_a_full_disk_under_per_frame_files_and_stats_is_one_sentence_each(tmp_path, make_image_folder, monkeypatch, capsys):
+    images = make_image_folder(tmp_path / "in", 6)
+    real_write = outputs.write_file_atomic
+    written = []
+
+    def fills_up(path, data):
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(path, data)
+        written.append(path)
+
+    monkeypatch.setattr(outputs, "write_file_atomic", fills_up)
+    monkeypatch.setattr(pipeline, "write_file_atomic", lambda path, data: fills_up(path, data))
+    results = tmp_path / "r.jsonl"
+    argv = ["--source", str(images), *DEMO, "--save-maps", str(tmp_path / "maps"), "--results", str(results), "--stats-json", str(tmp_path / "s.json")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "livecam: Stopped writing --save-maps maps: frame_3.npy could not be written (No space left on device); the 2 saved "
+        "before are whole. Free some space or choose a folder on another disk.",
+        f"livecam: Could not write the statistics to {tmp_path / 's.json'} (No space left on device).",
+    ]
+    assert len(results.read_text().splitlines()) == 6
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["frame_1.npy", "frame_2.npy"]
+
+
+def test_a_full_recording_disk_stops_the_recording_and_the_headless_run_goes_on(tmp_path, make_video, monkeypatch, capsys):
+    """The README's promise (a full disk stops the recording, the rest goes on) holds headless too."""
+    clip = make_video(tmp_path / "in.mp4", 40)
+    real_write = recorder._FfmpegEncoder.write
+    frames = []
+
+    def pipe_fills(self, image):
+        if len(frames) == 5:  # ffmpeg's disk is full: it dies, and its input with it
+            raise SinkError("the encoder's input closed (No space left on device)")
+        real_write(self, image)
+        frames.append(image)
+
+    monkeypatch.setattr(recorder._FfmpegEncoder, "write", pipe_fills)
+    results, out = tmp_path / "r.jsonl", tmp_path / "out.mp4"
+    assert main(["--source", str(clip), *DEMO, "-o", str(out), "--results", str(results)]) == 1
+    err = capsys.readouterr().err
+    assert "livecam: recording stopped: Recording" in err and "No space left on device" in err and err.count("\n") == 1, err
+    assert len(results.read_text().splitlines()) == 40
+    assert decodable(out) == kept_in(err) <= 5
+
+
+def test_file_names_that_are_not_utf8_are_written_losslessly(tmp_path, make_image_folder, capsys):
+    images = make_image_folder(tmp_path / "in", 6)
+    bad = os.fsdecode(b"bad\xff\xfe.png")
+    os.rename(images / "frame_3.png", images / bad)
+    jsonl, csv_path, out = tmp_path / "r.jsonl", tmp_path / "r.csv", tmp_path / "out"
+    for results in (jsonl, csv_path):
+        assert main(["--source", str(images), "--model", "demo", "--no-display", "--results", str(results), "-o", f"{out}/", "--overwrite"]) == 0
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "unexpected" not in err, err
+    sources = [json.loads(line)["source"] for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    assert len(sources) == 6 and os.fsencode(bad) in [os.fsencode(s) for s in sources]
+    assert '"bad\\udcff\\udcfe.png"' in jsonl.read_text(encoding="utf-8"), "JSON's own escapes: the file stays UTF-8"
+    rows = csv_path.read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1 + 6 and any(row.split(",")[2] == "bad\\udcff\\udcfe.png" for row in rows)
+    assert os.fsencode(bad) in os.listdir(os.fsencode(out))
