@@ -18,7 +18,7 @@ def __getattr__(name: str):
         from livecam import logs
 
         logs.import_tensorflow()  # without its start-up log lines (LIVECAM_DEBUG=1 shows them)
-        from livecam import engine
+        from livecam.engine import core as engine
 
         return getattr(engine, name)
     if name == "overlay":

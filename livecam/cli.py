@@ -140,8 +140,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     """The engine's options (model, weights, layer, method, class, speed), shared by the viewer and `livecam serve`."""
-    from livecam.fit import FITS
-    from livecam.methods import METHOD_NAMES
+    from livecam.engine.fit import FITS
+    from livecam.engine.methods import METHOD_NAMES
     from livecam.models import DEFAULT_MODEL
 
     eng = p.add_argument_group("model")
@@ -297,7 +297,7 @@ def _layers(argv: list[str]) -> int:
 
 def _serve_parser() -> argparse.ArgumentParser:
     from livecam.render import HUD_LEVELS
-    from livecam.serve import DEFAULT_PORT
+    from livecam.serve.app import DEFAULT_PORT
 
     p = _ArgumentParser(
         prog="livecam serve",
@@ -339,8 +339,8 @@ def _serve(argv: list[str]) -> int:
     from livecam.render import colormap_id
 
     with logs.native_stderr_silenced(logs.quiet()):  # TensorFlow's C++ start-up log lines
-        from livecam import serve
-        from livecam.methods import check_method
+        from livecam.serve import app as serve
+        from livecam.engine.methods import check_method
 
     colormap_id(args.colormap)
     check_method(args.method)
@@ -356,7 +356,7 @@ def _serve(argv: list[str]) -> int:
     try:
         with logs.native_stderr_silenced(logs.quiet()) as say:
             from livecam.models import class_index
-            from livecam.worker import EngineWorker
+            from livecam.engine.worker import EngineWorker
 
             engine = engine_from_args(args, model_name, log=say)
         class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
@@ -404,8 +404,8 @@ def _view(args: argparse.Namespace) -> int:
     model_name = args.model or ("demo" if args.demo else "mobilenet_v2")
     display = not args.no_display
 
-    from livecam import outputs, sinks
-    from livecam.methods import check_method
+    from livecam.viewer import outputs, sinks
+    from livecam.engine.methods import check_method
     from livecam.render import colormap_id
 
     # Validate what can be validated before anything slow (camera, model).
@@ -495,7 +495,8 @@ def _input_files(args: argparse.Namespace, spec: str) -> list[tuple[str, Path]]:
 
 
 def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_image: bool, per_frame: list) -> int:
-    from livecam import outputs, recorder as recorders, sinks, sources
+    from livecam.viewer import outputs, recorder as recorders, sinks
+    from livecam import sources
     from livecam.models import class_index
     from livecam.render import Renderer
 
@@ -506,7 +507,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
             print(f"livecam: warning: {shown(warning)}", file=sys.stderr)
     logs.import_tensorflow()
     with logs.native_stderr_silenced(logs.quiet()) as say:  # C++ notes while the model is built
-        from livecam.pipeline import Options, Pipeline, recording_size
+        from livecam.viewer.pipeline import Options, Pipeline, recording_size
 
         engine = engine_from_args(args, model_name, log=None if quiet else say)
     if not quiet and _random_zoo_weights(args, engine.model_name):
@@ -596,7 +597,7 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
 
 def engine_from_args(args: argparse.Namespace, model_name: str, log: Callable[[str], None] | None = None):
     """The CamEngine that the options of ``add_engine_arguments`` ask for; ``log`` gets its notes (conversion)."""
-    from livecam.engine import CamEngine
+    from livecam.engine.core import CamEngine
 
     return CamEngine(
         model_name,
@@ -696,7 +697,7 @@ def _source_name(source) -> str:
 
 
 def _describe_output(output) -> str:
-    from livecam import outputs
+    from livecam.viewer import outputs
 
     if isinstance(output, outputs.ResultsWriter):
         return f"{output.lines} result lines to {output.path.resolve()}"

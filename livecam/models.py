@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from livecam.errors import UserError, close_matches, file_kind, first_line
-from livecam.split import output_activation
+from livecam.engine.split import output_activation
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 from livecam import CamEngine  # noqa: E402
-from livecam.pipeline import Options, Pipeline  # noqa: E402
+from livecam.viewer.pipeline import Options, Pipeline  # noqa: E402
 from livecam.render import Renderer  # noqa: E402
-from livecam.recorder import VideoWriter  # noqa: E402
+from livecam.viewer.recorder import VideoWriter  # noqa: E402
 from livecam.sources import open_source  # noqa: E402
 
 

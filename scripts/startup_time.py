@@ -30,7 +30,7 @@ with open("/proc/uptime") as f:
     uptime = float(f.read().split()[0])
 boot = time.time() - uptime
 start = boot + start_ticks / os.sysconf("SC_CLK_TCK")
-from livecam import recorder
+from livecam.viewer import recorder
 marks = {}
 write = recorder.VideoWriter.write
 def first_write(self, *args, **kwargs):

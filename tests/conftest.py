@@ -141,7 +141,7 @@ def tiny_engine():
     """
     import keras
 
-    from livecam.engine import CamEngine
+    from livecam.engine.core import CamEngine
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((32, 32, 3))

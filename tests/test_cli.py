@@ -259,7 +259,7 @@ def test_side_by_side_doubles_the_width(capsys, clip, tmp_path):
 @pytest.fixture
 def explained_classes(monkeypatch) -> list[int]:
     """Records the class every map of a run explains, as the engine reports it."""
-    from livecam.engine import CamEngine
+    from livecam.engine.core import CamEngine
 
     explained: list[int] = []
     call = CamEngine.__call__
@@ -845,11 +845,11 @@ def test_forced_openvino_for_a_model_that_does_not_split_is_one_line(capsys, cli
 
 
 def test_fit_reaches_the_engine(monkeypatch):
-    import livecam.engine
+    import livecam.engine.core
     from livecam.cli import _parser, engine_from_args
 
     made = {}
-    monkeypatch.setattr(livecam.engine, "CamEngine", lambda model, **kwargs: made.update(kwargs))
+    monkeypatch.setattr(livecam.engine.core, "CamEngine", lambda model, **kwargs: made.update(kwargs))
     assert _parser().parse_args([]).fit == "squash"
     engine_from_args(_parser().parse_args(["--fit", "crop"]), "demo")
     assert made["fit"] == "crop"

@@ -1,14 +1,14 @@
-"""Tests for livecam.control: one state per viewer, changed only through Controller.apply."""
+"""Tests for livecam.viewer.control: one state per viewer, changed only through Controller.apply."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from livecam.control import ALPHA_STEP, Action, Command, Controller, Outcome, ViewerState, step_alpha
+from livecam.viewer.control import ALPHA_STEP, Action, Command, Controller, Outcome, ViewerState, step_alpha
 from livecam.errors import UserError
-from livecam.keys import action_for_key
-from livecam.methods import METHOD_NAMES
+from livecam.viewer.keys import action_for_key
+from livecam.engine.methods import METHOD_NAMES
 
 NAMES = ("cat", "dog", "fox", "owl")
 

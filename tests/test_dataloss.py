@@ -29,11 +29,11 @@ import psutil
 import pytest
 
 from helpers import read_frames, video_info
-from livecam import outputs, pipeline, recorder, sinks
+from livecam.viewer import outputs, pipeline, recorder, sinks
 from livecam.cli import main
 from livecam.errors import UserError
-from livecam.recorder import VideoWriter
-from livecam.sinks import SinkError
+from livecam.viewer.recorder import VideoWriter
+from livecam.viewer.sinks import SinkError
 
 BOUND_S = 120  # deadlines on waiting for a child process, not measurements
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -85,7 +85,7 @@ def record_then_kill_both(out: Path, *, fps: int, frames: int) -> Path:
         f"""
         import sys, time
         import numpy as np
-        from livecam.recorder import VideoWriter
+        from livecam.viewer.recorder import VideoWriter
 
         writer = VideoWriter(sys.argv[1], fps={fps})
         for i in range({frames}):
@@ -391,7 +391,8 @@ def test_a_recording_without_ffmpeg_is_said_once_and_plainly(tmp_path, make_vide
     child_code = textwrap.dedent(
         """
         import sys
-        from livecam import cli, recorder
+        from livecam import cli
+        from livecam.viewer import recorder
 
         class NoFfmpeg(recorder._FfmpegEncoder):
             def __init__(self, *args, **kwargs):

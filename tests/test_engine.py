@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from livecam import CamEngine
-from livecam.engine import METHOD_NAMES
+from livecam.engine.core import METHOD_NAMES
 from livecam.errors import UserError
 
 SIZE = 32
@@ -463,7 +463,7 @@ def test_pad_explains_the_letterboxed_frame_and_its_map_reaches_over_the_bands(f
 
 
 def test_fit_is_the_same_through_the_worker_and_square_frames_are_left_alone(fitted_engines):
-    from livecam.worker import EngineWorker
+    from livecam.engine.worker import EngineWorker
 
     frame = _scene_64x48()
     with EngineWorker(fitted_engines["crop"]) as worker:

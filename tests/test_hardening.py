@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from helpers import VFR_TIMES, FakeDevice, corrupt_avi_frames, read_frames, vfr_video, video_info
-from livecam import recorder, sinks
+from livecam.viewer import recorder, sinks
 from livecam.cli import main
-from livecam.pipeline import Options, Pipeline
+from livecam.viewer.pipeline import Options, Pipeline
 from livecam.render import Renderer
-from livecam.recorder import VideoWriter
-from livecam.sinks import SinkError
+from livecam.viewer.recorder import VideoWriter
+from livecam.viewer.sinks import SinkError
 from livecam.sources import Frame, LiveSource
 
 

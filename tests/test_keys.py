@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from livecam.control import Action, Command
-from livecam.keys import KEY_HELP, action_for_key
+from livecam.viewer.control import Action, Command
+from livecam.viewer.keys import KEY_HELP, action_for_key
 
 
 @pytest.mark.parametrize(

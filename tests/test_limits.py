@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from livecam.limits import ConnectionGuard, PixelBudget
+from livecam.serve.limits import ConnectionGuard, PixelBudget
 
 
 def test_pixel_budget_makes_a_request_over_it_wait_then_refuses_it():
@@ -85,7 +85,7 @@ def test_the_oldest_waiting_connections_beyond_the_cap_are_closed_and_busy_ones_
 
 def test_the_open_file_limit_is_raised_to_the_hard_limit():
     resource = pytest.importorskip("resource")  # POSIX; Windows has no such limit
-    from livecam.limits import raise_open_file_limit
+    from livecam.serve.limits import raise_open_file_limit
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), hard))

@@ -186,7 +186,7 @@ def test_random_weights_are_the_same_on_every_build_and_leave_the_callers_random
     """--weights none: one set of random weights, so one OpenVINO cache entry serves every run."""
     import random
 
-    from livecam import runtime_openvino
+    from livecam.engine.runtimes import openvino as runtime_openvino
 
     def build():
         keras.backend.clear_session()  # a new process's layer names, as on the next run

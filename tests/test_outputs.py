@@ -1,4 +1,4 @@
-"""Tests for livecam.outputs: --results lines, --save-maps files, one picture per input image."""
+"""Tests for livecam.viewer.outputs: --results lines, --save-maps files, one picture per input image."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from livecam.errors import UserError
-from livecam.outputs import RESULT_FIELDS, ImageFolderWriter, MapWriter, Processed, ResultsWriter, check_output_folder
+from livecam.viewer.outputs import RESULT_FIELDS, ImageFolderWriter, MapWriter, Processed, ResultsWriter, check_output_folder
 from livecam.sources import Frame
 
 NAMES = ["cat", "dog", "fox", "owl"]

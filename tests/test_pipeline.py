@@ -1,4 +1,4 @@
-"""Tests for livecam.pipeline: runs over fake sources."""
+"""Tests for livecam.viewer.pipeline: runs over fake sources."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import keras
 import numpy as np
 import pytest
 
-from livecam.engine import CamEngine
-from livecam.pipeline import Options, Pipeline
+from livecam.engine.core import CamEngine
+from livecam.viewer.pipeline import Options, Pipeline
 from livecam.render import Renderer
-from livecam.recorder import VideoWriter
-from livecam.sinks import SinkError
+from livecam.viewer.recorder import VideoWriter
+from livecam.viewer.sinks import SinkError
 from livecam.sources import Frame
-from livecam.worker import EngineWorker
+from livecam.engine.worker import EngineWorker
 
 SIZE = 32  # the tiny model's input, and the fake frames' size: (32, 32)
 
@@ -475,7 +475,7 @@ def test_each_picture_of_a_folder_starts_its_smoothing_afresh(tiny_engine, tmp_p
 
 
 def test_a_cropping_engine_puts_the_map_on_the_central_crop_of_each_frame(tiny_engine):
-    from livecam.outputs import result_record
+    from livecam.viewer.outputs import result_record
 
     crop = CamEngine(tiny_engine.model, fit="crop")
     frames = [np.random.default_rng(i).integers(0, 256, (48, 80, 3), dtype=np.uint8) for i in range(3)]

@@ -1,4 +1,4 @@
-"""Tests for livecam.protocol (the wire format of `livecam serve`) and the server's bind rules."""
+"""Tests for livecam.serve.protocol (the wire format of `livecam serve`) and the server's bind rules."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from PIL import Image
 
-from livecam import protocol, serve
+from livecam.serve import app as serve, protocol
 from livecam.errors import UserError
 
 

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 from livecam import CamEngine
-from livecam import runtime_openvino
-from livecam.engine import METHOD_NAMES
+from livecam.engine.runtimes import openvino as runtime_openvino
+from livecam.engine.core import METHOD_NAMES
 from livecam.errors import UserError
 from test_engine import N_CLASSES, SIZE, _backbone, _frames, nested_model, reference_cam, reference_logits_and_grads, tiny_model
 

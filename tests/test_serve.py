@@ -659,9 +659,9 @@ def test_serve_mistakes_end_in_one_sentence(capsys, args, match):
 def _listen(engine, host: str, port: int) -> str:
     """The sentence that starting a server on host:port ends with."""
     from livecam.errors import UserError
-    from livecam.serve import create_app
-    from livecam.serve import run as serve
-    from livecam.worker import EngineWorker
+    from livecam.serve.app import create_app
+    from livecam.serve.app import run as serve
+    from livecam.engine.worker import EngineWorker
 
     with EngineWorker(engine) as worker, pytest.raises(UserError) as raised:
         serve(create_app(engine, worker), host, port, ssl_ctx=None, on_ready=lambda port: None)
@@ -742,9 +742,9 @@ def test_an_engine_fault_answers_that_frame_with_an_error_and_the_connection_goe
     import keras
     from aiohttp.test_utils import TestClient, TestServer
 
-    from livecam.engine import CamEngine
-    from livecam.serve import create_app
-    from livecam.worker import EngineWorker
+    from livecam.engine.core import CamEngine
+    from livecam.serve.app import create_app
+    from livecam.engine.worker import EngineWorker
 
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="target")(inputs)
@@ -817,7 +817,7 @@ def _two_pictures() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stream(engine, **renderer_args):
-    from livecam.feed import MjpegStream
+    from livecam.serve.feed import MjpegStream
     from livecam.render import Renderer
 
     class Feed:
@@ -827,7 +827,7 @@ def _stream(engine, **renderer_args):
 
 
 def test_the_stream_of_a_folder_starts_each_pictures_smoothing_afresh(tiny_engine):
-    from livecam.feed import FeedFrame
+    from livecam.serve.feed import FeedFrame
 
     a, b = _two_pictures()
     stream = _stream(tiny_engine, hud="label")
@@ -844,8 +844,8 @@ def test_the_stream_of_a_folder_starts_each_pictures_smoothing_afresh(tiny_engin
 def _serve_in_process(engine, config, source=None):
     from aiohttp.test_utils import TestClient, TestServer
 
-    from livecam.serve import create_app
-    from livecam.worker import EngineWorker
+    from livecam.serve.app import create_app
+    from livecam.engine.worker import EngineWorker
 
     worker = EngineWorker(engine)
     return worker, TestClient(TestServer(create_app(engine, worker, config, source=source)))
@@ -878,8 +878,8 @@ async def _first_jpeg(response) -> np.ndarray:
 
 
 def test_the_stream_and_overlays_show_the_label_hud_by_default_and_the_full_one_when_asked(tiny_engine, tmp_path):
-    from livecam.feed import encode_jpeg
-    from livecam.serve import ServeConfig
+    from livecam.serve.feed import encode_jpeg
+    from livecam.serve.app import ServeConfig
     from livecam.sources import ImageFolderSource
 
     image = _two_pictures()[0]
@@ -919,8 +919,8 @@ def test_serve_takes_the_viewers_hud_choices():
 
 
 def test_a_cropping_server_says_where_each_map_lies_and_draws_it_there(tiny_engine):
-    from livecam.engine import CamEngine
-    from livecam.serve import ServeConfig
+    from livecam.engine.core import CamEngine
+    from livecam.serve.app import ServeConfig
 
     crop = CamEngine(tiny_engine.model, fit="crop")
     image = np.random.default_rng(3).integers(0, 256, (48, 80, 3), dtype=np.uint8)
@@ -959,7 +959,7 @@ ODD_TOKEN = 'a&b#c d<"x'  # what a URL (& # space) and HTML (< ") give meaning t
 def test_a_token_with_url_and_html_characters_is_encoded_in_the_printed_url():
     from urllib.parse import parse_qs, urlsplit
 
-    from livecam.serve import page_url
+    from livecam.serve.app import page_url
 
     url = page_url("127.0.0.1", 8765, ODD_TOKEN, https=False)
     parts = urlsplit(url)
@@ -973,8 +973,8 @@ def test_a_token_with_url_and_html_characters_reaches_the_assets_and_the_websock
 
     from aiohttp.test_utils import TestClient, TestServer
 
-    from livecam.serve import ServeConfig, create_app
-    from livecam.worker import EngineWorker
+    from livecam.serve.app import ServeConfig, create_app
+    from livecam.engine.worker import EngineWorker
 
     class Links(HTMLParser):
         def __init__(self) -> None:

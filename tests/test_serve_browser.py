@@ -427,7 +427,7 @@ def test_a_bar_is_chosen_with_the_keyboard(browser, server):
 
 
 def test_the_windows_keys_drive_the_page(browser, server, tmp_path):
-    from livecam.control import step_alpha
+    from livecam.viewer.control import step_alpha
 
     context, page = open_page(browser, server.path("/"))
     try:

@@ -1,4 +1,4 @@
-"""Tests for livecam.recorder (the video writer) and livecam.sinks (snapshots, the window, output checks)."""
+"""Tests for livecam.viewer.recorder (the video writer) and livecam.viewer.sinks (snapshots, the window, output checks)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from helpers import read_frames, video_info, visible_windows
-from livecam import recorder, sinks
+from livecam.viewer import recorder, sinks
 from livecam.errors import UserError
-from livecam.recorder import VideoWriter
-from livecam.sinks import SinkError, SnapshotWriter, WindowSink, free_name, gui_available
+from livecam.viewer.recorder import VideoWriter
+from livecam.viewer.sinks import SinkError, SnapshotWriter, WindowSink, free_name, gui_available
 
 
 def decoded_indices(path, index_of) -> list[int]:
@@ -210,7 +210,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from livecam.recorder import VideoWriter
+    from livecam.viewer.recorder import VideoWriter
 
     path, n = sys.argv[1], int(sys.argv[2])
     with VideoWriter(path, fps=15) as writer:

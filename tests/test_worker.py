@@ -1,4 +1,4 @@
-"""Tests for livecam.worker: one engine thread, batches by method, one row per submitter."""
+"""Tests for livecam.engine.worker: one engine thread, batches by method, one row per submitter."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from livecam.engine import CamEngine
+from livecam.engine.core import CamEngine
 from livecam.errors import UserError
-from livecam.worker import EngineWorker, Job, WorkerClosed
+from livecam.engine.worker import EngineWorker, Job, WorkerClosed
 
 SIZE = 32
 N_CLASSES = 4

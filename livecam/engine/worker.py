@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from livecam.engine import CamResult
+from livecam.engine.core import CamResult
 from livecam.errors import UserError
-from livecam.methods import check_method
+from livecam.engine.methods import check_method
 
 # A stream that submitted within this many seconds counts as active: its next frame may be on its way.
 ACTIVE_STREAM_S = 1.0

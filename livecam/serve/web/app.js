@@ -579,7 +579,7 @@ function toggleRecording() {
 
 // ------------------------------------------------------------------ keys
 
-// The window's keys (README's Keys table, livecam/keys.py) on the page. Not while typing in a
+// The window's keys (README's Keys table, livecam/viewer/keys.py) on the page. Not while typing in a
 // field; Space and Enter on a focused button or link press it, as everywhere on the web.
 const KEY_ACTIONS = {
   " ": togglePause,

@@ -1,6 +1,6 @@
 """Frame sinks: snapshots and an OpenCV window, and the checks every output goes through. Each sink is a context manager.
 
-The video recorder is in ``livecam.recorder``. ``check_target`` is the one place that says
+The video recorder is in ``livecam.viewer.recorder``. ``check_target`` is the one place that says
 whether an output may take a name (only a new name or a regular file, never an input or another
 output: ``KeepOut``), ``check_output`` adds what is checked before a run (it exists and
 ``--overwrite`` was not given, its folder cannot be written), and ``write_file_atomic`` and

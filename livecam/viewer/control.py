@@ -2,7 +2,7 @@
 
 Each viewer (the OpenCV window, each browser connection) has a ``ViewerState`` and a
 ``Controller``. Front-ends only translate: the keyboard turns key codes into a ``Command``
-(``livecam.keys``), the browser turns JSON messages into the same commands, and both hand them
+(``livecam.viewer.keys``), the browser turns JSON messages into the same commands, and both hand them
 to ``Controller.apply``. The controller changes the state and says what the front-end must do
 next (explain the frame again, draw it again, take a snapshot, start or stop recording, quit);
 it does no I/O itself, since a snapshot in the window is a file and in the browser a download.
@@ -19,7 +19,7 @@ from enum import Enum
 from typing import Any, Callable, Sequence
 
 from livecam.errors import UserError
-from livecam.methods import METHOD_NAMES, check_method
+from livecam.engine.methods import METHOD_NAMES, check_method
 from livecam.models import class_index
 
 ALPHA_STEP = 0.1

@@ -3,7 +3,7 @@
 An aiohttp application whose handlers only translate messages: bytes in, frames to the one
 ``EngineWorker`` (which batches frames from every connection), JSON out. Routes:
 
-    GET  /             the page (livecam/web/), with app.js and style.css; nothing else is served
+    GET  /             the page (livecam/serve/web/), with app.js and style.css; nothing else is served
     GET  /api/config   what the page needs: model, methods, class names, colormap tables, defaults
     GET  /ws           the WebSocket API (see the README): frames in, one result per answered frame
     POST /api/explain  one image in, one result (JSON) or the overlay (PNG, ?overlay=1) out
@@ -41,15 +41,15 @@ import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 from yarl import URL
 
-from livecam import limits, protocol
-from livecam.control import ALPHA_STEP, Action, Command, Controller, ViewerState
+from livecam.serve import limits, protocol
+from livecam.viewer.control import ALPHA_STEP, Action, Command, Controller, ViewerState
 from livecam.errors import UserError, first_line
-from livecam.feed import MjpegStream, SourceFeed
+from livecam.serve.feed import MjpegStream, SourceFeed
 from livecam.mailbox import Mailbox
-from livecam.methods import METHOD_NAMES
-from livecam.metrics import ServerMetrics
+from livecam.engine.methods import METHOD_NAMES
+from livecam.serve.metrics import ServerMetrics
 from livecam.render import BLENDS, COLORMAPS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, Renderer, check_choice, check_hud
-from livecam.worker import EngineWorker, WorkerClosed
+from livecam.engine.worker import EngineWorker, WorkerClosed
 
 DEFAULT_PORT = 8765
 CLOSE_TIMEOUT_S = 0.5  # how long a closing WebSocket waits for the client's half of the handshake
@@ -254,7 +254,7 @@ def _is_loopback_name(host: str) -> bool:
 
 def _load_page() -> dict[str, tuple[bytes, str]]:
     """The shipped page and its assets, read once: no path from a request reaches the file system."""
-    folder = resources.files("livecam").joinpath("web")
+    folder = resources.files("livecam").joinpath("serve", "web")
     page = {"/": (folder.joinpath("index.html").read_bytes(), "text/html")}
     for path, (name, content_type) in _ASSETS.items():
         page[path] = (folder.joinpath(name).read_bytes(), content_type)

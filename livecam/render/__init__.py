@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from livecam.errors import UserError, check_bgr_image, close_matches
-from livecam.keys import KEY_HELP
+from livecam.viewer.keys import KEY_HELP
 
 HUD_LEVELS = ("full", "label", "none")
 BLENDS = ("heat", "uniform")

@@ -6,7 +6,7 @@ linear in the activations, z_c = mean_ij(A_ij) . W[:, c] + b_c, and its gradient
 without differentiating: dz_c/dA_ij = W[:, c] / (h * w) at every location. Computing that in
 NumPy takes a fraction of a millisecond, where a TensorFlow call for the same head costs several
 (its dispatch, and its threads competing with OpenVINO's). The maps come from the same formulas
-(``livecam.methods``) as in the TensorFlow step, and the probabilities follow the same rules
+(``livecam.engine.methods``) as in the TensorFlow step, and the probabilities follow the same rules
 (``CamEngine._scores``), so both runtimes agree; the tests compare them.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from livecam import methods as methods_module
+from livecam.engine import methods as methods_module
 
 _PASS_THROUGH = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "AlphaDropout", "ActivityRegularization")
 

@@ -13,7 +13,7 @@ stage reads them directly: a frame is never queued behind another, and latency s
 one engine step. File sources get a reader thread that decodes and resizes ahead, and the engine
 stage keeps up to two batches at the worker; every frame is kept, in order.
 
-The window's keys become commands for this viewer's ``Controller`` (``livecam.control``), the
+The window's keys become commands for this viewer's ``Controller`` (``livecam.viewer.control``), the
 same commands a browser sends; the pipeline only carries out their effects.
 """
 
@@ -35,18 +35,18 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from livecam.control import MESSAGE_S, Action, Controller, Outcome, ViewerState
-from livecam.engine import CamEngine, CamResult
+from livecam.viewer.control import MESSAGE_S, Action, Controller, Outcome, ViewerState
+from livecam.engine.core import CamEngine, CamResult
 from livecam.errors import shown
-from livecam.keys import action_for_key
+from livecam.viewer.keys import action_for_key
 from livecam.mailbox import Mailbox
-from livecam.outputs import Processed
+from livecam.viewer.outputs import Processed
 from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer, Views
-from livecam.recorder import VideoWriter
-from livecam.sinks import SinkError, SnapshotWriter, free_name, write_file_atomic
+from livecam.viewer.recorder import VideoWriter
+from livecam.viewer.sinks import SinkError, SnapshotWriter, free_name, write_file_atomic
 from livecam.sources import Frame, FrameSource
-from livecam.worker import EngineWorker, Job
+from livecam.engine.worker import EngineWorker, Job
 
 _END = object()  # sentinel: the source has ended
 _POLL_S = 0.05  # how long a blocked stage waits before it looks at the stop flag again
@@ -132,7 +132,7 @@ class Pipeline:
         recorder: a recording to write from the start, or None.
         worker: an ``EngineWorker`` shared with other viewers; None: the run makes its own
             (batches of ``options.batch`` for files, single frames for live sources).
-        outputs: per-frame sinks (``livecam.outputs``: results, maps, one picture per image),
+        outputs: per-frame sinks (``livecam.viewer.outputs``: results, maps, one picture per image),
             each given every processed frame in order and closed at the end.
         log: where to print one-line messages; by default stderr, with names escaped and
             secrets redacted (``livecam.errors.shown``).

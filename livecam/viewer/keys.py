@@ -1,12 +1,12 @@
 """The keyboard adapter: a key code in, a ``Command`` out.
 
 The window reads keys with ``cv2.waitKey`` or ``cv2.waitKeyEx``; ``action_for_key`` turns the
-code into a command for ``livecam.control.Controller.apply``, which holds all control logic.
+code into a command for ``livecam.viewer.control.Controller.apply``, which holds all control logic.
 """
 
 from __future__ import annotations
 
-from livecam.control import ALPHA_STEP, Action, Command
+from livecam.viewer.control import ALPHA_STEP, Action, Command
 
 _ESC = 27
 # GTK's waitKeyEx returns X keysyms for special keys: 0xFF00..0xFFFF, Esc is 0xFF1B, keypad

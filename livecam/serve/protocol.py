@@ -188,7 +188,7 @@ def parse_controls(text: str) -> dict[str, Any]:
     """A client's controls message: a JSON object with any of ``method``, ``class_id``, ``pull``.
 
     Only the form is checked here; the values are the viewer controller's to check
-    (``livecam.control``), so that the window and the browser obey one set of rules.
+    (``livecam.viewer.control``), so that the window and the browser obey one set of rules.
     ``pull`` ("source") asks for the server source's next frame.
 
     Raises:

@@ -56,7 +56,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from livecam.errors import UserError, check_bgr_image
-from livecam.sinks import SinkError, check_video_output, remove_files
+from livecam.viewer.sinks import SinkError, check_video_output, remove_files
 
 __all__ = ["VideoWriter", "playable_size"]
 

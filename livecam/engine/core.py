@@ -5,11 +5,11 @@ Two runtimes give the same maps:
 - ``tensorflow``: one ``tf.function`` with an input signature that takes any batch size and
   frame size, any class ids and any method, so it traces exactly once. The target layer's
   activations and the pre-activation class scores are captured by hooks that exist only while
-  the step is traced (``livecam.split``), so they work for any model, nested backbones included.
+  the step is traced (``livecam.engine.split``), so they work for any model, nested backbones included.
 - ``openvino`` (the default on a CPU): the model is cut at the target layer. The body (input ->
-  activations) needs no gradients and runs in OpenVINO (``livecam.runtime_openvino``); the head
+  activations) needs no gradients and runs in OpenVINO (``livecam.engine.runtimes.openvino``); the head
   (activations -> class scores) is computed exactly in NumPy when it is pooling + Dense
-  (``livecam.head``), else in a small ``tf.function`` under a GradientTape.
+  (``livecam.engine.runtimes.head``), else in a small ``tf.function`` under a GradientTape.
 
 Either way, ``_model_input`` turns uint8 BGR frames into the model's input: BGR -> RGB (the only
 place in livecam that swaps channels), resizing if needed, preprocessing. ``_explain`` turns
@@ -29,13 +29,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow.experimental.numpy as tnp
 
-from livecam import methods as methods_module
+from livecam.engine import methods as methods_module
 from livecam.errors import UserError, first_line
-from livecam.fit import FULL_BOX, apply_fit, check_fit, fit_geometry
-from livecam.methods import METHOD_NAMES, check_method
+from livecam.engine.fit import FULL_BOX, apply_fit, check_fit, fit_geometry
+from livecam.engine.methods import METHOD_NAMES, check_method
 from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, spatial_layers
-from livecam.head import DenseHead
-from livecam.split import SplitError, capture_output, head_chain, output_activation, split_at
+from livecam.engine.runtimes.head import DenseHead
+from livecam.engine.split import SplitError, capture_output, head_chain, output_activation, split_at
 
 Runtime = Literal["auto", "tensorflow", "openvino"]
 RUNTIMES: tuple[str, ...] = ("auto", "tensorflow", "openvino")
@@ -56,7 +56,7 @@ class CamResult:
         layer: the target layer's name.
         method: the CAM method's name.
         box: (x0, y0, x1, y1), where each map lies on its frame, in fractions of the frame's width
-            and height (see ``livecam.fit``): (0, 0, 1, 1), the whole frame, unless the engine
+            and height (see ``livecam.engine.fit``): (0, 0, 1, 1), the whole frame, unless the engine
             crops or pads (``fit``); then the map covers the central crop, or reaches past the
             frame over the padding.
     """
@@ -95,7 +95,7 @@ class CamEngine:
         mixed_precision: build zoo models with the ``mixed_float16`` policy (for GPUs).
         unsafe_model_load: allow model files with Lambda layers.
         fit: how a frame meets the network's (usually square) input: ``"squash"`` (stretched
-            whole), ``"crop"`` (its central part) or ``"pad"`` (letterboxed); see ``livecam.fit``.
+            whole), ``"crop"`` (its central part) or ``"pad"`` (letterboxed); see ``livecam.engine.fit``.
         runtime: ``"auto"`` (OpenVINO on a machine without a GPU when the model can be cut at
             the target layer, else TensorFlow), ``"tensorflow"`` or ``"openvino"``. The choice
             and why are in ``runtime`` and ``runtime_reason``.
@@ -265,7 +265,7 @@ class CamEngine:
     def _openvino_step(self) -> Callable:
         """The same signature (frames at the input size): the body in OpenVINO, then the head.
 
-        A pooling + Dense head is computed exactly in NumPy (``livecam.head``); any other head is
+        A pooling + Dense head is computed exactly in NumPy (``livecam.engine.runtimes.head``); any other head is
         differentiated in a small tf.function.
         """
         dense = self._dense
@@ -282,7 +282,7 @@ class CamEngine:
 
         A runtime the caller forced that cannot work is a UserError, not a silent fallback.
         """
-        from livecam import runtime_openvino
+        from livecam.engine.runtimes import openvino as runtime_openvino
 
         forced = runtime == "openvino"
 

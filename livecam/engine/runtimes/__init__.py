@@ -1,0 +1,1 @@
+"""The runtimes that run the step: the body in OpenVINO with its head in NumPy (``openvino``, ``head``)."""
