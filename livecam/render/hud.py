@@ -180,7 +180,7 @@ def _label_panel(img: np.ndarray, hud: HudInfo, small: Font, margin: int, *, ful
     rows = hud.topk if full else ()
     bar_w = 4 * small.line_h
     rank_w = text_w("5 ", small) if ranks else 0
-    pct_w = text_w(">99.9%", small)
+    pct_w = text_w(PERCENT["almost_one"], small)  # the widest a percent is drawn
     row_x_name = rank_w + bar_w + small.pad + pct_w + small.pad
     names = [fit(short_name(n), max(0, max_w - row_x_name), small) for n, _ in rows]
     rows_w = max((row_x_name + text_w(n, small) for n in names), default=0)
