@@ -7,6 +7,7 @@ import pytest
 from livecam.errors import UserError
 from livecam.render import (
     COLORMAPS,
+    NO_MAP,
     CamSmoother,
     HudInfo,
     Renderer,
@@ -15,9 +16,12 @@ from livecam.render import (
     colorize,
     colormap_id,
     format_percent,
+    hud_info,
     overlay,
+    page_constants,
     upsample_cam,
 )
+from livecam.viewer.keys import KEY_HELP
 
 H, W = 120, 160
 
@@ -321,7 +325,7 @@ def test_render_with_no_hud_info_draws_only_the_overlay(frame, cam):
 
 def test_render_does_not_modify_the_frame_or_map(frame, cam):
     frame_before, cam_before = frame.copy(), cam.copy()
-    Renderer(side_by_side=True, show_help=True).render(frame, cam, make_hud(recording=True, message="hi"))
+    Renderer(side_by_side=True, show_help=True, help_rows=KEY_HELP).render(frame, cam, make_hud(recording=True, message="hi"))
     np.testing.assert_array_equal(frame, frame_before)
     np.testing.assert_array_equal(cam, cam_before)
 
@@ -383,11 +387,38 @@ def test_text_scales_with_frame_height():
 
 
 def test_help_overlay_is_drawn(frame, cam):
-    renderer = Renderer(hud=False)
+    renderer = Renderer(hud=False, help_rows=KEY_HELP)
     plain = renderer.render(frame, cam, None)
     renderer.show_help = True
     with_help = renderer.render(frame, cam, None)
     assert np.any(with_help[H // 3 : 2 * H // 3, W // 3 : 2 * W // 3] != plain[H // 3 : 2 * H // 3, W // 3 : 2 * W // 3])
+
+
+def test_the_help_panel_draws_the_rows_it_is_handed(frame, cam):
+    """The window front-end hands in its key list; the renderer knows no keys of its own."""
+    plain = Renderer(hud=False).render(frame, cam, None)
+    np.testing.assert_array_equal(Renderer(hud=False, show_help=True).render(frame, cam, None), plain)  # no rows, no panel
+    ours = Renderer(hud=False, show_help=True, help_rows=[("x", "do a thing")]).render(frame, cam, None)
+    keys = Renderer(hud=False, show_help=True, help_rows=KEY_HELP).render(frame, cam, None)
+    assert np.any(ours != plain) and np.any(ours != keys)
+
+
+def test_render_imports_nothing_from_the_viewer_or_the_server():
+    """render -> viewer.keys -> viewer.control -> render was a circle; the render package sits below both."""
+    import ast
+    from pathlib import Path
+
+    import livecam.render
+
+    imported = set()
+    for path in Path(livecam.render.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    livecam_modules = {name for name in imported if name.startswith("livecam")}
+    assert livecam_modules and not {name for name in livecam_modules if name.split(".")[1] in ("viewer", "serve")}
 
 
 @pytest.mark.parametrize("size_hw", [(24, 32), (1, 1), (1080, 1920)])
@@ -403,7 +434,7 @@ def test_hud_and_help_fit_any_frame(size_hw, cam):
         display_fps=float("nan"),
         latency_ms=None,
     )
-    out = Renderer(show_help=True, side_by_side=True).render(frame, cam, hud)
+    out = Renderer(show_help=True, side_by_side=True, help_rows=KEY_HELP).render(frame, cam, hud)
     assert out.shape == (size_hw[0], 2 * size_hw[1], 3)
 
 
@@ -541,7 +572,7 @@ def test_views_can_be_asked_one_at_a_time(frame, cam):
 
 
 def test_help_is_drawn_in_the_window_only(frame, cam):
-    views = Renderer(hud="none", show_help=True).views(frame, cam, None)
+    views = Renderer(hud="none", show_help=True, help_rows=KEY_HELP).views(frame, cam, None)
     np.testing.assert_array_equal(views.file, Renderer(hud="none").render(frame, cam, None))
     assert np.any(views.window != views.file)
 
@@ -691,3 +722,63 @@ def test_a_padded_map_loses_its_part_over_the_bands(frame, cam, blend_name):
 def test_a_box_off_the_frame_is_refused(frame, cam):
     with pytest.raises(UserError, match="Expected box to overlap the frame"):
         Renderer().render(frame, cam, None, box=(1.5, 0.0, 2.0, 1.0))
+
+
+# ---------------------------------------------------------------- the HUD of a result, built in one place
+
+
+def test_hud_info_describes_a_result_row(cam):
+    result = FakeResult(cam)
+    info = hud_info(result, ["cat", "dog", "fox"], locked=True, status="paused", engine_fps=9.0, display_fps=30.0, latency_ms=40.0, dropped=3)
+    expected = HudInfo(
+        label="dog",
+        prob=pytest.approx(0.7),
+        locked=True,
+        topk=(("dog", pytest.approx(0.7)), ("fox", pytest.approx(0.2)), ("cat", pytest.approx(0.1))),
+        method="gradcam",
+        layer="conv",
+        engine_fps=9.0,
+        display_fps=30.0,
+        latency_ms=40.0,
+        dropped=3,
+        status="paused",
+    )
+    assert info == expected
+    assert isinstance(info.prob, float) and all(isinstance(p, float) for _, p in info.topk)
+
+
+def test_hud_info_takes_the_lock_it_is_given_and_names_classes_without_names(cam):
+    result = FakeResult(cam)
+    assert not hud_info(result, None, locked=False).locked
+    assert hud_info(result, None, locked=True).locked  # the frame's own lock, whatever the viewer's is now
+    assert hud_info(result, None, locked=False).label == "class 1"
+    assert [name for name, _ in hud_info(result, None, locked=False, index=-1).topk] == ["class 0", "class 1", "class 2"]
+
+
+def test_a_row_without_a_map_says_so_whatever_the_status(cam):
+    result = FakeResult(cam)  # row 1 is not finite
+    assert hud_info(result, None, locked=False, index=1, status="reconnecting").status == NO_MAP
+    assert hud_info(result, None, locked=False, index=0, status="reconnecting").status == "reconnecting"
+    with pytest.raises(UserError, match=r"Expected index in \[0, 1\] for a result with 2 rows\. Received: index=-3"):
+        hud_info(result, None, locked=False, index=-3)
+
+
+def test_page_constants_are_the_renderers_own_rules():
+    import json
+
+    constants = json.loads(json.dumps(page_constants()))  # what /api/config can send as it is
+    assert constants["smooth"] == CamSmoother().smooth == Renderer().smooth
+    assert constants["blend"] == Renderer().blend and set(constants["blends"]) == {"heat", "uniform"}
+    assert {name: Renderer(blend=name).alpha for name in constants["blends"]} == constants["alpha"]
+    levels = constants["heat_levels"]  # the heat blend's opacity steps: white heat over black shows them
+    cam01 = ((np.arange(levels + 1) + 0.4) / levels).clip(0, 1).astype(np.float32)[None, :]
+    black, white = np.zeros((1, levels + 1, 3), np.uint8), np.full((1, levels + 1, 3), 255, np.uint8)
+    np.testing.assert_array_equal(blend_heat(black, white, cam01, 1.0)[0, :, 0], np.arange(levels + 1))
+    percent = constants["percent"]
+    assert percent["decimals"] == 1 and format_percent(0.1234) == "12.3%"
+    assert [format_percent(p) for p in (float("nan"), 1.0, 0.99996, 0.00004)] == [
+        percent["unknown"],
+        percent["one"],
+        percent["almost_one"],
+        percent["almost_zero"],
+    ]

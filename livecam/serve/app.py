@@ -48,7 +48,7 @@ from livecam.serve.feed import MjpegStream, SourceFeed
 from livecam.mailbox import Mailbox
 from livecam.engine.methods import METHOD_NAMES
 from livecam.serve.metrics import ServerMetrics
-from livecam.render import BLENDS, COLORMAPS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, Renderer, check_choice, check_hud
+from livecam.render import BLENDS, COLORMAPS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, Renderer, check_choice, check_hud, hud_info
 from livecam.engine.worker import EngineWorker, WorkerClosed
 
 DEFAULT_PORT = 8765
@@ -513,23 +513,8 @@ def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None]
 
 
 def _overlay_png(app: web.Application, image: np.ndarray, row: Any) -> bytes:
-    from livecam.render import HudInfo
-
     config = app[_config_key]
-    names = app[_engine_key].class_names
-    class_id = int(row.class_ids[0])
-    hud = HudInfo(
-        label=names[class_id],
-        prob=float(row.probs[0, class_id]),
-        locked=False,
-        topk=tuple((names[int(i)], float(p)) for i, p in zip(row.topk_ids[0], row.topk_probs[0])),
-        method=row.method,
-        layer=row.layer,
-        engine_fps=None,
-        display_fps=None,
-        latency_ms=None,
-        dropped=0,
-    )
+    hud = hud_info(row, app[_engine_key].class_names, locked=False)
     overlay = _renderer(config, smooth=0.0).render(image, row.cam[0] if row.finite[0] else None, hud, view="file", box=row.box)
     ok, data = cv2.imencode(".png", overlay)
     if not ok:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from livecam.render import HudInfo, Renderer
+from livecam.render import Renderer, hud_info
 
 JPEG_QUALITY = 85
 
@@ -209,20 +209,15 @@ class MjpegStream:
         now = time.monotonic()
         self._times = [t for t in self._times if now - t < 2.0] + [now]
         fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 and self._times[-1] > self._times[0] else None
-        class_id = int(row.class_ids[0])
-        names = self._class_names
-        hud = HudInfo(
-            label=names[class_id],
-            prob=float(row.probs[0, class_id]),
+        hud = hud_info(
+            row,
+            self._class_names,
             locked=self._locked,
-            topk=tuple((names[int(i)], float(p)) for i, p in zip(row.topk_ids[0], row.topk_probs[0])),
-            method=row.method,
-            layer=row.layer,
             engine_fps=fps,
             display_fps=fps,
             latency_ms=(now - frame.timestamp_s) * 1000,
             dropped=0,
-            status="reconnecting" if self._feed.status == "reconnecting" else ("" if row.finite[0] else "no map (non-finite output)"),
+            status="reconnecting" if self._feed.status == "reconnecting" else "",
         )
         if frame.unrelated:
             self._scene = frame.number

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 from livecam.errors import UserError
 from livecam.engine.methods import METHOD_NAMES, check_method
 from livecam.models import class_index
+from livecam.render import colormap_id
 
 ALPHA_STEP = 0.1
 MESSAGE_S = 3.0  # how long a message stays on screen
@@ -261,9 +262,6 @@ def _check_alpha(value: Any) -> float:
 
 
 def _check_colormap(value: Any) -> str:
-    # Imported here: livecam.render imports the key list, which imports this module.
-    from livecam.render import colormap_id
-
     if not isinstance(value, str):
         raise UserError(f"Expected colormap to be a name such as 'jet'. Received: colormap={value!r}")
     colormap_id(value)  # raises a UserError naming the choices

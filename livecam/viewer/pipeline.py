@@ -38,11 +38,11 @@ import numpy as np
 from livecam.viewer.control import MESSAGE_S, Action, Controller, Outcome, ViewerState
 from livecam.engine.core import CamEngine, CamResult
 from livecam.errors import shown
-from livecam.viewer.keys import action_for_key
+from livecam.viewer.keys import KEY_HELP, action_for_key
 from livecam.mailbox import Mailbox
 from livecam.viewer.outputs import Processed
 from livecam.meters import RateMeter, StageTimes
-from livecam.render import HudInfo, Renderer, Views
+from livecam.render import HudInfo, Renderer, Views, hud_info
 from livecam.viewer.recorder import VideoWriter
 from livecam.viewer.sinks import SinkError, SnapshotWriter, free_name, write_file_atomic
 from livecam.sources import Frame, FrameSource
@@ -154,6 +154,7 @@ class Pipeline:
         self.source = source
         self.engine = engine
         self.renderer = renderer
+        renderer.help_rows = KEY_HELP  # the window's keys, for its help panel (key h)
         self.options = options
         self.window = window
         self.worker = worker
@@ -512,26 +513,19 @@ class Pipeline:
     def _hud(self, result: CamResult | None) -> HudInfo | None:
         if result is None:
             return None
-        names = self.engine.class_names
-        class_id = int(result.class_ids[0])
         status = "reconnecting" if self.source.status == "reconnecting" else ""
         if self.state.paused:
             status = "paused"
-        if not result.finite[0]:
-            status = "no map (non-finite output)"
-        return HudInfo(
-            label=names[class_id],
-            prob=float(result.probs[0, class_id]),
+        return hud_info(
+            result,
+            self.engine.class_names,
             locked=self.state.class_id is not None,
-            topk=tuple((names[int(i)], float(p)) for i, p in zip(result.topk_ids[0], result.topk_probs[0])),
-            method=result.method,
-            layer=result.layer,
+            status=status,
             engine_fps=self._engine_fps(),
             display_fps=self.display_rate.fps,
             # Files are read ahead and kept in order: their "latency" is time spent queued, not a delay anyone sees.
             latency_ms=self.times.last_latency_ms if self.source.live else None,
             dropped=self._dropped(),
-            status=status,
             recording=self.state.recording,
             message=self.controller.message(),
         )
