@@ -36,7 +36,8 @@ const frames = new ui.RateMeter();
 const camera = new Camera();
 const heat = new HeatLayer(null); // its rules come with the config, before the first answer
 const view = $("view");
-const files = new Files(view, () => ({ label: shown.last && shown.last.label, prob: shown.last && shown.last.prob, locked: settings.classId !== null, lut: server.luts[settings.colormap] || null }), (p) => format(p));
+const format = (p) => percent(p, server.rules ? server.rules.percentDecimals : 1);
+const files = new Files(view, fileHud, format);
 const connection = new Connection(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query}`, {
   open() {
     ui.setConnection("connected", "up");
@@ -73,7 +74,11 @@ window.livecam = Object.freeze({
   get recording() { return files.recording; },
 }); // prettier-ignore
 
-const format = (p) => percent(p, server.rules ? server.rules.percentDecimals : 1);
+// What the files' HUD shows: the answer's label and probability, the padlock, the colour bar.
+function fileHud() {
+  const last = shown.last;
+  return { label: last && last.label, prob: last && last.prob, locked: settings.classId !== null, lut: server.luts[settings.colormap] || null };
+}
 
 // ------------------------------------------------------------------ start
 
@@ -245,10 +250,10 @@ function insecureNotice() {
 
 function draw() {
   requestAnimationFrame(draw);
-  const camera_ = shown.mode === "camera";
-  const picture = camera_ ? camera.picture(settings.paused) : shown.picture;
+  const live = shown.mode === "camera";
+  const picture = live ? camera.picture(settings.paused) : shown.picture;
   if (!picture) return;
-  const [width, height] = camera_ ? [picture.videoWidth || picture.width, picture.videoHeight || picture.height] : shown.pictureSize;
+  const [width, height] = live ? [picture.videoWidth || picture.width, picture.videoHeight || picture.height] : shown.pictureSize;
   if (view.width !== width || view.height !== height) {
     view.width = width;
     view.height = height;
@@ -260,9 +265,9 @@ function draw() {
   files.drawn();
   const now = performance.now();
   frames.tick(now);
-  if (camera_) sendFrame(); // in case nothing is in flight (first frame, after a reconnect)
+  if (live) sendFrame(); // in case nothing is in flight (first frame, after a reconnect)
   const [answersPerS, framesPerS] = [answers.rate(now), frames.rate(now)];
-  if (shown.last) ui.showStats(shown.last, camera_ ? shown.rtt : 0, answersPerS, framesPerS);
+  if (shown.last) ui.showStats(shown.last, live ? shown.rtt : 0, answersPerS, framesPerS);
 }
 
 // ------------------------------------------------------------------ controls
