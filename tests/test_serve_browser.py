@@ -490,3 +490,89 @@ def test_the_windows_keys_drive_the_page(browser, server, tmp_path):
     finally:
         context.close()
     assert names[0].endswith(".png") and names[1].endswith(".webm")
+
+
+# The page's own code, imported into the page (with its token, as the page imports it), run on the same inputs as the renderer's.
+PAGE_MODULES = "const load = (name) => import(`./${name}.js${location.search}`);"
+
+
+def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
+    """Smoothing, the heat blend and its opacity, the opacity keys and the percent text: the page's code and Python's agree."""
+    from livecam.render import CamSmoother, blend, blend_heat, colorize, format_percent
+    from livecam.viewer.control import step_alpha
+
+    rng = np.random.default_rng(18)
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page)
+        config, rules = page.evaluate("[livecam.config, livecam.rules]")
+        assert rules == {"smooth": config["smooth"], "blend": config["blend"], "alphaStep": config["alpha_step"], "percentDecimals": 1}
+
+        # Smoothing: maps in 0..255 as the wire sends them; the average restarts on a new question or a new size.
+        steps = [((5, 7), "gradcam|"), ((5, 7), "gradcam|"), ((5, 7), "gradcam|"), ((5, 7), "gradcam|3"), ((5, 7), "gradcam|3"), ((4, 6), "gradcam|3"), ((4, 6), "gradcam|3")]
+        maps = [rng.integers(0, 256, shape, dtype=np.uint8) for shape, _ in steps]
+        for smooth in (config["smooth"], 0.0, 0.3, 0.9):
+            smoothed = page.evaluate(
+                PAGE_MODULES + """async ([smooth, steps]) => {
+                    const { HeatLayer } = await load("heat");
+                    const layer = new HeatLayer({ ...livecam.rules, smooth });
+                    return steps.map(([data, width, height, explains]) => (layer.update({ data, width, height }, explains), Array.from(layer.smoothed.data)));
+                }""",
+                [smooth, [[base64.b64encode(m.tobytes()).decode(), m.shape[1], m.shape[0], explains] for m, (_, explains) in zip(maps, steps)]],
+            )
+            smoother, explained = CamSmoother(smooth), None
+            for got, cam, (_, explains) in zip(smoothed, maps, steps):
+                if explains != explained:  # the renderer's rule: a new question restarts the smoothing
+                    smoother.reset()
+                    explained = explains
+                np.testing.assert_allclose(np.float64(got).reshape(cam.shape) / 255, smoother.update(cam / 255.0), rtol=0, atol=1e-6)
+
+        # The blend and its opacity, at the map's own size (the upsampling is the browser's, not a rule).
+        height, width = 24, 32
+        frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        cam = np.concatenate([rng.integers(0, 256, (height - 4, width), dtype=np.uint8), np.uint8([0, 1, 254, 255])[:, None].repeat(width, 1)])
+        for blend_name in ("heat", "uniform"):
+            for colormap in ("jet", "viridis"):
+                for alpha in (0.0, 0.05, 0.1, 0.4, 0.5, 0.6, 0.93, 1.0):
+                    rgba = page.evaluate(
+                        PAGE_MODULES + """async ([frame, cam, width, height, alpha, blend, colormap]) => {
+                            const [{ HeatLayer, base64Bytes }] = await Promise.all([load("heat")]);
+                            const view = document.createElement("canvas");
+                            [view.width, view.height] = [width, height];
+                            const ctx = view.getContext("2d", { willReadFrequently: true });
+                            const rgb = base64Bytes(frame), picture = ctx.createImageData(width, height);
+                            for (let i = 0; i < width * height; i++) picture.data.set([rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2], 255], 4 * i);
+                            ctx.putImageData(picture, 0, 0);
+                            const layer = new HeatLayer({ ...livecam.rules, blend });
+                            layer.update({ data: cam, width, height }, "");
+                            layer.draw(ctx, width, height, [0, 0, 1, 1], alpha, base64Bytes(livecam.config.colormaps[colormap]));
+                            return Array.from(ctx.getImageData(0, 0, width, height).data);
+                        }""",
+                        [base64.b64encode(frame[..., ::-1].tobytes()).decode(), base64.b64encode(cam.tobytes()).decode(), width, height, alpha, blend_name, colormap],
+                    )
+                    drawn = np.uint8(rgba).reshape(height, width, 4)[..., 2::-1]
+                    heat = colorize(cam / 255.0, colormap)
+                    expected = blend_heat(frame, heat, cam / 255.0, alpha) if blend_name == "heat" else blend(frame, heat, alpha)
+                    worst = int(np.abs(drawn.astype(int) - expected).max())
+                    assert worst <= 1, f"{blend_name} blend, {colormap}, alpha {alpha}: {worst} grey levels from the renderer's"
+
+        # The opacity keys, from every point of the slider.
+        alphas = [round(a, 2) for a in np.arange(0, 1.001, 0.05)] + [0.33, 0.999]
+        got = page.evaluate(
+            PAGE_MODULES + "async (alphas) => { const { stepAlpha } = await load('rules'); return alphas.map((a) => [-3, -1, 1, 2].map((k) => stepAlpha(a, k, livecam.rules.alphaStep))); }",
+            alphas,
+        )
+        assert got == [[pytest.approx(step_alpha(a, k), abs=1e-6) for k in (-3, -1, 1, 2)] for a in alphas]
+
+        # Percent text: ties (0.1225 is 12.25 % exactly), the edges of "<0.1%" and ">99.9%", and what is no probability.
+        probs = [0.0, 1e-9, 0.0004, 0.00049, 0.0005, 0.000500001, 0.1225, 0.1235, 0.12345, 0.5, 0.9994, 0.99949, 0.9995, 0.99951, 0.999999, 1.0, 1.5, -0.0004]
+        probs += [float(p) for p in rng.random(200)] + [float(p) for p in np.round(rng.random(200), 4)]
+        texts = page.evaluate(
+            PAGE_MODULES + "async (probs) => { const { percent } = await load('rules'); return probs.map((p) => percent(p, livecam.rules.percentDecimals)); }",
+            probs + [None],
+        )
+        specials = page.evaluate(PAGE_MODULES + "async () => { const { percent } = await load('rules'); return [NaN, Infinity, -Infinity].map((p) => percent(p)); }")
+    finally:
+        context.close()
+    assert texts == [format_percent(p) for p in probs + [None]]
+    assert specials == [format_percent(p) for p in (float("nan"), float("inf"), float("-inf"))]

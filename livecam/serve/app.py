@@ -3,7 +3,7 @@
 An aiohttp application whose handlers only translate messages: bytes in, frames to the one
 ``EngineWorker`` (which batches frames from every connection), JSON out. Routes:
 
-    GET  /             the page (livecam/serve/web/), with app.js and style.css; nothing else is served
+    GET  /             the page (livecam/serve/web/), with its script modules and style.css; nothing else is served
     GET  /api/config   what the page needs: model, methods, class names, colormap tables, defaults
     GET  /ws           the WebSocket API (see the README): frames in, one result per answered frame
     POST /api/explain  one image in, one result (JSON) or the overlay (PNG, ?overlay=1) out
@@ -58,7 +58,9 @@ SHUTDOWN_TIMEOUT_S = 0.5  # then how long open requests (streams) get before the
 # 128 MB decoded, and a small file); a request waits this long for its turn, then gets 503.
 EXPLAIN_PIXELS = 2 * protocol.MAX_PIXELS
 EXPLAIN_WAIT_S = 10.0
-_ASSETS = {"/app.js": ("app.js", "text/javascript"), "/style.css": ("style.css", "text/css")}
+# The page's files: its entry module app.js imports the others (each URL with the token, see app.js).
+_MODULES = ("app", "camera", "files", "heat", "keys", "rules", "socket", "ui", "webm")
+_ASSETS = {"/style.css": ("style.css", "text/css"), **{f"/{name}.js": (f"{name}.js", "text/javascript") for name in _MODULES}}
 _PAGE_CSP = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
     "connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'"

@@ -1,0 +1,102 @@
+// The viewer's rules, as the window's renderer writes them (livecam/render, livecam/viewer/control.py):
+// smoothing, the heat opacity, the opacity keys and the percent text. Pure functions, no page:
+// tests/test_serve_browser.py runs them on the same inputs as the Python code and compares.
+// Their constants come from /api/config, so the two front-ends cannot drift apart.
+
+// The constants, from the server's `rules` when it sends them, else from the older top-level keys.
+export function rulesFrom(config) {
+  const rules = config.rules || {};
+  const pick = (name, fallback) => (name in rules ? rules[name] : fallback);
+  return Object.freeze({
+    smooth: pick("smooth", config.smooth), // weight of the past per new map, in [0, 1)
+    blend: pick("blend", config.blend), // "heat": opacity alpha * map; "uniform": alpha everywhere
+    alphaStep: pick("alpha_step", config.alpha_step), // what [ and ] add to the opacity
+    percentDecimals: pick("percent_decimals", 1),
+  });
+}
+
+// One smoothing step: out = s * previous + (1 - s) * map, in place over `previous` (a Float32Array);
+// `previous` null starts the average afresh. The map's values are 0..255, as the wire sends them.
+export function smoothInto(previous, values, s) {
+  if (!previous || s === 0 || previous.length !== values.length) return Float32Array.from(values);
+  for (let i = 0; i < previous.length; i++) previous[i] = s * previous[i] + (1 - s) * values[i];
+  return previous;
+}
+
+// What the blend needs per map, computed once per map (as the renderer's _heat_layers):
+// colour is the painted map (RGBA), values the map (0..255) per pixel. "heat": the opacity
+// follows the map, w = alpha * map in steps of 1/255; "uniform": alpha everywhere.
+export function heatLayers(colour, values, alpha, blend) {
+  const n = values.length;
+  if (blend !== "heat") return { alpha, colour };
+  // w as OpenCV's convertScaleAbs makes it: float32 arithmetic, ties to even.
+  const scale = Math.fround(255 * alpha);
+  const keep = new Uint8Array(n);
+  const premultiplied = new Uint8Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    const w = Math.min(255, roundHalfEven(Math.fround(Math.fround(values[i] / 255) * scale)));
+    keep[i] = 255 - w;
+    for (let c = 0; c < 3; c++) premultiplied[3 * i + c] = Math.round((colour[4 * i + c] * w) / 255);
+  }
+  return { keep, premultiplied };
+}
+
+// The heat over a picture's pixels (RGBA, in place, the layers' size), as the renderer blends:
+// heat: picture * (255 - w) / 255 + heat * w / 255, each term rounded (uint8 arithmetic);
+// uniform: alpha * heat + (1 - alpha) * picture (rounded as OpenCV does, ties to even).
+export function blendInto(pixels, layers) {
+  if (layers.keep) {
+    const { keep, premultiplied } = layers;
+    for (let i = 0, j = 0; i < keep.length; i++, j += 3) {
+      const row = keep[i] << 8; // this runs on every displayed frame: a table, not a division
+      pixels[4 * i] = TIMES_OVER_255[row | pixels[4 * i]] + premultiplied[j];
+      pixels[4 * i + 1] = TIMES_OVER_255[row | pixels[4 * i + 1]] + premultiplied[j + 1];
+      pixels[4 * i + 2] = TIMES_OVER_255[row | pixels[4 * i + 2]] + premultiplied[j + 2];
+    }
+    return;
+  }
+  const { alpha, colour } = layers;
+  const beta = 1 - alpha;
+  for (let i = 0; i < pixels.length; i += 4) {
+    for (let c = i; c < i + 3; c++) {
+      const x = alpha * colour[c] + beta * pixels[c];
+      const r = Math.round(x);
+      pixels[c] = r - x === 0.5 && r % 2 === 1 ? r - 1 : r; // inlined roundHalfEven
+    }
+  }
+}
+
+// round(a * b / 255) for a, b in 0..255, at [a << 8 | b].
+const TIMES_OVER_255 = new Uint8Array(1 << 16).map((_, ab) => Math.round(((ab >> 8) * (ab & 255)) / 255));
+
+function roundHalfEven(x) {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 === 1 ? r - 1 : r;
+}
+
+// The opacity `steps` presses of the step away, kept in [0, 1] and on the step's grid
+// (rounded as the window does: 0.1 + 0.2 is not 0.3 in floating point).
+export function stepAlpha(alpha, steps, step) {
+  return Math.min(1, Math.max(0, Math.round((alpha + steps * step) * 1e6) / 1e6));
+}
+
+// One rounding for every probability, as the renderer's HUD: never "100.0%" or "0.0%" for what is not.
+export function percent(p, decimals = 1) {
+  if (!Number.isFinite(p)) return "--%";
+  const text = `${fixedHalfEven(100 * p, decimals)}%`;
+  if (text === `${(100).toFixed(decimals)}%` && p < 1) return `>${(100 - 10 ** -decimals).toFixed(decimals)}%`;
+  if (text === `${(0).toFixed(decimals)}%` && p > 0) return `<${(10 ** -decimals).toFixed(decimals)}%`;
+  return p >= 1 ? "100%" : text;
+}
+
+// x with `decimals` digits, an exact tie going to the even digit as Python's format does
+// (toFixed takes the larger: 12.25 would show as 12.3 here and 12.2 in the window).
+function fixedHalfEven(x, decimals) {
+  const text = x.toFixed(decimals);
+  const exact = Math.abs(x).toFixed(decimals + 25); // exact for any tie: a tie has few binary digits
+  const rest = exact.slice(exact.length - 25);
+  if (rest !== "5".padEnd(25, "0")) return text;
+  const down = exact.slice(0, exact.length - 25).replace(/\.$/, "");
+  if (Number(down.slice(-1)) % 2 === 1) return text; // odd: rounding away from zero gives the even digit
+  return x < 0 ? `-${down}` : down;
+}
