@@ -85,10 +85,19 @@ class FakeSource:
 class ListRecorder:
     """A recorder that keeps what it is given."""
 
+    saved_path = None
+
     def __init__(self, path):
         self.path = path
         self.images: list[np.ndarray] = []
         self.closed = False
+
+    @property
+    def frames_received(self) -> int:
+        return len(self.images)
+
+    def new_warnings(self) -> list[str]:
+        return []
 
     def write(self, frame_bgr: np.ndarray, timestamp_s: float | None = None) -> None:
         self.images.append(frame_bgr.copy())
@@ -157,6 +166,9 @@ class FailsMidRun:
     def close(self):
         self.writer.close()
 
+    def __getattr__(self, name):  # the rest of the recorder (saved_path, frames_received, new_warnings) is the writer's
+        return getattr(self.writer, name)
+
 
 @pytest.mark.parametrize("failure", ["disk full", "write raises"])
 def test_headless_run_stops_when_recording_fails_and_keeps_a_playable_file(nan_for_dark_frames, tmp_path, failure):
@@ -223,6 +235,10 @@ class PressesAtOnce:
     """A window whose user presses ``keys`` at once, one per poll, then q."""
 
     closed = False
+    fullscreen = False
+
+    def set_fullscreen(self, on: bool) -> None:
+        self.fullscreen = on
 
     def __init__(self, keys: str = ""):
         self.keys = [ord(k) for k in keys]
@@ -337,6 +353,10 @@ class StepWindow:
     """A window whose user looks at each picture, then presses the next key of a script (one key per picture shown)."""
 
     closed = False
+    fullscreen = False
+
+    def set_fullscreen(self, on: bool) -> None:
+        self.fullscreen = on
 
     def __init__(self, keys: str = "", quit_when_done: bool = True) -> None:
         self.keys = list(keys)
@@ -429,6 +449,8 @@ def test_file_mode_hud_shows_no_burst_rates_and_no_queueing_latency(nan_for_dark
 
 class KeepPictures:
     """A per-frame output that keeps what the pipeline gives it."""
+
+    keeps_output = True
 
     def __init__(self):
         self.processed = []
