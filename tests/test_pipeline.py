@@ -510,3 +510,78 @@ def test_a_cropping_engine_puts_the_map_on_the_central_crop_of_each_frame(tiny_e
         assert np.any(processed.picture[:, 16:64] != raw[:, 16:64])
         record = result_record(processed, crop.class_names, "fake")
         assert 16 <= record["hot_x"] <= 64  # the hottest point, on the crop
+
+
+# ---------------------------------------------------------------------- the padlock and full screen have one home
+
+
+class PressesOnFirstPicture:
+    """A window whose user presses ``key`` on the first picture, then watches to the end."""
+
+    closed = False
+    fullscreen = False
+
+    def __init__(self, key: str) -> None:
+        self.keys = [ord(key)]
+
+    def show(self, image_bgr):
+        return self.keys.pop(0) if self.keys else -1
+
+    def poll(self, wait_ms: int = 1):
+        return -1
+
+    def set_fullscreen(self, on: bool) -> None:
+        self.fullscreen = on
+
+    def close(self):
+        pass
+
+
+class LockSpy(Renderer):
+    """A renderer that notes, for each frame, the HUD's padlock and the lock its map was made for."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.drawn: list[tuple[bool, int | None]] = []
+
+    def views(self, frame_bgr, cam, hud, **keys):
+        if hud is not None:
+            self.drawn.append((hud.locked, keys["explains"][1]))
+        return super().views(frame_bgr, cam, hud, **keys)
+
+
+def test_the_padlock_is_drawn_from_the_frames_own_lock_not_the_lock_now(nan_for_dark_frames):
+    # 1 locks the top class on the first picture: the frames in flight, and those reusing the
+    # map before the lock (--every 4), were explained unlocked and must be drawn so.
+    renderer = LockSpy(smooth=0)
+    pipeline = Pipeline(FakeSource([bright(i) for i in range(20)]), nan_for_dark_frames, renderer, Options(every=4), window=PressesOnFirstPicture("1"), log=lambda text: None)
+    pipeline.run()
+    assert pipeline.state.class_id is not None
+    locks = [lock for _, lock in renderer.drawn]
+    assert None in locks and pipeline.state.class_id in locks, "some frames were explained before the lock, some after"
+    assert all(locked == (lock is not None) for locked, lock in renderer.drawn), renderer.drawn
+
+
+def test_fullscreen_from_the_start_then_f_gives_the_window_back_its_size(xvfb_display, nan_for_dark_frames):
+    import cv2
+
+    from livecam.viewer.sinks import WindowSink
+
+    class PressesF(WindowSink):
+        """The real window; its user presses f on the first picture and q on the second."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.keys, self.modes = [ord("f"), ord("q")], []
+
+        def show(self, image_bgr):
+            super().show(image_bgr)
+            self.poll(10)
+            self.modes.append(cv2.getWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN))
+            return self.keys.pop(0) if self.keys else ord("q")
+
+    window = PressesF("livecam fullscreen then f", fullscreen=True)
+    pipeline = Pipeline(FakeSource([bright(i) for i in range(6)]), nan_for_dark_frames, Renderer(), Options(), window=window, log=lambda text: None)
+    pipeline.run()
+    assert window.modes[:2] == [cv2.WINDOW_FULLSCREEN, cv2.WINDOW_NORMAL], "the first f must leave full screen"
+    assert not pipeline.state.fullscreen
