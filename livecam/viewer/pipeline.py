@@ -21,36 +21,31 @@ one, ``Headless``, which only waits for the end.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import itertools
 import queue
 import sys
 import threading
 import time
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
 from livecam.engine.core import CamEngine, CamResult
-from livecam.engine.worker import EngineWorker, Job
+from livecam.engine.worker import EngineWorker
 from livecam.errors import shown
 from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer
 from livecam.sources import Frame, FrameSource
-from livecam.viewer.control import MESSAGE_S, Controller, ViewerState
+from livecam.viewer.control import Controller, ViewerState
 from livecam.viewer.recording import Recorder, RecordingSession, recording_size, writer_for
+from livecam.viewer.stages import END, POLL_S, ExplainStages, Item
 from livecam.viewer.sinks import FrameSink, Processed, SinkError, SnapshotWriter
 from livecam.viewer.stats import ProgressSink, Stats, StatsSink
 from livecam.viewer.window import Window, WindowFrontEnd
 
 __all__ = ["Headless", "Options", "Pipeline", "Stats", "recording_size"]
 
-_END = object()  # sentinel: the source has ended
-_POLL_S = 0.05  # how long a blocked stage waits before it looks at the stop flag again
 _BATCH_WAIT_MS = 5.0  # files: how long a frame waits for the rest of its batch (the reader is ahead, so rarely)
 
 
@@ -71,19 +66,6 @@ class Options:
     delay_s: float | None = None  # with step_images: go on to the next picture after this long
 
 
-@dataclass
-class _Item:
-    """One frame on its way to the render stage."""
-
-    frame: Frame
-    prepared: np.ndarray  # the frame at the model's input size
-    job: Job | None = None  # its map on its way; None: it reuses the map before it (--every N)
-    result: CamResult | None = None  # a one-row result
-    map_seq: int = 0  # names the map, for the renderer's smoothing (reused maps keep the number)
-    class_lock: int | None = None  # the locked class the map was asked for
-    scene: int = 0  # counts unrelated pictures (Frame.unrelated): a new one restarts the smoothing
-
-
 class Headless:
     """The front-end of a run without a window: a frame is delivered once the sinks have it; ``run`` waits for the end."""
 
@@ -101,7 +83,7 @@ class Headless:
         self._ended.set()
 
     def run(self, viewer: Pipeline) -> None:
-        while not self._ended.wait(_POLL_S) and not viewer.stopping():
+        while not self._ended.wait(POLL_S) and not viewer.stopping():
             pass
 
     def close(self) -> None:
@@ -165,13 +147,10 @@ class Pipeline:
         self._log = log or (lambda text: print(shown(text), file=sys.stderr, flush=True))
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
-        self._first_capture: float | None = None
         self._last_output: float | None = None
         self._dropped_before = 0
         self._render_lock = threading.Lock()
-        self._map_ids = itertools.count(1)  # numbers the maps, so that the renderer folds each into its smoothing once
-        self._scene = 0  # the Frame.unrelated pictures so far (read by one stage only)
-        self._last_map: tuple[CamResult, int, int | None] | None = None  # (row, map_seq, class_lock), for --every N
+        self._stages: ExplainStages  # made by run(), with the worker
         self._stats_sink = StatsSink(self.stats, options.stats_json, finish=self._finish_stats, failed=self._output_failed)
         self.recording = RecordingSession(
             recorder,
@@ -215,14 +194,19 @@ class Pipeline:
         if self.worker is None:
             # Files: every frame, batched. Live: one frame at a time, sent at once (no one to wait for).
             self.worker = EngineWorker(self.engine, max_batch=1 if live else self.options.batch, max_wait_ms=_BATCH_WAIT_MS)
+        options = self.options
+        self._stages = stages = ExplainStages(
+            self.source, self.engine, self.worker, self.state, every=options.every, batch=options.batch, max_frames=options.max_frames,
+            stop=self._stop, times=self.times, engine_rate=self.engine_rate,
+        )  # fmt: skip
         to_engine: queue.Queue = queue.Queue(maxsize=max(2, 2 * self.options.batch))
         to_render: queue.Queue = queue.Queue(maxsize=1 if live else max(2, 2 * self.options.batch))
         threads = [
-            threading.Thread(target=self._guard(self._engine_stage), args=(to_engine, to_render), name="livecam-engine", daemon=True),
+            threading.Thread(target=self._guard(stages.engine_stage), args=(to_engine, to_render), name="livecam-engine", daemon=True),
             threading.Thread(target=self._guard(self._render_stage), args=(to_render,), name="livecam-render", daemon=True),
         ]
         if not live:
-            threads.append(threading.Thread(target=self._guard(self._read_stage), args=(to_engine,), name="livecam-reader", daemon=True))
+            threads.append(threading.Thread(target=self._guard(stages.read_stage), args=(to_engine,), name="livecam-reader", daemon=True))
             if self.options.progress:
                 self._sinks.append(ProgressSink(self._frames_expected()))
         try:
@@ -274,118 +258,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------ stages
 
-    def _read_stage(self, out: queue.Queue) -> None:
-        """Files: decode and resize ahead of the engine, every frame, in order."""
-        count = 0
-        while not self._stop.is_set():
-            if self.options.max_frames is not None and count >= self.options.max_frames:
-                break
-            t0 = time.perf_counter()
-            frame = self.source.read()
-            if frame is None:
-                break
-            item = self._new_item(frame)
-            self.times.add("capture", (time.perf_counter() - t0) * 1000)
-            self._first_capture = self._first_capture or frame.timestamp_s
-            self._put(out, item)
-            count += 1
-        self._put(out, _END)
-
-    def _new_item(self, frame: Frame) -> _Item:
-        """A frame on its way, resized for the engine; an unrelated picture starts a new scene."""
-        self._scene += frame.unrelated
-        return _Item(frame, self.engine.prepare(frame.image_bgr), scene=self._scene)
-
-    def _engine_stage(self, inbox: queue.Queue, out: queue.Queue) -> None:
-        """Hands frames to the worker and passes them on, in order, with their maps."""
-        if self.source.live:
-            self._explain_live(out)
-        else:
-            self._explain_files(inbox, out)
-        self._put(out, _END)
-
-    def _explain_live(self, out: queue.Queue) -> None:
-        """Live: the newest frame, one at a time, so that latency stays at one engine step."""
-        count = 0
-        while not self._stop.is_set():
-            if self.state.paused:
-                time.sleep(_POLL_S)
-                continue
-            if self.options.max_frames is not None and count >= self.options.max_frames:
-                break
-            t0 = time.perf_counter()
-            frame = self.source.read(timeout_s=0.5)
-            if frame is None:
-                if self.source.status == "ended":
-                    break
-                continue  # reconnecting: the display shows the status meanwhile
-            item = self._new_item(frame)
-            self.times.add("capture", (time.perf_counter() - t0) * 1000)
-            self._first_capture = self._first_capture or frame.timestamp_s
-            self._submit(item, count)
-            self._pass_on(item, out)
-            count += 1
-
-    def _explain_files(self, inbox: queue.Queue, out: queue.Queue) -> None:
-        """Files: every frame, in order, with up to two batches at the worker so that it never waits for us."""
-        in_flight: collections.deque[_Item] = collections.deque()
-        count = 0
-        while not self._stop.is_set():
-            while in_flight and (len(in_flight) >= 2 * self.options.batch or _ready(in_flight[0])):
-                self._pass_on(in_flight.popleft(), out)
-            if self.state.paused:
-                time.sleep(_POLL_S)
-                continue
-            try:
-                item = inbox.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-            if item is _END:
-                break
-            self._submit(item, count)
-            in_flight.append(item)
-            count += 1
-        while in_flight and not self._stop.is_set():
-            self._pass_on(in_flight.popleft(), out)
-
-    def _submit(self, item: _Item, count: int) -> None:
-        # --every N: the map (and the label with it) is computed for every Nth frame and reused
-        # in between, so the engine's cost drops N-fold.
-        if count % self.options.every == 0:
-            item.class_lock = self.state.class_id
-            item.job = self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method)
-
-    def _pass_on(self, item: _Item, out: queue.Queue) -> None:
-        """Waits for the item's map (or takes the last one) and hands the item to the render stage."""
-        if item.job is not None:
-            row = self._wait(item.job)
-            if row is None:
-                return  # stopping
-            self.times.add("engine", item.job.engine_ms / item.job.batch_size)
-            self.engine_rate.tick()
-            item.result, item.map_seq, item.job = self._placed(row, item.frame), next(self._map_ids), None
-            self._last_map = (row, item.map_seq, item.class_lock)
-        elif self._last_map is not None:
-            item.result, item.map_seq, item.class_lock = self._last_map
-        self._put(out, item)
-
-    def _wait(self, job: Job) -> CamResult | None:
-        """The job's row; None if the run stops first. The engine's exception is raised here."""
-        while not self._stop.is_set():
-            try:
-                return job.result(timeout=_POLL_S)
-            except FutureTimeout:
-                continue
-        return None
-
     def _render_stage(self, inbox: queue.Queue) -> None:
         front_end = self.front_end
         while not self._stop.is_set():
             try:
-                item = inbox.get(timeout=_POLL_S)
+                item = inbox.get(timeout=POLL_S)
             except queue.Empty:
                 continue
-            if item is _END:
+            if item is END:
                 break
             t0 = time.perf_counter()
             # Both pictures, even with no recorder yet: r may start one and s take a snapshot.
@@ -397,12 +277,13 @@ class Pipeline:
             front_end.write(processed)
         front_end.end()  # the end: a window shows what is left, then stops
 
-    def _processed(self, item: _Item) -> Processed:
+    def _processed(self, item: Item) -> Processed:
         """The item as the sinks get it (its pictures are drawn next)."""
         frame = item.frame
         source_time_s = frame.media_time_s
-        if source_time_s is None and self._first_capture is not None:
-            source_time_s = frame.timestamp_s - self._first_capture  # seconds since the run's first frame
+        first_capture = self._stages.first_capture
+        if source_time_s is None and first_capture is not None:
+            source_time_s = frame.timestamp_s - first_capture  # seconds since the run's first frame
         return Processed(
             frame, item.result, frame.image_bgr, item.class_lock is not None, source_time_s,
             class_lock=item.class_lock, map_id=item.map_seq, scene=item.scene,
@@ -426,13 +307,10 @@ class Pipeline:
     def redraw(self, processed: Processed, *, reexplain: bool = False, file: bool = True) -> Processed:
         """The frame drawn again with the state as it is now; ``reexplain``: first explained again
         with the method and class the user just chose (a frozen frame)."""
-        if reexplain:
-            class_lock = self.state.class_id
-            prepared = self.engine.prepare(processed.frame.image_bgr)
-            row = self._wait(self.worker.submit(prepared, class_id=class_lock, method=self.state.method))
-            if row is not None:
-                result = self._placed(row, processed.frame)
-                processed = replace(processed, result=result, locked=class_lock is not None, class_lock=class_lock, map_id=next(self._map_ids))
+        again = self._stages.explain_again(processed.frame) if reexplain else None
+        if again is not None:
+            result, class_lock, map_id = again
+            processed = replace(processed, result=result, locked=class_lock is not None, class_lock=class_lock, map_id=map_id)
         return self._drawn(processed, file=file)
 
     def delivered(self, frame: Frame) -> None:
@@ -443,10 +321,6 @@ class Pipeline:
         self._last_output = now
 
     # ------------------------------------------------------------------ drawing
-
-    def _placed(self, row: CamResult, frame: Frame) -> CamResult:
-        """The row with its map placed on the frame: the worker was given the frame prepared (at the input size)."""
-        return replace(row, box=self.engine.map_box(frame.image_bgr.shape[1::-1]))
 
     def _drawn(self, processed: Processed, *, window: bool = True, file: bool = True) -> Processed:
         """The frame with the window's picture and the files' picture (either can be left out) and its HUD."""
@@ -513,17 +387,10 @@ class Pipeline:
         self.controller.say(text, 10)
         self._log(f"livecam: {text}")
 
-    def _put(self, q: queue.Queue, item: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                q.put(item, timeout=_POLL_S)
-                return
-            except queue.Full:
-                continue
-
     def _finish_stats(self, stats: Stats) -> None:
-        if self._first_capture is not None and self._last_output is not None:
-            stats.seconds = round(self._last_output - self._first_capture, 4)
+        first_capture = self._stages.first_capture
+        if first_capture is not None and self._last_output is not None:
+            stats.seconds = round(self._last_output - first_capture, 4)
         stats.fps = round(stats.frames / stats.seconds, 3) if stats.seconds > 0 else 0.0
         times = self.times.snapshot()
         stats.stage_ms = times.mean_ms
@@ -536,8 +403,3 @@ class Pipeline:
 def runtime_info(engine: CamEngine) -> dict[str, str]:
     """Which runtime runs the engine and why, for ``--stats-json``."""
     return {"name": engine.runtime, "reason": engine.runtime_reason, "head": engine.head}
-
-
-def _ready(item: _Item) -> bool:
-    """Its map is there, or it reuses the one before it."""
-    return item.job is None or item.job.done()
