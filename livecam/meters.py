@@ -25,10 +25,16 @@ class RateSnapshot:
     Attributes:
         events: events counted since the meter was made.
         fps: events per second over the meter's window; None until two events span some time.
+        span_s: seconds from the first event to the latest (0 before the second).
+        mean_fps: events per second over the whole span, ``(events - 1) / span_s``: the rate for
+            work that comes in bursts (a batch's rows finish together), where a window of the
+            latest events would read a burst; None until the events span some time.
     """
 
     events: int
     fps: float | None
+    span_s: float = 0.0
+    mean_fps: float | None = None
 
 
 class RateMeter:
@@ -46,6 +52,7 @@ class RateMeter:
         self._lock = threading.Lock()
         self._times: collections.deque[float] = collections.deque(maxlen=window)
         self._events = 0
+        self._first: float | None = None
 
     def tick(self, t: float | None = None) -> None:
         """Counts one event, at time ``t`` (seconds on the meter's clock) or now."""
@@ -53,6 +60,8 @@ class RateMeter:
         with self._lock:
             self._times.append(t)
             self._events += 1
+            if self._first is None:
+                self._first = t
 
     @property
     def fps(self) -> float | None:
@@ -64,7 +73,9 @@ class RateMeter:
             fps = None
             if len(times) >= 2 and times[-1] > times[0]:
                 fps = (len(times) - 1) / (times[-1] - times[0])
-            return RateSnapshot(events=self._events, fps=fps)
+            span_s = times[-1] - self._first if self._first is not None else 0.0
+            mean_fps = (self._events - 1) / span_s if span_s > 0 else None
+            return RateSnapshot(events=self._events, fps=fps, span_s=span_s, mean_fps=mean_fps)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ import psutil
 import pytest
 
 from helpers import read_frames, video_info
-from livecam.viewer import outputs, pipeline, recorder, sinks
+from livecam.viewer import outputs, recorder, sinks
+from livecam.viewer import stats as run_stats
 from livecam.cli import main
 from livecam.errors import UserError
 from livecam.viewer.recorder import VideoWriter
@@ -634,7 +635,7 @@ def test_a_full_disk_under_per_frame_files_and_stats_is_one_sentence_each(tmp_pa
         written.append(path)
 
     monkeypatch.setattr(outputs, "write_file_atomic", fills_up)
-    monkeypatch.setattr(pipeline, "write_file_atomic", lambda path, data: fills_up(path, data))
+    monkeypatch.setattr(run_stats, "write_file_atomic", lambda path, data: fills_up(path, data))
     results = tmp_path / "r.jsonl"
     argv = ["--source", str(images), *DEMO, "--save-maps", str(tmp_path / "maps"), "--results", str(results), "--stats-json", str(tmp_path / "s.json")]
     assert main(argv) == 1

@@ -26,6 +26,10 @@ class FakeWindow:
     """Stands in for the OpenCV window: shows nothing, presses no key, is never closed."""
 
     closed = False
+    fullscreen = False
+
+    def set_fullscreen(self, on: bool) -> None:
+        self.fullscreen = on
 
     def __init__(self) -> None:
         self.shown = 0
@@ -154,6 +158,9 @@ class _DiskFull:
 
     def close(self):
         self.writer.close()
+
+    def __getattr__(self, name):  # the rest of the recorder (saved_path, frames_received, new_warnings) is the writer's
+        return getattr(self.writer, name)
 
 
 @pytest.mark.slow

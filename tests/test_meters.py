@@ -90,3 +90,12 @@ def test_latency_percentiles_and_last():
     assert snap.latency_p50_ms == pytest.approx(150.5)
     assert snap.latency_p95_ms == pytest.approx(195.05)
     assert times.latencies_ms()[0] == 101.0
+
+
+def test_rate_meter_mean_rate_spans_every_event_so_bursts_do_not_read_as_a_rate():
+    meter = RateMeter(window=3)
+    for t in (0.0, 0.0, 0.0, 2.0, 2.0, 2.0):  # two batches of three rows, each finished together
+        meter.tick(t)
+    snap = meter.snapshot()
+    assert snap.fps is None  # the window holds one burst: no time between its events
+    assert (snap.span_s, snap.mean_fps) == (2.0, pytest.approx(5 / 2.0))

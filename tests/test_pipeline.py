@@ -85,10 +85,19 @@ class FakeSource:
 class ListRecorder:
     """A recorder that keeps what it is given."""
 
+    saved_path = None
+
     def __init__(self, path):
         self.path = path
         self.images: list[np.ndarray] = []
         self.closed = False
+
+    @property
+    def frames_received(self) -> int:
+        return len(self.images)
+
+    def new_warnings(self) -> list[str]:
+        return []
 
     def write(self, frame_bgr: np.ndarray, timestamp_s: float | None = None) -> None:
         self.images.append(frame_bgr.copy())
@@ -157,6 +166,9 @@ class FailsMidRun:
     def close(self):
         self.writer.close()
 
+    def __getattr__(self, name):  # the rest of the recorder (saved_path, frames_received, new_warnings) is the writer's
+        return getattr(self.writer, name)
+
 
 @pytest.mark.parametrize("failure", ["disk full", "write raises"])
 def test_headless_run_stops_when_recording_fails_and_keeps_a_playable_file(nan_for_dark_frames, tmp_path, failure):
@@ -223,6 +235,10 @@ class PressesAtOnce:
     """A window whose user presses ``keys`` at once, one per poll, then q."""
 
     closed = False
+    fullscreen = False
+
+    def set_fullscreen(self, on: bool) -> None:
+        self.fullscreen = on
 
     def __init__(self, keys: str = ""):
         self.keys = [ord(k) for k in keys]
@@ -337,6 +353,10 @@ class StepWindow:
     """A window whose user looks at each picture, then presses the next key of a script (one key per picture shown)."""
 
     closed = False
+    fullscreen = False
+
+    def set_fullscreen(self, on: bool) -> None:
+        self.fullscreen = on
 
     def __init__(self, keys: str = "", quit_when_done: bool = True) -> None:
         self.keys = list(keys)
@@ -430,6 +450,8 @@ def test_file_mode_hud_shows_no_burst_rates_and_no_queueing_latency(nan_for_dark
 class KeepPictures:
     """A per-frame output that keeps what the pipeline gives it."""
 
+    keeps_output = True
+
     def __init__(self):
         self.processed = []
 
@@ -488,3 +510,78 @@ def test_a_cropping_engine_puts_the_map_on_the_central_crop_of_each_frame(tiny_e
         assert np.any(processed.picture[:, 16:64] != raw[:, 16:64])
         record = result_record(processed, crop.class_names, "fake")
         assert 16 <= record["hot_x"] <= 64  # the hottest point, on the crop
+
+
+# ---------------------------------------------------------------------- the padlock and full screen have one home
+
+
+class PressesOnFirstPicture:
+    """A window whose user presses ``key`` on the first picture, then watches to the end."""
+
+    closed = False
+    fullscreen = False
+
+    def __init__(self, key: str) -> None:
+        self.keys = [ord(key)]
+
+    def show(self, image_bgr):
+        return self.keys.pop(0) if self.keys else -1
+
+    def poll(self, wait_ms: int = 1):
+        return -1
+
+    def set_fullscreen(self, on: bool) -> None:
+        self.fullscreen = on
+
+    def close(self):
+        pass
+
+
+class LockSpy(Renderer):
+    """A renderer that notes, for each frame, the HUD's padlock and the lock its map was made for."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.drawn: list[tuple[bool, int | None]] = []
+
+    def views(self, frame_bgr, cam, hud, **keys):
+        if hud is not None:
+            self.drawn.append((hud.locked, keys["explains"][1]))
+        return super().views(frame_bgr, cam, hud, **keys)
+
+
+def test_the_padlock_is_drawn_from_the_frames_own_lock_not_the_lock_now(nan_for_dark_frames):
+    # 1 locks the top class on the first picture: the frames in flight, and those reusing the
+    # map before the lock (--every 4), were explained unlocked and must be drawn so.
+    renderer = LockSpy(smooth=0)
+    pipeline = Pipeline(FakeSource([bright(i) for i in range(20)]), nan_for_dark_frames, renderer, Options(every=4), window=PressesOnFirstPicture("1"), log=lambda text: None)
+    pipeline.run()
+    assert pipeline.state.class_id is not None
+    locks = [lock for _, lock in renderer.drawn]
+    assert None in locks and pipeline.state.class_id in locks, "some frames were explained before the lock, some after"
+    assert all(locked == (lock is not None) for locked, lock in renderer.drawn), renderer.drawn
+
+
+def test_fullscreen_from_the_start_then_f_gives_the_window_back_its_size(xvfb_display, nan_for_dark_frames):
+    import cv2
+
+    from livecam.viewer.sinks import WindowSink
+
+    class PressesF(WindowSink):
+        """The real window; its user presses f on the first picture and q on the second."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.keys, self.modes = [ord("f"), ord("q")], []
+
+        def show(self, image_bgr):
+            super().show(image_bgr)
+            self.poll(10)
+            self.modes.append(cv2.getWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN))
+            return self.keys.pop(0) if self.keys else ord("q")
+
+    window = PressesF("livecam fullscreen then f", fullscreen=True)
+    pipeline = Pipeline(FakeSource([bright(i) for i in range(6)]), nan_for_dark_frames, Renderer(), Options(), window=window, log=lambda text: None)
+    pipeline.run()
+    assert window.modes[:2] == [cv2.WINDOW_FULLSCREEN, cv2.WINDOW_NORMAL], "the first f must leave full screen"
+    assert not pipeline.state.fullscreen

@@ -1,7 +1,7 @@
 """Per-frame outputs beside the video: results (JSON Lines or CSV), raw maps (.npy), one picture per input image.
 
-Each is a small sink the pipeline hands every processed frame to (``write(processed)``), and a
-context manager. Files are checked before any work starts, never replace what exists without
+Each is a ``FrameSink`` (``livecam.viewer.sinks``): the loop hands it every processed frame
+(``write(processed)``); each is also a context manager. Files are checked before any work starts, never replace what exists without
 ``overwrite``, and are written as the run goes (results line by line, each line whole), so a run
 that is killed keeps what it did. No file is ever written through a link or onto an input
 (``livecam.viewer.sinks.check_target``): each is a new file that takes its name. A write that fails
@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -23,7 +22,7 @@ import cv2
 import numpy as np
 
 from livecam.errors import UserError
-from livecam.viewer.sinks import KeepOut, SinkError, check_output, check_target, open_replacing, write_file_atomic
+from livecam.viewer.sinks import KeepOut, Processed, SinkError, check_output, check_target, open_replacing, write_file_atomic
 
 RESULT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 RESULT_FIELDS = (
@@ -44,25 +43,6 @@ RESULT_FIELDS = (
     "hot_value",
     "finite",
 )
-
-
-@dataclass(frozen=True)
-class Processed:
-    """One frame after the engine and the renderer: what per-frame outputs are given.
-
-    Attributes:
-        frame: the ``livecam.sources.Frame`` (its ``name`` is the image's file name, for folders).
-        result: its one-row ``CamResult``, or None before the first map.
-        picture: the annotated picture as recordings get it (uint8 BGR).
-        locked: True when the class was chosen by the user rather than the top one.
-        source_time_s: the frame's time in its source (seconds; video: its time in the file).
-    """
-
-    frame: Any
-    result: Any
-    picture: np.ndarray
-    locked: bool
-    source_time_s: float | None
 
 
 def result_record(processed: Processed, class_names: Sequence[str], source: str) -> dict[str, Any]:
@@ -128,6 +108,8 @@ class ResultsWriter:
     Raises:
         UserError: an unknown suffix, or the file cannot be written (see ``check_output``).
     """
+
+    keeps_output = True  # a FrameSink that keeps a file
 
     def __init__(
         self, path: str | Path, *, class_names: Sequence[str], source: str, overwrite: bool = False, others: Iterable[tuple[str, str | Path]] | KeepOut = ()
@@ -217,6 +199,7 @@ class _FolderWriter:
 
     flag = ""  # the option that names the folder, for messages
     what = "files"  # what it saves, for messages
+    keeps_output = True  # a FrameSink that keeps files
 
     def __init__(
         self, folder: str | Path, *, overwrite: bool = False, others: Iterable[tuple[str, str | Path]] | KeepOut = (), names: Iterable[str] = ()

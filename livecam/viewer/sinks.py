@@ -1,46 +1,58 @@
-"""Frame sinks: snapshots and an OpenCV window, and the checks every output goes through. Each sink is a context manager.
+"""The sink contract, snapshots, and the checks every output goes through.
 
-The video recorder is in ``livecam.viewer.recorder``. ``check_target`` is the one place that says
-whether an output may take a name (only a new name or a regular file, never an input or another
-output: ``KeepOut``), ``check_output`` adds what is checked before a run (it exists and
-``--overwrite`` was not given, its folder cannot be written), and ``write_file_atomic`` and
-``open_replacing`` make a new file that replaces whatever had the name, never writing through it.
+The run's loop hands each processed frame (``Processed``: the frame, its map, its pictures and
+HUD) to a list of sinks that share one contract, ``FrameSink``: the window front-end
+(``livecam.viewer.window``), the recording (``livecam.viewer.recording``), the per-frame outputs
+(``livecam.viewer.outputs``) and the statistics (``livecam.viewer.stats``).
+
+``check_target`` is the one place that says whether an output may take a name (only a new name
+or a regular file, never an input or another output: ``KeepOut``), ``check_output`` adds what is
+checked before a run (it exists and ``--overwrite`` was not given, its folder cannot be written),
+and ``write_file_atomic`` and ``open_replacing`` make a new file that replaces whatever had the
+name, never writing through it. The OpenCV window itself is ``livecam.viewer.cvwindow`` (its
+names are here too, where callers have always found them).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import io
 import json
 import os
-import re
 import secrets
 import stat
-import subprocess
-import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import TYPE_CHECKING, Iterable, Protocol
 
 import cv2
 import numpy as np
 
 from livecam.errors import UserError, check_bgr_image
+from livecam.viewer.cvwindow import WindowSink, fit_to_screen, gui_available, screen_size
+
+if TYPE_CHECKING:
+    from livecam.engine.core import CamResult
+    from livecam.render import HudInfo
+    from livecam.sources import Frame
 
 __all__ = [
     "FrameSink",
     "KeepOut",
+    "Processed",
     "SinkError",
     "SnapshotWriter",
     "WindowSink",
     "check_output",
     "check_target",
     "check_video_output",
+    "fit_to_screen",
     "free_name",
     "gui_available",
     "open_replacing",
+    "screen_size",
     "write_file_atomic",
 ]
 
@@ -51,10 +63,56 @@ class SinkError(RuntimeError):
     """Writing failed (disk full, encoder gone or stuck). The message says what the saved file holds."""
 
 
-class FrameSink(Protocol):
-    """Where rendered frames go. Sinks are context managers; ``close()`` is idempotent."""
+@dataclass(frozen=True)
+class Processed:
+    """One frame after the engine and the renderer: what every sink is given.
 
-    def write(self, frame_bgr: np.ndarray, timestamp_s: float | None = None) -> None: ...
+    Attributes:
+        frame: the ``livecam.sources.Frame`` (its ``name`` is the image's file name, for folders).
+        result: its one-row ``CamResult``, or None before the first map.
+        picture: the annotated picture as recordings, snapshots and image outputs keep it (uint8 BGR).
+        locked: True when the map was made for a class the user chose rather than the top one.
+        source_time_s: the frame's time in its source (seconds; video: its time in the file).
+        window_picture: the picture as a window shows it (HUD, key hints); None where no window asked.
+        hud: what the HUD said; None before the first map.
+        class_lock: the class the map was made for (None: the top one), whatever the lock is now.
+        map_id: numbers the map; a map reused for ``--every`` frames keeps its number.
+        scene: counts unrelated pictures (image folders): a new one restarts the smoothing.
+    """
+
+    frame: Frame
+    result: CamResult | None
+    picture: np.ndarray
+    locked: bool
+    source_time_s: float | None
+    window_picture: np.ndarray | None = None
+    hud: HudInfo | None = None
+    class_lock: int | None = None
+    map_id: int = 0
+    scene: int = 0
+
+    @property
+    def explains(self) -> tuple[str, int | None, int] | None:
+        """What the map answers, for the renderer: a new method, locked class or picture restarts the smoothing."""
+        return None if self.result is None else (self.result.method, self.class_lock, self.scene)
+
+
+class FrameSink(Protocol):
+    """Where processed frames go: the window, the recording, the per-frame outputs, the statistics.
+
+    The loop calls ``write`` for every frame, in order, from one thread, and ``close`` once at
+    the end (``close`` is idempotent). A ``write`` that raises ``SinkError`` (a full disk) ends
+    that sink: the loop closes it, says why, and goes on with the others.
+
+    Attributes:
+        keeps_output: whether the sink keeps something of the run now (a window, a recording
+            under way, a file being written). A run without a window stops once a failure
+            leaves no sink that does: it would work for nothing.
+    """
+
+    keeps_output: bool
+
+    def write(self, processed: Processed) -> None: ...
     def close(self) -> None: ...
 
 
@@ -134,165 +192,6 @@ class SnapshotWriter:
         except OSError as error:
             remove_files(written)
             raise SinkError(f"Could not save the snapshot in {self.folder}: {error.strerror or error}.") from error
-
-
-class WindowSink:
-    """An OpenCV window that shows frames and reports key presses.
-
-    The window takes the size of the first frame it shows (scaled down to fit the screen when
-    larger), and the user can resize it; the picture keeps its aspect ratio.
-
-    Args:
-        title: window title (and OpenCV's name for it).
-        fullscreen: start full screen (``set_fullscreen`` switches later).
-
-    Raises:
-        UserError: no window can be opened here (see ``gui_available``).
-    """
-
-    def __init__(self, title: str = "livecam", *, fullscreen: bool = False):
-        if not gui_available():
-            raise UserError(
-                "No window can be opened here (this OpenCV has no GUI, or there is no display); "
-                "run with --no-display --output out.mp4 to record instead."
-            )
-        self.title = title
-        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-        self._open = True
-        self._sized = False
-        self.fullscreen = False
-        self._start_fullscreen = fullscreen  # applied once the window has a picture (Qt ignores it before)
-
-    def set_fullscreen(self, on: bool) -> None:
-        """Fills the screen with the window, or gives it back its size."""
-        if self.closed or on == self.fullscreen:
-            return
-        cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN if on else cv2.WINDOW_NORMAL)
-        self.fullscreen = on
-
-    def show(self, image_bgr: np.ndarray) -> int:
-        """Show a frame, pump window events for 1 ms; the key pressed (``& 0xFF``) or -1.
-
-        Does nothing and returns -1 once the window is closed: ``imshow`` would open it again.
-        """
-        if self.closed:
-            return -1
-        image = check_bgr_image(image_bgr, "image_bgr")
-        if not self._sized:  # OpenCV opens WINDOW_NORMAL windows at a fixed small size
-            self._sized = True
-            width, height = fit_to_screen((image.shape[1], image.shape[0]), screen_size())
-            cv2.resizeWindow(self.title, width, height)
-            cv2.imshow(self.title, image)
-            if self._start_fullscreen:
-                self.set_fullscreen(True)
-        cv2.imshow(self.title, image)
-        return cv2.waitKey(1)
-
-    def poll(self, wait_ms: int = 1) -> int:
-        """Pump window events for ``wait_ms`` without a new frame (e.g. while paused); the key or -1."""
-        return -1 if self.closed else cv2.waitKey(wait_ms)
-
-    def write(self, frame_bgr: np.ndarray, timestamp_s: float | None = None) -> None:
-        """``FrameSink`` form of ``show``; the key is discarded."""
-        self.show(frame_bgr)
-
-    @property
-    def closed(self) -> bool:
-        """True once ``close()`` ran or the user closed the window."""
-        if not self._open:
-            return True
-        try:
-            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
-        except cv2.error:  # the window no longer exists
-            return True
-
-    def close(self) -> None:
-        """Destroy the window (idempotent)."""
-        if not self._open:
-            return
-        self._open = False
-        with contextlib.suppress(cv2.error):  # the user may have closed it already
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)  # let the GUI process the destroy
-
-    def __enter__(self) -> WindowSink:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-
-def fit_to_screen(size_wh: tuple[int, int], screen_wh: tuple[int, int] | None, margin: float = 0.9) -> tuple[int, int]:
-    """A window size for a picture: its own size, or scaled down (same aspect) to ``margin`` of the screen."""
-    width, height = size_wh
-    if screen_wh is None:
-        return width, height
-    scale = min(1.0, margin * screen_wh[0] / width, margin * screen_wh[1] / height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-@functools.lru_cache(maxsize=1)
-def screen_size() -> tuple[int, int] | None:
-    """The X11 screen's (width, height) in pixels, from libX11; None where it cannot be asked (no X11)."""
-    display_name = os.environ.get("DISPLAY", "")
-    if sys.platform in ("win32", "darwin") or not display_name:
-        return None
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("X11")
-    if name is None:
-        return None
-    try:
-        xlib = ctypes.CDLL(name)
-        xlib.XOpenDisplay.restype = ctypes.c_void_p
-        xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
-        xlib.XDefaultScreen.argtypes = [ctypes.c_void_p]
-        xlib.XDisplayWidth.argtypes = xlib.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
-        display = xlib.XOpenDisplay(display_name.encode())
-        if not display:
-            return None
-        try:
-            screen = xlib.XDefaultScreen(display)
-            return int(xlib.XDisplayWidth(display, screen)), int(xlib.XDisplayHeight(display, screen))
-        finally:
-            xlib.XCloseDisplay(display)
-    except (OSError, AttributeError):
-        return None
-
-
-def gui_available() -> bool:
-    """Whether this OpenCV can open a window here.
-
-    False for builds without a GUI (``opencv-python-headless``) and, on Linux and other X11
-    systems, without a working ``DISPLAY``: Qt aborts the whole process when it cannot reach
-    the display, so the first call tries a window in a child process (about a second; cached
-    per display).
-    """
-    if not _opencv_has_gui():
-        return False
-    if sys.platform in ("win32", "darwin"):
-        return True
-    display = os.environ.get("DISPLAY", "")
-    return bool(display) and _display_works(display)
-
-
-@functools.lru_cache(maxsize=1)
-def _opencv_has_gui() -> bool:
-    match = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
-    return match is not None and match.group(1).upper() != "NONE"
-
-
-@functools.lru_cache(maxsize=8)
-def _display_works(display: str) -> bool:
-    code = "import cv2; cv2.namedWindow('livecam probe'); cv2.waitKey(1); cv2.destroyAllWindows(); cv2.waitKey(1)"
-    env = {**os.environ, "DISPLAY": display}
-    try:
-        probe = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
 
 
 def check_video_output(

@@ -1,0 +1,210 @@
+"""The stages before the renderer: reading ahead (files), and the engine stage, which hands
+frames to the engine worker and passes them on in order with their maps.
+
+Live sources are read by the engine stage itself, the newest frame one at a time, so that
+latency stays at about one engine step; files are read ahead by a reader thread, and the engine
+stage keeps up to two batches at the worker, every frame in order. ``--every N`` explains every
+Nth frame and lets the frames between reuse its map.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import queue
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from livecam.engine.core import CamEngine, CamResult
+from livecam.engine.worker import EngineWorker, Job
+from livecam.meters import RateMeter, StageTimes
+from livecam.sources import Frame, FrameSource
+from livecam.viewer.control import ViewerState
+
+END = object()  # sentinel: the source has ended
+POLL_S = 0.05  # how long a blocked stage waits before it looks at the stop flag again
+
+
+@dataclass
+class Item:
+    """One frame on its way to the render stage."""
+
+    frame: Frame
+    prepared: np.ndarray  # the frame at the model's input size
+    job: Job | None = None  # its map on its way; None: it reuses the map before it (--every N)
+    result: CamResult | None = None  # a one-row result
+    map_seq: int = 0  # names the map, for the renderer's smoothing (reused maps keep the number)
+    class_lock: int | None = None  # the locked class the map was asked for
+    scene: int = 0  # counts unrelated pictures (Frame.unrelated): a new one restarts the smoothing
+
+
+
+class ExplainStages:
+    """The reader and engine stages of one run (each method is a thread's body, or called from one).
+
+    Args:
+        source, engine: the run's.
+        worker: the engine worker the maps are asked of.
+        state: the viewer's state (the method, the locked class, paused).
+        every: explain every Nth frame (``--every``).
+        batch: files: the batch size (up to two batches are kept at the worker).
+        max_frames: stop after this many frames; None: the whole source.
+        stop: set when the run stops.
+        times, engine_rate: the run's meters (capture and engine times; maps per second).
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        engine: CamEngine,
+        worker: EngineWorker,
+        state: ViewerState,
+        *,
+        every: int,
+        batch: int,
+        max_frames: int | None,
+        stop: threading.Event,
+        times: StageTimes,
+        engine_rate: RateMeter,
+    ) -> None:
+        self.source, self.engine, self.worker, self.state = source, engine, worker, state
+        self.every, self.batch, self.max_frames = every, batch, max_frames
+        self._stop = stop
+        self.times, self.engine_rate = times, engine_rate
+        self.first_capture: float | None = None  # when the run's first frame was captured (monotonic seconds)
+        self._map_ids = itertools.count(1)  # numbers the maps, so that the renderer folds each into its smoothing once
+        self._scene = 0  # the Frame.unrelated pictures so far (read by one stage only)
+        self._last_map: tuple[CamResult, int, int | None] | None = None  # (row, map_seq, class_lock), for --every N
+
+    def explain_again(self, frame: Frame) -> tuple[CamResult, int | None, int] | None:
+        """The frame explained with the method and class chosen now: (row placed on the frame,
+        its class lock, its map number); None if the run stops first."""
+        class_lock = self.state.class_id
+        row = self.wait(self.worker.submit(self.engine.prepare(frame.image_bgr), class_id=class_lock, method=self.state.method))
+        return None if row is None else (self.placed(row, frame), class_lock, next(self._map_ids))
+
+    def read_stage(self, out: queue.Queue) -> None:
+        """Files: decode and resize ahead of the engine, every frame, in order."""
+        count = 0
+        while not self._stop.is_set():
+            if self.max_frames is not None and count >= self.max_frames:
+                break
+            t0 = time.perf_counter()
+            frame = self.source.read()
+            if frame is None:
+                break
+            item = self._new_item(frame)
+            self.times.add("capture", (time.perf_counter() - t0) * 1000)
+            self.first_capture = self.first_capture or frame.timestamp_s
+            self.put(out, item)
+            count += 1
+        self.put(out, END)
+
+    def _new_item(self, frame: Frame) -> Item:
+        """A frame on its way, resized for the engine; an unrelated picture starts a new scene."""
+        self._scene += frame.unrelated
+        return Item(frame, self.engine.prepare(frame.image_bgr), scene=self._scene)
+
+    def engine_stage(self, inbox: queue.Queue, out: queue.Queue) -> None:
+        """Hands frames to the worker and passes them on, in order, with their maps."""
+        if self.source.live:
+            self._explain_live(out)
+        else:
+            self._explain_files(inbox, out)
+        self.put(out, END)
+
+    def _explain_live(self, out: queue.Queue) -> None:
+        """Live: the newest frame, one at a time, so that latency stays at one engine step."""
+        count = 0
+        while not self._stop.is_set():
+            if self.state.paused:
+                time.sleep(POLL_S)
+                continue
+            if self.max_frames is not None and count >= self.max_frames:
+                break
+            t0 = time.perf_counter()
+            frame = self.source.read(timeout_s=0.5)
+            if frame is None:
+                if self.source.status == "ended":
+                    break
+                continue  # reconnecting: the display shows the status meanwhile
+            item = self._new_item(frame)
+            self.times.add("capture", (time.perf_counter() - t0) * 1000)
+            self.first_capture = self.first_capture or frame.timestamp_s
+            self._submit(item, count)
+            self._pass_on(item, out)
+            count += 1
+
+    def _explain_files(self, inbox: queue.Queue, out: queue.Queue) -> None:
+        """Files: every frame, in order, with up to two batches at the worker so that it never waits for us."""
+        in_flight: collections.deque[Item] = collections.deque()
+        count = 0
+        while not self._stop.is_set():
+            while in_flight and (len(in_flight) >= 2 * self.batch or _ready(in_flight[0])):
+                self._pass_on(in_flight.popleft(), out)
+            if self.state.paused:
+                time.sleep(POLL_S)
+                continue
+            try:
+                item = inbox.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if item is END:
+                break
+            self._submit(item, count)
+            in_flight.append(item)
+            count += 1
+        while in_flight and not self._stop.is_set():
+            self._pass_on(in_flight.popleft(), out)
+
+    def _submit(self, item: Item, count: int) -> None:
+        # --every N: the map (and the label with it) is computed for every Nth frame and reused
+        # in between, so the engine's cost drops N-fold.
+        if count % self.every == 0:
+            item.class_lock = self.state.class_id
+            item.job = self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method)
+
+    def _pass_on(self, item: Item, out: queue.Queue) -> None:
+        """Waits for the item's map (or takes the last one) and hands the item to the render stage."""
+        if item.job is not None:
+            row = self.wait(item.job)
+            if row is None:
+                return  # stopping
+            self.times.add("engine", item.job.engine_ms / item.job.batch_size)
+            self.engine_rate.tick()
+            item.result, item.map_seq, item.job = self.placed(row, item.frame), next(self._map_ids), None
+            self._last_map = (row, item.map_seq, item.class_lock)
+        elif self._last_map is not None:
+            item.result, item.map_seq, item.class_lock = self._last_map
+        self.put(out, item)
+
+    def wait(self, job: Job) -> CamResult | None:
+        """The job's row; None if the run stops first. The engine's exception is raised here."""
+        while not self._stop.is_set():
+            try:
+                return job.result(timeout=POLL_S)
+            except FutureTimeout:
+                continue
+        return None
+
+    def placed(self, row: CamResult, frame: Frame) -> CamResult:
+        """The row with its map placed on the frame: the worker was given the frame prepared (at the input size)."""
+        return replace(row, box=self.engine.map_box(frame.image_bgr.shape[1::-1]))
+
+    def put(self, q: queue.Queue, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=POLL_S)
+                return
+            except queue.Full:
+                continue
+
+
+def _ready(item: Item) -> bool:
+    """Its map is there, or it reuses the one before it."""
+    return item.job is None or item.job.done()
