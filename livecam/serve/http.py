@@ -120,9 +120,9 @@ def page_constants(settings: ServeConfig) -> dict[str, Any]:
       the uniform blend is ``round(alpha * heat + (1 - alpha) * frame)``;
     - ``alpha_step`` and ``alpha_decimals``: one ``[`` or ``]`` press moves the opacity by the step,
       rounded to that many decimals and kept in [0, 1];
-    - ``percent``: a probability shows with ``decimals`` decimals and a "%"; what would show as
-      100 but is below 1 shows ``above``, what would show as 0 but is above 0 shows ``below``,
-      and a missing or non-finite one ``unknown``.
+    - ``percent``: a probability shows with ``decimals`` decimals and a "%"; 1 (or more) shows
+      ``one``, what would show as 100 but is below 1 shows ``above``, what would show as 0 but
+      is above 0 shows ``below``, and a missing or non-finite one ``unknown``.
     """
     return {
         "smooth": settings.smooth,
@@ -130,7 +130,7 @@ def page_constants(settings: ServeConfig) -> dict[str, Any]:
         "blend_levels": 255,  # render.blend_heat keeps the opacity in steps of 1/255
         "alpha_step": ALPHA_STEP,
         "alpha_decimals": 6,  # control.step_alpha
-        "percent": {"decimals": 1, "above": ">99.9%", "below": "<0.1%", "unknown": "--%"},  # render.format_percent
+        "percent": {"decimals": 1, "one": "100%", "above": ">99.9%", "below": "<0.1%", "unknown": "--%"},  # render.format_percent
     }
 
 
