@@ -54,7 +54,7 @@ from livecam.serve.metrics import ServerMetrics
 from livecam.serve.security import guard, needs_token, new_token, origin_ok, page_url, ssl_context, token_query
 
 # What the CLI and scripts use from here.
-__all__ = ["DEFAULT_PORT", "ServeConfig", "bind_error", "create_app", "needs_token", "new_token", "page_url", "run", "ssl_context", "token_query", "origin_ok"]
+__all__ = ["DEFAULT_PORT", "ServeConfig", "bind_error", "create_app", "needs_token", "new_token", "origin_ok", "page_url", "run", "ssl_context", "token_query"]
 
 DEFAULT_PORT = 8765
 SHUTDOWN_TIMEOUT_S = 0.5  # after the WebSockets, how long open requests (streams) get before they are cancelled
