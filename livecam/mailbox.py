@@ -1,13 +1,19 @@
-"""A one-place mailbox where the latest item wins.
+"""Latest-wins places: the newest item replaces the one before, nothing queues.
 
 A camera that delivers faster than the model, or a browser that sends frames faster than the
 server answers, must not build a queue: the reader wants the newest item, and an item it did
-not take in time is replaced. ``put`` hands back the item it replaced, so the writer can count
-it as dropped (or tell its sender that it will never be answered).
+not take in time is replaced.
+
+- ``Mailbox``, for threads: one reader takes each item at most once. ``put`` hands back the item
+  it replaced, so the writer can count it as dropped (or tell its sender that it will never be
+  answered).
+- ``Latest``, for asyncio: any number of readers each wait for an item newer than the one they
+  have (a source's frame for every viewer); a slow reader skips to the newest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Generic, TypeVar
@@ -87,3 +93,49 @@ class Mailbox(Generic[T]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+
+class Latest(Generic[T]):
+    """The newest of a numbered series of items, for asyncio readers on ``loop``.
+
+    ``put`` may be called from any thread; ``close()`` ends the series (readers get what is
+    newer than theirs, then None).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._item: tuple[int, T] | None = None
+        self._closed = False
+        self._changed = asyncio.Event()
+
+    def put(self, number: int, item: T) -> None:
+        """Makes ``item``, numbered ``number`` (above the last one's), the newest."""
+        self._item = (number, item)
+        self._wake()
+
+    async def next_after(self, number: int) -> tuple[int, T] | None:
+        """The newest (number, item) numbered above ``number``, waiting for one; None once closed without one."""
+        while True:
+            item = self._item
+            if item is not None and item[0] > number:
+                return item
+            if self._closed:
+                return None
+            changed = self._changed
+            await changed.wait()
+
+    def close(self) -> None:
+        """Ends the series and wakes every reader (idempotent)."""
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        # On the loop, so that a reader between its check and its wait cannot miss the change.
+        def wake() -> None:
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+
+        try:
+            self._loop.call_soon_threadsafe(wake)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass

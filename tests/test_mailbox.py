@@ -1,10 +1,11 @@
-"""Tests for livecam.mailbox: one slot, the latest item wins."""
+"""Tests for livecam.mailbox: the latest item wins (Mailbox for threads, Latest for asyncio readers)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
-from livecam.mailbox import Mailbox
+from livecam.mailbox import Latest, Mailbox
 
 
 def test_latest_wins_put_returns_what_it_replaced_and_each_item_is_taken_once():
@@ -100,3 +101,22 @@ def test_many_writers_lose_nothing_but_replaced_items():
     r.join(timeout=30)
     # Every item was either taken once or reported replaced once: none lost, none twice.
     assert sorted(taken + replaced) == sorted(k * 1000 + i for k in range(4) for i in range(500))
+
+
+def test_latest_gives_every_asyncio_reader_the_newest_item_put_from_a_thread():
+    async def go():
+        latest: Latest[str] = Latest(asyncio.get_running_loop())
+        waiting = [asyncio.ensure_future(latest.next_after(0)) for _ in range(3)]
+        await asyncio.sleep(0)
+        writer = threading.Thread(target=lambda: [latest.put(n, f"item {n}") for n in (1, 2)])
+        writer.start()
+        writer.join()
+        first = await asyncio.gather(*waiting)
+        newest = await latest.next_after(1)  # a reader that had 1 skips to the newest
+        latest.close()
+        return first, newest, await latest.next_after(2), await latest.next_after(0)
+
+    first, newest, after_close, old_after_close = asyncio.run(asyncio.wait_for(go(), 10))
+    assert all(item in ((1, "item 1"), (2, "item 2")) for item in first)
+    assert newest == (2, "item 2")
+    assert after_close is None and old_after_close == (2, "item 2")  # what is newer is still handed out

@@ -133,6 +133,7 @@ def test_encode_cam_is_row_major_uint8_with_255_hottest():
         ('{"class_id": null}', {"class_id": None}),
         ('{"method": "layercam", "class_id": 0}', {"method": "layercam", "class_id": 0}),
         ('{"pull": "source"}', {"pull": "source"}),
+        ('{"paused": true, "alpha": 0.4, "colormap": "jet"}', {"paused": True, "alpha": 0.4, "colormap": "jet"}),
         ('{"class_id": "[[[[[[[[[[\\"{{{{{{{{{{"}', {"class_id": '[[[[[[[[[["{{{{{{{{{{'}),  # brackets inside a string
         ('{"class_id": ' + "[" * 7 + "1" + "]" * 7 + "}", {"class_id": [[[[[[[1]]]]]]]}),  # the controller refuses it
         ("{}", {}),
@@ -142,12 +143,25 @@ def test_parse_controls_accepts(text, expected):
     assert protocol.parse_controls(text) == expected
 
 
+def test_controls_become_the_viewers_commands_applied_all_or_nothing():
+    from livecam.viewer.control import Controller, ViewerState
+
+    state = ViewerState(method="gradcam", alpha=0.6, colormap="jet")
+    controller = Controller(state, class_names=("a", "b", "c"))
+    controls = protocol.parse_controls('{"paused": true, "alpha": 0.4, "colormap": "TURBO", "method": "layercam", "class_id": "b"}')
+    controller.apply_all(protocol.commands(controls))
+    assert (state.paused, state.alpha, state.colormap, state.method, state.class_id) == (True, 0.4, "turbo", "layercam", 1)
+    with pytest.raises(UserError, match="alpha"):
+        controller.apply_all(protocol.commands({"paused": False, "alpha": -0.1}))
+    assert (state.paused, state.alpha) == (True, 0.4)
+
+
 @pytest.mark.parametrize(
     ("text", "match"),
     [
         ("[1]", "JSON object"),
         ("not json", "JSON object"),
-        ('{"alpha": 0.5}', "Unknown control 'alpha'"),
+        ('{"opacity": 0.5}', "Unknown control 'opacity'"),
         ('{"pull": "camera"}', "pull"),
         ("[" * 100_000, "at most 4096 characters"),
         ("[" * 4000, "nested more than 8 deep"),
@@ -194,4 +208,4 @@ def test_websocket_origin_must_match_scheme_host_and_port(host, origin, https, o
     from aiohttp.test_utils import make_mocked_request
 
     request = make_mocked_request("GET", "/ws", headers={"Host": host, "Origin": origin}, sslcontext=ssl.create_default_context() if https else None)
-    assert serve._origin_ok(request) is ok
+    assert serve.origin_ok(request) is ok

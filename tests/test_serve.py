@@ -769,6 +769,98 @@ def test_an_engine_fault_answers_that_frame_with_an_error_and_the_connection_goe
     assert answered["type"] == "result" and answered["seq"] == 2 and answered["cam"]["width"] == 32
 
 
+def _folder_source(tmp_path, n: int = 2):
+    from livecam.sources import ImageFolderSource
+
+    paths = []
+    for i, image in enumerate(_two_pictures()[:n]):
+        paths.append(tmp_path / f"{i}.png")
+        cv2.imwrite(str(paths[-1]), image)
+    return ImageFolderSource(paths, fps=50, loop=True)
+
+
+async def _pull(ws) -> dict:
+    await ws.send_str(json.dumps({"pull": "source"}))
+    return await receive_json(ws, timeout_s=20)
+
+
+def test_an_engine_fault_on_a_pulled_frame_is_answered_and_the_pulls_go_on(tiny_engine, tmp_path):
+    """Bug: the pull task died on an engine fault, and a page watching the server's source waited forever."""
+    from livecam.serve.app import ServeConfig
+
+    engine = FailingEngine(tiny_engine)
+
+    async def go():
+        worker, client = _serve_in_process(engine, ServeConfig(), _folder_source(tmp_path))
+        with worker:
+            async with client:
+                ws = await client.ws_connect("/ws")
+                failed = await _pull(ws)
+                engine.failing = False
+                answered = await _pull(ws)
+                await ws.close()
+                return failed, answered
+
+    failed, answered = run(go())
+    assert failed["type"] == "source_error" and failed["frame"] >= 1 and "simulated engine fault" in failed["message"]
+    assert answered["type"] == "source_result" and answered["frame"] > failed["frame"]
+
+
+def test_a_paused_connection_is_answered_its_frozen_source_frame_with_its_new_settings(tiny_engine, tmp_path):
+    """The pause is the connection's: while paused, a pull explains the frame it sent last again."""
+    from livecam.serve.app import ServeConfig
+
+    async def go():
+        worker, client = _serve_in_process(tiny_engine, ServeConfig(), _folder_source(tmp_path))
+        with worker:
+            async with client:
+                ws = await client.ws_connect("/ws")
+                first = await _pull(ws)
+                await ws.send_str(json.dumps({"paused": True, "alpha": 0.4, "colormap": "turbo"}))
+                frozen = await _pull(ws)
+                await ws.send_str(json.dumps({"method": "gradcam++", "class_id": 2}))
+                reexplained = await _pull(ws)
+                await ws.send_str(json.dumps({"paused": False}))
+                resumed = await _pull(ws)
+                await ws.close()
+                return first, frozen, reexplained, resumed
+
+    first, frozen, reexplained, resumed = run(go())
+    assert [m["type"] for m in (first, frozen, reexplained, resumed)] == ["source_result"] * 4
+    assert first["frame"] == frozen["frame"] == reexplained["frame"] and frozen["image"] == first["image"]
+    assert (reexplained["method"], reexplained["class_id"]) == ("gradcam++", 2) and frozen["method"] == "gradcam"
+    assert resumed["frame"] > first["frame"]
+
+
+def test_pause_opacity_and_colormap_controls_go_through_the_viewers_controller(tiny_engine):
+    """Refused values get the controller's own sentence, and none of the message applies."""
+    image = cv2.imencode(".png", _two_pictures()[0])[1].tobytes()
+
+    async def go():
+        from livecam.serve.app import ServeConfig
+
+        worker, client = _serve_in_process(tiny_engine, ServeConfig())
+        with worker:
+            async with client:
+                ws = await client.ws_connect("/ws")
+                answers = []
+                for controls in ({"alpha": 0.4, "colormap": "Turbo", "paused": True}, {"method": "gradcam++", "alpha": 1.5}, {"colormap": "nope"}, {"paused": "yes"}):
+                    await ws.send_str(json.dumps(controls))
+                    await ws.send_bytes(image)
+                    answers.append(await receive_json(ws, timeout_s=20))
+                    if answers[-1]["type"] == "control_error":
+                        answers.append(await receive_json(ws, timeout_s=20))
+                await ws.close()
+                return answers
+
+    answers = run(go())
+    assert answers[0]["type"] == "result"  # accepted: the frame's answer comes first
+    assert answers[1]["type"] == "control_error" and "alpha in [0, 1]" in answers[1]["message"]
+    assert answers[2]["type"] == "result" and answers[2]["method"] == "gradcam"  # the method in that message did not apply
+    assert answers[3]["type"] == "control_error" and "colormap" in answers[3]["message"]
+    assert answers[5]["type"] == "control_error" and "true or false" in answers[5]["message"]
+
+
 @pytest.mark.slow
 def test_a_video_file_as_the_servers_source_plays_once_or_in_a_loop(tmp_path, make_video):
     """--source VIDEO: annotated frames at the video's size; at its end a notice, or with --loop it starts again."""
@@ -851,7 +943,7 @@ def _serve_in_process(engine, config, source=None):
     return worker, TestClient(TestServer(create_app(engine, worker, config, source=source)))
 
 
-def _expected_picture(engine, image, *, hud_level, view="file"):
+def _expected_picture(engine, image, *, hud_level, view="file", locked=False):
     from livecam.render import HudInfo, Renderer
 
     row = engine(image)
@@ -860,7 +952,7 @@ def _expected_picture(engine, image, *, hud_level, view="file"):
     hud = HudInfo(
         label=names[class_id],
         prob=float(row.probs[0, class_id]),
-        locked=False,
+        locked=locked,
         topk=tuple((names[int(i)], float(p)) for i, p in zip(row.topk_ids[0], row.topk_probs[0])),
         method=row.method,
         layer=row.layer,
@@ -909,6 +1001,99 @@ def test_the_stream_and_overlays_show_the_label_hud_by_default_and_the_full_one_
     np.testing.assert_array_equal(full, _expected_picture(tiny_engine, image, hud_level="full"))  # bars and the method line
     assert np.any(full != label)
     assert np.any(full != _expected_picture(tiny_engine, image, hud_level="full", view="window"))  # ... but no "h: keys"
+
+
+def test_an_overlay_of_a_class_the_client_chose_is_drawn_locked(tiny_engine):
+    """Bug: ?overlay=1 drew every picture unlocked, also with class_id=."""
+    from livecam.serve.app import ServeConfig
+
+    image = _two_pictures()[0]
+    png = cv2.imencode(".png", image)[1].tobytes()
+    top = int(tiny_engine(image).class_ids[0])
+
+    async def go():
+        worker, client = _serve_in_process(tiny_engine, ServeConfig())
+        with worker:
+            async with client:
+                response = await client.post(f"/api/explain?overlay=1&class_id={top}", data=png, headers={"Content-Type": "image/png"})
+                return cv2.imdecode(np.frombuffer(await response.read(), np.uint8), cv2.IMREAD_COLOR)
+
+    picture = run(go())
+    np.testing.assert_array_equal(picture, _expected_picture(tiny_engine, image, hud_level="label", locked=True))  # the padlock, in yellow
+    assert np.any(picture != _expected_picture(tiny_engine, image, hud_level="label"))
+
+
+def test_the_streams_hud_shows_the_engines_rate_its_own_rate_and_the_frames_it_skipped(tiny_engine):
+    """Bug: the stream's HUD showed one number as engine and display fps, and always 0 dropped."""
+    from livecam.meters import RateMeter
+    from livecam.render import Renderer
+    from livecam.serve.feed import FeedFrame, MjpegStream
+
+    huds = []
+
+    class SpyRenderer(Renderer):
+        def render(self, image, cam, hud, **kwargs):
+            huds.append(hud)
+            return super().render(image, cam, hud, **kwargs)
+
+    class Feed:
+        status = "ok"
+
+    now = [0.0]
+    engine_rate = RateMeter(clock=lambda: now[0])
+    stream = MjpegStream(Feed(), None, SpyRenderer(hud="full"), tiny_engine.class_names, locked=False, engine_rate=engine_rate, clock=lambda: now[0])
+    image = _two_pictures()[0]
+    row = tiny_engine(image)
+    for number in (1, 2, 5, 6, 10):  # 5 pictures of the source's first 10: 2 + 3 went by unshown
+        for _ in range(2):  # the engine makes 2 maps (for all clients) per picture the stream shows
+            now[0] += 0.05
+            engine_rate.tick()
+        stream._draw(FeedFrame(number, image, now[0]), row, 0.0)
+    assert huds[-1].engine_fps == pytest.approx(20.0) and huds[-1].display_fps == pytest.approx(10.0)
+    assert [hud.dropped for hud in huds] == [0, 0, 2, 2, 5]
+
+
+def test_config_gives_the_page_the_viewers_rules_with_the_servers_constants(tiny_engine):
+    """The page smooths, blends, steps the opacity and formats percentages by ``rules``: they are the renderer's."""
+    from livecam.render import blend_heat, format_percent
+    from livecam.serve.app import ServeConfig
+    from livecam.viewer.control import step_alpha
+
+    async def go():
+        worker, client = _serve_in_process(tiny_engine, ServeConfig(smooth=0.3, alpha=0.7))
+        with worker:
+            async with client:
+                return await (await client.get("/api/config")).json()
+
+    config = run(go())
+    rules = config["rules"]
+    assert (rules["smooth"], rules["blend"]) == (0.3, "heat")
+    rng = np.random.default_rng(7)
+    frame, heat = (rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(2))
+    cam = rng.random((64, 64), dtype=np.float32)
+    levels, alpha = rules["heat_levels"], config["alpha"]
+    weight = np.minimum(levels, np.rint(levels * alpha * cam))[..., None]
+    by_rules = np.minimum(255, np.rint(frame * (levels - weight) / levels) + np.rint(heat * weight / levels))
+    assert np.abs(by_rules - blend_heat(frame, heat, cam, alpha)).max() <= 1
+    for start in (0.0, 0.05, 0.3, 0.95, 1.0):
+        for steps in (-1, 1):
+            assert min(1.0, max(0.0, round(start + steps * rules["alpha_step"], rules["alpha_decimals"]))) == step_alpha(start, steps)
+    percent = rules["percent"]
+
+    def format_by_rules(p):
+        if p is None or not np.isfinite(p):
+            return percent["unknown"]
+        if p >= 1:
+            return percent["one"]
+        text = f"{p * 100:.{percent['decimals']}f}%"
+        if float(text[:-1]) == 100 and p < 1:
+            return percent["almost_one"]
+        if float(text[:-1]) == 0 and p > 0:
+            return percent["almost_zero"]
+        return text
+
+    for p in (0.0, 1e-5, 0.0004, 0.00051, 0.5, 0.12345, 0.9994, 0.99951, 1.0, 1.5, float("nan"), float("inf"), None):
+        assert format_by_rules(p) == format_percent(p), p
 
 
 def test_serve_takes_the_viewers_hud_choices():

@@ -506,7 +506,9 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
     try:
         wait_results(page)
         config, rules = page.evaluate("[livecam.config, livecam.rules]")
-        assert rules == {"smooth": config["smooth"], "blend": config["blend"], "alphaStep": config["alpha_step"], "percentDecimals": 1}
+        sent = config["rules"]
+        assert rules == {"smooth": sent["smooth"], "blend": sent["blend"], "alphaStep": sent["alpha_step"], "percent": sent["percent"]}
+        assert (sent["smooth"], sent["blend"]) == (config["smooth"], config["blend"])
 
         # Smoothing: maps in 0..255 as the wire sends them; the average restarts on a new question or a new size.
         steps = [((5, 7), "gradcam|"), ((5, 7), "gradcam|"), ((5, 7), "gradcam|"), ((5, 7), "gradcam|3"), ((5, 7), "gradcam|3"), ((4, 6), "gradcam|3"), ((4, 6), "gradcam|3")]
@@ -568,7 +570,7 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
         probs = [0.0, 1e-9, 0.0004, 0.00049, 0.0005, 0.000500001, 0.1225, 0.1235, 0.12345, 0.5, 0.9994, 0.99949, 0.9995, 0.99951, 0.999999, 1.0, 1.5, -0.0004]
         probs += [float(p) for p in rng.random(200)] + [float(p) for p in np.round(rng.random(200), 4)]
         texts = page.evaluate(
-            PAGE_MODULES + "async (probs) => { const { percent } = await load('rules'); return probs.map((p) => percent(p, livecam.rules.percentDecimals)); }",
+            PAGE_MODULES + "async (probs) => { const { percent } = await load('rules'); return probs.map((p) => percent(p, livecam.rules.percent)); }",
             probs + [None],
         )
         specials = page.evaluate(PAGE_MODULES + "async () => { const { percent } = await load('rules'); return [NaN, Infinity, -Infinity].map((p) => percent(p)); }")

@@ -8,7 +8,10 @@ once, however many WebSocket viewers pull it.
 ``MjpegStream`` explains, renders (the viewer's own ``Renderer``, with its HUD and smoothing)
 and encodes the newest frame once for all ``/stream.mjpg`` viewers, and only while someone
 watches. A slow viewer skips frames instead of queueing them: every viewer always gets the
-newest picture.
+newest picture. Its HUD says the engine's maps per second (all clients together), the stream's
+own pictures per second, and the source's frames the stream skipped because the engine was busy.
+
+Both hand out their newest item through a ``mailbox.Latest``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from livecam.render import Renderer, hud_info
+from livecam.mailbox import Latest
+from livecam.meters import Clock, RateMeter
+from livecam.render import HudInfo, Renderer, hud_info
 
 JPEG_QUALITY = 85
 
@@ -52,11 +57,9 @@ class SourceFeed:
     def __init__(self, source: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.source = source
         self.description: str = source.description
-        self._loop = loop
-        self._latest: FeedFrame | None = None
+        self._frames: Latest[FeedFrame] = Latest(loop)
         self._jpeg: tuple[int, bytes] | None = None
         self._jpeg_lock = threading.Lock()
-        self._changed = asyncio.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livecam-serve-source", daemon=True)
         self._thread.start()
@@ -68,14 +71,8 @@ class SourceFeed:
 
     async def next_after(self, number: int) -> FeedFrame | None:
         """The newest frame numbered above ``number``, waiting for one; None once the source has ended."""
-        while True:
-            latest = self._latest
-            if latest is not None and latest.number > number:
-                return latest
-            if self._stop.is_set():
-                return None
-            changed = self._changed
-            await changed.wait()
+        newest = await self._frames.next_after(number)
+        return None if newest is None else newest[1]
 
     def jpeg(self, frame: FeedFrame) -> bytes:
         """``frame`` as JPEG, encoded once however many callers ask (call it off the event loop)."""
@@ -90,7 +87,7 @@ class SourceFeed:
         self._stop.set()
         self._thread.join(timeout=2)
         self.source.close()
-        self._notify()
+        self._frames.close()
 
     def _run(self) -> None:
         number = 0
@@ -110,21 +107,10 @@ class SourceFeed:
                         break
                     next_due = max(next_due, time.monotonic() - period_s)
                 number += 1
-                self._latest = FeedFrame(number, frame.image_bgr, time.monotonic(), frame.unrelated)
-                self._notify()
+                self._frames.put(number, FeedFrame(number, frame.image_bgr, time.monotonic(), frame.unrelated))
         finally:
             self._stop.set()
-            self._notify()
-
-    def _notify(self) -> None:
-        def wake() -> None:
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
-
-        try:
-            self._loop.call_soon_threadsafe(wake)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            pass
+            self._frames.close()
 
 
 class MjpegStream:
@@ -137,20 +123,34 @@ class MjpegStream:
         renderer: draws the overlay and the HUD (its ``file_hud``: a stream has no keys to hint at).
         class_names: the engine's class names, for the HUD.
         locked: whether the server explains a fixed class (``--class``).
+        engine_rate: the engine's maps, all clients together (the HUD's engine fps); None: not shown.
+        clock: seconds, monotonic, for the stream's own rate and the latency.
     """
 
-    def __init__(self, feed: SourceFeed, explain: Callable, renderer: Renderer, class_names: tuple[str, ...], *, locked: bool) -> None:
+    def __init__(
+        self,
+        feed: SourceFeed,
+        explain: Callable,
+        renderer: Renderer,
+        class_names: tuple[str, ...],
+        *,
+        locked: bool,
+        engine_rate: RateMeter | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._feed = feed
         self._explain = explain
         self._renderer = renderer
         self._class_names = class_names
         self._locked = locked
-        self._latest: tuple[int, bytes] | None = None
-        self._changed = asyncio.Event()
+        self._engine_rate = engine_rate
+        self._clock = clock
+        self._rate = RateMeter(clock=clock)  # pictures drawn per second
+        self._jpegs: Latest[bytes] | None = None  # one per run: viewers of a stopped run are told so
         self._viewers = 0
-        self._viewers_changed = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._times: list[float] = []
+        self._drawn = 0  # the number of the last source frame drawn in this run; 0 before the first
+        self._dropped = 0  # the source's frames skipped since the server started
         self._scene = 0  # the number of the last unrelated picture: a new one restarts the smoothing
 
     @property
@@ -160,21 +160,16 @@ class MjpegStream:
     async def frames(self):
         """Yields the newest encoded JPEG each time a new one is ready, for one viewer."""
         self._viewers += 1
-        self._viewers_changed.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._jpegs = Latest(asyncio.get_running_loop())
+            self._drawn = 0
+            self._task = asyncio.get_running_loop().create_task(self._run(self._jpegs))
+        jpegs = self._jpegs
         try:
             seen = 0
-            while True:
-                latest = self._latest
-                if latest is not None and latest[0] > seen:
-                    seen = latest[0]
-                    yield latest[1]
-                    continue
-                if self._task.done():
-                    return
-                changed = self._changed
-                await changed.wait()
+            while (newest := await jpegs.next_after(seen)) is not None:
+                seen = newest[0]
+                yield newest[1]
         finally:
             self._viewers -= 1
 
@@ -185,9 +180,10 @@ class MjpegStream:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._publish(None)
+        if self._jpegs is not None:  # (a run cancelled before it started never closed its own)
+            self._jpegs.close()
 
-    async def _run(self) -> None:
+    async def _run(self, jpegs: Latest[bytes]) -> None:
         loop = asyncio.get_running_loop()
         number = 0
         try:
@@ -197,40 +193,37 @@ class MjpegStream:
                     return
                 number = frame.number
                 row, engine_ms = await self._explain(frame.image_bgr)
-                data = await loop.run_in_executor(None, self._draw, frame, row, engine_ms)
-                self._publish((frame.number, data))
+                jpegs.put(frame.number, await loop.run_in_executor(None, self._draw, frame, row, engine_ms))
         except Exception as exc:  # the viewers' streams end; say why in the server's log
             print(f"livecam: the MJPEG stream stopped: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             raise
         finally:
-            self._publish(None)  # wakes the viewers, who see that the stream has stopped
+            jpegs.close()  # the viewers' streams end; a later viewer starts a new run
 
     def _draw(self, frame: FeedFrame, row: Any, engine_ms: float) -> bytes:
-        now = time.monotonic()
-        self._times = [t for t in self._times if now - t < 2.0] + [now]
-        fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 and self._times[-1] > self._times[0] else None
-        hud = hud_info(
-            row,
-            self._class_names,
-            locked=self._locked,
-            engine_fps=fps,
-            display_fps=fps,
-            latency_ms=(now - frame.timestamp_s) * 1000,
-            dropped=0,
-            status="reconnecting" if self._feed.status == "reconnecting" else "",
-        )
+        now = self._clock()
+        self._rate.tick(now)
+        if self._drawn:  # frames of the source that went by while the engine was busy
+            self._dropped += max(0, frame.number - self._drawn - 1)
+        self._drawn = frame.number
         if frame.unrelated:
             self._scene = frame.number
         cam = row.cam[0] if row.finite[0] else None
         # Drawn as a file is: the renderer's file_hud, without the window's key hint, help or messages.
-        image = self._renderer.render(frame.image_bgr, cam, hud, view="file", explains=(row.method, self._scene), box=row.box)
+        image = self._renderer.render(frame.image_bgr, cam, self._hud(frame, row, now), view="file", explains=(row.method, self._scene), box=row.box)
         return encode_jpeg(image)
 
-    def _publish(self, latest: tuple[int, bytes] | None) -> None:
-        if latest is not None:
-            self._latest = latest
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+    def _hud(self, frame: FeedFrame, row: Any, now: float) -> HudInfo:
+        return hud_info(
+            row,
+            self._class_names,
+            locked=self._locked,
+            engine_fps=self._engine_rate.fps if self._engine_rate is not None else None,
+            display_fps=self._rate.fps,
+            latency_ms=(now - frame.timestamp_s) * 1000,
+            dropped=self._dropped,
+            status="reconnecting" if self._feed.status == "reconnecting" else "",
+        )
 
 
 def encode_jpeg(image_bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:

@@ -7,7 +7,8 @@ Pure functions, shared by the WebSocket, ``POST /api/explain`` and the tests:
 - ``decode_image`` turns the bytes into a BGR frame, or raises ``UserError`` with the sentence
   the client is sent;
 - ``result_message`` is the JSON object for one answered frame (see the README's WebSocket API);
-- ``parse_controls`` reads a client's text message (the viewer controller checks its values).
+- ``parse_controls`` reads a client's text message, and ``commands`` turns it into the viewer's
+  commands (the viewer controller checks their values).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import cv2
 import numpy as np
 
 from livecam.errors import UserError
+from livecam.viewer.control import Action, Command
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a WebSocket message or request body; larger closes with 1009 / answers 413
 MAX_PIXELS = 16 * 1024 * 1024  # 4096 x 4096; a decoded image may not be larger
@@ -31,6 +33,15 @@ MAX_CONTROL_CHARS = 4096
 MAX_CONTROL_DEPTH = 8
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _JSON_BRACKET = re.compile(r"[\[\]{}]")
+# Each control a client may send, as the viewer's action it becomes ("pull" is a request, no action).
+_CONTROL_ACTIONS = {
+    "method": Action.SET_METHOD,
+    "class_id": Action.LOCK_CLASS,  # null unlocks
+    "paused": Action.SET_PAUSED,
+    "alpha": Action.SET_ALPHA,
+    "colormap": Action.SET_COLORMAP,
+}
+CONTROLS = (*_CONTROL_ACTIONS, "pull")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
@@ -179,17 +190,23 @@ def error_message(seq: int | None, message: str) -> dict[str, Any]:
     return {"type": "error", "seq": seq, "message": message}
 
 
+def source_error_message(frame: int, message: str) -> dict[str, Any]:
+    """The JSON object that answers a pull whose frame of the server's source could not be explained."""
+    return {"type": "source_error", "frame": frame, "message": message}
+
+
 def control_error_message(message: str) -> dict[str, Any]:
     """The JSON object that answers a controls message that was refused (none of it applied)."""
     return {"type": "control_error", "message": message}
 
 
 def parse_controls(text: str) -> dict[str, Any]:
-    """A client's controls message: a JSON object with any of ``method``, ``class_id``, ``pull``.
+    """A client's controls message: a JSON object with any of ``CONTROLS``.
 
     Only the form is checked here; the values are the viewer controller's to check
     (``livecam.viewer.control``), so that the window and the browser obey one set of rules.
-    ``pull`` ("source") asks for the server source's next frame.
+    ``pull`` ("source") asks for the server source's next frame (while ``paused``, the frame it
+    last sent, explained again).
 
     Raises:
         UserError: longer than ``MAX_CONTROL_CHARS``, nested deeper than ``MAX_CONTROL_DEPTH``,
@@ -205,12 +222,17 @@ def parse_controls(text: str) -> dict[str, Any]:
         raise UserError(f"Expected controls as a JSON object, e.g. {{\"method\": \"gradcam++\"}}. Received: {text[:80]!r}") from None
     if not isinstance(controls, dict):
         raise UserError(f"Expected controls as a JSON object, e.g. {{\"class_id\": 3}}. Received: {text[:80]!r}")
-    unknown = set(controls) - {"method", "class_id", "pull"}
+    unknown = set(controls) - set(CONTROLS)
     if unknown:
-        raise UserError(f"Unknown control {sorted(unknown)[0]!r}; expected any of method, class_id, pull.")
+        raise UserError(f"Unknown control {sorted(unknown)[0]!r}; expected any of {', '.join(CONTROLS)}.")
     if "pull" in controls and controls["pull"] != "source":
         raise UserError(f"Expected pull to be \"source\". Received: {controls['pull']!r}")
     return controls
+
+
+def commands(controls: dict[str, Any]) -> list[Command]:
+    """A controls message as the viewer's commands, for ``Controller.apply_all`` (``{"class_id": null}`` unlocks)."""
+    return [Command(action, controls[name]) for name, action in _CONTROL_ACTIONS.items() if name in controls]
 
 
 def _json_depth(text: str) -> int:

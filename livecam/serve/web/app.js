@@ -36,7 +36,7 @@ const frames = new ui.RateMeter();
 const camera = new Camera();
 const heat = new HeatLayer(null); // its rules come with the config, before the first answer
 const view = $("view");
-const format = (p) => percent(p, server.rules ? server.rules.percentDecimals : 1);
+const format = (p) => (server.rules ? percent(p, server.rules.percent) : percent(p));
 const files = new Files(view, fileHud, format);
 const connection = new Connection(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query}`, {
   open() {

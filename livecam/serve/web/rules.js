@@ -11,7 +11,7 @@ export function rulesFrom(config) {
     smooth: pick("smooth", config.smooth), // weight of the past per new map, in [0, 1)
     blend: pick("blend", config.blend), // "heat": opacity alpha * map; "uniform": alpha everywhere
     alphaStep: pick("alpha_step", config.alpha_step), // what [ and ] add to the opacity
-    percentDecimals: pick("percent_decimals", 1),
+    percent: Object.freeze({ ...PERCENT, ...(rules.percent || {}) }), // the percent text (render's PERCENT)
   });
 }
 
@@ -81,12 +81,17 @@ export function stepAlpha(alpha, steps, step) {
 }
 
 // One rounding for every probability, as the renderer's HUD: never "100.0%" or "0.0%" for what is not.
-export function percent(p, decimals = 1) {
-  if (!Number.isFinite(p)) return "--%";
-  const text = `${fixedHalfEven(100 * p, decimals)}%`;
-  if (text === `${(100).toFixed(decimals)}%` && p < 1) return `>${(100 - 10 ** -decimals).toFixed(decimals)}%`;
-  if (text === `${(0).toFixed(decimals)}%` && p > 0) return `<${(10 ** -decimals).toFixed(decimals)}%`;
-  return p >= 1 ? "100%" : text;
+// Before the config has come: the same rule as render's PERCENT.
+const PERCENT = Object.freeze({ decimals: 1, unknown: "--%", one: "100%", almost_one: ">99.9%", almost_zero: "<0.1%" });
+
+// A probability as the HUD writes it (render.format_percent), by the rule `rule` (rulesFrom's percent).
+export function percent(p, rule = PERCENT) {
+  if (!Number.isFinite(p)) return rule.unknown;
+  if (p >= 1) return rule.one;
+  const text = `${fixedHalfEven(100 * p, rule.decimals)}%`;
+  if (text === `${(100).toFixed(rule.decimals)}%`) return rule.almost_one;
+  if (text === `${(0).toFixed(rule.decimals)}%` && p > 0) return rule.almost_zero;
+  return text;
 }
 
 // x with `decimals` digits, an exact tie going to the even digit as Python's format does
