@@ -55,6 +55,8 @@ class FakeSource:
 
     live = False
     fps = 10.0
+    variable_frame_rate = False
+    mixed_sizes = False
     dropped = 0
     corrupt = 0
     description = "fake frames"

@@ -208,7 +208,7 @@ class Pipeline:
         Whatever ends it, the recording is closed (playable) and the threads are joined.
         """
         live = self.source.live
-        self._dropped_before = int(getattr(self.source, "dropped", 0))
+        self._dropped_before = self.source.dropped
         if self.worker is None:
             # Files: every frame, batched. Live: one frame at a time, sent at once (no one to wait for).
             self.worker = EngineWorker(self.engine, max_batch=1 if live else self.options.batch, max_wait_ms=_BATCH_WAIT_MS)
@@ -550,7 +550,7 @@ class Pipeline:
 
     def _dropped(self) -> int:
         """Live frames dropped since the run began (not those that went by while the model loaded)."""
-        return int(getattr(self.source, "dropped", 0)) - self._dropped_before
+        return self.source.dropped - self._dropped_before
 
     def _delivered(self, frame: Frame) -> None:
         """A frame was shown (or, headless, written): the end of its latency."""
@@ -564,7 +564,7 @@ class Pipeline:
         with self._recorder_lock:
             if self._recorder is None:
                 return
-            media_time_s = getattr(item.frame, "media_time_s", None)
+            media_time_s = item.frame.media_time_s
             try:
                 self._recorder.write(self._file_image(item), item.frame.timestamp_s if media_time_s is None else media_time_s)
             except SinkError as exc:
@@ -592,7 +592,7 @@ class Pipeline:
         if not self._outputs:
             return
         frame = item.frame
-        source_time = getattr(frame, "media_time_s", None)
+        source_time = frame.media_time_s
         if source_time is None and self._first_capture is not None:
             source_time = frame.timestamp_s - self._first_capture  # seconds since the run's first frame
         processed = Processed(frame, item.result, self._file_image(item), item.class_lock is not None, source_time)
@@ -643,7 +643,7 @@ class Pipeline:
             base = self.options.output or Path(f"livecam-{datetime.now():%Y%m%d-%H%M%S}.mp4")
             path = free_name(base)
             try:
-                live = self.source.live or getattr(self.source, "variable_frame_rate", False)
+                live = self.source.live or self.source.variable_frame_rate
                 size = recording_size(self.source, self.options.size, side_by_side=self.renderer.side_by_side)
                 self._recorder = VideoWriter(path, fps=self.source.fps or 30.0, size=size, live=live)
             except ValueError as exc:
@@ -714,7 +714,7 @@ class Pipeline:
         stats.stage_ms = times.mean_ms
         stats.latency_p50_ms, stats.latency_p95_ms = times.latency_p50_ms, times.latency_p95_ms
         stats.dropped = self._dropped()
-        stats.corrupt = int(getattr(self.source, "corrupt", 0))
+        stats.corrupt = self.source.corrupt
         stats.traces = self.engine.trace_count
         if self.options.stats_json is not None:
             try:
@@ -727,7 +727,7 @@ def recording_size(source: FrameSource, size: tuple[int, int] | None = None, *, 
     """The (width, height) to record ``source`` at: ``size`` (--size), else for a folder of mixed
     sizes the size it chose from its images; twice as wide side by side (raw | overlay).
     None: the first frame's size."""
-    size = size or (source.size if getattr(source, "mixed_sizes", False) else None)
+    size = size or (source.size if source.mixed_sizes else None)
     if size is None:
         return None
     return (2 * size[0], size[1]) if side_by_side else size
