@@ -29,6 +29,11 @@ class LiveSource(SourceBase):
     ``open_capture`` is called again after ``backoff_s[0]`` seconds, doubling up to
     ``backoff_s[1]``, while ``status`` says ``"reconnecting"``; no frame is made up meanwhile.
 
+    ``set_paused(True)`` (a viewer that stops reading for a while) keeps the capture running,
+    so that the device's buffer stays fresh, but sets its frames aside: they are neither
+    captured (``captured``, ``Frame.index``) nor dropped, and the frame that waited is set
+    aside too. The first frame read after ``set_paused(False)`` was captured after it.
+
     Args:
         open_capture: returns a new capture (for instance a ``cv2.VideoCapture``); called for
             every reconnect, and for the first open when ``capture`` is None. It may return a
@@ -92,7 +97,7 @@ class LiveSource(SourceBase):
 
     @property
     def captured(self) -> int:
-        """Frames captured so far (read or dropped)."""
+        """Frames captured so far (read or dropped), not counting those set aside while paused."""
         return self._captured
 
     @property
@@ -187,17 +192,26 @@ class LiveSource(SourceBase):
             self._stop.wait(0.01)
         return delivered
 
+    def set_paused(self, paused: bool) -> None:
+        """While paused, frames are set aside rather than dropped; see the class docstring."""
+        with self._lock:
+            self._paused = bool(paused)
+            if self._paused:
+                self._latest.get(timeout_s=0)  # captured before the pause: stale once it ends
+
     def _publish(self, image: np.ndarray) -> None:
         now = time.monotonic()
-        # A copy: a CaptureLike may reuse its buffer, and a Frame must own its pixels.
-        frame = Frame(_to_bgr(image), self._captured, now)
         with self._lock:
             if self._closed:
                 return
-            self._captured += 1
-            self._last_frame_s = now
+            self._last_frame_s = now  # paused or not, the device delivers: it is no stall
             if self._status == "reconnecting":
                 self._status = "ok"
+            if self._paused:
+                return
+            # A copy: a CaptureLike may reuse its buffer, and a Frame must own its pixels.
+            frame = Frame(_to_bgr(image), self._captured, now)
+            self._captured += 1
             if self._latest.put(frame) is not None:  # the reader did not take the last one in time
                 self.dropped += 1
 

@@ -30,7 +30,8 @@ class Frame:
         image_bgr: uint8 array (height, width, 3), BGR. Owned by this frame: no later read
             writes into it.
         index: 0, 1, 2... in delivery order; for live sources the capture counter, so a gap
-            between two frames is the number of frames dropped in between.
+            between two frames is the number of frames dropped in between (a pause drops
+            nothing: see ``FrameSource.set_paused``).
         timestamp_s: ``time.monotonic()`` when the frame was captured (files: when read).
         media_time_s: video files: the frame's time in the file (seconds from the first frame,
             counting on across ``--loop`` passes); None for other sources.
@@ -65,7 +66,7 @@ class FrameSource(Protocol):
     frame_count: int | None  # files and folders: total frames; live: None
     variable_frame_rate: bool  # files whose frames are unevenly spaced: record by media_time_s
     mixed_sizes: bool  # folders whose images differ in size: ``size`` is the one chosen to record at
-    dropped: int  # frames captured but never read (latest frame wins)
+    dropped: int  # frames captured but never read (latest frame wins); a pause drops nothing
     corrupt: int  # unreadable frames skipped
     description: str  # e.g. "camera 0 at 1280x720 30 fps (MJPG)"
     warnings: list[str]  # where what was negotiated differs from what was asked
@@ -73,9 +74,18 @@ class FrameSource(Protocol):
     @property
     def status(self) -> Status: ...  # "ok" | "reconnecting" | "ended"
 
+    @property
+    def paused(self) -> bool: ...  # as last set by set_paused
+
     def read(self, timeout_s: float | None = None) -> Frame | None:
         """The next frame. None at the end (``status == "ended"``) or, for live sources, when no
         new frame came within ``timeout_s`` (``status`` says why; call again)."""
+
+    def set_paused(self, paused: bool) -> None:
+        """The reader stops reading for a while (True) or goes on (False). A live source then
+        counts none of the frames it captures meanwhile as dropped, and hands out none captured
+        before the pause ended: the first frame read after it was captured after it. Files and
+        folders just wait where they are."""
 
     def close(self) -> None: ...  # idempotent
 
@@ -97,13 +107,21 @@ class SourceBase:
         self.warnings: list[str] = []
         self._status: Status = "ok"
         self._closed = False
+        self._paused = False
 
     @property
     def status(self) -> Status:
         return self._status
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
     def read(self, timeout_s: float | None = None) -> Frame | None:
         raise NotImplementedError
+
+    def set_paused(self, paused: bool) -> None:
+        self._paused = bool(paused)  # nothing else: a file that is not read waits where it is
 
     def close(self) -> None:
         self._closed = True

@@ -23,6 +23,7 @@ import collections
 import contextlib
 import itertools
 import json
+import math
 import queue
 import sys
 import threading
@@ -302,7 +303,11 @@ class Pipeline:
     def _explain_live(self, out: queue.Queue) -> None:
         """Live: the newest frame, one at a time, so that latency stays at one engine step."""
         count = 0
+        source_paused = False
         while not self._stop.is_set():
+            if self.state.paused != source_paused:  # frames that go by in a pause are not dropped
+                source_paused = self.state.paused
+                self.source.set_paused(source_paused)
             if self.state.paused:
                 time.sleep(_POLL_S)
                 continue
@@ -416,12 +421,15 @@ class Pipeline:
         # --delay), p / Left goes back through the last pictures shown.
         stepping, delay_s = self.options.step_images, self.options.delay_s
         holding, shown_at = False, 0.0
+        resumed_s = -math.inf  # when the last pause ended
         back: collections.deque[_Item] = collections.deque(maxlen=_HISTORY)
         ahead: list[_Item] = []
         while not self._stop.is_set():
             paused = self.state.paused
             frozen = paused or holding
             item = self._shown.get(timeout_s=_POLL_S) if not frozen else None
+            if item is not None and self.source.live and item.frame.timestamp_s < resumed_s:
+                item = None  # captured before the pause ended: stale, it would carry the pause as latency
             if item is not None:
                 if current is not None and stepping:
                     back.append(current)
@@ -446,6 +454,8 @@ class Pipeline:
                 break
             command = action_for_key(key)
             outcome = self._apply(command.action, command.arg, current)
+            if paused and not self.state.paused:
+                resumed_s = time.monotonic()
             if outcome.effect is Action.QUIT:
                 break
             due = holding and not paused and delay_s is not None and time.monotonic() - shown_at >= delay_s
