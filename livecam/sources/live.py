@@ -201,16 +201,18 @@ class LiveSource(SourceBase):
 
     def _publish(self, image: np.ndarray) -> None:
         now = time.monotonic()
+        # A copy: a CaptureLike may reuse its buffer, and a Frame must own its pixels. Made outside
+        # the lock (a 4K copy takes milliseconds) and not while paused; the check under the lock decides.
+        image_bgr = None if self._paused else _to_bgr(image)
         with self._lock:
             if self._closed:
                 return
             self._last_frame_s = now  # paused or not, the device delivers: it is no stall
             if self._status == "reconnecting":
                 self._status = "ok"
-            if self._paused:
+            if self._paused or image_bgr is None:
                 return
-            # A copy: a CaptureLike may reuse its buffer, and a Frame must own its pixels.
-            frame = Frame(_to_bgr(image), self._captured, now)
+            frame = Frame(image_bgr, self._captured, now)
             self._captured += 1
             if self._latest.put(frame) is not None:  # the reader did not take the last one in time
                 self.dropped += 1
