@@ -30,8 +30,8 @@ class Frame:
         image_bgr: uint8 array (height, width, 3), BGR. Owned by this frame: no later read
             writes into it.
         index: 0, 1, 2... in delivery order; for live sources the capture counter, so a gap
-            between two frames is the number of frames dropped in between (a pause drops
-            nothing: see ``FrameSource.set_paused``).
+            between two frames is the number of frames dropped in between (across a pause,
+            which drops nothing, it is at most 1: the frame set aside when the pause began).
         timestamp_s: ``time.monotonic()`` when the frame was captured (files: when read).
         media_time_s: video files: the frame's time in the file (seconds from the first frame,
             counting on across ``--loop`` passes); None for other sources.
