@@ -1,14 +1,13 @@
-"""Latest-wins places: the newest item replaces the one before, nothing queues.
+"""One place where the latest item wins: ``Mailbox`` for threads, ``AsyncLatest`` for asyncio.
 
 A camera that delivers faster than the model, or a browser that sends frames faster than the
 server answers, must not build a queue: the reader wants the newest item, and an item it did
-not take in time is replaced.
+not take in time is replaced. ``put`` hands back the item it replaced, so the writer can count
+it as dropped (or tell its sender that it will never be answered).
 
-- ``Mailbox``, for threads: one reader takes each item at most once. ``put`` hands back the item
-  it replaced, so the writer can count it as dropped (or tell its sender that it will never be
-  answered).
-- ``Latest``, for asyncio: any number of readers each wait for an item newer than the one they
-  have (a source's frame for every viewer); a slow reader skips to the newest.
+``Mailbox`` has one reader thread, which takes each item at most once. ``AsyncLatest`` has any
+number of readers on an event loop, each waiting for an item newer than the last it got (the
+newest frame for every viewer), and writers on the loop or in other threads.
 """
 
 from __future__ import annotations
@@ -95,47 +94,89 @@ class Mailbox(Generic[T]):
             self._cond.notify_all()
 
 
-class Latest(Generic[T]):
-    """The newest of a numbered series of items, for asyncio readers on ``loop``.
+class AsyncLatest(Generic[T]):
+    """The newest item for asyncio readers; items are numbered 1, 2, ... as they are put.
 
-    ``put`` may be called from any thread; ``close()`` ends the series (readers get what is
-    newer than theirs, then None).
+    Each reader keeps the number of the item it got last and asks for one newer
+    (``next_after``); a reader that falls behind skips to the newest item, and no reader gets
+    an item twice. ``put`` and ``close`` may come from any thread; readers run on ``loop``.
+    ``close()`` ends it: readers still get an item newer than theirs, then None.
+
+    Args:
+        loop: the event loop the readers wait on; by default the running one (so, made
+            outside a loop, it must be given).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._item: tuple[int, T] | None = None
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self._lock = threading.Lock()  # the item and its number; a writer may be another thread
+        self._item: T | None = None
+        self._number = 0
+        self._taken = True  # whether a reader got the newest item (the empty start counts as taken)
         self._closed = False
-        self._changed = asyncio.Event()
+        self._changed = asyncio.Event()  # replaced, on the loop, each time something changes
 
-    def put(self, number: int, item: T) -> None:
-        """Makes ``item``, numbered ``number`` (above the last one's), the newest."""
-        self._item = (number, item)
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def latest(self) -> tuple[int, T] | None:
+        """The newest item and its number, without waiting; None before the first ``put``."""
+        with self._lock:
+            return (self._number, self._item) if self._number else None
+
+    def put(self, item: T) -> T | None:
+        """Makes ``item`` the newest and wakes the readers.
+
+        Returns:
+            The item it replaced if no reader got it (the writer counts it as dropped); None
+            if a reader got it or there was none. After ``close`` the item is not delivered
+            and is itself returned.
+        """
+        with self._lock:
+            if self._closed:
+                return item
+            replaced = None if self._taken else self._item
+            self._item, self._number, self._taken = item, self._number + 1, False
         self._wake()
+        return replaced
 
     async def next_after(self, number: int) -> tuple[int, T] | None:
-        """The newest (number, item) numbered above ``number``, waiting for one; None once closed without one."""
+        """The newest item numbered above ``number``, with its number, waiting for one.
+
+        Returns:
+            ``(number, item)``; None once closed with nothing newer than ``number``.
+        """
         while True:
-            item = self._item
-            if item is not None and item[0] > number:
-                return item
-            if self._closed:
-                return None
-            changed = self._changed
+            with self._lock:
+                if self._number > number:
+                    self._taken = True
+                    return self._number, self._item
+                if self._closed:
+                    return None
+                changed = self._changed  # swapped only on the loop, so not before we wait on it
             await changed.wait()
 
     def close(self) -> None:
-        """Ends the series and wakes every reader (idempotent)."""
-        self._closed = True
+        """Ends it and wakes every waiting reader (idempotent)."""
+        with self._lock:
+            self._closed = True
         self._wake()
 
     def _wake(self) -> None:
-        # On the loop, so that a reader between its check and its wait cannot miss the change.
-        def wake() -> None:
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
-
         try:
-            self._loop.call_soon_threadsafe(wake)
+            on_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # no loop in this thread: a writer thread
+            on_loop = False
+        if on_loop:
+            self._swap()
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._swap)
         except RuntimeError:  # the loop is closed: nobody waits any more
             pass
+
+    def _swap(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()

@@ -124,6 +124,8 @@ def test_corrupt_frames_in_a_video_are_skipped_and_counted_by_the_cli(tmp_path, 
 class _ListSource:
     live = False
     fps = 15.0
+    variable_frame_rate = False
+    mixed_sizes = False
     size = (32, 32)
     dropped = 0
     corrupt = 0

@@ -1,11 +1,11 @@
-"""Tests for livecam.mailbox: the latest item wins (Mailbox for threads, Latest for asyncio readers)."""
+"""Tests for livecam.mailbox: one slot, the latest item wins (Mailbox for threads, AsyncLatest for asyncio)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 
-from livecam.mailbox import Latest, Mailbox
+from livecam.mailbox import AsyncLatest, Mailbox
 
 
 def test_latest_wins_put_returns_what_it_replaced_and_each_item_is_taken_once():
@@ -103,20 +103,93 @@ def test_many_writers_lose_nothing_but_replaced_items():
     assert sorted(taken + replaced) == sorted(k * 1000 + i for k in range(4) for i in range(500))
 
 
-def test_latest_gives_every_asyncio_reader_the_newest_item_put_from_a_thread():
-    async def go():
-        latest: Latest[str] = Latest(asyncio.get_running_loop())
-        waiting = [asyncio.ensure_future(latest.next_after(0)) for _ in range(3)]
-        await asyncio.sleep(0)
-        writer = threading.Thread(target=lambda: [latest.put(n, f"item {n}") for n in (1, 2)])
-        writer.start()
-        writer.join()
-        first = await asyncio.gather(*waiting)
-        newest = await latest.next_after(1)  # a reader that had 1 skips to the newest
-        latest.close()
-        return first, newest, await latest.next_after(2), await latest.next_after(0)
+# --- AsyncLatest: the newest item for any number of asyncio readers ---
 
-    first, newest, after_close, old_after_close = asyncio.run(asyncio.wait_for(go(), 10))
-    assert all(item in ((1, "item 1"), (2, "item 2")) for item in first)
-    assert newest == (2, "item 2")
-    assert after_close is None and old_after_close == (2, "item 2")  # what is newer is still handed out
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))  # a bound on waiting, not a timing check
+
+
+def test_async_latest_numbers_items_and_a_reader_behind_skips_to_the_newest():
+    async def go():
+        latest: AsyncLatest[str] = AsyncLatest()
+        assert latest.latest is None
+        assert latest.put("a") is None
+        assert latest.put("b") == "a"  # no reader got "a": the writer counts it as dropped
+        assert await latest.next_after(0) == (2, "b")
+        assert latest.put("c") is None  # a reader got "b"
+        assert await latest.next_after(2) == (3, "c")
+        assert await latest.next_after(0) == (3, "c")  # another reader, further behind
+        assert latest.latest == (3, "c")
+
+    run(go())
+
+
+def test_async_latest_wakes_every_waiting_reader_with_the_same_item():
+    async def go():
+        latest: AsyncLatest[str] = AsyncLatest()
+        readers = [asyncio.create_task(latest.next_after(0)) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert not any(reader.done() for reader in readers)  # nothing yet: they wait
+        latest.put("frame")
+        return await asyncio.gather(*readers)
+
+    assert run(go()) == [(1, "frame")] * 3
+
+
+def test_async_latest_takes_items_from_a_writer_thread_in_order_never_twice():
+    async def go():
+        latest: AsyncLatest[int] = AsyncLatest()
+        got = []
+
+        async def read() -> None:
+            seen = 0
+            while seen < 200:
+                seen, item = await latest.next_after(seen)
+                got.append((seen, item))
+
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(0)  # the reader waits before the writer starts
+        writer = threading.Thread(target=lambda: [latest.put(i) for i in range(1, 201)])
+        writer.start()
+        await reader
+        writer.join(timeout=30)
+        return got
+
+    got = run(go())
+    assert all(number == item for number, item in got)  # each item under the number it was put with
+    numbers = [number for number, _ in got]
+    assert numbers == sorted(set(numbers)) and numbers[-1] == 200
+
+
+def test_async_latest_close_from_a_thread_wakes_readers_and_keeps_the_last_item():
+    async def go():
+        latest: AsyncLatest[str] = AsyncLatest()
+        waiting = asyncio.create_task(latest.next_after(0))
+        await asyncio.sleep(0)
+        await asyncio.to_thread(latest.close)
+        assert await waiting is None and latest.closed
+        assert latest.put("late") == "late"  # not delivered
+        assert await latest.next_after(0) is None
+
+        latest = AsyncLatest()
+        latest.put("last")
+        latest.close()
+        assert await latest.next_after(0) == (1, "last")  # what came before the close is still there
+        assert await latest.next_after(1) is None
+
+    run(go())
+
+
+def test_async_latest_made_outside_the_loop_for_a_writer_thread():
+    loop = asyncio.new_event_loop()
+    try:
+        latest: AsyncLatest[str] = AsyncLatest(loop)
+        writer = threading.Thread(target=lambda: latest.put("frame"))
+        reader = loop.create_task(latest.next_after(0))
+        loop.run_until_complete(asyncio.sleep(0))  # the reader waits before the writer starts
+        writer.start()
+        assert loop.run_until_complete(asyncio.wait_for(reader, 30)) == (1, "frame")
+        writer.join(timeout=30)
+    finally:
+        loop.close()

@@ -55,6 +55,8 @@ class FakeSource:
 
     live = False
     fps = 10.0
+    variable_frame_rate = False
+    mixed_sizes = False
     dropped = 0
     corrupt = 0
     description = "fake frames"
@@ -585,3 +587,80 @@ def test_fullscreen_from_the_start_then_f_gives_the_window_back_its_size(xvfb_di
     pipeline.run()
     assert window.modes[:2] == [cv2.WINDOW_FULLSCREEN, cv2.WINDOW_NORMAL], "the first f must leave full screen"
     assert not pipeline.state.fullscreen
+
+
+# ---------------------------------------------------------------------- a paused live source
+
+
+class PausingUser:
+    """A window whose user watches a live camera, pauses it while the camera goes on, and resumes.
+
+    Each picture carries its capture number; the camera notes when it captured each one.
+    """
+
+    closed = False
+    fullscreen = False
+
+    def __init__(self, source, device, captured_at: dict[int, float]) -> None:
+        self.source, self.device, self.captured_at = source, device, captured_at
+        self.shown: list[int] = []  # the capture number of each picture shown
+        self.stage = "watch"
+        self.resumed_s = self.dropped_while_paused = None
+
+    def show(self, image_bgr: np.ndarray) -> int:
+        self.shown.append(int(image_bgr[0, 0, 0]) + 256 * int(image_bgr[0, 0, 1]))
+        return self._key()
+
+    def poll(self, wait_ms: int = 1) -> int:
+        time.sleep(wait_ms / 1000)
+        return self._key()
+
+    def _key(self) -> int:
+        if self.stage == "watch" and len(self.shown) >= 3:
+            self.stage = "paused"
+            return ord(" ")
+        if self.stage == "paused":
+            assert wait_until(lambda: self.source.paused), "the loop tells the source it is paused"
+            dropped, counter = self.source.dropped, self.device.counter
+            assert wait_until(lambda: self.device.counter >= counter + 30)  # the camera goes on meanwhile
+            self.dropped_while_paused = self.source.dropped - dropped
+            self.stage, self.shown_before_resume, self.resumed_s = "resumed", len(self.shown), time.monotonic()
+            return ord(" ")
+        if self.stage == "resumed" and len(self.shown) > self.shown_before_resume:
+            return ord("q")
+        return -1
+
+    def close(self) -> None:
+        pass
+
+
+def wait_until(condition, timeout_s: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout_s`` passes; a bound on waiting, not a timing check."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.005)
+    return condition()
+
+
+def test_a_paused_camera_drops_nothing_and_shows_a_fresh_frame_after_the_pause(nan_for_dark_frames):
+    from helpers import FakeDevice
+
+    from livecam.sources import LiveSource
+
+    captured_at: dict[int, float] = {}
+
+    def counted(i: int, size) -> np.ndarray:
+        captured_at[i] = time.monotonic()
+        image = np.full((size[1], size[0], 3), 200, np.uint8)
+        image[0, 0, :2] = (i % 256, i // 256 % 256)  # the capture number, in a pixel that alpha 0 leaves alone
+        return image
+
+    device = FakeDevice(counted, size=(SIZE, SIZE))
+    source = LiveSource(device.open, description="fake camera")
+    window = PausingUser(source, device, captured_at)
+    Pipeline(source, nan_for_dark_frames, Renderer(alpha=0.0, hud="none"), Options(), window=window, log=lambda text: None).run()
+
+    assert window.stage == "resumed" and len(window.shown) > window.shown_before_resume
+    assert window.dropped_while_paused == 0, "a pause is not a drop"
+    first_after = window.shown[window.shown_before_resume]
+    assert captured_at[first_after] >= window.resumed_s, "the first picture after the pause was captured after it"

@@ -417,6 +417,26 @@ def test_reconnects_after_the_device_comes_back(make_video):
         assert device.opens >= 2 and source.reconnects >= 1
 
 
+def test_a_pause_drops_nothing_and_the_first_frame_after_it_is_captured_after_it(make_video):
+    device = FakeDevice(make_video.frame)
+    with LiveSource(device.open, description="fake camera") as source:
+        before = source.read(timeout_s=10)
+        assert wait_until(lambda: source.captured > before.index + 1)  # a newer frame waits
+        source.set_paused(True)
+        assert source.paused
+        dropped, counter = source.dropped, device.counter
+        assert wait_until(lambda: device.counter >= counter + 20)  # the camera goes on meanwhile
+        assert source.read(timeout_s=0.05) is None and source.status == "ok"  # nothing to read while paused
+        assert source.dropped == dropped, "a pause is not a drop"
+        resumed_s = time.monotonic()
+        source.set_paused(False)
+        after = source.read(timeout_s=10)
+        assert after.timestamp_s >= resumed_s, "the first frame after the pause was captured after it"
+        assert after.index > before.index
+        later = source.read(timeout_s=10)  # and the latest frame wins again
+    assert later.index > after.index
+
+
 # --- honest timing and counts (issue 12) ---
 
 

@@ -11,7 +11,7 @@ watches. A slow viewer skips frames instead of queueing them: every viewer alway
 newest picture. Its HUD says the engine's maps per second (all clients together), the stream's
 own pictures per second, and the source's frames the stream skipped because the engine was busy.
 
-Both hand out their newest item through a ``mailbox.Latest``.
+Both hand out their newest item through a ``mailbox.AsyncLatest``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from livecam.mailbox import Latest
+from livecam.mailbox import AsyncLatest
 from livecam.meters import Clock, RateMeter
 from livecam.render import HudInfo, Renderer, hud_info
 
@@ -57,7 +57,7 @@ class SourceFeed:
     def __init__(self, source: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.source = source
         self.description: str = source.description
-        self._frames: Latest[FeedFrame] = Latest(loop)
+        self._frames: AsyncLatest[FeedFrame] = AsyncLatest(loop)
         self._jpeg: tuple[int, bytes] | None = None
         self._jpeg_lock = threading.Lock()
         self._stop = threading.Event()
@@ -107,7 +107,7 @@ class SourceFeed:
                         break
                     next_due = max(next_due, time.monotonic() - period_s)
                 number += 1
-                self._frames.put(number, FeedFrame(number, frame.image_bgr, time.monotonic(), frame.unrelated))
+                self._frames.put(FeedFrame(number, frame.image_bgr, time.monotonic(), frame.unrelated))
         finally:
             self._stop.set()
             self._frames.close()
@@ -146,7 +146,7 @@ class MjpegStream:
         self._engine_rate = engine_rate
         self._clock = clock
         self._rate = RateMeter(clock=clock)  # pictures drawn per second
-        self._jpegs: Latest[bytes] | None = None  # one per run: viewers of a stopped run are told so
+        self._jpegs: AsyncLatest[bytes] | None = None  # one per run: viewers of a stopped run are told so
         self._viewers = 0
         self._task: asyncio.Task | None = None
         self._drawn = 0  # the number of the last source frame drawn in this run; 0 before the first
@@ -161,7 +161,7 @@ class MjpegStream:
         """Yields the newest encoded JPEG each time a new one is ready, for one viewer."""
         self._viewers += 1
         if self._task is None or self._task.done():
-            self._jpegs = Latest(asyncio.get_running_loop())
+            self._jpegs = AsyncLatest(asyncio.get_running_loop())
             self._drawn = 0
             self._task = asyncio.get_running_loop().create_task(self._run(self._jpegs))
         jpegs = self._jpegs
@@ -183,7 +183,7 @@ class MjpegStream:
         if self._jpegs is not None:  # (a run cancelled before it started never closed its own)
             self._jpegs.close()
 
-    async def _run(self, jpegs: Latest[bytes]) -> None:
+    async def _run(self, jpegs: AsyncLatest[bytes]) -> None:
         loop = asyncio.get_running_loop()
         number = 0
         try:
@@ -193,7 +193,7 @@ class MjpegStream:
                     return
                 number = frame.number
                 row, engine_ms = await self._explain(frame.image_bgr)
-                jpegs.put(frame.number, await loop.run_in_executor(None, self._draw, frame, row, engine_ms))
+                jpegs.put(await loop.run_in_executor(None, self._draw, frame, row, engine_ms))
         except Exception as exc:  # the viewers' streams end; say why in the server's log
             print(f"livecam: the MJPEG stream stopped: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             raise

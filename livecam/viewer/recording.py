@@ -44,7 +44,7 @@ def recording_size(source: FrameSource, size: tuple[int, int] | None = None, *, 
     """The (width, height) to record ``source`` at: ``size`` (--size), else for a folder of mixed
     sizes the size it chose from its images; twice as wide side by side (raw | overlay).
     None: the first frame's size."""
-    size = size or (source.size if getattr(source, "mixed_sizes", False) else None)
+    size = size or (source.size if source.mixed_sizes else None)
     if size is None:
         return None
     return (2 * size[0], size[1]) if side_by_side else size

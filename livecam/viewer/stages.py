@@ -121,7 +121,11 @@ class ExplainStages:
     def _explain_live(self, out: queue.Queue) -> None:
         """Live: the newest frame, one at a time, so that latency stays at one engine step."""
         count = 0
+        source_paused = False
         while not self._stop.is_set():
+            if self.state.paused != source_paused:  # frames that go by in a pause are not dropped
+                source_paused = self.state.paused
+                self.source.set_paused(source_paused)
             if self.state.paused:
                 time.sleep(POLL_S)
                 continue

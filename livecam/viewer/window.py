@@ -9,6 +9,7 @@ through a latest-wins mailbox. The OpenCV window itself is ``livecam.viewer.cvwi
 from __future__ import annotations
 
 import collections
+import math
 import time
 from datetime import datetime
 from pathlib import Path
@@ -117,12 +118,15 @@ class WindowFrontEnd:
         current: Processed | None = None
         redraw = False  # the frozen frame was drawn again (or another one brought back) and is yet to be shown
         holding, shown_at = False, 0.0
+        resumed_s = -math.inf  # when the last pause ended
         back: collections.deque[Processed] = collections.deque(maxlen=_HISTORY)
         ahead: list[Processed] = []
         while not viewer.stopping():
             paused = state.paused
             frozen = paused or holding
             processed = self._shown.get(timeout_s=_POLL_S) if not frozen else None
+            if processed is not None and not self._every_frame and processed.frame.timestamp_s < resumed_s:
+                processed = None  # captured before the pause ended: stale, it would carry the pause as latency
             if processed is not None:
                 if current is not None and self._stepping:
                     back.append(current)
@@ -146,6 +150,8 @@ class WindowFrontEnd:
                 break
             command = action_for_key(key)
             outcome = self._apply(command.action, command.arg, current)
+            if paused and not state.paused:
+                resumed_s = time.monotonic()
             if outcome.effect is Action.QUIT:
                 break
             due = holding and not paused and self._delay_s is not None and time.monotonic() - shown_at >= self._delay_s
