@@ -846,10 +846,11 @@ def test_forced_openvino_for_a_model_that_does_not_split_is_one_line(capsys, cli
 
 def test_fit_reaches_the_engine(monkeypatch):
     import livecam.engine.core
-    from livecam.cli import _parser, engine_from_args
+    from livecam.cli.configs import engine_from_config, view_config
+    from livecam.cli.parsers import parse
 
     made = {}
     monkeypatch.setattr(livecam.engine.core, "CamEngine", lambda model, **kwargs: made.update(kwargs))
-    assert _parser().parse_args([]).fit == "squash"
-    engine_from_args(_parser().parse_args(["--fit", "crop"]), "demo")
+    assert parse([]).fit == "squash"
+    engine_from_config(view_config(parse(["--fit", "crop", "--demo"])).engine)
     assert made["fit"] == "crop"
