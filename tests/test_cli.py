@@ -641,7 +641,8 @@ def test_subcommands_are_chosen_by_argparse(argv, command, source):
     assert (args.command, args.source) == (command, source)
 
 
-def test_debug_may_come_before_the_command(capsys):
+def test_debug_may_come_before_the_command(capsys, monkeypatch):
+    monkeypatch.setenv("LIVECAM_DEBUG", "0")  # --debug sets it to 1: undone after the test, for the child processes of later tests
     code, out, err = cli(capsys, "--debug", "models")
     assert code == 0, err
     assert out.splitlines()[1].startswith("mobilenet_v2 (default)")
