@@ -21,7 +21,7 @@ import pytest
 
 from conftest import VideoFactory
 from helpers import read_frames
-from livecam import cli
+from livecam.cli import memory
 from livecam.cli import main
 from livecam.models import EXPLAINABLE, load_labels, load_model, spatial_layers, step_bytes_per_frame
 
@@ -262,8 +262,8 @@ def test_in_a_real_process_the_answer_is_the_only_line(model_files):
 
 
 def test_batch_and_input_size_that_would_not_fit_in_memory(capsys, clip, monkeypatch):
-    monkeypatch.setattr(cli, "available_memory_bytes", lambda: 2_000_000_000)
-    monkeypatch.setattr(cli, "activations_in_host_memory", lambda: True)  # as on a CPU, also where a GPU is
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 2_000_000_000)
+    monkeypatch.setattr(memory, "activations_in_host_memory", lambda: True)  # as on a CPU, also where a GPU is
     code, err = run(capsys, "--source", clip, "--batch", "256", "--input-size", "1024", *DEMO)
     assert_user_error(code, err, "A batch of 256 frames at 1024x1024 with demo needs about ", "but only 2.0 GB is available")
     needed_gb = float(err.split("needs about ")[1].split(" GB")[0])
@@ -291,7 +291,7 @@ def test_step_memory_follows_the_input_size_and_the_target_layer():
 
 
 def test_available_memory_is_read_from_the_system():
-    available = cli.available_memory_bytes()
+    available = memory.available_memory_bytes()
     total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     assert available is not None and 0 < available <= total
 

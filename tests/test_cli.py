@@ -621,6 +621,85 @@ def test_window_without_a_display_says_what_to_do(tmp_path, make_video):
     ]
 
 
+# ---------------------------------------------------------------------- 7b. the grammar: commands and settings
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "source"),
+    [
+        ([], None, "0"),
+        (["--source", "serve"], None, "serve"),  # a file named like a command is a source after --source
+        (["--source", "models", "--no-display"], None, "models"),
+        (["serve"], "serve", None),
+        (["--debug", "serve", "--source", "x"], "serve", "x"),
+    ],
+)
+def test_subcommands_are_chosen_by_argparse(argv, command, source):
+    from livecam.cli.parsers import parse
+
+    args = parse(argv)
+    assert (args.command, args.source) == (command, source)
+
+
+def test_debug_may_come_before_the_command(capsys, monkeypatch):
+    monkeypatch.setenv("LIVECAM_DEBUG", "0")  # --debug sets it to 1: undone after the test, for the child processes of later tests
+    code, out, err = cli(capsys, "--debug", "models")
+    assert code == 0, err
+    assert out.splitlines()[1].startswith("mobilenet_v2 (default)")
+
+
+def test_viewer_options_before_a_command_are_refused_not_dropped(capsys):
+    code, _, err = cli(capsys, "--demo", "serve", "--port", "0")
+    assert_user_error(code, err, "Options go after the command: `livecam serve --demo --port 0`; see `livecam serve --help`.")
+
+
+def test_the_model_is_resolved_once_for_every_command(monkeypatch):
+    import livecam.models
+    from livecam.cli.configs import serve_config, view_config
+    from livecam.cli.parsers import parse
+
+    monkeypatch.setattr(livecam.models, "DEFAULT_MODEL", "resnet50")
+    assert view_config(parse([])).engine.model == serve_config(parse(["serve"])).engine.model == "resnet50"
+    assert view_config(parse(["--demo"])).engine.model == serve_config(parse(["serve", "--demo"])).engine.model == "demo"
+    assert view_config(parse(["--demo", "--model", "vgg16"])).engine.model == "vgg16"
+    # --demo is the synthetic scene for the viewer whatever --source says; the server's --source wins.
+    assert view_config(parse(["--demo", "--source", "a.mp4"])).source.spec == "synth:"
+    assert serve_config(parse(["serve", "--demo", "--source", "a.mp4"])).source.spec == "a.mp4"
+    assert serve_config(parse(["serve", "--demo"])).source.spec == "synth:"
+
+
+_SERVE_THEN_RETURN = """
+import atexit, sys
+marker = sys.argv[1]
+atexit.register(lambda: open(marker, "a").write("atexit ran\\n"))  # registered before livecam's own
+from livecam.cli import main
+code = main(sys.argv[2:])
+open(marker, "a").write(f"main returned {code}\\n")
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_serve_stopped_by_sigterm_returns_from_main_and_runs_atexit(tmp_path):
+    marker = tmp_path / "marker.txt"
+    args = [marker, "serve", "--port", "0", "--model", "demo"]
+    proc = subprocess.Popen([sys.executable, "-c", _SERVE_THEN_RETURN, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # the server is up once it prints its address
+            if line.startswith("livecam: open "):
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "livecam: server stopped" in err
+    assert marker.read_text().splitlines() == ["main returned 0", "atexit ran"]
+
+
 # ---------------------------------------------------------------------- 8. quiet, quick and honest
 
 
@@ -846,10 +925,11 @@ def test_forced_openvino_for_a_model_that_does_not_split_is_one_line(capsys, cli
 
 def test_fit_reaches_the_engine(monkeypatch):
     import livecam.engine.core
-    from livecam.cli import _parser, engine_from_args
+    from livecam.cli.configs import engine_from_config, view_config
+    from livecam.cli.parsers import parse
 
     made = {}
     monkeypatch.setattr(livecam.engine.core, "CamEngine", lambda model, **kwargs: made.update(kwargs))
-    assert _parser().parse_args([]).fit == "squash"
-    engine_from_args(_parser().parse_args(["--fit", "crop"]), "demo")
+    assert parse([]).fit == "squash"
+    engine_from_config(view_config(parse(["--fit", "crop", "--demo"])).engine)
     assert made["fit"] == "crop"

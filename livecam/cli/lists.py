@@ -1,0 +1,34 @@
+"""``livecam models`` and ``livecam layers``: what --model and --layer accept, printed as tables."""
+
+from __future__ import annotations
+
+from livecam import logs
+from livecam.errors import shown
+
+
+def models() -> int:
+    from livecam.models import DEFAULT_MODEL, ZOO
+
+    print(f"{'model':<22} {'input':<9} {'preprocessing':<14} target layer (without --layer)")
+    for name, entry in ZOO.items():
+        size = f"{entry.input_size[1]}x{entry.input_size[0]}"
+        layer = entry.default_layer or "the last spatial layer"
+        listed = f"{name} (default)" if name == DEFAULT_MODEL else name
+        print(f"{listed:<22} {size:<9} {entry.preprocess:<14} {layer}")
+    print(f"{'demo':<22} {'':<9} {'built in':<14} the shipped offline demo model (livecam --demo)")
+    print("\n(default): the model used when --model is not given. ImageNet weights download once, to ~/.keras/models/.")
+    return 0
+
+
+def layers(model: str, *, weights: str, unsafe_model_load: bool) -> int:
+    from livecam.models import find_target_layer, load_model, spatial_layers
+
+    logs.import_tensorflow()
+    with logs.native_stderr_silenced(logs.quiet()):  # Keras's C++ notes while it builds the model
+        loaded = load_model(model, weights=weights, unsafe=unsafe_model_load)
+    default = find_target_layer(loaded.model, loaded.default_layer)  # the engine's own choice without --layer
+    for layer in spatial_layers(loaded.model):
+        shape = "x".join(str(d) for d in tuple(layer.output.shape)[1:])
+        mark = "  <- default target layer (without --layer)" if layer is default else ""
+        print(f"{shown(layer.name):<45} {shape}{mark}")
+    return 0
