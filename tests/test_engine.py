@@ -199,7 +199,7 @@ def test_traces_once_over_varying_sizes_batches_classes_and_methods():
         frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
         class_id = None if i % 3 == 0 else int(rng.integers(0, N_CLASSES))
         engine(frames, class_id=class_id, method=METHOD_NAMES[i % len(METHOD_NAMES)])
-    assert engine.trace_count == 1
+    assert engine.runtime_info.traces == 1
 
 
 def test_graph_step_resizes_frames_of_other_sizes_itself():
@@ -208,7 +208,7 @@ def test_graph_step_resizes_frames_of_other_sizes_itself():
     for size in (20, 48, 64):
         out = engine.step(_frames(2, size=size), np.full(2, -1, np.int32), np.int32(0))
         assert out[2].shape == (2, SIZE // 2, SIZE // 2)
-    assert engine.trace_count == 1
+    assert engine.runtime_info.traces == 1
 
 
 @pytest.mark.slow
