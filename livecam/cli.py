@@ -519,7 +519,8 @@ def _run(args: argparse.Namespace, source, model_name: str, display: bool, per_i
     class_id = class_index(engine.class_names, args.class_) if args.class_ is not None else None
     if not quiet:
         print(f"livecam: model {shown(engine.model_name)}, layer {shown(engine.layer_name)}, method {engine.method}", file=sys.stderr)
-        print(f"livecam: runtime {engine.runtime} ({shown(engine.runtime_reason)})", file=sys.stderr)
+        info = engine.runtime_info
+        print(f"livecam: runtime {info.runtime} ({shown(info.reason)})", file=sys.stderr)
 
     hud = "none" if args.no_hud else args.hud
     renderer = Renderer(

@@ -168,9 +168,8 @@ class Pipeline:
             recording=recorder is not None,
         )
         self.controller = Controller(self.state, class_names=engine.class_names)
-        self.stats = Stats(
-            runtime={"name": getattr(engine, "runtime", "tensorflow"), "reason": getattr(engine, "runtime_reason", ""), "head": getattr(engine, "head", "tensorflow")}
-        )
+        info = engine.runtime_info
+        self.stats = Stats(runtime={"name": info.runtime, "reason": info.reason, "head": info.head})
         self.times = StageTimes()
         self.engine_rate = RateMeter()
         self.display_rate = RateMeter()
@@ -715,7 +714,7 @@ class Pipeline:
         stats.latency_p50_ms, stats.latency_p95_ms = times.latency_p50_ms, times.latency_p95_ms
         stats.dropped = self._dropped()
         stats.corrupt = int(getattr(self.source, "corrupt", 0))
-        stats.traces = self.engine.trace_count
+        stats.traces = self.engine.runtime_info.traces
         if self.options.stats_json is not None:
             try:
                 write_file_atomic(self.options.stats_json, (json.dumps(stats.to_json(), indent=2) + "\n").encode())
