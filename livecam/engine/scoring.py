@@ -93,8 +93,9 @@ def finish(probs: Any, logits: Any, cam: Any, k: int, xp: Any) -> tuple[Any, Any
     """
     finite_logits = xp.all(xp.isfinite(logits), axis=-1)
     finite = xp.logical_and(finite_logits, xp.all(xp.isfinite(cam), axis=(1, 2)))
-    cam = xp.where(finite[:, None, None], cam, xp.zeros_like(cam))
-    probs = xp.where(finite_logits[:, None], probs, xp.zeros_like(probs))
+    zero = xp.zeros((), dtype=cam.dtype)  # a scalar: no frame-sized array of zeros
+    cam = xp.where(finite[:, None, None], cam, zero)
+    probs = xp.where(finite_logits[:, None], probs, zero)
     topk_probs, topk_ids = top_k(probs, k, xp)
     return probs, cam, topk_probs, topk_ids, finite
 
