@@ -122,7 +122,7 @@ def bench_model(name: str, rounds: int, frames: int) -> dict:
 
     def run_ov_body():
         for _ in range(frames):
-            ov_engine._body(prepared)
+            ov_engine.step.body(prepared)
 
     def run_keras():
         for frame in video[: max(2, frames // 4)]:
@@ -153,8 +153,8 @@ def bench_model(name: str, rounds: int, frames: int) -> dict:
         "engine_over_forward": round(ms["engine"] / ms["forward"], 2),
         "openvino_speedup_over_forward": round(ms["forward"] / ms["ov"], 2),
         "keras_over_engine": round(ms["keras"] / ms["engine"], 1),
-        "traces": max(engine.trace_count, ov_engine.trace_count),
-        "openvino_threads": ov_engine._body.threads,
+        "traces": max(engine.runtime_info.traces, ov_engine.runtime_info.traces),
+        "openvino_threads": ov_engine.step.body.threads,
     }
 
 

@@ -87,8 +87,9 @@ def soak(frames: int, model: str, input_size: int | None, fps: float, max_rss_gr
     early, late = float(np.median(lat[fifth : 2 * fifth])), float(np.median(lat[-fifth:]))
     rss = [s for s in samples if s["frames"] >= 0.2 * frames]
     rss_growth = (rss[-1]["rss_mb"] - rss[0]["rss_mb"]) if len(rss) >= 2 else 0.0
+    info = engine.runtime_info
     checks = {
-        "traces": engine.trace_count == (0 if engine.head == "numpy" else 1),  # the NumPy head traces nothing
+        "traces": info.traces == (0 if info.head == "numpy" else 1),  # the NumPy head traces nothing
         "memory": rss_growth < max_rss_growth_mb,
         "threads": threads_after <= threads_before,
         "fds": fds_after <= fds_before,
@@ -99,8 +100,8 @@ def soak(frames: int, model: str, input_size: int | None, fps: float, max_rss_gr
         "seconds": stats.seconds,
         "fps": stats.fps,
         "dropped": stats.dropped,
-        "traces": engine.trace_count,
-        "head": engine.head,
+        "traces": info.traces,
+        "head": info.head,
         "rss_growth_mb": round(rss_growth, 1),
         "threads_before": threads_before,
         "threads_after": threads_after,

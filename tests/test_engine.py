@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import keras
 import numpy as np
@@ -10,6 +12,7 @@ import tensorflow as tf
 
 from livecam import CamEngine
 from livecam.engine.core import METHOD_NAMES
+from livecam.engine.runtimes.step import RuntimeInfo
 from livecam.errors import UserError
 
 SIZE = 32
@@ -199,7 +202,7 @@ def test_traces_once_over_varying_sizes_batches_classes_and_methods():
         frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
         class_id = None if i % 3 == 0 else int(rng.integers(0, N_CLASSES))
         engine(frames, class_id=class_id, method=METHOD_NAMES[i % len(METHOD_NAMES)])
-    assert engine.trace_count == 1
+    assert engine.runtime_info.traces == 1
 
 
 def test_graph_step_resizes_frames_of_other_sizes_itself():
@@ -208,7 +211,47 @@ def test_graph_step_resizes_frames_of_other_sizes_itself():
     for size in (20, 48, 64):
         out = engine.step(_frames(2, size=size), np.full(2, -1, np.int32), np.int32(0))
         assert out[2].shape == (2, SIZE // 2, SIZE // 2)
-    assert engine.trace_count == 1
+    assert engine.runtime_info.traces == 1
+
+
+def test_runtime_info_is_a_frozen_public_record_of_what_runs_the_step():
+    engine = CamEngine(tiny_model("dense_softmax"), layer="target", runtime="tensorflow")
+    assert engine.runtime_info == RuntimeInfo(runtime="tensorflow", reason="asked for", head="tensorflow", traces=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        engine.runtime_info.traces = 0  # type: ignore[misc]
+    assert (engine.runtime, engine.runtime_reason, engine.head, engine.trace_count) == ("tensorflow", "asked for", "tensorflow", 1)
+
+
+@pytest.mark.parametrize("kind, units", [("softmax", 4), ("sigmoid", 4), ("linear", 4), ("sigmoid", 1), ("linear", 1)])
+def test_scoring_rules_give_the_same_numbers_over_numpy_and_tensorflow(kind, units):
+    """Both runtimes share ``scoring``: the same probabilities, explained classes, logits, flags and top-k."""
+    import tensorflow.experimental.numpy as tnp
+
+    from livecam.engine import scoring
+
+    z = np.float32([[0.5, 2.0, 2.0, -1.0], [3.0, -2.0, 0.0, 1.0], [np.nan, 0.0, 1.0, 2.0]])[:, :units]
+    class_ids = np.int32([-1, 0, -1])
+    cam = np.ones((3, 2, 2), np.float32)
+    cam[1, 0, 0] = np.inf
+
+    def run(xp, to_array):
+        logits = scoring.class_logits(to_array(z), units, xp)
+        probs = scoring.probabilities(logits, kind, units, xp)
+        chosen = scoring.explained_classes(probs, to_array(class_ids), xp)
+        chosen_logits = scoring.explained_logits(logits, chosen, xp)
+        return (probs, chosen, chosen_logits, *scoring.finish(probs, logits, to_array(cam), 2, xp))
+
+    with np.errstate(all="ignore"):  # the NaN row
+        numpy = run(np, np.asarray)
+    tensorflow = run(tnp, tf.constant)
+    for i, (a, b) in enumerate(zip(numpy, tensorflow)):
+        b = np.asarray(b)
+        assert a.dtype == b.dtype
+        rows = slice(0, 2) if i in (1, 2) else slice(None)  # NumPy's argmax picks a NaN, TensorFlow's skips it: a flagged row either way
+        np.testing.assert_allclose(a[rows], b[rows], rtol=1e-6, atol=1e-7)
+    probs, chosen, _, shown, shown_cam, topk_probs, topk_ids, finite = numpy
+    assert finite.tolist() == [True, False, False] and not shown[2].any() and not shown_cam[1:].any()
+    assert topk_ids[0].tolist() == ([1, 2] if units == 4 else [1, 0] if z[0, 0] > 0 else [0, 1])  # of equal ones, the lower id first
 
 
 @pytest.mark.slow

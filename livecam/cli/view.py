@@ -115,7 +115,8 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
     class_id = class_id_of(engine, config.engine)
     if not quiet:
         print(engine_line(engine), file=sys.stderr)
-        print(f"livecam: runtime {engine.runtime} ({shown(engine.runtime_reason)})", file=sys.stderr)
+        info = engine.runtime_info
+        print(f"livecam: runtime {info.runtime} ({shown(info.reason)})", file=sys.stderr)
 
     renderer = Renderer(
         colormap=look.colormap,

@@ -1,19 +1,15 @@
 """CamEngine: frames in, predictions and class-activation maps out, in one compiled pass.
 
-Two runtimes give the same maps:
+The engine loads the model, checks and prepares frames, and calls its step. Two runtimes run
+the step and give the same maps, behind one contract (``livecam.engine.runtimes``):
 
-- ``tensorflow``: one ``tf.function`` with an input signature that takes any batch size and
-  frame size, any class ids and any method, so it traces exactly once. The target layer's
-  activations and the pre-activation class scores are captured by hooks that exist only while
-  the step is traced (``livecam.engine.split``), so they work for any model, nested backbones included.
-- ``openvino`` (the default on a CPU): the model is cut at the target layer. The body (input ->
-  activations) needs no gradients and runs in OpenVINO (``livecam.engine.runtimes.openvino``); the head
-  (activations -> class scores) is computed exactly in NumPy when it is pooling + Dense
-  (``livecam.engine.runtimes.head``), else in a small ``tf.function`` under a GradientTape.
+- ``tensorflow``: one ``tf.function`` that traces exactly once (``runtimes.tensorflow``);
+- ``openvino`` (the default on a CPU): the model cut at the target layer, the body in OpenVINO,
+  the head exactly in NumPy when it is pooling + Dense, else in a small ``tf.function``
+  (``runtimes.openvino_step``).
 
-Either way, ``_model_input`` turns uint8 BGR frames into the model's input: BGR -> RGB (the only
-place in livecam that swaps channels), resizing if needed, preprocessing. ``_explain`` turns
-activations, gradients and scores into the result, for both runtimes.
+Which one, and why, is in ``CamEngine.runtime_info``. Both share the CAM formulas
+(``livecam.engine.methods``) and the scoring rules (``livecam.engine.scoring``).
 """
 
 from __future__ import annotations
@@ -26,20 +22,16 @@ from typing import Any, Callable, Literal, Sequence
 
 import cv2
 import numpy as np
-import tensorflow as tf
-import tensorflow.experimental.numpy as tnp
 
-from livecam.engine import methods as methods_module
-from livecam.errors import UserError, first_line
 from livecam.engine.fit import FULL_BOX, apply_fit, check_fit, fit_geometry
 from livecam.engine.methods import METHOD_NAMES, check_method
+from livecam.engine.runtimes.choose import RUNTIMES, choose_step
+from livecam.engine.runtimes.step import Network, RuntimeInfo, Step
+from livecam.engine.split import output_activation
+from livecam.errors import UserError, first_line
 from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, spatial_layers
-from livecam.engine.runtimes.head import DenseHead
-from livecam.engine.split import SplitError, capture_output, head_chain, output_activation, split_at
 
 Runtime = Literal["auto", "tensorflow", "openvino"]
-RUNTIMES: tuple[str, ...] = ("auto", "tensorflow", "openvino")
-_STEP_ARGS = (tf.TensorSpec([None], tf.int32, name="class_ids"), tf.TensorSpec([], tf.int32, name="method_index"))
 
 
 @dataclass(frozen=True)
@@ -98,7 +90,7 @@ class CamEngine:
             whole), ``"crop"`` (its central part) or ``"pad"`` (letterboxed); see ``livecam.engine.fit``.
         runtime: ``"auto"`` (OpenVINO on a machine without a GPU when the model can be cut at
             the target layer, else TensorFlow), ``"tensorflow"`` or ``"openvino"``. The choice
-            and why are in ``runtime`` and ``runtime_reason``.
+            and why are in ``runtime_info``.
         log: where to say what takes time at start (converting for OpenVINO); stderr by default.
 
     Raises:
@@ -134,7 +126,6 @@ class CamEngine:
             loaded = _resize_input(loaded, input_size)
         if preprocess is not None:
             loaded = replace(loaded, preprocess=preprocess if callable(preprocess) else preprocess_fn(preprocess))
-        self._loaded = loaded
         self.model = loaded.model
         self.model_name: str = loaded.name  # the zoo name, "demo", or the model file's stem
         self.class_names: tuple[str, ...] = loaded.class_names
@@ -144,17 +135,18 @@ class CamEngine:
         if not 1 <= topk <= self.num_classes:
             raise UserError(f"Expected topk in [1, {self.num_classes}]. Received: topk={topk}")
         self.topk = topk
-        self._target = find_target_layer(self.model, layer if layer is not None else loaded.default_layer)
-        self.layer_name: str = self._target.name
-        self._output = output_activation(self.model)
-        self.trace_count = 0
-        self._xla = xla
-        self.runtime: str = "tensorflow"  # the runtime in use, and why (for the console and the stats)
-        self.runtime_reason: str = "asked for"
-        self.head: str = "tensorflow"  # what computes the head's gradients: "tensorflow", or "numpy" (pooling + Dense)
-        if runtime != "tensorflow":
-            self.runtime, self.runtime_reason = self._try_openvino(runtime, xla=xla, mixed_precision=mixed_precision, log=log)
-        self._step = self._openvino_step() if self.runtime == "openvino" else self._tensorflow_step()
+        target = find_target_layer(self.model, layer if layer is not None else loaded.default_layer)
+        self.layer_name: str = target.name
+        network = Network(
+            model=self.model,
+            name=self.model_name,
+            target=target,
+            output=output_activation(self.model),
+            input_size=self.input_size,
+            preprocess=loaded.preprocess,
+            topk=topk,
+        )
+        self._step: Step = choose_step(network, runtime, xla=xla, mixed_precision=mixed_precision, log=log)
         # Trace and run once now, on one thread: the first run also optimises the graph (most of a
         # second for mobilenet_v2), which would otherwise stall the first frame of a stream.
         h, w = self.input_size
@@ -171,16 +163,29 @@ class CamEngine:
         self._method = check_method(name)
 
     @property
-    def step(self) -> Any:
-        """The compiled step itself, for serving and export (``__call__`` is the friendly form).
+    def step(self) -> Step:
+        """The runtime's step itself (``__call__`` is the friendly form).
 
         ``step(frames_bgr, class_ids, method_index)``: uint8 BGR frames (N, H, W, 3) at the input
         size (the TensorFlow runtime also resizes other sizes in the graph, squashed whatever ``fit``
         says: ``prepare`` fits them), int32 class ids (N,) with -1 for each
         frame's top class, and the int32 index of the method in ``METHOD_NAMES``. Returns the
         arrays (probs, class_ids, cam, topk_probs, topk_ids, finite), as tensors or NumPy arrays.
+        The TensorFlow runtime's ``step.function`` is the ``tf.function``, for serving and export;
+        the OpenVINO runtime's ``step.body`` is its converted body (``OpenVinoBody``).
         """
         return self._step
+
+    @property
+    def runtime_info(self) -> RuntimeInfo:
+        """What runs the step and why: the runtime, the reason, the head, and the traces so far."""
+        return self._step.info
+
+    # The runtime's facts as they were named before ``runtime_info`` (read it instead).
+    runtime = property(lambda self: self._step.info.runtime, doc="``runtime_info.runtime``.")
+    runtime_reason = property(lambda self: self._step.info.reason, doc="``runtime_info.reason``.")
+    head = property(lambda self: self._step.info.head, doc="``runtime_info.head``.")
+    trace_count = property(lambda self: self._step.info.traces, doc="``runtime_info.traces``.")
 
     @property
     def layer_candidates(self) -> list[str]:
@@ -253,170 +258,6 @@ class CamEngine:
             box=box,
         )
 
-    # ------------------------------------------------------------------ the runtime
-
-    def _tensorflow_step(self) -> Callable:
-        """The whole step in one tf.function: (uint8 BGR frames of any size, class ids, method index)."""
-        frames = tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames_bgr")
-        # No Python control flow on tensors (the method is a tf.switch_case): AutoGraph's source
-        # conversion would be pure start-up cost (about 0.5 s of CPU for the demo).
-        return tf.function(self._graph_step, input_signature=[frames, *_STEP_ARGS], jit_compile=self._xla, autograph=False)
-
-    def _openvino_step(self) -> Callable:
-        """The same signature (frames at the input size): the body in OpenVINO, then the head.
-
-        A pooling + Dense head is computed exactly in NumPy (``livecam.engine.runtimes.head``); any other head is
-        differentiated in a small tf.function.
-        """
-        dense = self._dense
-        if dense is not None:
-            self.head = "numpy"
-            return lambda frames_bgr, class_ids, method_index: dense(*self._body(frames_bgr), np.asarray(class_ids), method_index)
-        self.head = "tensorflow"
-        activations = tf.TensorSpec(self._body_output_shape, tf.float32, name="activations")
-        head = tf.function(self._head_step, input_signature=[activations, *_STEP_ARGS], autograph=False)
-        return lambda frames_bgr, class_ids, method_index: head(self._body(frames_bgr)[0], class_ids, method_index)
-
-    def _try_openvino(self, runtime: str, *, xla: bool, mixed_precision: bool, log: Callable[[str], None]) -> tuple[str, str]:
-        """("openvino", why) once the body is compiled in OpenVINO, else ("tensorflow", why not).
-
-        A runtime the caller forced that cannot work is a UserError, not a silent fallback.
-        """
-        from livecam.engine.runtimes import openvino as runtime_openvino
-
-        forced = runtime == "openvino"
-
-        def fall_back(reason: str) -> tuple[str, str]:
-            if forced:
-                raise UserError(
-                    f"The OpenVINO runtime cannot run model {self.model_name!r}: {reason}; "
-                    f"use --runtime tensorflow (runtime='tensorflow') or auto."
-                )
-            return "tensorflow", reason
-
-        if xla or mixed_precision:
-            return fall_back("XLA and mixed precision are TensorFlow options")
-        reason = runtime_openvino.unavailable_reason()
-        if reason is not None:
-            return fall_back(reason)
-        if not forced and tf.config.list_physical_devices("GPU"):
-            return "tensorflow", "a GPU is visible, and TensorFlow runs the whole step on it"
-        try:
-            self._split = split_at(self.model, self._target)
-        except SplitError as exc:
-            return fall_back(f"the model cannot be cut at layer {self.layer_name!r}: {exc}")
-        except Exception as exc:  # a graph Keras cannot take apart: TensorFlow runs it whole
-            return fall_back(f"the model cannot be cut at layer {self.layer_name!r} ({first_line(exc)})")
-        h, w = self.input_size
-        self._body_output_shape = [None, *tuple(self._target.output.shape)[1:]]
-        # A pooling + Dense head: its scores are computed in OpenVINO too, as a second output of
-        # the body (two threads, fused), and only their gradients and the map in NumPy.
-        self._dense = DenseHead.match(head_chain(self.model, self._target), self._output, self.topk)
-        dense = self._dense
-
-        def make_body() -> Any:
-            def body(frames_bgr: tf.Tensor) -> Any:
-                activations = tf.cast(self._split.body(self._model_input(frames_bgr), training=False), tf.float32)
-                if dense is None:
-                    return activations
-                return activations, tf.matmul(tf.reduce_mean(activations, axis=(1, 2)), dense.kernel) + dense.bias
-
-            return tf.function(body, input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="frames_bgr")], autograph=False)
-
-        key = runtime_openvino.fingerprint(
-            self.model,
-            layer=self.layer_name,
-            input_size=self.input_size,
-            preprocess=runtime_openvino.describe_callable(self._loaded.preprocess),
-            scores=dense is not None,
-        )
-        try:
-            self._body = runtime_openvino.OpenVinoBody(
-                make_body,
-                label=f"{self.model_name}-{self.layer_name}-{h}x{w}",
-                key=key,
-                log=log,
-                input_shape=(None, h, w, 3),
-                output_shapes=(self._body_output_shape,) if dense is None else (self._body_output_shape, (None, dense.units)),
-            )
-        except Exception as exc:  # the converter refuses a layer, or the CPU plugin an op
-            return fall_back(f"OpenVINO could not convert its body ({first_line(exc)})")
-        return "openvino", "asked for" if forced else f"no GPU, and the model splits cleanly at layer {self.layer_name!r}"
-
-    # ------------------------------------------------------------------ the compiled steps
-
-    def _model_input(self, frames_bgr: tf.Tensor) -> tf.Tensor:
-        """uint8 BGR frames -> the model's input: RGB, at the input size, preprocessed."""
-        h, w = self.input_size
-        # BGR -> RGB, once, here. A gather rather than tf.reverse: OpenVINO fuses it into the first
-        # layer, where a reverse costs 1.7 ms a frame (mobilenet_v2 on 2 cores, 10.1 against 8.4 ms).
-        x = tf.gather(tf.cast(frames_bgr, tf.float32), [2, 1, 0], axis=-1)
-        if tuple(frames_bgr.shape[1:3]) != (h, w):  # not known to be at the input size when traced
-            same_size = tf.reduce_all(tf.equal(tf.shape(x)[1:3], [h, w]))
-            # XLA has no kernel for the antialiased resize; callers of __call__ never get here anyway,
-            # since frames are resized on the CPU first (prepare).
-            antialias = not self._xla
-            x = tf.cond(same_size, lambda: x, lambda: tf.image.resize(x, (h, w), antialias=antialias))
-        x = tf.ensure_shape(x, [None, h, w, 3])
-        return self._loaded.preprocess(x)
-
-    def _graph_step(self, frames_bgr: tf.Tensor, class_ids: tf.Tensor, method_index: tf.Tensor):
-        """The TensorFlow runtime: the whole model, once, with hooks at the target layer and the output."""
-        self.trace_count += 1
-        x = self._model_input(frames_bgr)
-        captured: dict[str, tf.Tensor] = {}
-        with tf.GradientTape() as tape:
-            with capture_output(self._target, captured, "activations", tape), self._output.hook(captured):
-                output = self.model(x, training=False)
-            probs, logits = self._scores(output, captured)
-            chosen, score = _chosen_score(probs, logits, class_ids)
-        grads = tape.gradient(score, captured["activations"])
-        return self._explain(captured["activations"], grads, probs, logits, chosen, method_index)
-
-    def _head_step(self, activations: tf.Tensor, class_ids: tf.Tensor, method_index: tf.Tensor):
-        """The OpenVINO runtime's second half: the head alone, from the body's activations."""
-        self.trace_count += 1
-        captured: dict[str, tf.Tensor] = {}
-        with tf.GradientTape() as tape:
-            tape.watch(activations)
-            with self._output.hook(captured):
-                output = self._split.head(activations, training=False)
-            probs, logits = self._scores(output, captured)
-            chosen, score = _chosen_score(probs, logits, class_ids)
-        grads = tape.gradient(score, activations)
-        return self._explain(activations, grads, probs, logits, chosen, method_index)
-
-    def _scores(self, output: tf.Tensor, captured: dict) -> tuple[tf.Tensor, tf.Tensor]:
-        """(probs, logits): the probabilities shown, and the scores whose gradients make the maps.
-
-        Softmax: the model's probabilities and the pre-softmax logits. Sigmoid with several units
-        (multi-label): each class's own probability, never renormalised, and its pre-sigmoid logit.
-        One unit (a binary classifier, sigmoid or a bare logit z): two classes, probabilities
-        [1 - p, p], explained by -z and z. A model that outputs logits: their softmax.
-        """
-        output = tf.cast(output, tf.float32)
-        logits = output if self._output.kind == "linear" else tf.cast(captured["logits"], tf.float32)
-        if self._output.units == 1:
-            z = logits[:, :1]
-            return tf.concat([tf.sigmoid(-z), tf.sigmoid(z)], axis=-1), tf.concat([-z, z], axis=-1)
-        if self._output.kind == "linear":
-            return tf.nn.softmax(logits), logits
-        return output, logits
-
-    def _explain(self, activations, grads, probs, logits, chosen, method_index):
-        """The maps and the result tensors, from activations, gradients and scores (both runtimes)."""
-        activations = tf.cast(activations, tf.float32)
-        grads = tf.cast(grads, tf.float32)
-        branches = [lambda fn=fn: fn(activations, grads, tnp) for fn in methods_module.METHODS.values()]
-        cam = methods_module.normalize(tf.switch_case(method_index, branches), tnp)
-
-        finite_logits = tf.reduce_all(tf.math.is_finite(logits), axis=-1)
-        finite = tf.logical_and(finite_logits, tf.reduce_all(tf.math.is_finite(cam), axis=(1, 2)))
-        cam = tf.where(finite[:, None, None], cam, tf.zeros_like(cam))
-        probs = tf.where(finite_logits[:, None], probs, tf.zeros_like(probs))
-        topk = tf.math.top_k(probs, k=self.topk)
-        return probs, chosen, cam, topk.values, topk.indices, finite
-
     def _class_ids(self, class_id: int | Sequence[int] | None, n: int) -> np.ndarray:
         if class_id is None:
             return np.full(n, -1, np.int32)
@@ -429,13 +270,6 @@ class CamEngine:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _chosen_score(probs: tf.Tensor, logits: tf.Tensor, class_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """The class each row explains (its own top class where class_ids < 0) and the summed score."""
-    top = tf.argmax(probs, axis=-1, output_type=tf.int32)
-    chosen = tf.where(class_ids >= 0, class_ids, top)
-    return chosen, tf.reduce_sum(tf.gather(logits, chosen, axis=1, batch_dims=1))
 
 
 def _check_frames(frames: Any) -> np.ndarray:

@@ -392,9 +392,10 @@ class Pipeline:
         stats.latency_p50_ms, stats.latency_p95_ms = times.latency_p50_ms, times.latency_p95_ms
         stats.dropped = self._dropped()
         stats.corrupt = self.source.corrupt
-        stats.traces = self.engine.trace_count
+        stats.traces = self.engine.runtime_info.traces
 
 
 def runtime_info(engine: CamEngine) -> dict[str, str]:
     """Which runtime runs the engine and why, for ``--stats-json``."""
-    return {"name": engine.runtime, "reason": engine.runtime_reason, "head": engine.head}
+    info = engine.runtime_info
+    return {"name": info.runtime, "reason": info.reason, "head": info.head}

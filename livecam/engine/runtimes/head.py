@@ -6,8 +6,8 @@ linear in the activations, z_c = mean_ij(A_ij) . W[:, c] + b_c, and its gradient
 without differentiating: dz_c/dA_ij = W[:, c] / (h * w) at every location. Computing that in
 NumPy takes a fraction of a millisecond, where a TensorFlow call for the same head costs several
 (its dispatch, and its threads competing with OpenVINO's). The maps come from the same formulas
-(``livecam.engine.methods``) as in the TensorFlow step, and the probabilities follow the same rules
-(``CamEngine._scores``), so both runtimes agree; the tests compare them.
+(``livecam.engine.methods``) as in the TensorFlow step, and the scores follow the same rules
+(``livecam.engine.scoring``), so both runtimes agree; the tests compare them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from livecam.engine import methods as methods_module
+from livecam.engine import scoring
 
 _PASS_THROUGH = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "AlphaDropout", "ActivityRegularization")
 
@@ -31,11 +32,10 @@ class DenseHead:
     def __init__(self, kernel: np.ndarray, bias: np.ndarray, kind: str, topk: int) -> None:
         self.kernel = np.ascontiguousarray(kernel, np.float32)  # (C, units)
         self.bias = np.asarray(bias, np.float32)
-        self.kind = kind  # "softmax", "sigmoid" or "linear", as CamEngine._scores reads it
+        self.kind = kind  # "softmax", "sigmoid" or "linear", as ``OutputActivation.kind``
         self.units = self.kernel.shape[1]
         self.topk = topk
         self._methods = tuple(methods_module.METHODS.values())  # indexed as METHOD_NAMES
-        self._ones = np.ones(self.units, np.float32)
 
     @classmethod
     def match(cls, chain: list[Any] | None, output: Any, topk: int) -> "DenseHead | None":
@@ -75,35 +75,17 @@ class DenseHead:
         z = np.asarray(z, np.float32)
         n, h, w, _ = A.shape
         with np.errstate(all="ignore"):  # non-finite activations are flagged below, not warned about
-            probs, logits, direction = self._scores(z)
-            top = np.argmax(probs, axis=-1).astype(np.int32)
-            chosen = np.where(class_ids >= 0, class_ids, top).astype(np.int32)
-            # d logit_c / dA_ij = W[:, c] / (h w) at every location; for one unit, class 0 is -z.
-            column = np.minimum(chosen, self.units - 1)
-            g = (self.kernel[:, column].T * direction[chosen][:, None]) / np.float32(h * w)
+            logits = scoring.class_logits(z, self.units, np)
+            probs = scoring.probabilities(logits, self.kind, self.units, np)
+            chosen = scoring.explained_classes(probs, np.asarray(class_ids), np)
+            # d logit_c / dA_ij = sign_c W[:, column_c] / (h w) at every location.
+            column, sign = scoring.logit_column(chosen, self.units, np)
+            g = (self.kernel[:, column].T * sign[:, None]) / np.float32(h * w)
             G = np.broadcast_to(g[:, None, None, :], A.shape)
             method = self._methods[int(method_index)]
             cam = methods_module.normalize(method(A, G, np), np).astype(np.float32)
-            finite_logits = np.isfinite(logits).all(axis=-1)
-            finite = finite_logits & np.isfinite(cam).all(axis=(1, 2))
-        cam = np.where(finite[:, None, None], cam, np.float32(0))
-        probs = np.where(finite_logits[:, None], probs, np.float32(0)).astype(np.float32)
-        order = np.argsort(-probs, axis=-1, kind="stable")[:, : self.topk].astype(np.int32)
-        return probs, chosen, cam, np.take_along_axis(probs, order, axis=-1), order, finite
-
-    def _scores(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(probs, logits, the sign of each class's logit in z), by CamEngine._scores' rules."""
-        if self.units == 1:
-            return np.concatenate([_sigmoid(-z), _sigmoid(z)], axis=-1), np.concatenate([-z, z], axis=-1), np.float32([-1, 1])
-        if self.kind == "sigmoid":
-            return _sigmoid(z), z, self._ones
-        shifted = z - z.max(axis=-1, keepdims=True)
-        e = np.exp(shifted)
-        return e / e.sum(axis=-1, keepdims=True), z, self._ones
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)  # no overflow for large |z|
+            probs, cam, topk_probs, topk_ids, finite = scoring.finish(probs, logits, cam, self.topk, np)
+        return probs, chosen, cam, topk_probs, topk_ids, finite
 
 
 def _activation_name(layer: Any) -> str | None:

@@ -242,6 +242,11 @@ class OpenVinoBody:
         self._streams = ov.AsyncInferQueue(parallel, parallel.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self._streams.set_callback(self._collect)
 
+    @property
+    def dynamic(self) -> bool:
+        """True when the body takes no fixed batch: every batch runs on one copy compiled for any batch."""
+        return self._dynamic is not None
+
     def __call__(self, frames_bgr: np.ndarray) -> tuple[np.ndarray, ...]:
         """The body's outputs (activations (N, h, w, C) float32 first) for uint8 BGR frames (N, H, W, 3) at the input size."""
         frames = np.ascontiguousarray(frames_bgr)

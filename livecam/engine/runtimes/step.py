@@ -1,0 +1,72 @@
+"""The contract every runtime keeps: a ``Step``, what it was given to run, and what it says about itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Protocol
+
+import numpy as np
+
+RuntimeName = Literal["tensorflow", "openvino"]
+HeadKind = Literal["tensorflow", "numpy"]
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """What runs the engine's step, and why: read by the console line, ``--stats-json`` and the tests.
+
+    Attributes:
+        runtime: ``"tensorflow"`` (the whole step in one ``tf.function``) or ``"openvino"`` (the
+            network's body in OpenVINO, then the head).
+        reason: why this runtime, in words (``"asked for"``, or why not OpenVINO).
+        head: what computes the head's gradients: ``"tensorflow"`` (autodiff), or ``"numpy"`` (a
+            pooling + Dense head, exactly and without autodiff).
+        traces: how many times a ``tf.function`` of the step was traced (1 once it has run; 0 for
+            the NumPy head, which traces nothing).
+    """
+
+    runtime: RuntimeName
+    reason: str
+    head: HeadKind
+    traces: int
+
+
+@dataclass(frozen=True)
+class Network:
+    """What a runtime is given to run: the model and where to explain it.
+
+    Attributes:
+        model: the ``keras.Model``.
+        name: the model's name (a zoo name, ``"demo"``, or the model file's stem).
+        target: the target layer, whose activations the maps are made of.
+        output: the model's ``OutputActivation`` (``livecam.engine.split``).
+        input_size: (height, width) the network is fed at.
+        preprocess: float32 RGB 0..255 tensors -> the model's input.
+        topk: how many top classes each result carries.
+    """
+
+    model: Any
+    name: str
+    target: Any
+    output: Any
+    input_size: tuple[int, int]
+    preprocess: Callable[[Any], Any]
+    topk: int
+
+
+StepOutputs = tuple[Any, Any, Any, Any, Any, Any]  # probs, class_ids, cam, topk_probs, topk_ids, finite
+
+
+class Step(Protocol):
+    """One engine step: prepared frames in, the arrays of a result out.
+
+    ``step(frames_bgr, class_ids, method_index)``: uint8 BGR frames (N, H, W, 3) at the input
+    size, int32 class ids (N,) with -1 for each frame's top class, and the int32 index of the
+    method in ``METHOD_NAMES``. Returns (probs, class_ids, cam, topk_probs, topk_ids, finite), as
+    tensors or NumPy arrays (``np.asarray`` takes either).
+    """
+
+    @property
+    def info(self) -> RuntimeInfo: ...
+
+    def __call__(self, frames_bgr: np.ndarray, class_ids: np.ndarray, method_index: Any) -> StepOutputs: ...
