@@ -14,13 +14,14 @@ import random
 import re
 import stat
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from livecam.errors import UserError, close_matches, file_kind, first_line
 from livecam.engine.split import output_activation
+from livecam.errors import UserError, close_matches, file_kind, first_line
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,9 @@ def _names_by_id(path: Path, data: dict) -> list:
             raise UserError(f"Labels file {str(path)!r} names class {class_id} twice; give each class id one name.")
         if isinstance(value, list):
             if not value or not isinstance(value[-1], str):
-                raise UserError(f"Labels file {str(path)!r} gives class {class_id} no name ({json.dumps(value)}); give it a name.")
+                raise UserError(
+                    f"Labels file {str(path)!r} gives class {class_id} no name ({json.dumps(value)}); give it a name."
+                )
             value = value[-1]
         if not isinstance(value, str):
             raise UserError(f"Labels file {str(path)!r} gives class {class_id} the name {json.dumps(value)}; names must be text.")
@@ -225,7 +228,9 @@ def load_model(
     names = load_labels(labels) if labels is not None else loaded.class_names
     if names and len(names) != n_classes:
         where = f"labels file {str(labels)!r}" if labels is not None else "the model's class names"
-        raise UserError(f"The {where} has {len(names)} names but the model has {n_classes} classes; pass a labels file with one name per class.")
+        raise UserError(
+            f"The {where} has {len(names)} names but the model has {n_classes} classes; pass a labels file with one name per class."
+        )
     if not names:
         names = tuple(f"class {i}" for i in range(n_classes))
     return LoadedModel(loaded.model, loaded.name, loaded.preprocess, loaded.input_size, tuple(names), loaded.default_layer)
@@ -242,7 +247,9 @@ def _build_zoo(name: str, weights: str | Path | None) -> LoadedModel:
     if weights is not None and weights != "imagenet":
         weight_path = Path(weights)
         if not weight_path.is_file():
-            raise UserError(f"Weights file {str(weight_path)!r} does not exist; pass a path to a .weights.h5/.h5 file, 'imagenet' or 'none'.")
+            raise UserError(
+                f"Weights file {str(weight_path)!r} does not exist; pass a path to a .weights.h5/.h5 file, 'imagenet' or 'none'."
+            )
         weights = None
     kwargs: dict[str, Any] = {"weights": weights, "input_shape": (*entry.input_size, 3)}
     try:
@@ -265,7 +272,9 @@ def _build_zoo(name: str, weights: str | Path | None) -> LoadedModel:
                 f"Weights file {str(weight_path)!r} does not fit {name} ({first_line(exc)}); "
                 f"pass weights saved from the same architecture."
             ) from exc
-    return LoadedModel(model, name, preprocess_fn(entry.preprocess), entry.input_size, imagenet_class_names(), entry.default_layer)
+    return LoadedModel(
+        model, name, preprocess_fn(entry.preprocess), entry.input_size, imagenet_class_names(), entry.default_layer
+    )
 
 
 @contextlib.contextmanager
@@ -303,7 +312,9 @@ def _load_file(path: Path, *, unsafe: bool) -> LoadedModel:
     import keras
 
     if not path.is_file():
-        raise UserError(f"Model file {str(path)!r} does not exist; pass a zoo name ({', '.join(ZOO)}) or a path to a .keras/.h5 file.")
+        raise UserError(
+            f"Model file {str(path)!r} does not exist; pass a zoo name ({', '.join(ZOO)}) or a path to a .keras/.h5 file."
+        )
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as exc:
@@ -313,7 +324,9 @@ def _load_file(path: Path, *, unsafe: bool) -> LoadedModel:
                 f"Model file {str(path)!r} contains a Lambda layer, which runs arbitrary code when loaded; "
                 f"load it only if you trust its source, with --unsafe-model-load."
             ) from exc
-        raise UserError(f"Could not load model file {str(path)!r} ({first_line(exc)}); pass a model saved with keras' model.save().") from exc
+        raise UserError(
+            f"Could not load model file {str(path)!r} ({first_line(exc)}); pass a model saved with keras' model.save()."
+        ) from exc
     if not isinstance(model, keras.Model):
         raise UserError(f"Model file {str(path)!r} does not hold a Keras model.")
     return _user_model(model, path.stem, f"Model file {str(path)!r}")
@@ -426,7 +439,9 @@ def find_target_layer(model: Any, name: str | None = None) -> Any:
     candidates = spatial_layers(model)
     if name is None:
         if not candidates:
-            raise UserError(f"Model {model.name!r} has no convolutional layer (no spatial feature map) to take a map from; {EXPLAINABLE}.")
+            raise UserError(
+                f"Model {model.name!r} has no convolutional layer (no spatial feature map) to take a map from; {EXPLAINABLE}."
+            )
         return candidates[-1]
     import keras
 
@@ -438,7 +453,9 @@ def find_target_layer(model: Any, name: str | None = None) -> Any:
                     f"pick a layer inside the network: {_layer_list(candidates)}."
                 )
             if layer not in candidates:
-                raise UserError(f"Layer {name!r} does not output a spatial 4-D feature map; pick one of {_layer_list(candidates)}.")
+                raise UserError(
+                    f"Layer {name!r} does not output a spatial 4-D feature map; pick one of {_layer_list(candidates)}."
+                )
             return layer
     close = close_matches(name, [c.name for c in candidates])
     did_you_mean = f"did you mean {close}? " if close else ""
@@ -467,7 +484,11 @@ def class_index(class_names: tuple[str, ...] | list[str], query: str | int) -> i
     if len(matches) > 1:
         raise UserError(f"Class name {text!r} is ambiguous (ids {', '.join(map(str, matches))}); pass the id instead.")
     close = difflib.get_close_matches(text.lower(), folded, n=3, cutoff=0.6)
-    hint = "did you mean " + " or ".join(f"{class_names[folded.index(c)]!r} ({folded.index(c)})" for c in close) + "? " if close else ""
+    hint = (
+        "did you mean " + " or ".join(f"{class_names[folded.index(c)]!r} ({folded.index(c)})" for c in close) + "? "
+        if close
+        else ""
+    )
     raise UserError(f"Unknown class {text!r}: {hint}Pass a class id or one of the model's class names.")
 
 

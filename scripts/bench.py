@@ -180,7 +180,9 @@ def bench_model(name: str, video: Path, args: argparse.Namespace, workdir: Path)
     engines = {"tf": CamEngine(name, weights=None, runtime="tensorflow")}
     model = engines["tf"].model
     entry = ZOO[name]
-    engines["ov"] = CamEngine(model, preprocess=entry.preprocess, layer=engines["tf"].layer_name, runtime="openvino", log=lambda text: None)
+    engines["ov"] = CamEngine(
+        model, preprocess=entry.preprocess, layer=engines["tf"].layer_name, runtime="openvino", log=lambda text: None
+    )
     h, w = engines["tf"].input_size
     clip = read_video(video, 30)
 
@@ -204,7 +206,7 @@ def bench_model(name: str, video: Path, args: argparse.Namespace, workdir: Path)
     for _ in range(5):
         rounds["forward"].append(seconds_for(lambda: forward(x).numpy(), 30))
         for key, engine in engines.items():
-            rounds[f"engine {key}"].append(seconds_for(lambda: engine(next(frame_iter)), 30))
+            rounds[f"engine {key}"].append(seconds_for(lambda engine=engine: engine(next(frame_iter)), 30))
     for key, samples in rounds.items():
         row[key] = 1.0 / float(np.median(samples))
     row["forward in process"] = row["forward"]
@@ -283,7 +285,9 @@ def main() -> None:
     for r in rows:
         for key in RUNTIMES:
             p50, p95, step = r[f"live latency p50 ms {key}"], r[f"live latency p95 ms {key}"], r[f"engine step ms {key}"]
-            print(f"| {r['model']} | {key} | {p50:.1f} / {p95:.1f} | {step:.1f} | {p50 / step:.2f}x | {r[f'live dropped {key}']} |")
+            print(
+                f"| {r['model']} | {key} | {p50:.1f} / {p95:.1f} | {step:.1f} | {p50 / step:.2f}x | {r[f'live dropped {key}']} |"
+            )
     print("\nPer-stage ms per frame (capture = decode + resize, write = H.264 encode); stages overlap in threads:\n")
     print("| model | run | " + " | ".join(STAGES) + " | end-to-end ms/frame |")
     print("|---|---|" + "---:|" * (len(STAGES) + 1))
@@ -291,13 +295,21 @@ def main() -> None:
         for key in RUNTIMES:
             for mode, label in (("--batch 1", "livecam --batch 1"), ("file mode", "livecam file mode")):
                 stage = r[f"stage ms {mode} {key}"]
-                print(f"| {r['model']} | {mode} {key} | " + " | ".join(f"{stage.get(s, 0):.1f}" for s in STAGES) + f" | {1000 / r[f'{label} {key}']:.1f} |")
+                print(
+                    f"| {r['model']} | {mode} {key} | "
+                    + " | ".join(f"{stage.get(s, 0):.1f}" for s in STAGES)
+                    + f" | {1000 / r[f'{label} {key}']:.1f} |"
+                )
     print(f"\ntraces (compiled steps per run): {max(r['traces'] for r in rows)}")
     if "keras example" in rows[0]:
-        print("\nlivecam vs peers: " + "; ".join(
-            f"{r['model']}: {r['livecam file mode ov'] / r['keras example']:.1f}x the Keras example, "
-            f"{r['livecam file mode ov'] / r['tf-keras-vis']:.1f}x tf-keras-vis" for r in rows
-        ))
+        print(
+            "\nlivecam vs peers: "
+            + "; ".join(
+                f"{r['model']}: {r['livecam file mode ov'] / r['keras example']:.1f}x the Keras example, "
+                f"{r['livecam file mode ov'] / r['tf-keras-vis']:.1f}x tf-keras-vis"
+                for r in rows
+            )
+        )
 
 
 def machine() -> str:

@@ -83,7 +83,9 @@ def forward_alone_ms(name: str, rounds: int = 5, frames: int = 20) -> float:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", FORWARD_ALONE, name, str(rounds), str(frames)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", FORWARD_ALONE, name, str(rounds), str(frames)], capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -170,7 +172,9 @@ def main() -> None:
         print(json.dumps({"machine": _machine(), "results": results}, indent=2))
         return
     print(f"Machine: {_machine()}\n")
-    print("| model | TF forward ms | TF step ms | OpenVINO step ms (body) | Keras example ms | TF step / forward | OpenVINO step rate / TF forward rate | Keras example / TF step |")
+    print(
+        "| model | TF forward ms | TF step ms | OpenVINO step ms (body) | Keras example ms | TF step / forward | OpenVINO step rate / TF forward rate | Keras example / TF step |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(

@@ -28,7 +28,6 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -39,9 +38,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from serve_helpers import ServerProcess  # noqa: E402  (a real `livecam serve --port 0` process)
-
 from livecam.demo import AnimatedScene  # noqa: E402
+from serve_helpers import ServerProcess  # noqa: E402  (a real `livecam serve --port 0` process)
 
 SIZE_WH = (640, 480)
 WARMUP_S = 2.0
@@ -81,10 +79,14 @@ async def load_run(server: ServerProcess, jpegs: list[bytes], n: int, seconds: f
         start = time.monotonic()
         record_from = start + WARMUP_S
         stop_at = record_from + seconds
+
         # The batch counters at the end of the warm-up: a task reads them then.
         async def counters_at(t: float) -> tuple[float, float]:
             await asyncio.sleep(max(0.0, t - time.monotonic()))
-            return (await metric_sum(session, server, "livecam_engine_batch_size_sum"), await metric_sum(session, server, "livecam_engine_batch_size_count"))
+            return (
+                await metric_sum(session, server, "livecam_engine_batch_size_sum"),
+                await metric_sum(session, server, "livecam_engine_batch_size_count"),
+            )
 
         before_task = asyncio.ensure_future(counters_at(record_from))
         results = await asyncio.gather(*(client(session, server, jpegs, stop_at, record_from, k * 7) for k in range(n)))
@@ -197,7 +199,9 @@ def print_tables(report: dict) -> None:
     print(f"machine: {report['machine']}")
     for model, rows in report["models"].items():
         print(f"\n{model} (weights none), 640x480 JPEG, stop-and-wait clients")
-        print(f"{'clients':>7} {'total fps':>10} {'per client (min-max)':>22} {'rtt p50':>8} {'rtt p95':>8} {'engine p50':>11} {'batch':>6}")
+        print(
+            f"{'clients':>7} {'total fps':>10} {'per client (min-max)':>22} {'rtt p50':>8} {'rtt p95':>8} {'engine p50':>11} {'batch':>6}"
+        )
         for row in rows:
             spread = f"{row['client_fps_min']:.1f}-{row['client_fps_max']:.1f}"
             print(

@@ -51,7 +51,9 @@ def mass_in_box(cam_frame: np.ndarray, box_xyxy: tuple[int, int, int, int]) -> f
     return float(cam_frame[y0 : y1 + 1, x0 : x1 + 1].sum(dtype=np.float64)) / total
 
 
-def evaluate(n: int, start: int, methods: tuple[str, ...] = METHODS, size_wh: tuple[int, int] = (224, 224), batch: int = 100) -> dict:
+def evaluate(
+    n: int, start: int, methods: tuple[str, ...] = METHODS, size_wh: tuple[int, int] = (224, 224), batch: int = 100
+) -> dict:
     """Accuracy and, per method, pointing game and mass in box over scenes start..start+n-1."""
     from livecam import CamEngine
 
@@ -109,7 +111,9 @@ def to_markdown(report: dict) -> str:
     ]
     for method, scores in report["methods"].items():
         lines.append(f"| {method} | {scores['pointing_game']:.1%} | {scores['mass_in_box']:.1%} |")
-    lines.append(f"| *centre baseline / uniform map* | {report['centre_baseline_pointing_game']:.1%} | {report['uniform_map_mass_in_box']:.1%} |")
+    lines.append(
+        f"| *centre baseline / uniform map* | {report['centre_baseline_pointing_game']:.1%} | {report['uniform_map_mass_in_box']:.1%} |"
+    )
     return "\n".join(lines)
 
 

@@ -59,8 +59,24 @@ def main() -> None:
 
 def _gif(video: Path, out: Path, seconds: float) -> None:
     """A small GIF: 8 fps, 320 px wide, one 64-colour palette made for the clip."""
-    graph = "fps=8,scale=320:-1:flags=lanczos,split[a][b];[a]palettegen=max_colors=64[p];[b][p]paletteuse=dither=bayer:bayer_scale=5"
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-t", str(seconds), "-i", str(video), "-vf", graph, "-loop", "0", str(out)]
+    graph = (
+        "fps=8,scale=320:-1:flags=lanczos,split[a][b];[a]palettegen=max_colors=64[p];[b][p]paletteuse=dither=bayer:bayer_scale=5"
+    )
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-loglevel",
+        "error",
+        "-y",
+        "-t",
+        str(seconds),
+        "-i",
+        str(video),
+        "-vf",
+        graph,
+        "-loop",
+        "0",
+        str(out),
+    ]
     subprocess.run(command, check=True)
 
 

@@ -33,10 +33,10 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 from livecam import CamEngine  # noqa: E402
-from livecam.viewer.pipeline import Options, Pipeline  # noqa: E402
 from livecam.render import Renderer  # noqa: E402
-from livecam.viewer.recorder import VideoWriter  # noqa: E402
 from livecam.sources import open_source  # noqa: E402
+from livecam.viewer.pipeline import Options, Pipeline  # noqa: E402
+from livecam.viewer.recorder import VideoWriter  # noqa: E402
 
 
 def soak(frames: int, model: str, input_size: int | None, fps: float, max_rss_growth_mb: float) -> dict:

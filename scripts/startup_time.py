@@ -65,7 +65,15 @@ def main() -> None:
                     env = dict(os.environ, PYTHONPATH=str(root))
                     marks = Path(tmp) / "marks.json"
                     command = [sys.executable, "-c", _CHILD, str(marks), *CASES[case]]
-                    command += ["--no-display", "--quiet", "--max-frames", "1", "-o", str(Path(tmp) / f"{run}.mp4"), "--overwrite"]
+                    command += [
+                        "--no-display",
+                        "--quiet",
+                        "--max-frames",
+                        "1",
+                        "-o",
+                        str(Path(tmp) / f"{run}.mp4"),
+                        "--overwrite",
+                    ]
                     subprocess.run(command, env=env, cwd=tmp, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     times[root].append(json.loads(marks.read_text())["first_frame_s"])
         for root, values in times.items():

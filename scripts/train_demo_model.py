@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes that draw the scenes (does not change the result)")
     args = parser.parse_args(argv)
     if not 0 < args.samples <= VALIDATION_SEEDS.start:
-        parser.error(f"Expected --samples in 1..{VALIDATION_SEEDS.start} (seeds from {TRAIN_SEED_LIMIT} up are held out). Received: {args.samples}")
+        parser.error(
+            f"Expected --samples in 1..{VALIDATION_SEEDS.start} (seeds from {TRAIN_SEED_LIMIT} up are held out). Received: {args.samples}"
+        )
     if args.epochs < 1:
         parser.error(f"Expected --epochs >= 1. Received: {args.epochs}")
 
@@ -154,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     shipped.set_weights(model.get_weights())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     shipped.save(args.out)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {shipped.count_params()} parameters) in {time.perf_counter() - start:.0f} s")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {shipped.count_params()} parameters) in {time.perf_counter() - start:.0f} s"
+    )
     return 0
 
 

@@ -94,18 +94,24 @@ def read_frames(path) -> np.ndarray:
 
 def visible_windows(xdotool: str, name: str) -> list[dict[str, int]]:
     """Geometry (WINDOW, X, Y, WIDTH, HEIGHT) of every mapped window called exactly ``name``, now."""
-    found = subprocess.run([xdotool, "search", "--onlyvisible", "--name", f"^{name}$"], check=False, capture_output=True, text=True, timeout=60)
+    found = subprocess.run(
+        [xdotool, "search", "--onlyvisible", "--name", f"^{name}$"], check=False, capture_output=True, text=True, timeout=60
+    )
     windows = []
     for window in found.stdout.split():
         # check=False: a window may close between the search and this question; it is then left out.
-        shell = subprocess.run([xdotool, "getwindowgeometry", "--shell", window], check=False, capture_output=True, text=True, timeout=60)
+        shell = subprocess.run(
+            [xdotool, "getwindowgeometry", "--shell", window], check=False, capture_output=True, text=True, timeout=60
+        )
         fields = dict(line.split("=", 1) for line in shell.stdout.split() if "=" in line)
         if {"WINDOW", "X", "Y", "WIDTH", "HEIGHT"} <= fields.keys():
             windows.append({k: int(fields[k]) for k in ("WINDOW", "X", "Y", "WIDTH", "HEIGHT")})
     return windows
 
 
-def ffmpeg_encode(make_video, path: Path, n: int, args: list[str], *, size=(160, 120), rate: int = 100, pipe_output: bool = False) -> Path:
+def ffmpeg_encode(
+    make_video, path: Path, n: int, args: list[str], *, size=(160, 120), rate: int = 100, pipe_output: bool = False
+) -> Path:
     """``n`` index-coded frames (``make_video.frame``) through ffmpeg into ``path``, with extra output ``args``.
 
     ``pipe_output``: written through a pipe, so the container cannot go back to note its length.
@@ -127,4 +133,6 @@ VFR_TIMES = [0.1 * n for n in range(30)] + [3.0 + 0.5 * n for n in range(30)]  #
 def vfr_video(make_video, path: Path) -> Path:
     """60 frames at ``VFR_TIMES`` (0.1 s apart, then 0.5 s apart: a variable frame rate), MPEG-4 in Matroska."""
     expression = "if(lt(N,30),N*0.1,3+(N-30)*0.5)/TB"
-    return ffmpeg_encode(make_video, path, 60, ["-vf", f"setpts='{expression}'", "-fps_mode", "passthrough", "-c:v", "mpeg4", "-q:v", "2"])
+    return ffmpeg_encode(
+        make_video, path, 60, ["-vf", f"setpts='{expression}'", "-fps_mode", "passthrough", "-c:v", "mpeg4", "-q:v", "2"]
+    )

@@ -16,13 +16,11 @@ import sys
 
 import cv2
 import keras
-import numpy as np
 import pytest
 
 from conftest import VideoFactory
 from helpers import read_frames
-from livecam.cli import memory
-from livecam.cli import main
+from livecam.cli import main, memory
 from livecam.models import EXPLAINABLE, load_labels, load_model, spatial_layers, step_bytes_per_frame
 
 PROCESS_TIMEOUT_S = 120
@@ -198,9 +196,13 @@ NOT_EXPLAINABLE = {
 def test_one_unit_softmax_cannot_explain_anything_but_one_sigmoid_unit_can(capsys, clip, model_files):
     """A softmax over one unit is 1.0 for every picture: no class to show, a zero gradient to map."""
     path = model_files["one_unit_softmax"]
-    expected = f"Model file {str(path)!r} ends in a softmax over one unit, which is always 1.0 whatever the picture and has no gradient"
+    expected = (
+        f"Model file {str(path)!r} ends in a softmax over one unit, which is always 1.0 whatever the picture and has no gradient"
+    )
     code, err = run(capsys, "--source", clip, "--model", path, "--no-display", "--quiet")
-    assert_user_error(code, err, expected, "so it cannot explain anything; for a binary classifier use one sigmoid unit or a softmax over two.")
+    assert_user_error(
+        code, err, expected, "so it cannot explain anything; for a binary classifier use one sigmoid unit or a softmax over two."
+    )
     code, err = run(capsys, "layers", path)
     assert_user_error(code, err, expected)
     inputs = keras.Input((32, 32, 3))
@@ -241,7 +243,9 @@ def test_layers_command_takes_unsafe_model_load(capsys, model_files):
     code = main(["layers", str(model_files["lambda"]), "--unsafe-model-load"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert ["feat", "30x30x4", "<- default target layer (without --layer)"] in [line.split(maxsplit=2) for line in out.splitlines()]
+    assert ["feat", "30x30x4", "<- default target layer (without --layer)"] in [
+        line.split(maxsplit=2) for line in out.splitlines()
+    ]
 
 
 @pytest.mark.slow
@@ -284,7 +288,9 @@ def test_step_memory_follows_the_input_size_and_the_target_layer():
     # Measured for TensorFlow on a CPU (peak resident memory at batches of 16 and 64): 14.5 MiB a frame.
     assert 10 * 2**20 < step_bytes_per_frame(model, "out_relu", (224, 224)) < 20 * 2**20
     small, big = _conv_net(64), _conv_net(128)
-    assert step_bytes_per_frame(big, "late", (128, 128)) == pytest.approx(4 * step_bytes_per_frame(small, "late", (64, 64)), rel=0.01)
+    assert step_bytes_per_frame(big, "late", (128, 128)) == pytest.approx(
+        4 * step_bytes_per_frame(small, "late", (64, 64)), rel=0.01
+    )
     assert step_bytes_per_frame(small, "early", (64, 64)) > step_bytes_per_frame(small, "late", (64, 64))
     # A model for any input size: the sizes are unknown, so each layer counts at the full input size.
     assert step_bytes_per_frame(_conv_net(None), "late", (64, 64)) > step_bytes_per_frame(small, "late", (64, 64))

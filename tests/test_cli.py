@@ -213,7 +213,6 @@ def test_both_runtimes_record_the_same_overlay_with_every_batch_and_input_size(c
     assert per_frame.max() < 2, per_frame
 
 
-
 @pytest.mark.slow
 def test_image_folder_keeps_every_image_in_order(capsys, image_folder, tmp_path, make_video):
     out = tmp_path / "out.mp4"
@@ -337,7 +336,10 @@ USER_ERRORS = {
     "class name ambiguous": (["--class", "Sunglasses"], "Class name 'Sunglasses' is ambiguous (ids 836, 837)"),
     "runtime unknown": (["--runtime", "onnx"], "Argument --runtime: invalid choice: 'onnx'"),
     "fit unknown": (["--fit", "zoom"], "Argument --fit: invalid choice: 'zoom'"),
-    "runtime forced with xla": (["--runtime", "openvino", "--xla"], "The OpenVINO runtime cannot run model 'mobilenet_v2': XLA and mixed"),
+    "runtime forced with xla": (
+        ["--runtime", "openvino", "--xla"],
+        "The OpenVINO runtime cannot run model 'mobilenet_v2': XLA and mixed",
+    ),
 }
 
 
@@ -505,7 +507,11 @@ def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xd
     saved = json.loads(by_kind["record.json"].read_text())
     assert saved["model"] == "mobilenet_v2" and saved["method"] == "gradcam" and saved["layer"] == "out_relu"
     assert 0 <= saved["class_id"] < 1000 and saved["locked"] is False
-    assert saved["files"] == {"raw": by_kind["raw.png"].name, "overlay": by_kind["overlay.png"].name, "cam": by_kind["cam.npy"].name}
+    assert saved["files"] == {
+        "raw": by_kind["raw.png"].name,
+        "overlay": by_kind["overlay.png"].name,
+        "cam": by_kind["cam.npy"].name,
+    }
 
 
 # ---------------------------------------------------------------------- 7. the other commands
@@ -513,7 +519,9 @@ def test_window_shows_the_overlay_saves_snapshots_and_quits_on_q(xvfb_screen, xd
 
 @pytest.mark.subprocess
 def test_version():
-    done = subprocess.run([sys.executable, "-m", "livecam", "--version"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, "-m", "livecam", "--version"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"livecam {__version__}"
 
@@ -579,7 +587,9 @@ def test_layers_of_an_unknown_model(capsys):
 @pytest.mark.slow
 def test_demo_runs_offline_and_records_60_frames(capsys, tmp_path):
     out, stats_path = tmp_path / "demo.mp4", tmp_path / "stats.json"
-    code, _, err = cli(capsys, "--demo", "--no-display", "--max-frames", "60", "--output", out, "--stats-json", stats_path, "--quiet")
+    code, _, err = cli(
+        capsys, "--demo", "--no-display", "--max-frames", "60", "--output", out, "--stats-json", stats_path, "--quiet"
+    )
     assert code == 0, err
     assert json.loads(stats_path.read_text())["frames"] == 60  # explained, drawn and handed to the recorder
     info = video_info(out)
@@ -642,7 +652,9 @@ def test_subcommands_are_chosen_by_argparse(argv, command, source):
 
 
 def test_debug_may_come_before_the_command(capsys, monkeypatch):
-    monkeypatch.setenv("LIVECAM_DEBUG", "0")  # --debug sets it to 1: undone after the test, for the child processes of later tests
+    monkeypatch.setenv(
+        "LIVECAM_DEBUG", "0"
+    )  # --debug sets it to 1: undone after the test, for the child processes of later tests
     code, out, err = cli(capsys, "--debug", "models")
     assert code == 0, err
     assert out.splitlines()[1].startswith("mobilenet_v2 (default)")
@@ -684,7 +696,9 @@ sys.exit(code)
 def test_serve_stopped_by_sigterm_returns_from_main_and_runs_atexit(tmp_path):
     marker = tmp_path / "marker.txt"
     args = [marker, "serve", "--port", "0", "--model", "demo"]
-    proc = subprocess.Popen([sys.executable, "-c", _SERVE_THEN_RETURN, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVE_THEN_RETURN, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         for line in proc.stdout:  # the server is up once it prints its address
             if line.startswith("livecam: open "):
@@ -735,10 +749,14 @@ def library_lines(text: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_layers_prints_no_library_log_lines_unless_debug():
-    done = subprocess.run([sys.executable, "-m", "livecam", "layers", "demo"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, "-m", "livecam", "layers", "demo"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S
+    )
     assert done.returncode == 0 and "features" in done.stdout
     assert done.stderr == "", done.stderr
-    debug = subprocess.run([sys.executable, "-m", "livecam", "layers", "demo", "--debug"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    debug = subprocess.run(
+        [sys.executable, "-m", "livecam", "layers", "demo", "--debug"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S
+    )
     assert debug.returncode == 0
     assert library_lines(debug.stderr), "--debug shows TensorFlow's own lines (this machine has no GPU: at least the CUDA notes)"
 
@@ -756,7 +774,9 @@ def test_python_api_prints_no_library_log_lines():
 
 @pytest.mark.subprocess
 def test_list_cameras_prints_only_its_answer():
-    done = subprocess.run([sys.executable, "-m", "livecam", "--list-cameras"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, "-m", "livecam", "--list-cameras"], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S
+    )
     assert done.returncode == 0
     assert done.stderr == "", done.stderr  # OpenCV probes 10 indexes; its "[ERROR] ... out of range" lines stay out
     assert done.stdout.strip()  # "No camera opened ..." here, one line per camera elsewhere
@@ -769,7 +789,13 @@ def test_a_list_into_a_closed_pipe_ends_quietly(args):
     read_end, write_end = os.pipe()
     os.close(read_end)  # closed before the child starts, so its first write or flush fails, every time
     try:
-        done = subprocess.run([sys.executable, "-m", "livecam", *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=PROCESS_TIMEOUT_S)
+        done = subprocess.run(
+            [sys.executable, "-m", "livecam", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=PROCESS_TIMEOUT_S,
+        )
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (141, "")  # as a tool killed by SIGPIPE, with no "BrokenPipeError"
@@ -789,12 +815,26 @@ def test_an_unreachable_stream_gets_livecam_s_sentence_only(scheme):
         )  # fmt: skip
     assert done.returncode == 2
     # FFmpeg's own "[tcp @ 0x...] Connection to tcp://... failed" line stays out.
-    assert done.stderr.splitlines() == [f"livecam: error: The stream {url} could not be opened; check the address (scheme, host, port and path) and that the camera or server is on."]
+    assert done.stderr.splitlines() == [
+        f"livecam: error: The stream {url} could not be opened; check the address (scheme, host, port and path) and that the camera or server is on."
+    ]
 
 
 @pytest.mark.slow
 def test_random_zoo_weights_are_said_to_mean_nothing(capsys, clip, tmp_path):
-    args = ["--source", clip, "--weights", "none", "--model", "mobilenet_v2", "--input-size", "96", "--no-display", "--max-frames", "2"]
+    args = [
+        "--source",
+        clip,
+        "--weights",
+        "none",
+        "--model",
+        "mobilenet_v2",
+        "--input-size",
+        "96",
+        "--no-display",
+        "--max-frames",
+        "2",
+    ]
     code, _, err = cli(capsys, *args, "-o", tmp_path / "out.mp4")
     assert code == 0, err
     assert "livecam: warning: --weights none gives mobilenet_v2 random weights: its labels and maps mean nothing" in err
@@ -806,7 +846,9 @@ def test_random_zoo_weights_are_said_to_mean_nothing(capsys, clip, tmp_path):
 def test_a_headless_run_that_saves_nothing_is_warned_about(capsys, clip, tmp_path):
     code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--max-frames", "2")
     assert code == 0, err
-    assert err.splitlines() == ["livecam: warning: --no-display without -o/--output, --results or --save-maps saves nothing; add one of them to keep the output."]
+    assert err.splitlines() == [
+        "livecam: warning: --no-display without -o/--output, --results or --save-maps saves nothing; add one of them to keep the output."
+    ]
     code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "--max-frames", "2", "-o", tmp_path / "out.mp4")
     assert code == 0 and err == ""
 
@@ -815,7 +857,9 @@ def test_a_headless_run_that_saves_nothing_is_warned_about(capsys, clip, tmp_pat
 @pytest.mark.subprocess
 def test_sigterm_prints_the_summary_with_full_paths(tmp_path, make_video):
     clip = make_video(tmp_path / "clip.mp4", 30, size=SIZE, fps=FPS)
-    proc = livecam_process("--source", clip.name, "--loop", "--no-display", "-o", "out.mp4", "--weights", "none", "--input-size", "96", cwd=tmp_path)
+    proc = livecam_process(
+        "--source", clip.name, "--loop", "--no-display", "-o", "out.mp4", "--weights", "none", "--input-size", "96", cwd=tmp_path
+    )
     err = stop_once_recording(proc, tmp_path / "out.mp4", lambda: proc.send_signal(signal.SIGTERM))
     assert proc.returncode == 130, err
     summary = [line for line in err.splitlines() if " frames in " in line]
@@ -828,7 +872,9 @@ def test_default_outputs_are_ignored_by_git():
     import fnmatch
 
     root = Path(__file__).resolve().parents[1]
-    patterns = [line.strip() for line in (root / ".gitignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip() for line in (root / ".gitignore").read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
     for name in ("livecam-demo.mp4", "livecam-demo-2.mp4", "livecam-20261128-213000.mp4", "livecam-20261128-213000-001-overlay.png",
                  "livecam-20261128-213000-001-raw.png", "livecam-20261128-213000-001-cam.npy", "livecam-20261128-213000-001-record.json"):  # fmt: skip
         assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
@@ -886,12 +932,28 @@ def test_per_frame_outputs_follow_the_output_rules(capsys, clip, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "runtime, reason", [("auto", "no GPU, and the model splits cleanly at layer 'features'"), pytest.param("tensorflow", "asked for", marks=pytest.mark.slow)]
+    "runtime, reason",
+    [
+        ("auto", "no GPU, and the model splits cleanly at layer 'features'"),
+        pytest.param("tensorflow", "asked for", marks=pytest.mark.slow),
+    ],
 )
 def test_runtime_is_said_on_the_console_and_in_the_stats(capfd, clip, tmp_path, monkeypatch, runtime, reason):
     monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "cache"))
     stats_path = tmp_path / "stats.json"
-    argv = ["--source", clip, "--model", "demo", "--no-display", "--max-frames", "4", "--runtime", runtime, "--stats-json", stats_path]
+    argv = [
+        "--source",
+        clip,
+        "--model",
+        "demo",
+        "--no-display",
+        "--max-frames",
+        "4",
+        "--runtime",
+        runtime,
+        "--stats-json",
+        stats_path,
+    ]
     assert main([str(a) for a in argv]) == 0
     err = capfd.readouterr().err
     name = "openvino" if runtime == "auto" else "tensorflow"

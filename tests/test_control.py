@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livecam.viewer.control import ALPHA_STEP, Action, Command, Controller, Outcome, ViewerState, step_alpha
-from livecam.errors import UserError
-from livecam.viewer.keys import action_for_key
 from livecam.engine.methods import METHOD_NAMES
+from livecam.errors import UserError
+from livecam.viewer.control import ALPHA_STEP, Action, Command, Controller, Outcome, ViewerState, step_alpha
+from livecam.viewer.keys import action_for_key
 
 NAMES = ("cat", "dog", "fox", "owl")
 

@@ -29,10 +29,10 @@ import psutil
 import pytest
 
 from helpers import read_frames, video_info
-from livecam.viewer import outputs, recorder, sinks
-from livecam.viewer import stats as run_stats
 from livecam.cli import main
 from livecam.errors import UserError
+from livecam.viewer import outputs, recorder, sinks
+from livecam.viewer import stats as run_stats
 from livecam.viewer.recorder import VideoWriter
 from livecam.viewer.sinks import SinkError
 
@@ -170,7 +170,9 @@ def test_a_file_in_an_input_folder_that_is_not_read_may_be_replaced(tmp_path, ma
     out, stats = folder / "out.mp4", folder / "stats.json"
     out.write_bytes(b"last run")
     stats.write_text("{}")
-    assert main(["--source", str(folder), *DEMO, "-o", str(out), "--stats-json", str(stats), "--overwrite"]) == 0, capsys.readouterr().err
+    assert main(["--source", str(folder), *DEMO, "-o", str(out), "--stats-json", str(stats), "--overwrite"]) == 0, (
+        capsys.readouterr().err
+    )
     assert decodable(out) == 3 and json.loads(stats.read_text())["frames"] == 3
 
 
@@ -190,7 +192,9 @@ def test_a_dangling_symlink_as_output_is_never_written_through(tmp_path, make_vi
 # ---------------------------------------------------------------------- recordings survive
 
 
-@pytest.mark.parametrize("suffix", [".mp4", pytest.param(".mkv", marks=pytest.mark.slow), pytest.param(".mov", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "suffix", [".mp4", pytest.param(".mkv", marks=pytest.mark.slow), pytest.param(".mov", marks=pytest.mark.slow)]
+)
 def test_ffmpeg_and_livecam_killed_together_leave_a_playable_file(tmp_path, suffix):
     """A container or cgroup kill: both processes die at once; nobody finishes the file."""
     out = tmp_path / f"out{suffix}"
@@ -330,6 +334,7 @@ def test_ctrl_c_ends_the_run_whatever_the_encoder_does(tmp_path):
     )  # fmt: skip
     ffmpeg = None
     try:
+
         def recording() -> bool:
             if proc.poll() is not None:
                 pytest.fail(f"livecam ended early: {proc.stderr.read()}")
@@ -489,9 +494,7 @@ def test_a_folder_that_takes_no_new_file_at_the_end_keeps_the_recording_and_says
     writer.close()  # no error: every frame is in the file
     monkeypatch.undo()
     assert writer.saved_path != out and writer.saved_path.name.startswith("out.partial-")
-    assert writer.warnings == [
-        f"Could not rename the recording to {out} (Read-only file system); it is in {writer.saved_path}."
-    ]
+    assert writer.warnings == [f"Could not rename the recording to {out} (Read-only file system); it is in {writer.saved_path}."]
     assert [p.name for p in tmp_path.iterdir()] == [writer.saved_path.name]
     assert decodable(writer.saved_path) == 12
 
@@ -556,7 +559,9 @@ def special_file(path: Path, kind: str) -> Path:
 @pytest.mark.timeout(60)  # before the fix, --results opened a FIFO and waited for a reader forever
 @pytest.mark.parametrize("overwrite", [True, False])
 @pytest.mark.parametrize("kind, said", [("fifo", "a named pipe (FIFO)"), ("device", "a character device")])
-@pytest.mark.parametrize("flag, name", [("--stats-json", "s.json"), ("--results", "r.jsonl"), ("--results", "r.csv"), ("-o", "o.mp4")])
+@pytest.mark.parametrize(
+    "flag, name", [("--stats-json", "s.json"), ("--results", "r.jsonl"), ("--results", "r.csv"), ("-o", "o.mp4")]
+)
 def test_no_output_replaces_or_opens_a_fifo_or_a_device(tmp_path, make_video, capsys, flag, name, kind, said, overwrite):
     clip = make_video(tmp_path / "in.mp4", 4)
     target = special_file(tmp_path / name, kind)
@@ -606,7 +611,9 @@ class FullDisk(io.FileIO):
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
-def test_a_full_disk_under_results_ends_on_a_whole_line_and_the_rest_goes_on(tmp_path, make_image_folder, monkeypatch, capsys, suffix):
+def test_a_full_disk_under_results_ends_on_a_whole_line_and_the_rest_goes_on(
+    tmp_path, make_image_folder, monkeypatch, capsys, suffix
+):
     images = make_image_folder(tmp_path / "in", 8)
     results = tmp_path / f"r{suffix}"
     real_open = outputs.open_replacing
@@ -615,7 +622,9 @@ def test_a_full_disk_under_results_ends_on_a_whole_line_and_the_rest_goes_on(tmp
     assert main(argv) == 1
     err = capsys.readouterr().err
     kept = int(re.search(r"it keeps (\d+) whole lines", err).group(1))
-    assert err.startswith(f"livecam: Stopped writing the results to {results} (No space left on device)") and err.count("\n") == 1, err
+    assert (
+        err.startswith(f"livecam: Stopped writing the results to {results} (No space left on device)") and err.count("\n") == 1
+    ), err
     text = results.read_text()
     assert text.endswith("\n") and len(text) <= 1000
     lines = text.splitlines()[1:] if suffix == ".csv" else [json.loads(line) for line in text.splitlines()]
@@ -637,7 +646,17 @@ def test_a_full_disk_under_per_frame_files_and_stats_is_one_sentence_each(tmp_pa
     monkeypatch.setattr(outputs, "write_file_atomic", fills_up)
     monkeypatch.setattr(run_stats, "write_file_atomic", lambda path, data: fills_up(path, data))
     results = tmp_path / "r.jsonl"
-    argv = ["--source", str(images), *DEMO, "--save-maps", str(tmp_path / "maps"), "--results", str(results), "--stats-json", str(tmp_path / "s.json")]
+    argv = [
+        "--source",
+        str(images),
+        *DEMO,
+        "--save-maps",
+        str(tmp_path / "maps"),
+        "--results",
+        str(results),
+        "--stats-json",
+        str(tmp_path / "s.json"),
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err.splitlines()
     assert err == [
@@ -676,7 +695,23 @@ def test_file_names_that_are_not_utf8_are_written_losslessly(tmp_path, make_imag
     os.rename(images / "frame_3.png", images / bad)
     jsonl, csv_path, out = tmp_path / "r.jsonl", tmp_path / "r.csv", tmp_path / "out"
     for results in (jsonl, csv_path):
-        assert main(["--source", str(images), "--model", "demo", "--no-display", "--results", str(results), "-o", f"{out}/", "--overwrite"]) == 0
+        assert (
+            main(
+                [
+                    "--source",
+                    str(images),
+                    "--model",
+                    "demo",
+                    "--no-display",
+                    "--results",
+                    str(results),
+                    "-o",
+                    f"{out}/",
+                    "--overwrite",
+                ]
+            )
+            == 0
+        )
         err = capsys.readouterr().err
         assert "Traceback" not in err and "unexpected" not in err, err
     sources = [json.loads(line)["source"] for line in jsonl.read_text(encoding="utf-8").splitlines()]

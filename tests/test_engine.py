@@ -58,12 +58,12 @@ def nested_model(seed: int = 0) -> keras.Model:
 
 def reference_logits_and_grads(model: keras.Model, frames_bgr: np.ndarray, class_ids):
     """Eager GradientTape over the pre-softmax logits, the head computed by hand from its weights."""
-    target = [l for l in _all_layers(model) if l.name == "target"][0]
-    dense = [l for l in _all_layers(model) if l.name == "logits"][0]
+    target = next(layer for layer in _all_layers(model) if layer.name == "target")
+    dense = next(layer for layer in _all_layers(model) if layer.name == "logits")
     rgb = frames_bgr[..., ::-1].astype(np.float32)
     inner = target
     # The backbone part up to the target layer, rebuilt where the target lives.
-    owner = next((l for l in model.layers if isinstance(l, keras.Model)), model)
+    owner = next((layer for layer in model.layers if isinstance(layer, keras.Model)), model)
     features = keras.Model(owner.inputs[0], inner.output)
     kernel, bias = (w.numpy() for w in dense.weights)
     with tf.GradientTape() as tape:
@@ -219,7 +219,12 @@ def test_runtime_info_is_a_frozen_public_record_of_what_runs_the_step():
     assert engine.runtime_info == RuntimeInfo(runtime="tensorflow", reason="asked for", head="tensorflow", traces=1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         engine.runtime_info.traces = 0  # type: ignore[misc]
-    assert (engine.runtime, engine.runtime_reason, engine.head, engine.trace_count) == ("tensorflow", "asked for", "tensorflow", 1)
+    assert (engine.runtime, engine.runtime_reason, engine.head, engine.trace_count) == (
+        "tensorflow",
+        "asked for",
+        "tensorflow",
+        1,
+    )
 
 
 @pytest.mark.parametrize("kind, units", [("softmax", 4), ("sigmoid", 4), ("linear", 4), ("sigmoid", 1), ("linear", 1)])
@@ -247,11 +252,15 @@ def test_scoring_rules_give_the_same_numbers_over_numpy_and_tensorflow(kind, uni
     for i, (a, b) in enumerate(zip(numpy, tensorflow)):
         b = np.asarray(b)
         assert a.dtype == b.dtype
-        rows = slice(0, 2) if i in (1, 2) else slice(None)  # NumPy's argmax picks a NaN, TensorFlow's skips it: a flagged row either way
+        rows = (
+            slice(0, 2) if i in (1, 2) else slice(None)
+        )  # NumPy's argmax picks a NaN, TensorFlow's skips it: a flagged row either way
         np.testing.assert_allclose(a[rows], b[rows], rtol=1e-6, atol=1e-7)
     probs, chosen, _, shown, shown_cam, topk_probs, topk_ids, finite = numpy
     assert finite.tolist() == [True, False, False] and not shown[2].any() and not shown_cam[1:].any()
-    assert topk_ids[0].tolist() == ([1, 2] if units == 4 else [1, 0] if z[0, 0] > 0 else [0, 1])  # of equal ones, the lower id first
+    assert topk_ids[0].tolist() == (
+        [1, 2] if units == 4 else [1, 0] if z[0, 0] > 0 else [0, 1]
+    )  # of equal ones, the lower id first
 
 
 @pytest.mark.slow
@@ -365,7 +374,9 @@ def test_bad_frames_raise_value_error(engine, frames, match):
 def test_bad_class_and_method_raise_value_error(engine):
     with pytest.raises(ValueError, match=r"Expected class_id in \[0, 4\]. Received: class_id=7"):
         engine(_frames(1), class_id=7)
-    with pytest.raises(ValueError, match=r"Expected method in gradcam, .*Received: method='gradcam\+'.*Did you mean 'gradcam\+\+'"):
+    with pytest.raises(
+        ValueError, match=r"Expected method in gradcam, .*Received: method='gradcam\+'.*Did you mean 'gradcam\+\+'"
+    ):
         engine(_frames(1), method="gradcam+")
     with pytest.raises(ValueError, match=r"Received: method='scorecam'"):
         CamEngine(tiny_model("dense_softmax"), method="scorecam")
@@ -502,7 +513,9 @@ def test_pad_explains_the_letterboxed_frame_and_its_map_reaches_over_the_bands(f
     np.testing.assert_allclose(result.cam, reference.cam, atol=1e-5)
     assert result.box == pytest.approx((0.0, -8 / 48, 1.0, 56 / 48))
     # A tall frame gets its bands left and right.
-    assert fitted_engines["pad"](np.ascontiguousarray(frame.transpose(1, 0, 2))).box == pytest.approx((-8 / 48, 0.0, 56 / 48, 1.0))
+    assert fitted_engines["pad"](np.ascontiguousarray(frame.transpose(1, 0, 2))).box == pytest.approx(
+        (-8 / 48, 0.0, 56 / 48, 1.0)
+    )
 
 
 def test_fit_is_the_same_through_the_worker_and_square_frames_are_left_alone(fitted_engines):

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from helpers import VFR_TIMES, FakeDevice, corrupt_avi_frames, read_frames, vfr_video, video_info
-from livecam.viewer import recorder, sinks
 from livecam.cli import main
-from livecam.viewer.pipeline import Options, Pipeline
 from livecam.render import Renderer
+from livecam.sources import Frame, LiveSource
+from livecam.viewer import recorder, sinks
+from livecam.viewer.pipeline import Options, Pipeline
 from livecam.viewer.recorder import VideoWriter
 from livecam.viewer.sinks import SinkError
-from livecam.sources import Frame, LiveSource
 
 
 class FakeWindow:
@@ -311,7 +311,9 @@ DEMO = ("--model", "demo", "--no-display")
 def test_variable_frame_rate_video_keeps_its_timing_in_the_recording(tmp_path, make_video, capsys):
     clip = vfr_video(make_video, tmp_path / "vfr.mkv")
     out, stats_path = tmp_path / "out.mp4", tmp_path / "stats.json"
-    code = main(["--source", str(clip), *DEMO, "--quiet", "--alpha", "0", "--no-hud", "-o", str(out), "--stats-json", str(stats_path)])
+    code = main(
+        ["--source", str(clip), *DEMO, "--quiet", "--alpha", "0", "--no-hud", "-o", str(out), "--stats-json", str(stats_path)]
+    )
     assert code == 0, capsys.readouterr().err
     import json
 
@@ -386,7 +388,10 @@ def test_redact():
 
     assert redact("rtsp://admin:p@ss@host:554/s") == "rtsp://***@host:554/s"
     assert redact("rtsp://admin:pa/ss@host/stream") == "rtsp://***@host/stream"
-    assert redact("see http://h/v.mp4?token=abc&w=2&X-Amz-Signature=f0 now") == "see http://h/v.mp4?token=***&w=2&X-Amz-Signature=*** now"
+    assert (
+        redact("see http://h/v.mp4?token=abc&w=2&X-Amz-Signature=f0 now")
+        == "see http://h/v.mp4?token=***&w=2&X-Amz-Signature=*** now"
+    )
     assert redact("rtsp://cam.local/live?channel=1") == "rtsp://cam.local/live?channel=1"
     assert redact("rtsp://admin:pa?ss@host:554/s?token=1") == "rtsp://***@host:554/s?token=***"
     assert redact("rtsp://admin:pa#ss@host") == "rtsp://***@host"
@@ -417,7 +422,9 @@ def _env() -> dict:
     [(None, False, (160, 120)), ((128, 96), True, (256, 96))],
     ids=["the folder's most common size, not the first recorded image's", "--size, twice as wide side by side"],
 )
-def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(tiny_engine, tmp_path, make_image_folder, size, side_by_side, expected):
+def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(
+    tiny_engine, tmp_path, make_image_folder, size, side_by_side, expected
+):
     from livecam.sources import open_source
 
     sizes = [(160, 120), (1, 1), (96, 64), (160, 120), (160, 120), (160, 120)]

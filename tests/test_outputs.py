@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from livecam.errors import UserError
-from livecam.viewer.outputs import RESULT_FIELDS, ImageFolderWriter, MapWriter, Processed, ResultsWriter, check_output_folder
 from livecam.sources import Frame
+from livecam.viewer.outputs import RESULT_FIELDS, ImageFolderWriter, MapWriter, Processed, ResultsWriter, check_output_folder
 
 NAMES = ["cat", "dog", "fox", "owl"]
 
@@ -35,7 +35,9 @@ def processed(index: int, cam: np.ndarray | None = None, name: str | None = None
     image = np.full((120, 160, 3), index, np.uint8)
     cam = np.zeros((3, 4), np.float32) if cam is None else cam
     result = kwargs.pop("result", row(cam))
-    return Processed(Frame(image, index, 100.0 + index, name=name), result, image, kwargs.pop("locked", False), kwargs.pop("time", 0.5 * index))
+    return Processed(
+        Frame(image, index, 100.0 + index, name=name), result, image, kwargs.pop("locked", False), kwargs.pop("time", 0.5 * index)
+    )
 
 
 def hot_cam(row_: int, col: int) -> np.ndarray:
@@ -94,7 +96,9 @@ def test_a_non_finite_map_has_no_hottest_point(tmp_path):
     assert line["finite"] is False and line["hot_x"] is None and line["hot_value"] is None
 
 
-@pytest.mark.parametrize("name, match", [("r.txt", r"Expected --results to end in \.jsonl or \.csv"), ("missing/r.csv", "does not exist")])
+@pytest.mark.parametrize(
+    "name, match", [("r.txt", r"Expected --results to end in \.jsonl or \.csv"), ("missing/r.csv", "does not exist")]
+)
 def test_results_paths_are_checked(tmp_path, name, match):
     with pytest.raises(UserError, match=match):
         ResultsWriter(tmp_path / name, class_names=NAMES, source="x")

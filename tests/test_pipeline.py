@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from livecam.engine.core import CamEngine
-from livecam.viewer.pipeline import Options, Pipeline
+from livecam.engine.worker import EngineWorker
 from livecam.render import Renderer
+from livecam.sources import Frame
+from livecam.viewer.pipeline import Options, Pipeline
 from livecam.viewer.recorder import VideoWriter
 from livecam.viewer.sinks import SinkError
-from livecam.sources import Frame
-from livecam.engine.worker import EngineWorker
 
 SIZE = 32  # the tiny model's input, and the fake frames' size: (32, 32)
 
@@ -204,7 +204,14 @@ def test_a_recording_that_fails_is_listed_and_told_where_it_was_saved(nan_for_da
     path = tmp_path / "out.mp4"
     recorder = AnotherProgramWritesThenDiskFills(path, fps=10, full_after=12)
     logged: list[str] = []
-    pipeline = Pipeline(FakeSource([bright(i) for i in range(40)]), nan_for_dark_frames, Renderer(), Options(batch=4), recorder=recorder, log=logged.append)
+    pipeline = Pipeline(
+        FakeSource([bright(i) for i in range(40)]),
+        nan_for_dark_frames,
+        Renderer(),
+        Options(batch=4),
+        recorder=recorder,
+        log=logged.append,
+    )
     stats = pipeline.run()
 
     saved = tmp_path / "out-2.mp4"
@@ -259,7 +266,9 @@ def test_a_recording_without_frames_is_not_said_to_be_saved(nan_for_dark_frames,
     path = tmp_path / "out.mp4"
     logged: list[str] = []
     recorder = VideoWriter(path, fps=10)
-    pipeline = Pipeline(SilentCamera(), nan_for_dark_frames, Renderer(), Options(), window=PressesAtOnce(), recorder=recorder, log=logged.append)
+    pipeline = Pipeline(
+        SilentCamera(), nan_for_dark_frames, Renderer(), Options(), window=PressesAtOnce(), recorder=recorder, log=logged.append
+    )
     stats = pipeline.run()
 
     assert not path.exists() and recorder.saved_path is None
@@ -270,11 +279,16 @@ def test_a_recording_without_frames_is_not_said_to_be_saved(nan_for_dark_frames,
 def test_r_twice_before_a_frame_came_says_that_nothing_was_written(nan_for_dark_frames, tmp_path):
     path = tmp_path / "out.mp4"
     logged: list[str] = []
-    pipeline = Pipeline(SilentCamera(), nan_for_dark_frames, Renderer(), Options(output=path), window=PressesAtOnce("rr"), log=logged.append)
+    pipeline = Pipeline(
+        SilentCamera(), nan_for_dark_frames, Renderer(), Options(output=path), window=PressesAtOnce("rr"), log=logged.append
+    )
     stats = pipeline.run()
 
     assert list(tmp_path.iterdir()) == [] and stats.recordings == []
-    assert logged == [f"livecam: recording to {path.resolve()}", f"livecam: recording stopped before its first frame; {path} was not written"]
+    assert logged == [
+        f"livecam: recording to {path.resolve()}",
+        f"livecam: recording stopped before its first frame; {path} was not written",
+    ]
 
 
 def test_messages_escape_what_a_terminal_would_run(nan_for_dark_frames, tmp_path, capsys):
@@ -497,7 +511,6 @@ def test_each_picture_of_a_folder_starts_its_smoothing_afresh(tiny_engine, tmp_p
     assert np.abs(in_folder.picture.astype(int) - from_row).max() <= 1
 
 
-
 def test_a_cropping_engine_puts_the_map_on_the_central_crop_of_each_frame(tiny_engine):
     from livecam.viewer.outputs import result_record
 
@@ -556,7 +569,14 @@ def test_the_padlock_is_drawn_from_the_frames_own_lock_not_the_lock_now(nan_for_
     # 1 locks the top class on the first picture: the frames in flight, and those reusing the
     # map before the lock (--every 4), were explained unlocked and must be drawn so.
     renderer = LockSpy(smooth=0)
-    pipeline = Pipeline(FakeSource([bright(i) for i in range(20)]), nan_for_dark_frames, renderer, Options(every=4), window=PressesOnFirstPicture("1"), log=lambda text: None)
+    pipeline = Pipeline(
+        FakeSource([bright(i) for i in range(20)]),
+        nan_for_dark_frames,
+        renderer,
+        Options(every=4),
+        window=PressesOnFirstPicture("1"),
+        log=lambda text: None,
+    )
     pipeline.run()
     assert pipeline.state.class_id is not None
     locks = [lock for _, lock in renderer.drawn]
@@ -583,7 +603,14 @@ def test_fullscreen_from_the_start_then_f_gives_the_window_back_its_size(xvfb_di
             return self.keys.pop(0) if self.keys else ord("q")
 
     window = PressesF("livecam fullscreen then f", fullscreen=True)
-    pipeline = Pipeline(FakeSource([bright(i) for i in range(6)]), nan_for_dark_frames, Renderer(), Options(), window=window, log=lambda text: None)
+    pipeline = Pipeline(
+        FakeSource([bright(i) for i in range(6)]),
+        nan_for_dark_frames,
+        Renderer(),
+        Options(),
+        window=window,
+        log=lambda text: None,
+    )
     pipeline.run()
     assert window.modes[:2] == [cv2.WINDOW_FULLSCREEN, cv2.WINDOW_NORMAL], "the first f must leave full screen"
     assert not pipeline.state.fullscreen
@@ -644,7 +671,6 @@ def wait_until(condition, timeout_s: float = 30.0) -> bool:
 
 def test_a_paused_camera_drops_nothing_and_shows_a_fresh_frame_after_the_pause(nan_for_dark_frames):
     from helpers import FakeDevice
-
     from livecam.sources import LiveSource
 
     captured_at: dict[int, float] = {}

@@ -9,11 +9,11 @@ import struct
 import cv2
 import numpy as np
 import pytest
-
 from PIL import Image
 
-from livecam.serve import app as serve, protocol
 from livecam.errors import UserError
+from livecam.serve import app as serve
+from livecam.serve import protocol
 
 
 def encoded(kind: str, width: int, height: int, **params) -> bytes:
@@ -148,7 +148,9 @@ def test_controls_become_the_viewers_commands_applied_all_or_nothing():
 
     state = ViewerState(method="gradcam", alpha=0.6, colormap="jet")
     controller = Controller(state, class_names=("a", "b", "c"))
-    controls = protocol.parse_controls('{"paused": true, "alpha": 0.4, "colormap": "TURBO", "method": "layercam", "class_id": "b"}')
+    controls = protocol.parse_controls(
+        '{"paused": true, "alpha": 0.4, "colormap": "TURBO", "method": "layercam", "class_id": "b"}'
+    )
     controller.apply_all(protocol.commands(controls))
     assert (state.paused, state.alpha, state.colormap, state.method, state.class_id) == (True, 0.4, "turbo", "layercam", 1)
     with pytest.raises(UserError, match="alpha"):
@@ -175,7 +177,16 @@ def test_parse_controls_refuses(text, match):
 
 @pytest.mark.parametrize(
     ("host", "needs"),
-    [("127.0.0.1", False), ("localhost", False), ("::1", False), ("127.0.0.2", False), ("0.0.0.0", True), ("::", True), ("192.168.1.5", True), ("example.org", True)],
+    [
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("::1", False),
+        ("127.0.0.2", False),
+        ("0.0.0.0", True),
+        ("::", True),
+        ("192.168.1.5", True),
+        ("example.org", True),
+    ],
 )
 def test_a_token_is_required_off_loopback(host, needs):
     assert serve.needs_token(host) is needs
@@ -207,5 +218,7 @@ def test_websocket_origin_must_match_scheme_host_and_port(host, origin, https, o
 
     from aiohttp.test_utils import make_mocked_request
 
-    request = make_mocked_request("GET", "/ws", headers={"Host": host, "Origin": origin}, sslcontext=ssl.create_default_context() if https else None)
+    request = make_mocked_request(
+        "GET", "/ws", headers={"Host": host, "Origin": origin}, sslcontext=ssl.create_default_context() if https else None
+    )
     assert serve.origin_ok(request) is ok

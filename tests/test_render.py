@@ -282,6 +282,7 @@ def test_heat_blend_is_the_default_and_follows_the_map(frame):
     out = renderer.render(frame, cam, None)
     cam01 = upsample_cam(cam, (W, H))
     assert_drawn_like(out, blend_heat(frame, colorize(cam01), cam01, 0.6))
+
     # cold regions show the picture as it is (but for the few pixels next to a warm one that the
     # colours' bilinear step mixes from both)
     def inside(mask):
@@ -597,7 +598,15 @@ def test_hud_booleans_still_mean_full_and_none():
 
 @pytest.mark.parametrize(
     "prob, text",
-    [(0.998, "99.8%"), (0.9996, ">99.9%"), (1.0, "100%"), (0.0004, "<0.1%"), (0.0, "0.0%"), (0.25, "25.0%"), (float("nan"), "--%")],
+    [
+        (0.998, "99.8%"),
+        (0.9996, ">99.9%"),
+        (1.0, "100%"),
+        (0.0004, "<0.1%"),
+        (0.0, "0.0%"),
+        (0.25, "25.0%"),
+        (float("nan"), "--%"),
+    ],
 )
 def test_one_rounding_for_every_probability(prob, text):
     assert format_percent(prob) == text
@@ -623,11 +632,15 @@ class FakeResult:
 def test_overlay_draws_a_result_row_like_the_files_picture(frame, cam):
     result = FakeResult(cam)
     out = overlay(frame, result, class_names=["cat", "dog", "fox"])
-    hud = HudInfo(label="dog", prob=0.7, locked=False, topk=(("dog", 0.7), ("fox", 0.2), ("cat", 0.1)), method="gradcam", layer="conv")
+    hud = HudInfo(
+        label="dog", prob=0.7, locked=False, topk=(("dog", 0.7), ("fox", 0.2), ("cat", 0.1)), method="gradcam", layer="conv"
+    )
     expected = Renderer(smooth=0, hud="label").render(frame, cam, hud, view="file")
     np.testing.assert_array_equal(out, expected)
     assert out.shape == frame.shape and out.dtype == np.uint8
-    assert_drawn_like(overlay(frame, result, hud="none", blend="uniform", alpha=0.5), blend(frame, colorize(upsample_cam(cam, (W, H))), 0.5))
+    assert_drawn_like(
+        overlay(frame, result, hud="none", blend="uniform", alpha=0.5), blend(frame, colorize(upsample_cam(cam, (W, H))), 0.5)
+    )
 
 
 def test_overlay_without_names_or_map(frame, cam):
@@ -729,7 +742,9 @@ def test_a_box_off_the_frame_is_refused(frame, cam):
 
 def test_hud_info_describes_a_result_row(cam):
     result = FakeResult(cam)
-    info = hud_info(result, ["cat", "dog", "fox"], locked=True, status="paused", engine_fps=9.0, display_fps=30.0, latency_ms=40.0, dropped=3)
+    info = hud_info(
+        result, ["cat", "dog", "fox"], locked=True, status="paused", engine_fps=9.0, display_fps=30.0, latency_ms=40.0, dropped=3
+    )
     expected = HudInfo(
         label="dog",
         prob=pytest.approx(0.7),

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 from livecam import CamEngine
-from livecam.engine.runtimes import openvino as runtime_openvino
 from livecam.engine.core import METHOD_NAMES
+from livecam.engine.runtimes import openvino as runtime_openvino
 from livecam.errors import UserError
 from test_engine import N_CLASSES, SIZE, _backbone, _frames, nested_model, reference_cam, reference_logits_and_grads, tiny_model
 
@@ -142,7 +142,9 @@ def test_a_tensorflow_head_traces_once_over_sizes_batches_classes_and_methods():
         n = int(rng.integers(1, 6))
         h, w = (int(v) for v in rng.integers(16, 90, size=2))
         frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-        engine(frames, class_id=None if i % 3 == 0 else int(rng.integers(0, N_CLASSES)), method=METHOD_NAMES[i % len(METHOD_NAMES)])
+        engine(
+            frames, class_id=None if i % 3 == 0 else int(rng.integers(0, N_CLASSES)), method=METHOD_NAMES[i % len(METHOD_NAMES)]
+        )
     assert engine.runtime_info.traces == 1
 
 
@@ -214,8 +216,14 @@ def test_auto_picks_openvino_on_a_cpu_and_says_why():
 @pytest.mark.parametrize(
     "make, reason",
     [
-        (skip_around_target, r"cannot be cut at layer 'target': a layer after the target layer .* also reads a tensor from before it"),
-        (nested_skip_around_backbone, r"cannot be cut at layer 'target': a layer after the target layer in 'functional.*' also reads"),
+        (
+            skip_around_target,
+            r"cannot be cut at layer 'target': a layer after the target layer .* also reads a tensor from before it",
+        ),
+        (
+            nested_skip_around_backbone,
+            r"cannot be cut at layer 'target': a layer after the target layer in 'functional.*' also reads",
+        ),
         pytest.param(unconvertible, r"OpenVINO could not convert its body", marks=pytest.mark.slow),
     ],
 )
@@ -234,7 +242,10 @@ def test_a_visible_gpu_keeps_tensorflow(monkeypatch):
     real = tf.config.list_physical_devices
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else real(kind))
     engine = CamEngine(tiny_model("dense_softmax"), layer="target")
-    assert (engine.runtime_info.runtime, engine.runtime_info.reason) == ("tensorflow", "a GPU is visible, and TensorFlow runs the whole step on it")
+    assert (engine.runtime_info.runtime, engine.runtime_info.reason) == (
+        "tensorflow",
+        "a GPU is visible, and TensorFlow runs the whole step on it",
+    )
 
 
 def test_without_openvino_auto_uses_tensorflow_and_forcing_it_is_an_error(monkeypatch):
@@ -361,7 +372,9 @@ def test_without_a_home_folder_nothing_is_cached_at_the_root_and_openvino_runs_u
     assert runtime_openvino.cache_dir() is None
     engine, lines = engine_and_log(tiny_model("dense_softmax"))
     assert engine.runtime_info.runtime == "openvino" and engine.step.body.cache_path is None
-    assert lines == ["converting the network body to OpenVINO (not cached: no home folder to keep it in; set LIVECAM_CACHE_DIR to keep it)"]
+    assert lines == [
+        "converting the network body to OpenVINO (not cached: no home folder to keep it in; set LIVECAM_CACHE_DIR to keep it)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -451,9 +464,13 @@ def _head_on_pooling(*layers) -> keras.Model:
     [
         pytest.param(lambda: [keras.layers.Dense(8), keras.layers.Dense(N_CLASSES, activation="softmax")], id="two-dense"),
         pytest.param(lambda: [keras.layers.Dense(N_CLASSES, activation="relu")], id="relu-dense", marks=pytest.mark.slow),
-        pytest.param(lambda: [keras.layers.Dense(N_CLASSES), keras.layers.Activation("tanh")], id="tanh-after", marks=pytest.mark.slow),
         pytest.param(
-            lambda: [keras.layers.Dense(N_CLASSES, activation="softmax"), keras.layers.Rescaling(2.0)], id="rescaled-output", marks=pytest.mark.slow
+            lambda: [keras.layers.Dense(N_CLASSES), keras.layers.Activation("tanh")], id="tanh-after", marks=pytest.mark.slow
+        ),
+        pytest.param(
+            lambda: [keras.layers.Dense(N_CLASSES, activation="softmax"), keras.layers.Rescaling(2.0)],
+            id="rescaled-output",
+            marks=pytest.mark.slow,
         ),
     ],
 )

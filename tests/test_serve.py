@@ -30,7 +30,9 @@ TOKEN = "test-token-1234"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    proc = ServerProcess("--model", "demo", "--source", "synth:320x240,fps=15", "--token", TOKEN, log_dir=tmp_path_factory.mktemp("serve"))
+    proc = ServerProcess(
+        "--model", "demo", "--source", "synth:320x240,fps=15", "--token", TOKEN, log_dir=tmp_path_factory.mktemp("serve")
+    )
     yield proc
     proc.stop()
 
@@ -163,7 +165,13 @@ def test_bad_controls_are_answered_with_a_control_error(server):
     async def go():
         async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
             answers = []
-            for text in ("{", json.dumps({"method": "gradcam+++"}), json.dumps({"class_id": 99}), json.dumps({"colour": 1}), json.dumps({"class_id": 2.0})):
+            for text in (
+                "{",
+                json.dumps({"method": "gradcam+++"}),
+                json.dumps({"class_id": 99}),
+                json.dumps({"colour": 1}),
+                json.dumps({"class_id": 2.0}),
+            ):
                 await ws.send_str(text)
                 answers.append(await receive_json(ws))
             return answers
@@ -175,11 +183,29 @@ def test_bad_controls_are_answered_with_a_control_error(server):
 
 
 BAD_CONTROLS = [
-    '{"method": null}', '{"method": 3}', '{"method": ["gradcam"]}', '{"method": {"a": 1}}',
-    "3", '["gradcam"]', '"gradcam"', "null", '{"a": 1}', "[" * 100_000, "{" * 3000, '{"method": ' + "[" * 20,
-    '{"class_id": true}', '{"class_id": 1.5}', '{"class_id": [1]}', '{"class_id": 1e999}', '{"class_id": -1}',
-    '{"class_id": 100000000000000000000000000000}', '{"class_id": "no such class"}', '{"class_id": "\\ud800"}',
-    '{"pull": "source", "class_id": 99}', '{"method": "layercam", "class_id": 99}', '{"method": "layercam", "colour": 1}',
+    '{"method": null}',
+    '{"method": 3}',
+    '{"method": ["gradcam"]}',
+    '{"method": {"a": 1}}',
+    "3",
+    '["gradcam"]',
+    '"gradcam"',
+    "null",
+    '{"a": 1}',
+    "[" * 100_000,
+    "{" * 3000,
+    '{"method": ' + "[" * 20,
+    '{"class_id": true}',
+    '{"class_id": 1.5}',
+    '{"class_id": [1]}',
+    '{"class_id": 1e999}',
+    '{"class_id": -1}',
+    '{"class_id": 100000000000000000000000000000}',
+    '{"class_id": "no such class"}',
+    '{"class_id": "\\ud800"}',
+    '{"pull": "source", "class_id": 99}',
+    '{"method": "layercam", "class_id": 99}',
+    '{"method": "layercam", "colour": 1}',
 ]
 
 
@@ -221,7 +247,9 @@ def test_classes_are_locked_by_name_as_the_class_option_takes_them(server):
             headers = {"Content-Type": "image/jpeg"}
             async with session.post(server.path("/api/explain", class_id=name), data=shown.jpeg(), headers=headers) as response:
                 posted = (response.status, await response.json())
-            async with session.post(server.path("/api/explain", class_id="nothing-like-it"), data=shown.jpeg(), headers=headers) as response:
+            async with session.post(
+                server.path("/api/explain", class_id="nothing-like-it"), data=shown.jpeg(), headers=headers
+            ) as response:
                 unknown = (response.status, await response.json())
             return locked, typo, posted, unknown
 
@@ -264,7 +292,9 @@ def test_exactly_4_mib_is_taken_and_one_byte_more_refused_over_both_apis(server)
                 deflated_closed = await ws.receive(timeout=60)
             statuses = []
             for size in (limit, limit + 1):
-                async with session.post(server.path("/api/explain"), data=bytes(size), headers={"Content-Type": "image/png"}) as response:
+                async with session.post(
+                    server.path("/api/explain"), data=bytes(size), headers={"Content-Type": "image/png"}
+                ) as response:
                     statuses.append(response.status)
             return answered, deflated_answer, deflated_closed, statuses
 
@@ -327,7 +357,12 @@ def test_every_route_needs_the_token(server, path):
     async def go():
         async with aiohttp.ClientSession() as session:
             statuses = []
-            for headers, query in (({}, ""), ({}, "?token=wrong"), ({"Authorization": "Bearer wrong"}, ""), ({"Authorization": "Bearer " + TOKEN}, "")):
+            for headers, query in (
+                ({}, ""),
+                ({}, "?token=wrong"),
+                ({"Authorization": "Bearer wrong"}, ""),
+                ({"Authorization": "Bearer " + TOKEN}, ""),
+            ):
                 async with session.get(f"{server.origin}{path}{query}", headers=headers) as response:
                     body = await response.content.read(200) if response.status == 401 else b""
                     statuses.append((response.status, body))
@@ -373,7 +408,9 @@ def test_post_explain_answers_json_and_png(server):
                 locked = (response.status, await response.json())
             async with session.post(server.path("/api/explain", overlay="1"), data=shown.jpeg(), headers=headers) as response:
                 overlay = (response.status, response.content_type, await response.read())
-            async with session.post(server.path("/api/explain"), data=b"hello", headers={"Content-Type": "text/plain"}) as response:
+            async with session.post(
+                server.path("/api/explain"), data=b"hello", headers={"Content-Type": "text/plain"}
+            ) as response:
                 wrong_type = (response.status, await response.json())
             async with session.post(server.path("/api/explain"), data=b"hello", headers=headers) as response:
                 garbage = (response.status, await response.json())
@@ -519,7 +556,10 @@ def test_a_flood_of_half_sent_requests_leaves_room_for_a_real_client_and_is_said
         flood = _half_sent(proc.host_port, 300)
 
         async def real_client():
-            async with aiohttp.ClientSession() as session, session.get(proc.path("/api/config"), timeout=aiohttp.ClientTimeout(total=60)) as response:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(proc.path("/api/config"), timeout=aiohttp.ClientTimeout(total=60)) as response,
+            ):
                 return response.status, await response.json()
 
         status, config = run(real_client())
@@ -658,10 +698,10 @@ def test_serve_mistakes_end_in_one_sentence(capsys, args, match):
 
 def _listen(engine, host: str, port: int) -> str:
     """The sentence that starting a server on host:port ends with."""
+    from livecam.engine.worker import EngineWorker
     from livecam.errors import UserError
     from livecam.serve.app import create_app
     from livecam.serve.app import run as serve
-    from livecam.engine.worker import EngineWorker
 
     with EngineWorker(engine) as worker, pytest.raises(UserError) as raised:
         serve(create_app(engine, worker), host, port, ssl_ctx=None, on_ready=lambda port: None)
@@ -696,7 +736,22 @@ def test_a_port_in_use_and_a_privileged_port_say_what_to_do_about_the_port(tiny_
 def test_https_serves_the_page_and_the_websocket(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
         check=True,
         capture_output=True,
         timeout=60,
@@ -743,8 +798,8 @@ def test_an_engine_fault_answers_that_frame_with_an_error_and_the_connection_goe
     from aiohttp.test_utils import TestClient, TestServer
 
     from livecam.engine.core import CamEngine
-    from livecam.serve.app import create_app
     from livecam.engine.worker import EngineWorker
+    from livecam.serve.app import create_app
 
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="target")(inputs)
@@ -844,7 +899,12 @@ def test_pause_opacity_and_colormap_controls_go_through_the_viewers_controller(t
             async with client:
                 ws = await client.ws_connect("/ws")
                 answers = []
-                for controls in ({"alpha": 0.4, "colormap": "Turbo", "paused": True}, {"method": "gradcam++", "alpha": 1.5}, {"colormap": "nope"}, {"paused": "yes"}):
+                for controls in (
+                    {"alpha": 0.4, "colormap": "Turbo", "paused": True},
+                    {"method": "gradcam++", "alpha": 1.5},
+                    {"colormap": "nope"},
+                    {"paused": "yes"},
+                ):
                     await ws.send_str(json.dumps(controls))
                     await ws.send_bytes(image)
                     answers.append(await receive_json(ws, timeout_s=20))
@@ -909,8 +969,8 @@ def _two_pictures() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stream(engine, **renderer_args):
-    from livecam.serve.feed import MjpegStream
     from livecam.render import Renderer
+    from livecam.serve.feed import MjpegStream
 
     class Feed:
         status = "ok"
@@ -936,8 +996,8 @@ def test_the_stream_of_a_folder_starts_each_pictures_smoothing_afresh(tiny_engin
 def _serve_in_process(engine, config, source=None):
     from aiohttp.test_utils import TestClient, TestServer
 
-    from livecam.serve.app import create_app
     from livecam.engine.worker import EngineWorker
+    from livecam.serve.app import create_app
 
     worker = EngineWorker(engine)
     return worker, TestClient(TestServer(create_app(engine, worker, config, source=source)))
@@ -970,8 +1030,8 @@ async def _first_jpeg(response) -> np.ndarray:
 
 
 def test_the_stream_and_overlays_show_the_label_hud_by_default_and_the_full_one_when_asked(tiny_engine, tmp_path):
-    from livecam.serve.feed import encode_jpeg
     from livecam.serve.app import ServeConfig
+    from livecam.serve.feed import encode_jpeg
     from livecam.sources import ImageFolderSource
 
     image = _two_pictures()[0]
@@ -1015,11 +1075,15 @@ def test_an_overlay_of_a_class_the_client_chose_is_drawn_locked(tiny_engine):
         worker, client = _serve_in_process(tiny_engine, ServeConfig())
         with worker:
             async with client:
-                response = await client.post(f"/api/explain?overlay=1&class_id={top}", data=png, headers={"Content-Type": "image/png"})
+                response = await client.post(
+                    f"/api/explain?overlay=1&class_id={top}", data=png, headers={"Content-Type": "image/png"}
+                )
                 return cv2.imdecode(np.frombuffer(await response.read(), np.uint8), cv2.IMREAD_COLOR)
 
     picture = run(go())
-    np.testing.assert_array_equal(picture, _expected_picture(tiny_engine, image, hud_level="label", locked=True))  # the padlock, in yellow
+    np.testing.assert_array_equal(
+        picture, _expected_picture(tiny_engine, image, hud_level="label", locked=True)
+    )  # the padlock, in yellow
     assert np.any(picture != _expected_picture(tiny_engine, image, hud_level="label"))
 
 
@@ -1041,7 +1105,15 @@ def test_the_streams_hud_shows_the_engines_rate_its_own_rate_and_the_frames_it_s
 
     now = [0.0]
     engine_rate = RateMeter(clock=lambda: now[0])
-    stream = MjpegStream(Feed(), None, SpyRenderer(hud="full"), tiny_engine.class_names, locked=False, engine_rate=engine_rate, clock=lambda: now[0])
+    stream = MjpegStream(
+        Feed(),
+        None,
+        SpyRenderer(hud="full"),
+        tiny_engine.class_names,
+        locked=False,
+        engine_rate=engine_rate,
+        clock=lambda: now[0],
+    )
     image = _two_pictures()[0]
     row = tiny_engine(image)
     for number in (1, 2, 5, 6, 10):  # 5 pictures of the source's first 10: 2 + 3 went by unshown
@@ -1077,7 +1149,9 @@ def test_config_gives_the_page_the_viewers_rules_with_the_servers_constants(tiny
     assert np.abs(by_rules - blend_heat(frame, heat, cam, alpha)).max() <= 1
     for start in (0.0, 0.05, 0.3, 0.95, 1.0):
         for steps in (-1, 1):
-            assert min(1.0, max(0.0, round(start + steps * rules["alpha_step"], rules["alpha_decimals"]))) == step_alpha(start, steps)
+            assert min(1.0, max(0.0, round(start + steps * rules["alpha_step"], rules["alpha_decimals"]))) == step_alpha(
+                start, steps
+            )
     percent = rules["percent"]
 
     def format_by_rules(p):
@@ -1158,8 +1232,8 @@ def test_a_token_with_url_and_html_characters_reaches_the_assets_and_the_websock
 
     from aiohttp.test_utils import TestClient, TestServer
 
-    from livecam.serve.app import ServeConfig, create_app
     from livecam.engine.worker import EngineWorker
+    from livecam.serve.app import ServeConfig, create_app
 
     class Links(HTMLParser):
         def __init__(self) -> None:
@@ -1168,7 +1242,10 @@ def test_a_token_with_url_and_html_characters_reaches_the_assets_and_the_websock
 
         def handle_starttag(self, tag, attrs):
             attrs = dict(attrs)
-            if tag in ("link", "script") and (attrs.get("href") or attrs.get("src") or "").split("?")[0] in ("style.css", "app.js"):
+            if tag in ("link", "script") and (attrs.get("href") or attrs.get("src") or "").split("?")[0] in (
+                "style.css",
+                "app.js",
+            ):
                 self.links.append(attrs.get("href") or attrs["src"])
 
     query = "?token=" + quote(ODD_TOKEN, safe="")  # what the page's script builds from its own address

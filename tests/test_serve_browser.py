@@ -76,7 +76,9 @@ def server(tmp_path_factory):
 
 
 def open_page(browser, url: str):
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # the page forbids eval; the tests use it
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, bypass_csp=True
+    )  # the page forbids eval; the tests use it
     page = context.new_page()
     page.goto(url)
     return context, page
@@ -125,7 +127,6 @@ def test_page_shows_the_objects_class_and_the_heat_on_the_object(browser, server
     assert x0 <= 4 * x + 2 <= x1 and y0 <= 4 * y + 2 <= y1, f"hottest at {(4 * x, 4 * y)}, object at {shown.box_xyxy}"
     inside = heat[y0 // 4 : y1 // 4, x0 // 4 : x1 // 4].mean()
     assert inside > 1.5 * heat.mean()  # the object, not one hot pixel, is where the heat is
-
 
 
 def test_the_heat_blend_leaves_cold_parts_as_the_camera_shows_them(browser, tmp_path, shown):
@@ -218,7 +219,9 @@ def test_while_paused_a_new_lock_explains_the_frozen_frame_and_opacity_still_app
 
 def ffmpeg_duration_s(path: Path) -> float | None:
     """The Duration ffmpeg reads from a file's header (what players show as its length); None for N/A."""
-    text = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    text = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
     match = re.search(r"Duration: ([^,]+),", text)
     assert match, text
     if match.group(1) == "N/A":
@@ -284,7 +287,9 @@ def test_the_servers_source_is_shown_on_request(browser, server):
     try:
         wait_results(page)
         page.click("#mode-source")
-        page.wait_for_function("window.livecam.mode === 'source' && window.livecam.last && window.livecam.pictureSize[0] === 320", timeout=WAIT_MS)
+        page.wait_for_function(
+            "window.livecam.mode === 'source' && window.livecam.last && window.livecam.pictureSize[0] === 320", timeout=WAIT_MS
+        )
         count = wait_results(page)
         wait_results(page, count + 2)
         assert page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]") == [320, 240]
@@ -398,7 +403,9 @@ def test_a_bar_pressed_and_held_like_a_person_locks_its_class(browser, server, s
         wait_locked_to(page, other["id"])
         assert page.text_content("#label") == other["label"]
         press_like_a_person(page, "#unlock")
-        page.wait_for_function(f"livecam.classId === null && document.getElementById('label').textContent === {shown.label!r}", timeout=WAIT_MS)
+        page.wait_for_function(
+            f"livecam.classId === null && document.getElementById('label').textContent === {shown.label!r}", timeout=WAIT_MS
+        )
     finally:
         context.close()
 
@@ -441,7 +448,9 @@ def test_the_windows_keys_drive_the_page(browser, server, tmp_path):
         methods, method = page.evaluate("[livecam.config.methods, livecam.method]")
         following = methods[(methods.index(method) + 1) % len(methods)]
         page.keyboard.press("m")
-        page.wait_for_function(f"livecam.last.method === {following!r} && document.getElementById('method').value === {following!r}", timeout=WAIT_MS)
+        page.wait_for_function(
+            f"livecam.last.method === {following!r} && document.getElementById('method').value === {following!r}", timeout=WAIT_MS
+        )
 
         alpha = page.evaluate("livecam.alpha")
         for key in "]][":
@@ -507,37 +516,62 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
         wait_results(page)
         config, rules = page.evaluate("[livecam.config, livecam.rules]")
         sent = config["rules"]
-        assert rules == {"smooth": sent["smooth"], "blend": sent["blend"], "alphaStep": sent["alpha_step"], "percent": sent["percent"]}
+        assert rules == {
+            "smooth": sent["smooth"],
+            "blend": sent["blend"],
+            "alphaStep": sent["alpha_step"],
+            "percent": sent["percent"],
+        }
         assert (sent["smooth"], sent["blend"]) == (config["smooth"], config["blend"])
 
         # Smoothing: maps in 0..255 as the wire sends them; the average restarts on a new question or a new size.
-        steps = [((5, 7), "gradcam|"), ((5, 7), "gradcam|"), ((5, 7), "gradcam|"), ((5, 7), "gradcam|3"), ((5, 7), "gradcam|3"), ((4, 6), "gradcam|3"), ((4, 6), "gradcam|3")]
+        steps = [
+            ((5, 7), "gradcam|"),
+            ((5, 7), "gradcam|"),
+            ((5, 7), "gradcam|"),
+            ((5, 7), "gradcam|3"),
+            ((5, 7), "gradcam|3"),
+            ((4, 6), "gradcam|3"),
+            ((4, 6), "gradcam|3"),
+        ]
         maps = [rng.integers(0, 256, shape, dtype=np.uint8) for shape, _ in steps]
         for smooth in (config["smooth"], 0.0, 0.3, 0.9):
             smoothed = page.evaluate(
-                PAGE_MODULES + """async ([smooth, steps]) => {
+                PAGE_MODULES
+                + """async ([smooth, steps]) => {
                     const { HeatLayer } = await load("heat");
                     const layer = new HeatLayer({ ...livecam.rules, smooth });
                     return steps.map(([data, width, height, explains]) => (layer.update({ data, width, height }, explains), Array.from(layer.smoothed.data)));
                 }""",
-                [smooth, [[base64.b64encode(m.tobytes()).decode(), m.shape[1], m.shape[0], explains] for m, (_, explains) in zip(maps, steps)]],
+                [
+                    smooth,
+                    [
+                        [base64.b64encode(m.tobytes()).decode(), m.shape[1], m.shape[0], explains]
+                        for m, (_, explains) in zip(maps, steps)
+                    ],
+                ],
             )
             smoother, explained = CamSmoother(smooth), None
             for got, cam, (_, explains) in zip(smoothed, maps, steps):
                 if explains != explained:  # the renderer's rule: a new question restarts the smoothing
                     smoother.reset()
                     explained = explains
-                np.testing.assert_allclose(np.float64(got).reshape(cam.shape) / 255, smoother.update(cam / 255.0), rtol=0, atol=1e-6)
+                np.testing.assert_allclose(
+                    np.float64(got).reshape(cam.shape) / 255, smoother.update(cam / 255.0), rtol=0, atol=1e-6
+                )
 
         # The blend and its opacity, at the map's own size (the upsampling is the browser's, not a rule).
         height, width = 24, 32
         frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        cam = np.concatenate([rng.integers(0, 256, (height - 4, width), dtype=np.uint8), np.uint8([0, 1, 254, 255])[:, None].repeat(width, 1)])
+        cam = np.concatenate(
+            [rng.integers(0, 256, (height - 4, width), dtype=np.uint8), np.uint8([0, 1, 254, 255])[:, None].repeat(width, 1)]
+        )
         for blend_name in ("heat", "uniform"):
             for colormap in ("jet", "viridis"):
                 for alpha in (0.0, 0.05, 0.1, 0.4, 0.5, 0.6, 0.93, 1.0):
                     rgba = page.evaluate(
-                        PAGE_MODULES + """async ([frame, cam, width, height, alpha, blend, colormap]) => {
+                        PAGE_MODULES
+                        + """async ([frame, cam, width, height, alpha, blend, colormap]) => {
                             const [{ HeatLayer, base64Bytes }] = await Promise.all([load("heat")]);
                             const view = document.createElement("canvas");
                             [view.width, view.height] = [width, height];
@@ -550,7 +584,15 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
                             layer.draw(ctx, width, height, [0, 0, 1, 1], alpha, base64Bytes(livecam.config.colormaps[colormap]));
                             return Array.from(ctx.getImageData(0, 0, width, height).data);
                         }""",
-                        [base64.b64encode(frame[..., ::-1].tobytes()).decode(), base64.b64encode(cam.tobytes()).decode(), width, height, alpha, blend_name, colormap],
+                        [
+                            base64.b64encode(frame[..., ::-1].tobytes()).decode(),
+                            base64.b64encode(cam.tobytes()).decode(),
+                            width,
+                            height,
+                            alpha,
+                            blend_name,
+                            colormap,
+                        ],
                     )
                     drawn = np.uint8(rgba).reshape(height, width, 4)[..., 2::-1]
                     heat = colorize(cam / 255.0, colormap)
@@ -561,19 +603,43 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
         # The opacity keys, from every point of the slider.
         alphas = [round(a, 2) for a in np.arange(0, 1.001, 0.05)] + [0.33, 0.999]
         got = page.evaluate(
-            PAGE_MODULES + "async (alphas) => { const { stepAlpha } = await load('rules'); return alphas.map((a) => [-3, -1, 1, 2].map((k) => stepAlpha(a, k, livecam.rules.alphaStep))); }",
+            PAGE_MODULES
+            + "async (alphas) => { const { stepAlpha } = await load('rules'); return alphas.map((a) => [-3, -1, 1, 2].map((k) => stepAlpha(a, k, livecam.rules.alphaStep))); }",
             alphas,
         )
         assert got == [[pytest.approx(step_alpha(a, k), abs=1e-6) for k in (-3, -1, 1, 2)] for a in alphas]
 
         # Percent text: ties (0.1225 is 12.25 % exactly), the edges of "<0.1%" and ">99.9%", and what is no probability.
-        probs = [0.0, 1e-9, 0.0004, 0.00049, 0.0005, 0.000500001, 0.1225, 0.1235, 0.12345, 0.5, 0.9994, 0.99949, 0.9995, 0.99951, 0.999999, 1.0, 1.5, -0.0004]
+        probs = [
+            0.0,
+            1e-9,
+            0.0004,
+            0.00049,
+            0.0005,
+            0.000500001,
+            0.1225,
+            0.1235,
+            0.12345,
+            0.5,
+            0.9994,
+            0.99949,
+            0.9995,
+            0.99951,
+            0.999999,
+            1.0,
+            1.5,
+            -0.0004,
+        ]
         probs += [float(p) for p in rng.random(200)] + [float(p) for p in np.round(rng.random(200), 4)]
         texts = page.evaluate(
-            PAGE_MODULES + "async (probs) => { const { percent } = await load('rules'); return probs.map((p) => percent(p, livecam.rules.percent)); }",
+            PAGE_MODULES
+            + "async (probs) => { const { percent } = await load('rules'); return probs.map((p) => percent(p, livecam.rules.percent)); }",
             probs + [None],
         )
-        specials = page.evaluate(PAGE_MODULES + "async () => { const { percent } = await load('rules'); return [NaN, Infinity, -Infinity].map((p) => percent(p)); }")
+        specials = page.evaluate(
+            PAGE_MODULES
+            + "async () => { const { percent } = await load('rules'); return [NaN, Infinity, -Infinity].map((p) => percent(p)); }"
+        )
     finally:
         context.close()
     assert texts == [format_percent(p) for p in probs + [None]]

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from livecam.errors import UserError
 from helpers import VFR_TIMES, FakeDevice, corrupt_avi_frames, ffmpeg_encode, vfr_video
+from livecam.errors import UserError
 from livecam.sources import ImageFolderSource, LiveSource, VideoFileSource, list_cameras, open_source
 
 
@@ -199,7 +199,9 @@ def test_a_live_mjpeg_stream_over_http_stays_live(make_video):
                     return
                 jpeg = cv2.imencode(".jpg", make_video.frame(i))[1].tobytes()
                 try:
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+                    self.wfile.write(
+                        b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n"
+                    )
                 except OSError:
                     return
                 time.sleep(0.05)

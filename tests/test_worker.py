@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from livecam.engine.core import CamEngine
-from livecam.errors import UserError
 from livecam.engine.worker import EngineWorker, Job, WorkerClosed
+from livecam.errors import UserError
 
 SIZE = 32
 N_CLASSES = 4

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from livecam import logs
 from livecam.errors import UserError, shown
@@ -59,7 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         text = str(exc).strip().splitlines()
-        print(f"livecam: unexpected error: {type(exc).__name__}: {shown(text[0]) if text else ''} (rerun with --debug for details)", file=sys.stderr)
+        print(
+            f"livecam: unexpected error: {type(exc).__name__}: {shown(text[0]) if text else ''} (rerun with --debug for details)",
+            file=sys.stderr,
+        )
         return 1
     finally:
         if previous is not None:

@@ -7,9 +7,9 @@ dataclasses, so a second front-end (a batch runner, a test) builds them without 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from livecam.errors import shown
 

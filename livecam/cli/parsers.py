@@ -8,8 +8,8 @@ the form of each value; ``configs`` turns the result into settings.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from livecam import __version__, logs
 from livecam.errors import UserError, shown
@@ -103,7 +103,9 @@ def _input(*, source_help: str, source_default: str | None, demo_help: str, came
     src.add_argument("--source", default=source_default, help=source_help)
     src.add_argument("--demo", action="store_true", help=demo_help)
     src.add_argument("--loop", action="store_true", help="replay video files and folders")
-    src.add_argument("--resolution", type=_width_by_height("--resolution", (7680, 4320)), help="camera resolution to request, WxH")
+    src.add_argument(
+        "--resolution", type=_width_by_height("--resolution", (7680, 4320)), help="camera resolution to request, WxH"
+    )
     src.add_argument("--fps", type=_positive_float("--fps"), help="camera frame rate to request")
     if cameras:
         src.add_argument("--list-cameras", action="store_true", help="probe cameras 0-9 and exit")
@@ -163,7 +165,12 @@ def _look(*, view: bool) -> argparse.ArgumentParser:
         type=_unit_float("--alpha", upper_open=False),
         help=f"heat-map opacity in [0, 1]; with --blend heat, where the map is hottest (default {DEFAULT_ALPHA['heat']} heat, {DEFAULT_ALPHA['uniform']} uniform)",
     )
-    ren.add_argument("--smooth", type=_unit_float("--smooth", upper_open=True), default=DEFAULT_SMOOTH, help=f"temporal smoothing in [0, 1); 0 = off (default {DEFAULT_SMOOTH})")
+    ren.add_argument(
+        "--smooth",
+        type=_unit_float("--smooth", upper_open=True),
+        default=DEFAULT_SMOOTH,
+        help=f"temporal smoothing in [0, 1); 0 = off (default {DEFAULT_SMOOTH})",
+    )
     if not view:
         ren.add_argument(
             "--hud",
@@ -215,10 +222,22 @@ def _root_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="record the overlay to this .mp4 file; for an image folder or glob, a folder (DIR/) gets one annotated "
         "image per input under the same name, while a file name records them as one video",
     )
-    out.add_argument("--size", type=_width_by_height("--size", (16384, 16384)), help="size of the recording, WxH (default: the input's; for image folders the most common image size)")
-    out.add_argument("--results", type=Path, metavar="FILE", help="one line per frame (.jsonl or .csv): top-k, explained class, hottest point")
-    out.add_argument("--save-maps", type=Path, metavar="DIR", help="each frame's raw map as float32 .npy (the target layer's resolution)")
-    out.add_argument("--overwrite", action="store_true", help="replace an existing --output/--results/--stats-json file, write into a folder with files (never over an input)")
+    out.add_argument(
+        "--size",
+        type=_width_by_height("--size", (16384, 16384)),
+        help="size of the recording, WxH (default: the input's; for image folders the most common image size)",
+    )
+    out.add_argument(
+        "--results", type=Path, metavar="FILE", help="one line per frame (.jsonl or .csv): top-k, explained class, hottest point"
+    )
+    out.add_argument(
+        "--save-maps", type=Path, metavar="DIR", help="each frame's raw map as float32 .npy (the target layer's resolution)"
+    )
+    out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --output/--results/--stats-json file, write into a folder with files (never over an input)",
+    )
     out.add_argument("--no-display", action="store_true", help="no window (headless)")
     out.add_argument("--fullscreen", action="store_true", help="open the window full screen (key f switches)")
     out.add_argument(
@@ -232,11 +251,20 @@ def _root_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     out.add_argument("--snapshot-dir", type=Path, default=Path("."), help="where the s key saves snapshots (default: .)")
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     perf = p.add_argument_group("speed")
-    perf.add_argument("--batch", type=_int_range("--batch", 1, 256), default=None, help="frames per engine call for files (default 8; live sources use 1)")
-    perf.add_argument("--every", type=_int_range("--every", 1, 1000), default=1, help="explain every Nth frame, reuse the result in between")
+    perf.add_argument(
+        "--batch",
+        type=_int_range("--batch", 1, 256),
+        default=None,
+        help="frames per engine call for files (default 8; live sources use 1)",
+    )
+    perf.add_argument(
+        "--every", type=_int_range("--every", 1, 1000), default=1, help="explain every Nth frame, reuse the result in between"
+    )
 
     # Subcommands are chosen by argparse: `--source serve` is a source, `serve` alone the command.
-    commands = p.add_subparsers(dest="command", metavar="COMMAND", action=_Commands, parser_class=_CommandParser, title="commands")
+    commands = p.add_subparsers(
+        dest="command", metavar="COMMAND", action=_Commands, parser_class=_CommandParser, title="commands"
+    )
     serve = commands.add_parser(
         "serve",
         prog=f"{PROG} serve",
@@ -271,7 +299,9 @@ def _root_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         parents=[_common()],
     )
     layers.add_argument("model", help="zoo name (livecam models), 'demo', or a .keras/.h5 file")
-    layers.add_argument("--weights", default="none", help="imagenet | none | a weights file (default: none; the layers do not depend on it)")
+    layers.add_argument(
+        "--weights", default="none", help="imagenet | none | a weights file (default: none; the layers do not depend on it)"
+    )
     layers.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
     return p, {"serve": serve, "models": models, "layers": layers}
 
@@ -282,13 +312,30 @@ def _server_arguments(p: argparse.ArgumentParser) -> None:
         from livecam.serve.app import DEFAULT_PORT
 
     net = p.add_argument_group("server")
-    net.add_argument("--host", default="127.0.0.1", help="address to listen on; anything but loopback needs a token (default: 127.0.0.1)")
-    net.add_argument("--port", type=_int_range("--port", 0, 65535), default=DEFAULT_PORT, help=f"TCP port; 0 picks a free one (default: {DEFAULT_PORT})")
+    net.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on; anything but loopback needs a token (default: 127.0.0.1)"
+    )
+    net.add_argument(
+        "--port",
+        type=_int_range("--port", 0, 65535),
+        default=DEFAULT_PORT,
+        help=f"TCP port; 0 picks a free one (default: {DEFAULT_PORT})",
+    )
     net.add_argument("--token", help="secret that every request must carry (generated when --host is not loopback)")
     net.add_argument("--certfile", help="HTTPS certificate (PEM); browsers give the camera only to HTTPS pages or localhost")
     net.add_argument("--keyfile", help="HTTPS private key (PEM)")
-    net.add_argument("--max-batch", type=_int_range("--max-batch", 1, 256), default=8, help="most frames of all clients in one engine call (default 8)")
-    net.add_argument("--max-wait-ms", type=_int_range("--max-wait-ms", 0, 1000), default=5, help="longest a frame waits for others to share its call, 0-1000 (default 5)")
+    net.add_argument(
+        "--max-batch",
+        type=_int_range("--max-batch", 1, 256),
+        default=8,
+        help="most frames of all clients in one engine call (default 8)",
+    )
+    net.add_argument(
+        "--max-wait-ms",
+        type=_int_range("--max-wait-ms", 0, 1000),
+        default=5,
+        help="longest a frame waits for others to share its call, 0-1000 (default 5)",
+    )
 
 
 # ---------------------------------------------------------------------- values

@@ -24,7 +24,11 @@ def serve(config: ServeCommandConfig) -> int:
     if token is None and serve.needs_token(net.host):
         token = serve.new_token()
     spec = config.source
-    source = sources.open_source(spec.spec, loop=spec.loop, resolution=spec.resolution, fps=spec.fps) if spec.spec is not None else None
+    source = (
+        sources.open_source(spec.spec, loop=spec.loop, resolution=spec.resolution, fps=spec.fps)
+        if spec.spec is not None
+        else None
+    )
     try:
         with logs.native_stderr_silenced(logs.quiet()) as say:
             from livecam.engine.worker import EngineWorker
@@ -53,7 +57,10 @@ def serve(config: ServeCommandConfig) -> int:
                         f"or tunnel with `ssh -L {port}:localhost:{port} THIS-HOST` and open http://localhost:{port}/",
                         file=sys.stderr,
                     )
-                print(f"livecam: open {serve.page_url(net.host, port, token, https=ssl_ctx is not None)}  (Ctrl-C stops)", flush=True)
+                print(
+                    f"livecam: open {serve.page_url(net.host, port, token, https=ssl_ctx is not None)}  (Ctrl-C stops)",
+                    flush=True,
+                )
 
             serve.run(app, net.host, net.port, ssl_ctx=ssl_ctx, on_ready=ready)
     finally:

@@ -44,7 +44,10 @@ def view(config: ViewConfig) -> int:
             )
         # The demo works anywhere: with no screen it records instead.
         out = dataclasses.replace(
-            out, display=False, output=out.output or str(sinks.free_name(Path("livecam-demo.mp4"))), max_frames=out.max_frames or 300
+            out,
+            display=False,
+            output=out.output or str(sinks.free_name(Path("livecam-demo.mp4"))),
+            max_frames=out.max_frames or 300,
         )
         print(
             f"livecam: no display here, so the demo records {out.max_frames} frames to {Path(out.output).resolve()} instead of opening a window.",
@@ -93,7 +96,8 @@ def view(config: ViewConfig) -> int:
 def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_frame: list) -> int:
     from livecam import sources
     from livecam.render import Renderer
-    from livecam.viewer import outputs, recorder as recorders, sinks
+    from livecam.viewer import outputs, sinks
+    from livecam.viewer import recorder as recorders
 
     out, look = config.output, config.look
     quiet = out.quiet
@@ -143,7 +147,11 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
         delay_s=out.delay_s,
     )
     if out.results is not None:
-        per_frame.append(outputs.ResultsWriter(out.results, class_names=engine.class_names, source=_source_name(source), overwrite=out.overwrite))
+        per_frame.append(
+            outputs.ResultsWriter(
+                out.results, class_names=engine.class_names, source=_source_name(source), overwrite=out.overwrite
+            )
+        )
     recorder = None
     if output is not None and not per_image:
         recorder = recorders.VideoWriter(

@@ -68,9 +68,22 @@ def _star(inner: float) -> np.ndarray:
 
 def _cross(arm: float) -> np.ndarray:
     # arm = half-width of an arm as a share of the half-length; scaled so the circumradius is 1
-    a, l = arm, 1.0
-    pts = [(a, l), (a, a), (l, a), (l, -a), (a, -a), (a, -l), (-a, -l), (-a, -a), (-l, -a), (-l, a), (-a, a), (-a, l)]
-    return np.array(pts) / math.hypot(a, l)
+    a, tip = arm, 1.0
+    pts = [
+        (a, tip),
+        (a, a),
+        (tip, a),
+        (tip, -a),
+        (a, -a),
+        (a, -tip),
+        (-a, -tip),
+        (-a, -a),
+        (-tip, -a),
+        (-tip, a),
+        (-a, a),
+        (-a, tip),
+    ]
+    return np.array(pts) / math.hypot(a, tip)
 
 
 def _regular(n: int) -> np.ndarray:
@@ -272,7 +285,9 @@ class _Drifter:
 # ---------------------------------------------------------------- drawing
 
 
-def _random_shape(rng: np.random.Generator, class_id: int, center: tuple[float, float], radius: float, background: np.ndarray) -> _Shape:
+def _random_shape(
+    rng: np.random.Generator, class_id: int, center: tuple[float, float], radius: float, background: np.ndarray
+) -> _Shape:
     name = CLASS_NAMES[class_id]
     detail = rng.uniform(*_DETAIL_RANGE.get(name, (0.0, 1.0)))
     angle = rng.uniform(0, 2 * np.pi)
@@ -302,7 +317,15 @@ def _draw_shape(frame_bgr: np.ndarray, shape: _Shape) -> None:
         if name == "circle":
             cv2.circle(frame_bgr, center, round(shape.radius * _ONE), shape.fill_bgr, -1, cv2.LINE_AA, _SHIFT)
             if shape.outline_bgr is not None:
-                cv2.circle(frame_bgr, center, round((shape.radius - thickness / 2) * _ONE), shape.outline_bgr, thickness, cv2.LINE_AA, _SHIFT)
+                cv2.circle(
+                    frame_bgr,
+                    center,
+                    round((shape.radius - thickness / 2) * _ONE),
+                    shape.outline_bgr,
+                    thickness,
+                    cv2.LINE_AA,
+                    _SHIFT,
+                )
             return
         band = max(2, round(shape.radius * (1 - shape.detail)))
         mid = shape.radius - band / 2
@@ -399,7 +422,12 @@ def _muted_colour(rng: np.random.Generator) -> np.ndarray:
 
 def _edge_point(rng: np.random.Generator, side: int, width: int, height: int, outside: float) -> tuple[float, float]:
     along = rng.uniform(0.2, 0.8)
-    return [(along * width, -outside), (width + outside, along * height), (along * width, height + outside), (-outside, along * height)][side]
+    return [
+        (along * width, -outside),
+        (width + outside, along * height),
+        (along * width, height + outside),
+        (-outside, along * height),
+    ][side]
 
 
 def _inner_point(rng: np.random.Generator, width: int, height: int, radius: float) -> tuple[float, float]:

@@ -13,7 +13,8 @@ A new method is one function here, one entry in ``METHODS`` and one row in the t
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -96,6 +97,7 @@ def normalize(raw_cam: Any, xp: Any) -> Any:
     cam = xp.maximum(raw_cam, 0.0)
     peak = xp.max(cam, axis=(1, 2), keepdims=True)
     return cam / xp.maximum(peak, EPSILON)
+
 
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 

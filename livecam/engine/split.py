@@ -13,8 +13,9 @@ Nothing here imports TensorFlow at module level.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 OutputKind = Literal["softmax", "sigmoid", "linear"]
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import collections
 import operator
-from collections.abc import Hashable
 import threading
 import time
+from collections.abc import Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from livecam.engine.core import CamResult
-from livecam.errors import UserError
 from livecam.engine.methods import check_method
+from livecam.errors import UserError
 
 # A stream that submitted within this many seconds counts as active: its next frame may be on its way.
 ACTIVE_STREAM_S = 1.0

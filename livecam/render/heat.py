@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -170,7 +170,9 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
 # ---------------------------------------------------------------- where the map lies (CamResult.box)
 
 
-def map_region(box: Sequence[float] | None, width: int, height: int) -> tuple[tuple[int, int, int, int], tuple[float, float, float, float]]:
+def map_region(
+    box: Sequence[float] | None, width: int, height: int
+) -> tuple[tuple[int, int, int, int], tuple[float, float, float, float]]:
     """The frame's pixels the map lies over, (x0, y0, x1, y1), and the map's whole extent in
     pixels of that region (beyond it where the map reaches past the frame: --fit pad)."""
     if box is None:
@@ -210,7 +212,9 @@ def place_map(image: np.ndarray, place: tuple[float, ...], size_wh: tuple[int, i
     scale_x, scale_y = image.shape[1] / (x1 - x0), image.shape[0] / (y1 - y0)
     # A picture pixel's centre x + 0.5 lies at (x + 0.5 - x0) * scale in the image, whose pixel u has its centre at u + 0.5.
     to_image = np.float64([[scale_x, 0.0, (0.5 - x0) * scale_x - 0.5], [0.0, scale_y, (0.5 - y0) * scale_y - 0.5]])
-    return cv2.warpAffine(image, to_image, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        image, to_image, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -263,4 +267,6 @@ def resolve_colormap(colormap: int | str) -> int:
         return colormap_id(colormap)
     if isinstance(colormap, (int, np.integer)) and not isinstance(colormap, bool) and int(colormap) in COLORMAP_NAMES:
         return int(colormap)
-    raise UserError(f"Expected colormap to be a name ({', '.join(COLORMAPS)}) or a cv2.COLORMAP_* value. Received: colormap={colormap!r}")
+    raise UserError(
+        f"Expected colormap to be a name ({', '.join(COLORMAPS)}) or a cv2.COLORMAP_* value. Received: colormap={colormap!r}"
+    )

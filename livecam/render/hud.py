@@ -8,15 +8,29 @@ window only, the REC badge, messages and the key help, whose rows the window fro
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from livecam.errors import UserError
 from livecam.render.heat import check_choice, colour_bar
-from livecam.render.text import Colour, Font, ascii_text, darken, fit, font, font_for_height, label_font, panel, put_text, short_name, text_w
+from livecam.render.text import (
+    Colour,
+    Font,
+    ascii_text,
+    darken,
+    fit,
+    font,
+    font_for_height,
+    label_font,
+    panel,
+    put_text,
+    short_name,
+    text_w,
+)
 
 HUD_LEVELS = ("full", "label", "none")
 NO_MAP = "no map (non-finite output)"
@@ -147,7 +161,9 @@ def format_percent(prob: float | None) -> str:
     return text
 
 
-def draw_hud(img: np.ndarray, hud: HudInfo, cmap_id: int | None, level: str, *, in_window: bool, help_shown: bool = False) -> None:
+def draw_hud(
+    img: np.ndarray, hud: HudInfo, cmap_id: int | None, level: str, *, in_window: bool, help_shown: bool = False
+) -> None:
     """Draws a HUD level ("full" or "label") in place; ``in_window`` adds the viewer's own items."""
     small = font_for_height(img.shape[0])
     margin = small.pad
@@ -164,7 +180,14 @@ def draw_hud(img: np.ndarray, hud: HudInfo, cmap_id: int | None, level: str, *, 
         tiny = font(round(max(0.3, small.scale * 0.85), 2))
         max_w = img.shape[1] - legend_w - 3 * margin - 2 * tiny.pad
         if max_w > 0:
-            panel(img, [(fit(t, max_w, tiny), c) for t, c in bottom_lines], tiny, (margin, img.shape[0] - margin), anchor="bl", keep=_DIAG_KEEP)
+            panel(
+                img,
+                [(fit(t, max_w, tiny), c) for t, c in bottom_lines],
+                tiny,
+                (margin, img.shape[0] - margin),
+                anchor="bl",
+                keep=_DIAG_KEEP,
+            )
 
 
 def _label_panel(img: np.ndarray, hud: HudInfo, small: Font, margin: int, *, full: bool, ranks: bool) -> None:
@@ -242,7 +265,6 @@ def _padlock(img: np.ndarray, bottom_left: tuple[int, int], size: int, colour: C
     cv2.ellipse(img, (cx, y - body_h), (radius, max(2, size - body_h)), 0, 180, 360, colour, max(1, size // 8), cv2.LINE_AA)
 
 
-
 def draw_help(img: np.ndarray, rows: Sequence[tuple[str, str]]) -> None:
     """The key list in the middle of the picture, in place: a "keys" title over (keys, what they do) rows."""
     height, width = img.shape[:2]
@@ -301,4 +323,3 @@ def _legend(img: np.ndarray, cmap_id: int, font: Font, margin: int) -> int:
     bar_y = y0 + font.pad + font.line_h
     img[bar_y : bar_y + bar_h, x0 + font.pad : x0 + font.pad + bar_w] = colour_bar(cmap_id, bar_w, bar_h)
     return panel_w
-

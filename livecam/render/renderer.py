@@ -8,8 +8,9 @@ notebooks and scripts.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,9 @@ class _MapHeat:
         self._layers: tuple[np.ndarray, np.ndarray] | None = None
         self._layers_key: tuple | None = None
 
-    def heat(self, cam: np.ndarray, map_id: Hashable, size_wh: tuple[int, int], place: tuple[float, ...], cmap_id: int) -> np.ndarray:
+    def heat(
+        self, cam: np.ndarray, map_id: Hashable, size_wh: tuple[int, int], place: tuple[float, ...], cmap_id: int
+    ) -> np.ndarray:
         """The coloured smoothed map over a ``size_wh`` picture (for the uniform blend)."""
         self._fold(cam, map_id)
         key = (size_wh, place, cmap_id)
@@ -79,14 +82,18 @@ class _MapHeat:
             self._heat_key = key
         return self._heat
 
-    def heat_blend(self, frame: np.ndarray, cam: np.ndarray, map_id: Hashable, place: tuple[float, ...], cmap_id: int, alpha: float) -> np.ndarray:
+    def heat_blend(
+        self, frame: np.ndarray, cam: np.ndarray, map_id: Hashable, place: tuple[float, ...], cmap_id: int, alpha: float
+    ) -> np.ndarray:
         """``frame`` with the smoothed map blended over it, its opacity following the map (``blend_heat``)."""
         size_wh = frame.shape[1::-1]
         self._fold(cam, map_id)
         key = (size_wh, place, cmap_id, alpha)
         if self._layers_key != key:
             cam01 = np.clip(cubic_step(self._smoothed, extent_wh(place)), 0.0, 1.0)
-            self._layers = tuple(place_map(layer, place, size_wh) for layer in heat_layers(colorize(cam01, cmap_id), cam01, alpha))
+            self._layers = tuple(
+                place_map(layer, place, size_wh) for layer in heat_layers(colorize(cam01, cmap_id), cam01, alpha)
+            )
             self._layers_key = key
         return blend_layers(frame, *self._layers)
 
@@ -166,7 +173,7 @@ class Renderer:
 
     @property
     def blend(self) -> str:
-        """"heat" or "uniform" (see the class docstring)."""
+        """ "heat" or "uniform" (see the class docstring)."""
         return self._blend
 
     @property
@@ -244,7 +251,9 @@ class Renderer:
         """
         if view not in ("window", "file"):
             raise UserError(f"Expected view to be 'window' or 'file'. Received: view={view!r}")
-        views = self.views(frame_bgr, cam, hud, window=view == "window", file=view == "file", explains=explains, map_id=map_id, box=box)
+        views = self.views(
+            frame_bgr, cam, hud, window=view == "window", file=view == "file", explains=explains, map_id=map_id, box=box
+        )
         return views.window if view == "window" else views.file
 
     def views(

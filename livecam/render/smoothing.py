@@ -57,4 +57,3 @@ class CamSmoother:
     def reset(self) -> None:
         """Forgets the past maps; the next map is taken as it is."""
         self._state = None
-

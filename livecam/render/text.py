@@ -99,4 +99,3 @@ def short_name(name: str) -> str:
     """A class name cut to at most 40 characters."""
     name = str(name)
     return name if len(name) <= _MAX_NAME_CHARS else name[: _MAX_NAME_CHARS - 3] + "..."
-

@@ -23,7 +23,8 @@ import errno
 import signal
 import socket
 import ssl
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import WSCloseCode, web
 
@@ -54,7 +55,19 @@ from livecam.serve.metrics import ServerMetrics
 from livecam.serve.security import guard, needs_token, new_token, origin_ok, page_url, ssl_context, token_query
 
 # What the CLI and scripts use from here.
-__all__ = ["DEFAULT_PORT", "ServeConfig", "bind_error", "create_app", "needs_token", "new_token", "origin_ok", "page_url", "run", "ssl_context", "token_query"]
+__all__ = [
+    "DEFAULT_PORT",
+    "ServeConfig",
+    "bind_error",
+    "create_app",
+    "needs_token",
+    "new_token",
+    "origin_ok",
+    "page_url",
+    "run",
+    "ssl_context",
+    "token_query",
+]
 
 DEFAULT_PORT = 8765
 SHUTDOWN_TIMEOUT_S = 0.5  # after the WebSockets, how long open requests (streams) get before they are cancelled
@@ -63,7 +76,7 @@ SHUTDOWN_TIMEOUT_S = 0.5  # after the WebSockets, how long open requests (stream
 EXPLAIN_PIXELS = 2 * protocol.MAX_PIXELS
 
 
-def create_app(engine: Any, worker: EngineWorker, config: ServeConfig = ServeConfig(), *, source: Any = None) -> web.Application:
+def create_app(engine: Any, worker: EngineWorker, config: ServeConfig = ServeConfig(), *, source: Any = None) -> web.Application:  # noqa: B008 (frozen)
     """The aiohttp application.
 
     Args:
@@ -137,7 +150,9 @@ def run(app: web.Application, host: str, port: int, *, ssl_ctx: ssl.SSLContext |
     asyncio.run(_serve(app, host, port, ssl_ctx, on_ready))
 
 
-async def _serve(app: web.Application, host: str, port: int, ssl_ctx: ssl.SSLContext | None, on_ready: Callable[[int], None]) -> None:
+async def _serve(
+    app: web.Application, host: str, port: int, ssl_ctx: ssl.SSLContext | None, on_ready: Callable[[int], None]
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -174,9 +189,13 @@ def bind_error(exc: OSError, host: str, port: int) -> UserError:
     if exc.errno == errno.EADDRNOTAVAIL:
         return UserError(f"Cannot listen on --host {host}: it is not an address of this machine; {fix_host}.")
     if exc.errno in (errno.EACCES, errno.EPERM) and 0 < port < 1024:
-        return UserError(f"Cannot listen on port {port}: ports under 1024 need privilege; pick a --port above 1023 (the default is {DEFAULT_PORT}), or run with privilege.")
+        return UserError(
+            f"Cannot listen on port {port}: ports under 1024 need privilege; pick a --port above 1023 (the default is {DEFAULT_PORT}), or run with privilege."
+        )
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return UserError(f"Cannot listen on {host}:{port} (permission denied); pick another --port, or run with the permission to use this one.")
+        return UserError(
+            f"Cannot listen on {host}:{port} (permission denied); pick another --port, or run with the permission to use this one."
+        )
     if exc.errno == errno.EADDRINUSE:
         return UserError(f"Cannot listen on {host}:{port}: the port is in use; pick another --port, or stop what uses it.")
     return UserError(f"Cannot listen on {host}:{port} ({first_line(exc)}); pick another --host or --port.")

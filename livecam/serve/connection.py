@@ -19,8 +19,9 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -93,12 +94,16 @@ class Connection:
             frame = self.inbox.get(timeout_s=0)
             if frame is None:
                 continue
-            answer = await self._explain(frame.data, frame.class_id, frame.method, "frames", lambda text: protocol.error_message(frame.seq, text))
+            answer = await self._explain(
+                frame.data, frame.class_id, frame.method, "frames", lambda text, seq=frame.seq: protocol.error_message(seq, text)
+            )
             if answer is None:
                 continue
             row, engine_ms = answer
             server_ms = (time.perf_counter() - frame.received_s) * 1000
-            message = protocol.result_message(row, app[engine_key].class_names, seq=frame.seq, engine_ms=engine_ms, server_ms=server_ms)
+            message = protocol.result_message(
+                row, app[engine_key].class_names, seq=frame.seq, engine_ms=engine_ms, server_ms=server_ms
+            )
             await self.send(message)
             app[metrics_key].answered("ws", server_ms / 1000)
 
@@ -126,13 +131,21 @@ class Connection:
                 held = frame
             t0 = time.perf_counter()
             number = held.number
-            answer = await self._explain(held.image_bgr, self.state.class_id, self.state.method, "pulls", lambda text: protocol.source_error_message(number, text))
+            answer = await self._explain(
+                held.image_bgr,
+                self.state.class_id,
+                self.state.method,
+                "pulls",
+                lambda text, number=number: protocol.source_error_message(number, text),
+            )
             if answer is None:
                 continue
             row, engine_ms = answer
             jpeg = await loop.run_in_executor(None, feed.jpeg, held)
             server_ms = (time.perf_counter() - t0) * 1000
-            message = protocol.result_message(row, app[engine_key].class_names, seq=number, engine_ms=engine_ms, server_ms=server_ms)
+            message = protocol.result_message(
+                row, app[engine_key].class_names, seq=number, engine_ms=engine_ms, server_ms=server_ms
+            )
             message.update(type="source_result", frame=message.pop("seq"), image=base64.b64encode(jpeg).decode("ascii"))
             await self.send(message)
             app[metrics_key].answered("source", server_ms / 1000)
@@ -174,7 +187,9 @@ async def _until_closed(answering: Any) -> None:
 async def websocket(request: web.Request) -> web.StreamResponse:
     """``GET /ws``: serves one connection until the client leaves or the server stops."""
     if not origin_ok(request):
-        return web.Response(status=403, text="livecam: the WebSocket must be opened from a page of this server (Origin does not match).\n")
+        return web.Response(
+            status=403, text="livecam: the WebSocket must be opened from a page of this server (Origin does not match).\n"
+        )
     # aiohttp refuses a frame of max_msg_size bytes itself, but a deflated message only over it:
     # "over 4 MiB", as for POST, is max_msg_size one more, and the check below for the deflated.
     ws = web.WebSocketResponse(max_msg_size=protocol.MAX_MESSAGE_BYTES + 1, timeout=CLOSE_TIMEOUT_S, heartbeat=20.0)
@@ -184,7 +199,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     app[sockets_key].add(ws)
     app[metrics_key].clients("ws", +1)
     # Each task ends only when cancelled, or quietly when the worker closes (the server stops).
-    tasks = [asyncio.create_task(_until_closed(connection.answer_frames())), asyncio.create_task(_until_closed(connection.answer_pulls()))]
+    tasks = [
+        asyncio.create_task(_until_closed(connection.answer_frames())),
+        asyncio.create_task(_until_closed(connection.answer_pulls())),
+    ]
     try:
         async for message in ws:
             if message.type is WSMsgType.BINARY and len(message.data) > protocol.MAX_MESSAGE_BYTES:

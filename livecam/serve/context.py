@@ -89,4 +89,6 @@ async def explain(
 
 def renderer(config: ServeConfig, *, smooth: float) -> Renderer:
     """The renderer of the stream and overlays: pictures drawn like the files of a viewer (view "file"), at ``config.hud``."""
-    return Renderer(colormap=config.colormap, alpha=config.alpha, blend=config.blend, smooth=smooth, hud=config.hud, file_hud=config.hud)
+    return Renderer(
+        colormap=config.colormap, alpha=config.alpha, blend=config.blend, smooth=smooth, hud=config.hud, file_hud=config.hud
+    )

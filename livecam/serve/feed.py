@@ -20,8 +20,9 @@ import asyncio
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -210,7 +211,9 @@ class MjpegStream:
             self._scene = frame.number
         cam = row.cam[0] if row.finite[0] else None
         # Drawn as a file is: the renderer's file_hud, without the window's key hint, help or messages.
-        image = self._renderer.render(frame.image_bgr, cam, self._hud(frame, row, now), view="file", explains=(row.method, self._scene), box=row.box)
+        image = self._renderer.render(
+            frame.image_bgr, cam, self._hud(frame, row, now), view="file", explains=(row.method, self._scene), box=row.box
+        )
         return encode_jpeg(image)
 
     def _hud(self, frame: FeedFrame, row: Any, now: float) -> HudInfo:

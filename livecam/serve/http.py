@@ -41,7 +41,10 @@ from livecam.viewer.control import ALPHA_STEP, Controller, ViewerState
 # The page's files under serve/web/ besides index.html (which is served at "/"), each at "/NAME":
 # nothing else is served, and no path from a request reaches the file system.
 # The page's files: its entry module app.js imports the others, each URL with the token (see app.js).
-STATIC_FILES = ("style.css", *(f"{name}.js" for name in ("app", "camera", "files", "heat", "keys", "rules", "socket", "ui", "webm")))
+STATIC_FILES = (
+    "style.css",
+    *(f"{name}.js" for name in ("app", "camera", "files", "heat", "keys", "rules", "socket", "ui", "webm")),
+)
 _CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
@@ -77,7 +80,12 @@ async def asset(request: web.Request) -> web.Response:
 
 
 def _page_headers() -> dict[str, str]:
-    return {"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+    return {
+        "Content-Security-Policy": PAGE_CSP,
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
 
 
 # ---------------------------------------------------------------------- /api/config
@@ -121,7 +129,10 @@ def page_constants(settings: ServeConfig) -> dict[str, Any]:
 def colormap_tables() -> dict[str, str]:
     """Every OpenCV colormap as base64 of 256 RGB triples: the page paints maps with the renderer's own tables."""
     ramp = np.arange(256, dtype=np.uint8)[:, None]
-    return {name: base64.b64encode(cv2.applyColorMap(ramp, cmap)[:, 0, ::-1].tobytes()).decode("ascii") for name, cmap in COLORMAPS.items()}
+    return {
+        name: base64.b64encode(cv2.applyColorMap(ramp, cmap)[:, 0, ::-1].tobytes()).decode("ascii")
+        for name, cmap in COLORMAPS.items()
+    }
 
 
 # ---------------------------------------------------------------------- POST /api/explain
@@ -131,7 +142,9 @@ async def explain_http(request: web.Request) -> web.Response:
     app = request.app
     received_s = time.perf_counter()
     if request.content_type not in ("image/jpeg", "image/png", "image/webp"):
-        return _error(415, f"Expected Content-Type image/jpeg, image/png or image/webp. Received: {request.content_type or 'none'}.")
+        return _error(
+            415, f"Expected Content-Type image/jpeg, image/png or image/webp. Received: {request.content_type or 'none'}."
+        )
     loop = asyncio.get_running_loop()
     try:
         method, class_id = _query_settings(request, app[engine_key])
@@ -150,10 +163,15 @@ async def explain_http(request: web.Request) -> web.Response:
         app[metrics_key].error()
         return _error(400, str(exc))
     except asyncio.TimeoutError:  # (TimeoutError itself from Python 3.11)
-        response = _error(503, f"The server is decoding as many pictures as it can hold; try again in a few seconds (waited {EXPLAIN_WAIT_S:g} s).")
+        response = _error(
+            503,
+            f"The server is decoding as many pictures as it can hold; try again in a few seconds (waited {EXPLAIN_WAIT_S:g} s).",
+        )
         response.headers["Retry-After"] = "5"
         return response
-    return web.json_response(protocol.result_message(row, app[engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms))
+    return web.json_response(
+        protocol.result_message(row, app[engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms)
+    )
 
 
 def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None]:
@@ -172,7 +190,9 @@ def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None]
 
 def overlay_png(app: web.Application, image: np.ndarray, row: Any, locked: bool) -> bytes:
     """The overlay of one answered image as PNG, drawn as the viewer draws a file; ``locked``: the client chose the class."""
-    overlay = renderer(app[config_key], smooth=0.0).render(image, row.cam[0] if row.finite[0] else None, _overlay_hud(app, row, locked), view="file", box=row.box)
+    overlay = renderer(app[config_key], smooth=0.0).render(
+        image, row.cam[0] if row.finite[0] else None, _overlay_hud(app, row, locked), view="file", box=row.box
+    )
     ok, data = cv2.imencode(".png", overlay)
     if not ok:
         raise RuntimeError("OpenCV could not encode a PNG.")
@@ -193,8 +213,12 @@ def _error(status: int, message: str) -> web.Response:
 async def mjpeg(request: web.Request) -> web.StreamResponse:
     stream: MjpegStream | None = request.app[mjpeg_key]
     if stream is None:
-        return web.Response(status=404, text="livecam: this server has no source of its own; start it with --source to get /stream.mjpg.\n")
-    response = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame", "Cache-Control": "no-store"})
+        return web.Response(
+            status=404, text="livecam: this server has no source of its own; start it with --source to get /stream.mjpg.\n"
+        )
+    response = web.StreamResponse(
+        headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame", "Cache-Control": "no-store"}
+    )
     await response.prepare(request)
     metrics = request.app[metrics_key]
     metrics.clients("mjpeg", +1)

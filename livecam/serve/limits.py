@@ -19,7 +19,8 @@ import errno
 import functools
 import sys
 import time
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 

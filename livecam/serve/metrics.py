@@ -6,7 +6,8 @@ read from the worker's public snapshot when the page is scraped, so nothing is c
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
@@ -26,13 +27,25 @@ class ServerMetrics:
 
     def __init__(self, worker: Any) -> None:
         self.registry = CollectorRegistry()
-        self._answered = Counter("livecam_frames_answered", "Frames explained and answered, by endpoint.", ["endpoint"], registry=self.registry)
-        self._errors = Counter("livecam_frame_errors", "Frames answered with an error (undecodable, too large, bad settings).", registry=self.registry)
+        self._answered = Counter(
+            "livecam_frames_answered", "Frames explained and answered, by endpoint.", ["endpoint"], registry=self.registry
+        )
+        self._errors = Counter(
+            "livecam_frame_errors",
+            "Frames answered with an error (undecodable, too large, bad settings).",
+            registry=self.registry,
+        )
         self._dropped = Counter(
-            "livecam_frames_dropped", "Client frames replaced by a newer one before the engine took them (never answered).", registry=self.registry
+            "livecam_frames_dropped",
+            "Client frames replaced by a newer one before the engine took them (never answered).",
+            registry=self.registry,
         )
         self._latency = Histogram(
-            "livecam_server_latency_seconds", "Time from receiving a frame to sending its answer.", ["endpoint"], buckets=_LATENCY_BUCKETS_S, registry=self.registry
+            "livecam_server_latency_seconds",
+            "Time from receiving a frame to sending its answer.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=self.registry,
         )
         self._clients = Gauge("livecam_clients", "Connected clients, by kind (ws, mjpeg).", ["kind"], registry=self.registry)
         for kind in ("ws", "mjpeg"):
@@ -73,6 +86,8 @@ class _WorkerCollector:
             buckets.append((str(bound), running))
         buckets.append(("+Inf", stats.batches))
         total_frames = sum(size * n for size, n in stats.batch_sizes.items())
-        yield HistogramMetricFamily("livecam_engine_batch_size", "Frames per engine call.", buckets=buckets, sum_value=total_frames)
+        yield HistogramMetricFamily(
+            "livecam_engine_batch_size", "Frames per engine call.", buckets=buckets, sum_value=total_frames
+        )
         yield CounterMetricFamily("livecam_engine_seconds", "Time spent in engine calls.", value=stats.engine_ms / 1000)
         yield CounterMetricFamily("livecam_engine_frames", "Frames the engine explained.", value=stats.frames)

@@ -17,7 +17,8 @@ import base64
 import json
 import re
 import struct
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -153,7 +154,11 @@ def encode_cam(cam: np.ndarray) -> dict[str, Any]:
     """A map in [0, 1] as ``{"width", "height", "data"}``: base64 of uint8 rows, 255 = hottest."""
     values = np.clip(np.nan_to_num(np.asarray(cam, np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     pixels = np.rint(values * 255.0).astype(np.uint8)
-    return {"width": int(pixels.shape[1]), "height": int(pixels.shape[0]), "data": base64.b64encode(pixels.tobytes()).decode("ascii")}
+    return {
+        "width": int(pixels.shape[1]),
+        "height": int(pixels.shape[0]),
+        "data": base64.b64encode(pixels.tobytes()).decode("ascii"),
+    }
 
 
 def result_message(row: Any, class_names: Sequence[str], *, seq: int, engine_ms: float, server_ms: float) -> dict[str, Any]:
@@ -213,20 +218,24 @@ def parse_controls(text: str) -> dict[str, Any]:
             not a JSON object, an unknown key, or a ``pull`` other than "source".
     """
     if len(text) > MAX_CONTROL_CHARS:
-        raise UserError(f"Expected controls of at most {MAX_CONTROL_CHARS} characters, e.g. {{\"method\": \"gradcam++\"}}. Received {len(text)} characters.")
+        raise UserError(
+            f'Expected controls of at most {MAX_CONTROL_CHARS} characters, e.g. {{"method": "gradcam++"}}. Received {len(text)} characters.'
+        )
     if _json_depth(text) > MAX_CONTROL_DEPTH:
-        raise UserError(f"Expected controls as a flat JSON object, e.g. {{\"class_id\": 3}}. Received JSON nested more than {MAX_CONTROL_DEPTH} deep.")
+        raise UserError(
+            f'Expected controls as a flat JSON object, e.g. {{"class_id": 3}}. Received JSON nested more than {MAX_CONTROL_DEPTH} deep.'
+        )
     try:
         controls = json.loads(text)
     except ValueError:
-        raise UserError(f"Expected controls as a JSON object, e.g. {{\"method\": \"gradcam++\"}}. Received: {text[:80]!r}") from None
+        raise UserError(f'Expected controls as a JSON object, e.g. {{"method": "gradcam++"}}. Received: {text[:80]!r}') from None
     if not isinstance(controls, dict):
-        raise UserError(f"Expected controls as a JSON object, e.g. {{\"class_id\": 3}}. Received: {text[:80]!r}")
+        raise UserError(f'Expected controls as a JSON object, e.g. {{"class_id": 3}}. Received: {text[:80]!r}')
     unknown = set(controls) - set(CONTROLS)
     if unknown:
         raise UserError(f"Unknown control {sorted(unknown)[0]!r}; expected any of {', '.join(CONTROLS)}.")
     if "pull" in controls and controls["pull"] != "source":
-        raise UserError(f"Expected pull to be \"source\". Received: {controls['pull']!r}")
+        raise UserError(f'Expected pull to be "source". Received: {controls["pull"]!r}')
     return controls
 
 

@@ -13,7 +13,7 @@ import secrets
 import socket
 import ssl
 import urllib.parse
-from typing import Callable
+from collections.abc import Callable
 
 from aiohttp import web
 from yarl import URL
@@ -106,5 +106,7 @@ def ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | N
     try:
         context.load_cert_chain(certfile, keyfile)
     except (OSError, ssl.SSLError) as exc:
-        raise UserError(f"The certificate {certfile!r} and key {keyfile!r} could not be loaded ({first_line(exc)}); check both paths and that the key belongs to the certificate.") from exc
+        raise UserError(
+            f"The certificate {certfile!r} and key {keyfile!r} could not be loaded ({first_line(exc)}); check both paths and that the key belongs to the certificate."
+        ) from exc
     return context

@@ -105,9 +105,7 @@ def open_glob(pattern: str, *, fps: float | None = None, loop: bool = False) -> 
     matches = [Path(p) for p in glob.glob(os.path.expanduser(pattern))]
     images = [p for p in matches if is_image_name(p) and p.is_file()]
     if not images:
-        raise UserError(
-            f"No images match {pattern!r}; check the pattern (for example 'frames/*.png') and that the files exist."
-        )
+        raise UserError(f"No images match {pattern!r}; check the pattern (for example 'frames/*.png') and that the files exist.")
     return ImageFolderSource(natural_sorted(images), fps=fps or FOLDER_DEFAULT_FPS, loop=loop, where=repr(pattern))
 
 

@@ -85,9 +85,7 @@ class LiveSource(SourceBase):
         self._last_frame_s = time.monotonic()
         self._thread_error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(capture,), name=f"livecam capture: {description}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(capture,), name=f"livecam capture: {description}", daemon=True)
         self._thread.start()
 
     @property

@@ -104,8 +104,7 @@ def _note_ignored(source: FrameSource, resolution: tuple[int, int] | None, fps: 
         )
     if fps is not None:
         source.warnings.append(
-            f"The requested {fps:g} fps applies to cameras, synth and image folders only; "
-            f"{source.description} keeps its own."
+            f"The requested {fps:g} fps applies to cameras, synth and image folders only; {source.description} keeps its own."
         )
 
 
@@ -115,9 +114,7 @@ def _check_resolution(resolution: tuple[int, int]) -> tuple[int, int]:
     except (TypeError, ValueError):
         width = height = 0
     if width <= 0 or height <= 0 or (width, height) != tuple(resolution):
-        raise UserError(
-            f"Expected resolution as (width, height), two positive integers. Received: resolution={resolution!r}."
-        )
+        raise UserError(f"Expected resolution as (width, height), two positive integers. Received: resolution={resolution!r}.")
     return width, height
 
 

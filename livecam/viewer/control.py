@@ -14,12 +14,13 @@ import dataclasses
 import math
 import operator
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from livecam.errors import UserError
 from livecam.engine.methods import METHOD_NAMES, check_method
+from livecam.errors import UserError
 from livecam.models import class_index
 from livecam.render import colormap_id
 

@@ -15,8 +15,9 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -112,7 +113,13 @@ class ResultsWriter:
     keeps_output = True  # a FrameSink that keeps a file
 
     def __init__(
-        self, path: str | Path, *, class_names: Sequence[str], source: str, overwrite: bool = False, others: Iterable[tuple[str, str | Path]] | KeepOut = ()
+        self,
+        path: str | Path,
+        *,
+        class_names: Sequence[str],
+        source: str,
+        overwrite: bool = False,
+        others: Iterable[tuple[str, str | Path]] | KeepOut = (),
     ) -> None:
         self.path = check_results_path(path, overwrite=overwrite, others=others)
         self.format = RESULT_FORMATS[self.path.suffix.lower()]
@@ -123,7 +130,9 @@ class ResultsWriter:
         try:
             self._file = open_replacing(self.path)
         except OSError as exc:
-            raise UserError(f"Could not create the --results file {str(self.path)!r} ({exc.strerror or exc}); choose another file.") from None
+            raise UserError(
+                f"Could not create the --results file {str(self.path)!r} ({exc.strerror or exc}); choose another file."
+            ) from None
         self._line = io.StringIO()  # the CSV writer's line, written to the file whole
         self._csv = None
         if self.format == "csv":
@@ -143,7 +152,12 @@ class ResultsWriter:
         """
         record = result_record(processed, self._names, self._source)
         if self._csv is not None:
-            self._csv.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else ("" if v is None else v) for k, v in record.items()})
+            self._csv.writerow(
+                {
+                    k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else ("" if v is None else v)
+                    for k, v in record.items()
+                }
+            )
             line = self._take_line()
         else:
             line = json.dumps(record, ensure_ascii=False) + "\n"
@@ -202,7 +216,12 @@ class _FolderWriter:
     keeps_output = True  # a FrameSink that keeps files
 
     def __init__(
-        self, folder: str | Path, *, overwrite: bool = False, others: Iterable[tuple[str, str | Path]] | KeepOut = (), names: Iterable[str] = ()
+        self,
+        folder: str | Path,
+        *,
+        overwrite: bool = False,
+        others: Iterable[tuple[str, str | Path]] | KeepOut = (),
+        names: Iterable[str] = (),
     ) -> None:
         self.folder = check_output_folder(folder, self.flag, overwrite=overwrite)
         self.saved = 0
@@ -290,7 +309,9 @@ class ImageFolderWriter(_FolderWriter):
         self._save(file_name, frame.index, data.tobytes())
 
 
-def check_results_path(path: str | Path, *, overwrite: bool = False, others: Iterable[tuple[str, str | Path]] | KeepOut = ()) -> Path:
+def check_results_path(
+    path: str | Path, *, overwrite: bool = False, others: Iterable[tuple[str, str | Path]] | KeepOut = ()
+) -> Path:
     """Checks a ``--results`` file name before the run: a known suffix, a writable place, no overwrite
     unless asked, and never one of ``others`` ((role, path) of the inputs and other outputs)."""
     path = Path(path).expanduser()
@@ -305,7 +326,9 @@ def check_output_folder(folder: str | Path, flag: str, *, overwrite: bool = Fals
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{flag} {str(folder)!r} is a file; give a folder (it is created if missing).")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise UserError(f"The {flag} folder {str(folder)!r} already has files; pass --overwrite to write into it, or choose a new folder.")
+        raise UserError(
+            f"The {flag} folder {str(folder)!r} already has files; pass --overwrite to write into it, or choose a new folder."
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

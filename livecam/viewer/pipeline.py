@@ -26,22 +26,22 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
+from typing import Any
 
 from livecam.engine.core import CamEngine, CamResult
 from livecam.engine.worker import EngineWorker
 from livecam.errors import shown
 from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer, hud_info
-from livecam.viewer.keys import KEY_HELP
 from livecam.sources import Frame, FrameSource
 from livecam.viewer.control import Controller, ViewerState
+from livecam.viewer.keys import KEY_HELP
 from livecam.viewer.recording import Recorder, RecordingSession, recording_size, writer_for
-from livecam.viewer.stages import END, POLL_S, ExplainStages, Item
 from livecam.viewer.sinks import FrameSink, Processed, SinkError, SnapshotWriter
+from livecam.viewer.stages import END, POLL_S, ExplainStages, Item
 from livecam.viewer.stats import ProgressSink, Stats, StatsSink
 from livecam.viewer.window import Window, WindowFrontEnd
 
@@ -204,11 +204,15 @@ class Pipeline:
         to_engine: queue.Queue = queue.Queue(maxsize=max(2, 2 * self.options.batch))
         to_render: queue.Queue = queue.Queue(maxsize=1 if live else max(2, 2 * self.options.batch))
         threads = [
-            threading.Thread(target=self._guard(stages.engine_stage), args=(to_engine, to_render), name="livecam-engine", daemon=True),
+            threading.Thread(
+                target=self._guard(stages.engine_stage), args=(to_engine, to_render), name="livecam-engine", daemon=True
+            ),
             threading.Thread(target=self._guard(self._render_stage), args=(to_render,), name="livecam-render", daemon=True),
         ]
         if not live:
-            threads.append(threading.Thread(target=self._guard(stages.read_stage), args=(to_engine,), name="livecam-reader", daemon=True))
+            threads.append(
+                threading.Thread(target=self._guard(stages.read_stage), args=(to_engine,), name="livecam-reader", daemon=True)
+            )
             if self.options.progress:
                 self._sinks.append(ProgressSink(self._frames_expected()))
         try:
@@ -336,7 +340,14 @@ class Pipeline:
             hud = self._hud(result, processed.class_lock)
             box = result.box if result is not None else None
             views = renderer.views(
-                processed.frame.image_bgr, cam, hud, window=window, file=file, explains=processed.explains, map_id=processed.map_id, box=box
+                processed.frame.image_bgr,
+                cam,
+                hud,
+                window=window,
+                file=file,
+                explains=processed.explains,
+                map_id=processed.map_id,
+                box=box,
             )
         picture = views.file if views.file is not None else processed.picture
         return replace(processed, picture=picture, window_picture=views.window, hud=hud)

@@ -115,9 +115,7 @@ class VideoWriter:
     ):
         if not (isinstance(fps, (int, float, Fraction)) and math.isfinite(fps) and fps > 0):
             raise UserError(f"Expected fps > 0 for the video. Received: fps={fps!r}.")
-        if size is not None and not (
-            len(size) == 2 and all(isinstance(v, (int, np.integer)) and v > 0 for v in size)
-        ):
+        if size is not None and not (len(size) == 2 and all(isinstance(v, (int, np.integer)) and v > 0 for v in size)):
             raise UserError(f"Expected size as (width, height), two positive integers. Received: size={size!r}.")
         self.path = check_video_output(path, overwrite=overwrite)
         self.fps = float(fps)

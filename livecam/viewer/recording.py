@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -40,7 +41,9 @@ class Recorder(Protocol):
     def new_warnings(self) -> list[str]: ...
 
 
-def recording_size(source: FrameSource, size: tuple[int, int] | None = None, *, side_by_side: bool = False) -> tuple[int, int] | None:
+def recording_size(
+    source: FrameSource, size: tuple[int, int] | None = None, *, side_by_side: bool = False
+) -> tuple[int, int] | None:
     """The (width, height) to record ``source`` at: ``size`` (--size), else for a folder of mixed
     sizes the size it chose from its images; twice as wide side by side (raw | overlay).
     None: the first frame's size."""

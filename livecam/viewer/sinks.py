@@ -23,9 +23,10 @@ import os
 import secrets
 import stat
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -160,7 +161,10 @@ class SnapshotWriter:
         Raises:
             SinkError: the disk refused a file; none of this snapshot's files are left behind.
         """
-        blobs = {"raw.png": _png(check_bgr_image(raw_bgr, "raw_bgr")), "overlay.png": _png(check_bgr_image(overlay_bgr, "overlay_bgr"))}
+        blobs = {
+            "raw.png": _png(check_bgr_image(raw_bgr, "raw_bgr")),
+            "overlay.png": _png(check_bgr_image(overlay_bgr, "overlay_bgr")),
+        }
         if cam is not None:
             blobs["cam.npy"] = _npy(np.asarray(cam))
         now = _now()
@@ -286,8 +290,7 @@ def check_target(path: str | os.PathLike, keep_out: KeepOut | None = None, *, ad
     if mode is not None and not stat.S_ISREG(mode):
         link = f" (a symbolic link to {os.readlink(path)!r})" if os.path.islink(path) else ""
         raise UserError(
-            f"{str(path)!r} is {_file_kind(mode)}{link}, not a regular file; livecam writes only regular files, "
-            f"so {advice}."
+            f"{str(path)!r} is {_file_kind(mode)}{link}, not a regular file; livecam writes only regular files, so {advice}."
         )
     through = _link_into_proc(path)
     if through is not None:  # /dev/stdout, /dev/fd/1: replacing the link would replace the system's own

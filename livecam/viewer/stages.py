@@ -43,7 +43,6 @@ class Item:
     scene: int = 0  # counts unrelated pictures (Frame.unrelated): a new one restarts the smoothing
 
 
-
 class ExplainStages:
     """The reader and engine stages of one run (each method is a thread's body, or called from one).
 

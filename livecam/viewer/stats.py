@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from livecam.viewer.sinks import Processed, write_file_atomic
 
@@ -47,7 +48,9 @@ class StatsSink:
 
     keeps_output = False  # a summary, not an output: a headless run does not go on for it alone
 
-    def __init__(self, stats: Stats, path: Path | None, *, finish: Callable[[Stats], None], failed: Callable[[str], None]) -> None:
+    def __init__(
+        self, stats: Stats, path: Path | None, *, finish: Callable[[Stats], None], failed: Callable[[str], None]
+    ) -> None:
         self.stats = stats
         self.path = path
         self._finish = finish

@@ -11,9 +11,10 @@ from __future__ import annotations
 import collections
 import math
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -183,11 +184,16 @@ class WindowFrontEnd:
         result = processed.result
         record = snapshot_record(processed, self._class_names, self._model_name)
         try:
-            paths = self._snapshots.save(processed.frame.image_bgr, processed.picture, result.cam[0] if result is not None else None, record)
+            paths = self._snapshots.save(
+                processed.frame.image_bgr, processed.picture, result.cam[0] if result is not None else None, record
+            )
         except (SinkError, OSError) as exc:
             self._tell(f"snapshot failed: {exc}", f"snapshot failed: {exc}", seconds=10)
             return
-        self._tell(f"snapshot saved: {paths[0].name if paths else ''}", f"snapshot saved: {', '.join(str(Path(p).resolve()) for p in paths)}")
+        self._tell(
+            f"snapshot saved: {paths[0].name if paths else ''}",
+            f"snapshot saved: {', '.join(str(Path(p).resolve()) for p in paths)}",
+        )
 
     def _tell(self, on_picture: str, in_log: str, seconds: float = MESSAGE_S) -> None:
         self.controller.say(on_picture, seconds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from livecam.engine.runtimes.step import Network, Step
 from livecam.errors import UserError
@@ -29,7 +29,9 @@ def choose_step(network: Network, runtime: str, *, xla: bool, mixed_precision: b
     if runtime == "tensorflow":
         return TensorFlowStep(network, reason="asked for", xla=xla)
     forced = runtime == "openvino"
-    why_not = "XLA and mixed precision are TensorFlow options" if xla or mixed_precision else runtime_openvino.unavailable_reason()
+    why_not = (
+        "XLA and mixed precision are TensorFlow options" if xla or mixed_precision else runtime_openvino.unavailable_reason()
+    )
     if why_not is None and not forced and tf.config.list_physical_devices("GPU"):
         return TensorFlowStep(network, reason="a GPU is visible, and TensorFlow runs the whole step on it", xla=xla)
     if why_not is None:

@@ -38,7 +38,7 @@ class DenseHead:
         self._methods = tuple(methods_module.METHODS.values())  # indexed as METHOD_NAMES
 
     @classmethod
-    def match(cls, chain: list[Any] | None, output: Any, topk: int) -> "DenseHead | None":
+    def match(cls, chain: list[Any] | None, output: Any, topk: int) -> DenseHead | None:
         """A DenseHead for ``chain`` (the head's layers in order) if it is pooling + Dense, else None.
 
         ``output`` is the model's ``OutputActivation``; the one activation in the chain must be it.
@@ -65,7 +65,9 @@ class DenseHead:
         bias = dense.bias.numpy() if dense.use_bias else np.zeros(dense.kernel.shape[1], np.float32)
         return cls(dense.kernel.numpy(), bias, output.kind, topk)
 
-    def __call__(self, activations: np.ndarray, z: np.ndarray, class_ids: np.ndarray, method_index: int) -> tuple[np.ndarray, ...]:
+    def __call__(
+        self, activations: np.ndarray, z: np.ndarray, class_ids: np.ndarray, method_index: int
+    ) -> tuple[np.ndarray, ...]:
         """(probs, class_ids, cam, topk_probs, topk_ids, finite), as the compiled step returns them.
 
         ``z`` are the Dense layer's outputs before its activation, mean_ij(A_ij) . W + b, which

@@ -29,8 +29,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -196,7 +197,9 @@ class OpenVinoBody:
                 model = None
         if model is None:
             if self.cache_path is None:
-                log(f"converting the network body to OpenVINO (not cached: no home folder to keep it in; set {CACHE_ENV} to keep it)")
+                log(
+                    f"converting the network body to OpenVINO (not cached: no home folder to keep it in; set {CACHE_ENV} to keep it)"
+                )
             else:
                 log(f"converting the network body to OpenVINO (once; cached in {self.cache_path})")
             model = _checked(ov, ov.convert_model(make_function()), shapes)
@@ -233,7 +236,9 @@ class OpenVinoBody:
             single = model.clone()
             single.reshape([1, *single.input(0).get_partial_shape()[1:].to_shape()])
             one = core.compile_model(single, "CPU", config).create_infer_request()
-            throughput = {key: value for key, value in config.items() if key != "NUM_STREAMS"} | {"PERFORMANCE_HINT": "THROUGHPUT"}
+            throughput = {key: value for key, value in config.items() if key != "NUM_STREAMS"} | {
+                "PERFORMANCE_HINT": "THROUGHPUT"
+            }
             parallel = core.compile_model(single, "CPU", throughput)
         except Exception:
             self._dynamic = core.compile_model(model, "CPU", config).create_infer_request()
@@ -259,7 +264,9 @@ class OpenVinoBody:
 
     def _parallel(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
         """Each frame on its own request, as many at once as there are streams."""
-        results = tuple(np.empty((len(frames), *tensor.data.shape[1:]), tensor.data.dtype) for tensor in self._streams[0].output_tensors)
+        results = tuple(
+            np.empty((len(frames), *tensor.data.shape[1:]), tensor.data.dtype) for tensor in self._streams[0].output_tensors
+        )
         for i in range(len(frames)):
             self._streams.start_async({0: frames[i : i + 1]}, (results, i))
         self._streams.wait_all()
@@ -291,7 +298,9 @@ def _checked(ov: Any, model: Any, shapes: tuple[Shape, tuple[Shape, ...]]) -> An
         raise RuntimeError(f"its outputs came out with shapes {', '.join(map(str, found))}, not {', '.join(map(str, expected))}")
     got_input = model.input(0).get_partial_shape() if len(model.inputs) == 1 else None
     if got_input is None or not got_input.compatible(_partial_shape(ov, input_shape)):
-        raise RuntimeError(f"its input came out as {[i.get_partial_shape() for i in model.inputs]}, not {_partial_shape(ov, input_shape)}")
+        raise RuntimeError(
+            f"its input came out as {[i.get_partial_shape() for i in model.inputs]}, not {_partial_shape(ov, input_shape)}"
+        )
     if len(model.outputs) == len(output_shapes):
         return model
     return ov.Model([model.output(i) for i in range(len(output_shapes))], model.get_parameters(), model.get_friendly_name())

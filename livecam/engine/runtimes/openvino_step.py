@@ -9,7 +9,8 @@ second output, fused), else differentiated in a small ``tf.function``
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,10 @@ class OpenVinoStep:
     def info(self) -> RuntimeInfo:
         dense = isinstance(self._head, DenseHead)
         return RuntimeInfo(
-            runtime="openvino", reason=self._reason, head="numpy" if dense else "tensorflow", traces=0 if dense else self._head.traces
+            runtime="openvino",
+            reason=self._reason,
+            head="numpy" if dense else "tensorflow",
+            traces=0 if dense else self._head.traces,
         )
 
     def __call__(self, frames_bgr: np.ndarray, class_ids: Any, method_index: Any) -> StepOutputs:
