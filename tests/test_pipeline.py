@@ -478,12 +478,12 @@ class KeepPictures:
         pass
 
 
-def _folder_pictures(tiny_engine, paths, tmp_path):
+def _folder_pictures(tiny_engine, paths, tmp_path, every: int = 1):
     from livecam.sources import ImageFolderSource
 
     output = KeepPictures()
     renderer = Renderer(hud="label")  # the default smoothing
-    Pipeline(ImageFolderSource(paths, where=str(tmp_path)), tiny_engine, renderer, Options(), outputs=[output]).run()
+    Pipeline(ImageFolderSource(paths, where=str(tmp_path)), tiny_engine, renderer, Options(every=every), outputs=[output]).run()
     return output.processed
 
 
@@ -509,6 +509,22 @@ def test_each_picture_of_a_folder_starts_its_smoothing_afresh(tiny_engine, tmp_p
     # The picture is the map of its own results line, drawn without any smoothing.
     from_row = overlay(in_folder.frame.image_bgr, in_folder.result, class_names=tiny_engine.class_names, hud="label")
     assert np.abs(in_folder.picture.astype(int) - from_row).max() <= 1
+
+
+def test_every_n_never_gives_a_picture_of_a_folder_another_pictures_map(tiny_engine, tmp_path):
+    """--every N reuses a map between related frames (a video's); each picture of a folder gets its own."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    paths = [tmp_path / f"{i}.png" for i in range(4)]
+    for path in paths:
+        cv2.imwrite(str(path), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    every = _folder_pictures(tiny_engine, paths, tmp_path, every=3)
+    each = _folder_pictures(tiny_engine, paths, tmp_path)
+    assert [p.frame.name for p in every] == [p.frame.name for p in each]
+    for with_every, alone in zip(every, each):
+        np.testing.assert_allclose(with_every.result.cam, alone.result.cam, atol=1e-5)
+        np.testing.assert_array_equal(with_every.result.class_ids, alone.result.class_ids)
 
 
 def test_a_cropping_engine_puts_the_map_on_the_central_crop_of_each_frame(tiny_engine):

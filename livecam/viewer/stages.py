@@ -167,8 +167,9 @@ class ExplainStages:
 
     def _submit(self, item: Item, count: int) -> None:
         # --every N: the map (and the label with it) is computed for every Nth frame and reused
-        # in between, so the engine's cost drops N-fold.
-        if count % self.every == 0:
+        # in between, so the engine's cost drops N-fold. An unrelated picture (of a folder) is
+        # always explained: another picture's map would be a wrong answer, not an old one.
+        if count % self.every == 0 or item.frame.unrelated:
             item.class_lock = self.state.class_id
             item.job = self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method)
 
