@@ -236,7 +236,7 @@ def _root_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     out.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing --output/--results/--stats-json file, write into a folder with files (never over an input)",
+        help="replace an existing --output/--results/--stats-json file, write into a folder with files (never over an input; a link is replaced, never written through; never a device or FIFO)",
     )
     out.add_argument("--no-display", action="store_true", help="no window (headless)")
     out.add_argument("--fullscreen", action="store_true", help="open the window full screen (key f switches)")

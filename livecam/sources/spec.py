@@ -11,7 +11,7 @@ import re
 import stat
 from pathlib import Path
 
-from livecam.errors import UserError, redact
+from livecam.errors import UserError, file_kind, redact
 from livecam.sources.cameras import open_camera
 from livecam.sources.files import VideoFileSource
 from livecam.sources.folders import ImageFolderSource, is_image_name, open_folder, open_glob
@@ -129,14 +129,7 @@ def _not_a_regular_file(path: Path) -> str:
     camera = re.fullmatch(r"/dev/video([0-9]+)", os.path.realpath(path))
     if stat.S_ISCHR(mode) and camera:
         return f"The input {str(path)!r} is a camera device; pass its index instead: --source {int(camera.group(1))}."
-    kinds = [
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device (a disk)"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISSOCK, "a socket"),
-    ]
-    kind = next((name for test, name in kinds if test(mode)), "an unusual kind of file")
     return (
-        f"The input {str(path)!r} is {kind}, not a video or image file; pass a video file, a folder or glob of "
+        f"The input {str(path)!r} is {file_kind(mode)}, not a video or image file; pass a video file, a folder or glob of "
         f"images, a camera index (0), a URL (a stream can come in as udp://... or rtsp://...) or synth."
     )
