@@ -765,6 +765,9 @@ def test_layers_prints_no_library_log_lines_unless_debug():
 @pytest.mark.subprocess
 def test_python_api_prints_no_library_log_lines():
     code = "import livecam, numpy as np; e = livecam.CamEngine('demo'); e(np.zeros((96, 96, 3), np.uint8)); print('ok')"
+    first = run_python(code)  # with a cold cache livecam says once that it converts the body: its own line
+    assert first.returncode == 0 and first.stdout.strip() == "ok", first.stderr
+    assert all(line.startswith("livecam: converting the network body") for line in first.stderr.splitlines()), first.stderr
     done = run_python(code)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
     assert done.stderr == "", done.stderr
