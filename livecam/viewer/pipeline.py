@@ -40,7 +40,8 @@ from livecam.sources import Frame, FrameSource
 from livecam.viewer.control import Controller, ViewerState
 from livecam.viewer.keys import KEY_HELP
 from livecam.viewer.recording import Recorder, RecordingSession, recording_size, writer_for
-from livecam.viewer.sinks import FrameSink, Processed, SinkError, SnapshotWriter
+from livecam.viewer.safe_files import SinkError
+from livecam.viewer.sinks import FrameSink, Processed, SnapshotWriter
 from livecam.viewer.stages import END, POLL_S, ExplainStages, Item
 from livecam.viewer.stats import ProgressSink, Stats, StatsSink
 from livecam.viewer.window import Window, WindowFrontEnd

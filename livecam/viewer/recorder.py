@@ -8,16 +8,10 @@ destroyed and what was recorded survives however the program ends:
   and renamed onto the target only when it is finished, so an existing file (``--overwrite``)
   is replaced in one step, never truncated while something reads it. If another program wrote
   the target meanwhile, that file is left alone and the recording gets a free name instead.
-- While recording, MP4 and MOV files are fragmented (a self-contained piece about every
-  second, each starting with a keyframe), so a file cut short by anything (ffmpeg killed, the
-  disk filled by another program, this process and ffmpeg killed together) still plays up to
-  its last complete second. When the recording ends cleanly the fragments are copied, without
-  re-encoding, into an ordinary MP4 with its index at the front (``+faststart``), which every
-  player and browser streams. A recording cut short by a kill of this process stays under its
-  temporary name, playable.
-- ffmpeg runs in its own session (``start_new_session=True``), so the Ctrl-C that a terminal
-  sends to the whole foreground process group never reaches it. ``imageio_ffmpeg.write_frames``
-  shields SIGINT too, but with ``preexec_fn``, which is unsafe in a threaded program (ours is).
+- While recording, MP4 and MOV files are fragmented, so a file cut short by anything still
+  plays up to its last complete second; a clean end copies them, without re-encoding, into an
+  ordinary fast-start MP4. A recording cut short by a kill of this process stays under its
+  temporary name, playable. ffmpeg runs in its own session, away from the terminal's Ctrl-C.
 - Frames go to ffmpeg from a writer thread through a bounded queue, so ``write()`` never waits
   on a stuck encoder (a stopped process, a hung disk) for longer than ``stall_s``: it then
   stops the recording and says so, and ``close()`` is bounded the same way.
@@ -32,6 +26,9 @@ down to fit, and ``warnings`` says so once.
 
 When ffmpeg cannot start, the writer falls back to OpenCV's ``mp4v`` writer and says so with
 ``warnings.warn(..., RuntimeWarning)`` (also kept in ``VideoWriter.warnings``).
+
+The encoders, the fast-start copy and the frame count are ``livecam.viewer.encoders``; the
+temporary and final names come from ``livecam.viewer.safe_files``.
 """
 
 from __future__ import annotations
@@ -40,11 +37,6 @@ import contextlib
 import math
 import os
 import queue
-import re
-import secrets
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 import warnings
@@ -52,11 +44,19 @@ from fractions import Fraction
 from pathlib import Path
 
 import cv2
-import imageio_ffmpeg
 import numpy as np
 
 from livecam.errors import UserError, check_bgr_image
-from livecam.viewer.sinks import SinkError, check_video_output, remove_files
+from livecam.viewer.encoders import FfmpegEncoder, OpenCVEncoder, decodable_frames, playable_size, remux
+from livecam.viewer.safe_files import (
+    SinkError,
+    check_video_output,
+    file_identity,
+    free_bytes,
+    link_to_free_name,
+    remove_files,
+    reserve_beside,
+)
 
 __all__ = ["VideoWriter", "playable_size"]
 
@@ -64,10 +64,6 @@ MIN_FREE_BYTES = 64 * 2**20
 STALL_S = 4.0  # an encoder that takes no frame for this long is stuck
 _FINISH_S = 10.0  # ffmpeg's time to encode what it holds and end the file after its input closed
 _QUEUE_BYTES = 64 * 2**20  # frames waiting for the encoder, at most
-# H.264 level 5.2 (ITU-T H.264 Table A-1): at most 36,864 macroblocks of 16x16 a frame (4096x2304),
-# and no side longer than sqrt(8 * 36,864) macroblocks; what browsers' decoders commonly accept.
-_MAX_MACROBLOCKS = 36_864
-_MAX_SIDE_MACROBLOCKS = 543
 
 
 class VideoWriter:
@@ -133,15 +129,15 @@ class VideoWriter:
         self.size: tuple[int, int] | None = None
         if size is not None:
             self._set_size((int(size[0]), int(size[1])))
-        self._target_before = _identity(self.path)  # to tell, at the end, whether someone else wrote it
-        free = _free_bytes(self.path.parent)
+        self._target_before = file_identity(self.path)  # to tell, at the end, whether someone else wrote it
+        free = free_bytes(self.path.parent)
         if free is not None and free < min_free_bytes:
             raise UserError(
                 f"Only {free / 2**20:.0f} MB are free on the disk of {str(self.path.parent)!r}, and recording needs "
                 f"{min_free_bytes / 2**20:.0f} MB; nothing was recorded. Free some space or record to another disk."
             )
         self._partial: Path | None = None
-        self._encoder: _FfmpegEncoder | _OpenCVEncoder | None = None
+        self._encoder: FfmpegEncoder | OpenCVEncoder | None = None
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         self._busy_since: float | None = None  # when the writer thread began handing over its current frame
@@ -260,9 +256,9 @@ class VideoWriter:
         self._sent += 1
 
     def _start(self, width: int, height: int) -> None:
-        self._partial = _reserve_beside(self.path, "partial")
+        self._partial = reserve_beside(self.path, "partial")
         try:
-            encoder = _FfmpegEncoder(self._partial, (width, height), self.fps)
+            encoder = FfmpegEncoder(self._partial, (width, height), self.fps)
         except (OSError, RuntimeError) as error:
             message = (
                 f"Could not start ffmpeg ({error}); recording {self.path} with OpenCV's mp4v codec instead, "
@@ -271,7 +267,7 @@ class VideoWriter:
             warnings.warn(message, RuntimeWarning, stacklevel=5)
             self._warn(message)
             try:
-                encoder = _OpenCVEncoder(self._partial, (width, height), self.fps)
+                encoder = OpenCVEncoder(self._partial, (width, height), self.fps)
             except SinkError:
                 remove_files([self._partial])
                 raise
@@ -321,7 +317,7 @@ class VideoWriter:
         return f"Recording {self.path} failed: {self._writer_error}" if self._writer_error is not None else ""
 
     def _check_free_space(self) -> None:
-        free = _free_bytes(self.path.parent)
+        free = free_bytes(self.path.parent)
         if free is not None and free < self.min_free_bytes:
             self._closed, self._pending = True, None
             if self._encoder is None:
@@ -358,7 +354,7 @@ class VideoWriter:
 
     def _salvage(self, reason: str) -> SinkError:
         """After a failure: keep what decodes, and the error that says how much that is."""
-        frames = _decodable_frames(self._partial) if self._partial is not None else 0
+        frames = decodable_frames(self._partial) if self._partial is not None else 0
         if frames == 0:
             remove_files([self._partial] if self._partial is not None else [])
             kept = "no frame could be saved, so no file was left"
@@ -378,7 +374,7 @@ class VideoWriter:
         """Make the finished recording an ordinary fast-start file and move it to ``path``."""
         final = self._partial
         try:
-            final = _remux(self._partial, check=check)
+            final = remux(self._partial, check=check)
         finally:
             try:
                 self.saved_path = self._move_into_place(final)
@@ -391,8 +387,8 @@ class VideoWriter:
 
     def _move_into_place(self, source: Path) -> Path:
         target = self.path
-        if _identity(target) != self._target_before:
-            moved = _link_to_free_name(source, target)
+        if file_identity(target) != self._target_before:
+            moved = link_to_free_name(source, target)
             self._warn(
                 f"Another program wrote {target} during this recording; it was left as it is, and this recording "
                 f"was saved as {moved}."
@@ -401,242 +397,7 @@ class VideoWriter:
         if self._target_before is not None:
             os.replace(source, target)  # the one step that replaces the old file
             return target
-        return _link_to_free_name(source, target)
-
-
-class _FfmpegEncoder:
-    """Raw BGR frames on ffmpeg's stdin; libx264, yuv420p; ffmpeg in its own session."""
-
-    name = "ffmpeg"
-
-    def __init__(self, path: Path, size: tuple[int, int], fps: float):
-        self.path = path
-        rate = Fraction(fps).limit_denominator(1001)
-        if path.suffix.lower() == ".mkv":
-            container = ["-cluster_time_limit", "1000"]  # Matroska: a cluster about every second
-        else:
-            # Fragments that stand alone, each started by a keyframe about every second: a file cut
-            # short plays up to its last complete fragment. _remux makes it an ordinary MP4 at the end.
-            container = ["-movflags", "+frag_keyframe+empty_moov+default_base_moof"]
-        cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-hide_banner", "-loglevel", "error", "-nostats", "-y",
-            "-f", "rawvideo", "-pix_fmt", "bgr24", "-video_size", f"{size[0]}x{size[1]}",
-            "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
-            # ultrafast: the encoder shares the CPU with the network. On livecam's 640x480 overlays
-            # it needs about half the CPU of veryfast (4 vs 9 ms a frame on this project's 2-core
-            # machine) for files 10-60 % larger at the same quality (crf 20); end to end that is
-            # 20 % more frames per second.
-            "-an", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20", "-pix_fmt", "yuv420p",
-            "-g", str(max(1, round(fps))),
-            # Exact BGR -> YUV rounding (grey stays grey), and the BT.601 matrix that conversion
-            # uses written into the file, so that players do not guess BT.709 for HD sizes.
-            "-sws_flags", "accurate_rnd+full_chroma_int",
-            "-colorspace", "smpte170m", "-color_primaries", "smpte170m", "-color_trc", "smpte170m",
-            *container, "-flush_packets", "1",
-            f"file:{path}",
-        ]  # fmt: skip
-        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: nobody has to drain it
-        try:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=self._stderr,
-                start_new_session=True,  # POSIX: out of the terminal's process group, away from Ctrl-C
-                creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),  # the same on Windows
-            )
-        except BaseException:
-            self._stderr.close()
-            raise
-
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
-    def write(self, image: np.ndarray) -> None:
-        """Called by the writer thread only."""
-        try:
-            self._proc.stdin.write(image)
-            self._proc.stdin.flush()
-        except (OSError, ValueError) as error:  # ValueError: the pipe was closed after a kill
-            reason = getattr(error, "strerror", None) or str(error)
-            raise SinkError(f"the encoder's input closed ({reason})") from error
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            self._proc.kill()
-
-    def finish(self, timeout_s: float) -> str:
-        """Close ffmpeg's input, wait for it to end the file; '' or the reason it failed."""
-        proc = self._proc
-        with contextlib.suppress(OSError, ValueError):  # a broken pipe: ffmpeg is already gone
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            self._stderr.close()
-            return f" (ffmpeg did not finish within {timeout_s:g} s and was stopped)"
-        detail = self._exit_detail()
-        self._stderr.close()
-        return detail
-
-    def _exit_detail(self) -> str:
-        """'' while ffmpeg runs or after it succeeded, else its last words."""
-        returncode = self._proc.poll()
-        if returncode in (None, 0):
-            return ""
-        if returncode < 0:
-            return f"; ffmpeg was stopped by signal {-returncode}"
-        with contextlib.suppress(OSError, ValueError):
-            self._stderr.seek(0)
-            log = self._stderr.read().decode(errors="replace").strip()
-            if log:
-                return f"; ffmpeg: {log.splitlines()[-1]}"
-        return f"; ffmpeg exit code {returncode}"
-
-
-class _OpenCVEncoder:
-    """Fallback: OpenCV's own mp4v writer, in this process."""
-
-    name = "opencv"
-
-    def __init__(self, path: Path, size: tuple[int, int], fps: float):
-        self.path = path
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
-        if not self._writer.isOpened():
-            raise SinkError(f"Neither ffmpeg nor OpenCV could open {path} for writing; check the disk and the name.")
-
-    def write(self, image: np.ndarray) -> None:
-        self._writer.write(image)
-
-    def kill(self) -> None:
-        pass
-
-    def finish(self, timeout_s: float) -> str:
-        self._writer.release()
-        return ""
-
-
-def playable_size(size: tuple[int, int]) -> tuple[int, int]:
-    """``size`` (width, height), scaled down if needed to what H.264 level 5.2 allows, made even."""
-    width, height = size
-
-    def fits(w: int, h: int) -> bool:
-        mb_w, mb_h = -(-w // 16), -(-h // 16)
-        return mb_w * mb_h <= _MAX_MACROBLOCKS and max(mb_w, mb_h) <= _MAX_SIDE_MACROBLOCKS
-
-    if fits(width, height):
-        return size
-    scale = min(math.sqrt(_MAX_MACROBLOCKS * 256 / (width * height)), _MAX_SIDE_MACROBLOCKS * 16 / max(width, height))
-    while True:
-        w, h = max(2, 2 * int(width * scale / 2)), max(2, 2 * int(height * scale / 2))
-        if fits(w, h):
-            return (w, h)
-        scale *= 0.995
-
-
-def _remux(partial: Path, *, check: bool) -> Path:
-    """A fast-start copy of a finished recording beside it (no re-encoding); ``partial`` if that fails.
-
-    With ``check`` (after a failure) the copy is made only where it is sure to fit on the disk.
-    """
-    try:
-        fast = _reserve_beside(partial, "faststart")
-    except SinkError:  # the folder takes no new file now (turned read-only, say): the fragmented file plays too
-        return partial
-    size = partial.stat().st_size
-    free = _free_bytes(partial.parent)
-    if check and free is not None and free < 2 * size + MIN_FREE_BYTES:
-        remove_files([fast])
-        return partial
-    flags = [] if partial.suffix.lower() == ".mkv" else ["-movflags", "+faststart"]
-    try:
-        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    except RuntimeError:  # no ffmpeg (the OpenCV fallback wrote the file): it stays as it is
-        remove_files([fast])
-        return partial
-    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-           "-i", f"file:{partial}", "-map", "0", "-c", "copy", *flags, f"file:{fast}"]  # fmt: skip
-    try:
-        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60 + size / 20e6)
-    except (OSError, subprocess.SubprocessError):  # the fragmented file is kept: it plays too
-        remove_files([fast])
-        return partial
-    except BaseException:
-        remove_files([fast])
-        raise
-    if done.returncode != 0 or fast.stat().st_size == 0:
-        remove_files([fast])
-        return partial
-    return fast
-
-
-def _decodable_frames(path: Path, timeout_s: float = 120.0) -> int | None:
-    """How many video frames of ``path`` decode (0 for no file or no video); None if it cannot be told."""
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
-    try:
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-nostats",
-               "-i", f"file:{path}", "-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-"]  # fmt: skip
-        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
-    except (OSError, RuntimeError, subprocess.TimeoutExpired):
-        return None
-    counts = re.findall(rb"^frame=(\d+)", done.stdout, re.MULTILINE)
-    return int(counts[-1]) if counts else 0
-
-
-def _reserve_beside(path: Path, tag: str) -> Path:
-    """A new empty file ``<stem>.<tag>-<random><suffix>`` in ``path``'s folder, created exclusively."""
-    stem = path.stem.split(".partial-")[0]
-    while True:
-        candidate = path.with_name(f"{stem}.{tag}-{secrets.token_hex(3)}{path.suffix}")
-        try:
-            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            return candidate
-        except FileExistsError:
-            continue
-        except OSError as error:
-            raise SinkError(f"Could not create a file in {path.parent} ({error.strerror or error}).") from error
-
-
-def _link_to_free_name(source: Path, target: Path) -> Path:
-    """Move ``source`` to ``target`` or, if that name is taken, ``name-2.ext``...; never replaces a file."""
-    candidate, n = target, 1
-    while True:
-        try:
-            os.link(source, candidate)  # fails if the name exists, even if it appeared a moment ago
-        except FileExistsError:
-            n += 1
-            candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
-            continue
-        except OSError:  # a file system without hard links: check, then rename (a small race)
-            if os.path.lexists(candidate):
-                n += 1
-                candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
-                continue
-            os.rename(source, candidate)
-            return candidate
-        os.unlink(source)
-        return candidate
-
-
-def _identity(path: Path) -> tuple[int, ...] | None:
-    """What tells whether a directory entry was replaced or changed: None when there is none."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _free_bytes(folder: Path) -> int | None:
-    try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return None
+        return link_to_free_name(source, target)
 
 
 def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
