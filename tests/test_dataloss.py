@@ -95,7 +95,7 @@ def record_then_kill_both(out: Path, *, fps: int, frames: int) -> Path:
         while writer.frames_written < {frames} and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(2.0)  # ffmpeg encodes what it has and writes the complete fragments
-        print(writer._encoder.pid, flush=True)
+        print(writer._feed.encoder.pid, flush=True)
         time.sleep(120)
         """
     )
@@ -306,7 +306,7 @@ def test_stuck_encoder_stops_the_recording_within_bounds_and_says_what_was_kept(
         writer.write(make_video.frame(i))
     wait_for(lambda: writer.frames_written == 30, "handing 30 frames to ffmpeg")
     time.sleep(1.0)
-    ffmpeg = psutil.Process(writer._encoder.pid)
+    ffmpeg = psutil.Process(writer._feed.encoder.pid)
     ffmpeg.suspend()  # SIGSTOP: a hung disk looks the same from here
     try:
         error = None

@@ -168,7 +168,7 @@ def test_ffmpeg_killed_mid_recording_keeps_what_decodes_and_says_exactly_how_muc
     write_frames(writer, make_video, range(40))
     wait_handed_over(writer, 40)
     time.sleep(1.0)  # ffmpeg encodes and writes the fragments of the frames it has
-    os.kill(writer._encoder.pid, signal.SIGKILL)
+    os.kill(writer._feed.encoder.pid, signal.SIGKILL)
     error = write_until_it_fails(writer, make_video, 40)
     message = str(error)
     assert "ffmpeg was stopped by signal 9" in message

@@ -17,6 +17,7 @@ with libx264) and writes H.264 yuv420p video:
 thread (``livecam.viewer.recorder.VideoWriter``) and share one small contract: ``name``,
 ``write(image)``, ``kill()``, ``finish(timeout_s)`` -> '' or why it failed.
 
+``EncoderFeed`` hands an encoder its frames from a thread of its own through a bounded queue.
 ``decodable_frames`` counts what a file cut short really holds; ``playable_size``
 is the largest size browsers' H.264 decoders commonly take.
 """
@@ -25,9 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import queue
 import re
 import subprocess
 import tempfile
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -37,12 +41,14 @@ import numpy as np
 
 from livecam.viewer.safe_files import SinkError, free_bytes, remove_files, reserve_beside
 
-__all__ = ["FfmpegEncoder", "OpenCVEncoder", "decodable_frames", "playable_size", "remux"]
+__all__ = ["EncoderFeed", "FfmpegEncoder", "OpenCVEncoder", "decodable_frames", "playable_size", "remux"]
 
 # H.264 level 5.2 (ITU-T H.264 Table A-1): at most 36,864 macroblocks of 16x16 a frame (4096x2304),
 # and no side longer than sqrt(8 * 36,864) macroblocks; what browsers' decoders commonly accept.
 _MAX_MACROBLOCKS = 36_864
 _MAX_SIDE_MACROBLOCKS = 543
+_FINISH_S = 10.0  # ffmpeg's time to encode what it holds and end the file after its input closed
+_QUEUE_BYTES = 64 * 2**20  # frames waiting for the encoder, at most
 # After a failure, the fast-start copy is made only where this much stays free beside both files.
 _REMUX_MARGIN_BYTES = 64 * 2**20
 
@@ -161,6 +167,82 @@ class OpenCVEncoder:
     def finish(self, timeout_s: float) -> str:
         self._writer.release()
         return ""
+
+
+class EncoderFeed:
+    """An encoder fed by a writer thread through a bounded queue, so that nobody waits on a stuck
+    encoder (a stopped process, a hung disk) for longer than ``stall_s``.
+
+    Attributes:
+        encoder: the ``FfmpegEncoder`` or ``OpenCVEncoder`` it feeds.
+        error: why the encoder failed (the thread then ended); None while it works.
+        frames_written: frames the encoder took.
+    """
+
+    def __init__(self, encoder: FfmpegEncoder | OpenCVEncoder, frame_bytes: int, *, stall_s: float, name: str):
+        self.encoder = encoder
+        self.stall_s = stall_s
+        self.error: SinkError | None = None
+        self.frames_written = 0
+        self._busy_since: float | None = None  # when the thread began handing over its current frame
+        self._stopped = False
+        self._queue: queue.Queue = queue.Queue(maxsize=max(2, _QUEUE_BYTES // frame_bytes))
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, image: np.ndarray, timeout_s: float) -> bool:
+        """Queue ``image`` for the encoder; False when the queue stayed full for ``timeout_s``."""
+        try:
+            self._queue.put(image, timeout=timeout_s)
+        except queue.Full:
+            return False
+        return True
+
+    def stalled(self) -> bool:
+        """The encoder has been taking one frame for longer than ``stall_s``."""
+        busy_since = self._busy_since
+        return busy_since is not None and time.monotonic() - busy_since > self.stall_s
+
+    def stop(self, *, kill: bool) -> tuple[str, bool]:
+        """End the thread and the encoder, within bounds (idempotent).
+
+        Returns:
+            '' or why ffmpeg failed; and whether the encoder was stuck (then it was killed).
+        """
+        if self._stopped:
+            return "", False
+        self._stopped = True
+        thread, stuck = self._thread, False
+        if not kill:
+            while thread.is_alive() and not self.stalled():
+                with contextlib.suppress(queue.Full):
+                    self._queue.put(None, timeout=0.05)  # the end of the frames
+                    break
+            while thread.is_alive() and not self.stalled():
+                thread.join(0.05)
+            kill = stuck = thread.is_alive()
+        if kill:
+            self.encoder.kill()  # a stopped process dies too; a write blocked on its pipe then fails
+            thread.join(self.stall_s)
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._queue.get_nowait()
+        return self.encoder.finish(_FINISH_S), stuck
+
+    def _loop(self) -> None:
+        while True:
+            image = self._queue.get()
+            if image is None:
+                return
+            self._busy_since = time.monotonic()
+            try:
+                self.encoder.write(image)
+            except SinkError as error:
+                self.error = error
+                return
+            finally:
+                self._busy_since = None
+            self.frames_written += 1
 
 
 def playable_size(size: tuple[int, int]) -> tuple[int, int]:

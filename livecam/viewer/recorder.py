@@ -12,7 +12,7 @@ destroyed and what was recorded survives however the program ends:
   plays up to its last complete second; a clean end copies them, without re-encoding, into an
   ordinary fast-start MP4. A recording cut short by a kill of this process stays under its
   temporary name, playable. ffmpeg runs in its own session, away from the terminal's Ctrl-C.
-- Frames go to ffmpeg from a writer thread through a bounded queue, so ``write()`` never waits
+- Frames go to ffmpeg from a writer thread through a bounded queue (``EncoderFeed``), so ``write()`` never waits
   on a stuck encoder (a stopped process, a hung disk) for longer than ``stall_s``: it then
   stops the recording and says so, and ``close()`` is bounded the same way.
 - A failed recording reports how many frames the saved file really holds, counted by decoding it.
@@ -33,11 +33,8 @@ temporary and final names come from ``livecam.viewer.safe_files``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import queue
-import threading
 import time
 import warnings
 from fractions import Fraction
@@ -47,7 +44,7 @@ import cv2
 import numpy as np
 
 from livecam.errors import UserError, check_bgr_image
-from livecam.viewer.encoders import FfmpegEncoder, OpenCVEncoder, decodable_frames, playable_size, remux
+from livecam.viewer.encoders import EncoderFeed, FfmpegEncoder, OpenCVEncoder, decodable_frames, playable_size, remux
 from livecam.viewer.safe_files import (
     SinkError,
     check_video_output,
@@ -62,8 +59,6 @@ __all__ = ["VideoWriter", "playable_size"]
 
 MIN_FREE_BYTES = 64 * 2**20
 STALL_S = 4.0  # an encoder that takes no frame for this long is stuck
-_FINISH_S = 10.0  # ffmpeg's time to encode what it holds and end the file after its input closed
-_QUEUE_BYTES = 64 * 2**20  # frames waiting for the encoder, at most
 
 
 class VideoWriter:
@@ -123,7 +118,6 @@ class VideoWriter:
         self.warnings: list[str] = []
         self.saved_path: Path | None = None  # where the finished file is, once closed
         self.frames_received = 0
-        self.frames_written = 0  # frames handed to the encoder, repeats included
         self.repeated = 0  # live mode: extra copies written to fill gaps
         self.dropped = 0  # live mode: frames replaced by a later one in the same slot
         self.size: tuple[int, int] | None = None
@@ -137,11 +131,7 @@ class VideoWriter:
                 f"{min_free_bytes / 2**20:.0f} MB; nothing was recorded. Free some space or record to another disk."
             )
         self._partial: Path | None = None
-        self._encoder: FfmpegEncoder | OpenCVEncoder | None = None
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
-        self._busy_since: float | None = None  # when the writer thread began handing over its current frame
-        self._writer_error: SinkError | None = None
+        self._feed: EncoderFeed | None = None  # the encoder and its writer thread, from the first frame on
         self._stuck = False  # the encoder stopped taking frames and was stopped
         self._pending: np.ndarray | None = None
         self._pending_slot = 0
@@ -201,19 +191,24 @@ class VideoWriter:
         if self._closed:
             return
         try:
-            if self._pending is not None and self._writer_error is None:
+            if self._pending is not None and self._writer_error() is None:
                 self._encode(self._pending)
         finally:
             self._pending = None
             self._closed = True
-        if self._encoder is None:
+        if self._feed is None:
             return
         detail = self._stop_encoder(kill=False)
         if self._stuck:
             raise self._salvage(self._stuck_text())
-        if detail or self._writer_error is not None:
+        if detail or self._writer_error() is not None:
             raise self._salvage(f"{self._writer_error_text() or f'ffmpeg could not finish {self.path}'}{detail}")
         self._publish(check=False)
+
+    @property
+    def frames_written(self) -> int:
+        """Frames the encoder took, repeats included."""
+        return self._feed.frames_written if self._feed is not None else 0
 
     def new_warnings(self) -> list[str]:
         """The entries of ``warnings`` added since the last call (for a caller that prints them once)."""
@@ -244,15 +239,12 @@ class VideoWriter:
     def _encode(self, image: np.ndarray) -> None:
         if self._sent % self._check_every == 0:
             self._check_free_space()
-        if self._encoder is None:
+        if self._feed is None:
             self._start(image.shape[1], image.shape[0])
         while True:
             self._check_writer()
-            try:
-                self._queue.put(image, timeout=0.05)
+            if self._feed.put(image, timeout_s=0.05):
                 break
-            except queue.Full:
-                continue
         self._sent += 1
 
     def _start(self, width: int, height: int) -> None:
@@ -271,38 +263,17 @@ class VideoWriter:
             except SinkError:
                 remove_files([self._partial])
                 raise
-        self._encoder = encoder
         self.backend = encoder.name
-        self._queue = queue.Queue(maxsize=max(2, _QUEUE_BYTES // (width * height * 3)))
-        self._thread = threading.Thread(target=self._writer_loop, name=f"livecam recorder: {self.path.name}", daemon=True)
-        self._thread.start()
-
-    def _writer_loop(self) -> None:
-        while True:
-            image = self._queue.get()
-            if image is None:
-                return
-            self._busy_since = time.monotonic()
-            try:
-                self._encoder.write(image)
-            except SinkError as error:
-                self._writer_error = error
-                return
-            finally:
-                self._busy_since = None
-            self.frames_written += 1
-
-    def _stalled(self) -> bool:
-        busy_since = self._busy_since
-        return busy_since is not None and time.monotonic() - busy_since > self.stall_s
+        name = f"livecam recorder: {self.path.name}"
+        self._feed = EncoderFeed(encoder, width * height * 3, stall_s=self.stall_s, name=name)
 
     def _check_writer(self) -> None:
         """Raise (and stop the recording) if the encoder failed or is stuck."""
-        if self._writer_error is not None:  # ffmpeg is gone or going: wait for its last words
+        if self._writer_error() is not None:  # ffmpeg is gone or going: wait for its last words
             self._closed, self._pending = True, None
             detail = self._stop_encoder(kill=False)
             raise self._salvage(self._writer_error_text() + detail)
-        if self._stalled():
+        if self._feed.stalled():
             self._closed, self._pending, self._stuck = True, None, True
             self._stop_encoder(kill=True)
             raise self._salvage(self._stuck_text())
@@ -313,14 +284,18 @@ class VideoWriter:
             f"{self.path} was stopped"
         )
 
+    def _writer_error(self) -> SinkError | None:
+        return self._feed.error if self._feed is not None else None
+
     def _writer_error_text(self) -> str:
-        return f"Recording {self.path} failed: {self._writer_error}" if self._writer_error is not None else ""
+        error = self._writer_error()
+        return f"Recording {self.path} failed: {error}" if error is not None else ""
 
     def _check_free_space(self) -> None:
         free = free_bytes(self.path.parent)
         if free is not None and free < self.min_free_bytes:
             self._closed, self._pending = True, None
-            if self._encoder is None:
+            if self._feed is None:
                 raise SinkError(
                     f"Did not record {self.path}: only {free / 2**20:.0f} MB left on the disk; nothing was recorded "
                     f"and no file was written. Free some space and record again."
@@ -330,25 +305,11 @@ class VideoWriter:
 
     def _stop_encoder(self, *, kill: bool) -> str:
         """End the writer thread and the encoder, within bounds; '' or why ffmpeg failed."""
-        encoder, thread = self._encoder, self._thread
-        if encoder is None:
+        if self._feed is None:
             return ""
-        if not kill:
-            while thread.is_alive() and not self._stalled():
-                with contextlib.suppress(queue.Full):
-                    self._queue.put(None, timeout=0.05)  # the end of the frames
-                    break
-            while thread.is_alive() and not self._stalled():
-                thread.join(0.05)
-            kill = self._stuck = thread.is_alive()
-        if kill:
-            encoder.kill()  # a stopped process dies too; a write blocked on its pipe then fails
-            thread.join(self.stall_s)
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    self._queue.get_nowait()
-        self._encoder = None
-        return encoder.finish(_FINISH_S)
+        detail, stuck = self._feed.stop(kill=kill)
+        self._stuck = self._stuck or stuck
+        return detail
 
     # ------------------------------------------------------------------ finishing the file
 
