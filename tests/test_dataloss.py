@@ -31,10 +31,10 @@ import pytest
 from helpers import read_frames, video_info
 from livecam.cli import main
 from livecam.errors import UserError
-from livecam.viewer import outputs, recorder, sinks
+from livecam.viewer import outputs, recorder, safe_files
 from livecam.viewer import stats as run_stats
 from livecam.viewer.recorder import VideoWriter
-from livecam.viewer.sinks import SinkError
+from livecam.viewer.safe_files import SinkError
 
 BOUND_S = 120  # deadlines on waiting for a child process, not measurements
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -95,7 +95,7 @@ def record_then_kill_both(out: Path, *, fps: int, frames: int) -> Path:
         while writer.frames_written < {frames} and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(2.0)  # ffmpeg encodes what it has and writes the complete fragments
-        print(writer._encoder.pid, flush=True)
+        print(writer._feed.encoder.pid, flush=True)
         time.sleep(120)
         """
     )
@@ -306,7 +306,7 @@ def test_stuck_encoder_stops_the_recording_within_bounds_and_says_what_was_kept(
         writer.write(make_video.frame(i))
     wait_for(lambda: writer.frames_written == 30, "handing 30 frames to ffmpeg")
     time.sleep(1.0)
-    ffmpeg = psutil.Process(writer._encoder.pid)
+    ffmpeg = psutil.Process(writer._feed.encoder.pid)
     ffmpeg.suspend()  # SIGSTOP: a hung disk looks the same from here
     try:
         error = None
@@ -359,7 +359,7 @@ def test_ctrl_c_ends_the_run_whatever_the_encoder_does(tmp_path):
 
 def test_low_disk_at_the_start_records_nothing_and_says_so(tmp_path, monkeypatch, make_video, capsys):
     Usage = namedtuple("Usage", "total used free")
-    monkeypatch.setattr(recorder.shutil, "disk_usage", lambda folder: Usage(2**30, 2**30, 10 * 2**20))
+    monkeypatch.setattr(safe_files.shutil, "disk_usage", lambda folder: Usage(2**30, 2**30, 10 * 2**20))
     out = tmp_path / "out.mp4"
     with pytest.raises(UserError, match=r"^Only 10 MB are free on the disk of .*, and recording needs 64 MB; nothing "
                                         r"was recorded\. Free some space or record to another disk\.$"):  # fmt: skip
@@ -384,7 +384,7 @@ def test_stats_json_is_written_whole_or_not_at_all(tmp_path, make_video, capsys)
 def test_stats_json_gets_the_permissions_of_any_new_file(tmp_path):
     umask = os.umask(0o022)
     try:
-        sinks.write_file_atomic(tmp_path / "stats.json", b"{}")
+        safe_files.write_file_atomic(tmp_path / "stats.json", b"{}")
     finally:
         os.umask(umask)
     assert (tmp_path / "stats.json").stat().st_mode & 0o777 == 0o644, "readable by others, as the recording is"
@@ -400,11 +400,11 @@ def test_a_recording_without_ffmpeg_is_said_once_and_plainly(tmp_path, make_vide
         from livecam import cli
         from livecam.viewer import recorder
 
-        class NoFfmpeg(recorder._FfmpegEncoder):
+        class NoFfmpeg(recorder.FfmpegEncoder):
             def __init__(self, *args, **kwargs):
                 raise OSError(2, "No such file or directory: 'ffmpeg'")
 
-        recorder._FfmpegEncoder = NoFfmpeg
+        recorder.FfmpegEncoder = NoFfmpeg
         sys.exit(cli.main(sys.argv[1:]))
         """
     )
@@ -671,7 +671,7 @@ def test_a_full_disk_under_per_frame_files_and_stats_is_one_sentence_each(tmp_pa
 def test_a_full_recording_disk_stops_the_recording_and_the_headless_run_goes_on(tmp_path, make_video, monkeypatch, capsys):
     """The README's promise (a full disk stops the recording, the rest goes on) holds headless too."""
     clip = make_video(tmp_path / "in.mp4", 40)
-    real_write = recorder._FfmpegEncoder.write
+    real_write = recorder.FfmpegEncoder.write
     frames = []
 
     def pipe_fills(self, image):
@@ -680,7 +680,7 @@ def test_a_full_recording_disk_stops_the_recording_and_the_headless_run_goes_on(
         real_write(self, image)
         frames.append(image)
 
-    monkeypatch.setattr(recorder._FfmpegEncoder, "write", pipe_fills)
+    monkeypatch.setattr(recorder.FfmpegEncoder, "write", pipe_fills)
     results, out = tmp_path / "r.jsonl", tmp_path / "out.mp4"
     assert main(["--source", str(clip), *DEMO, "-o", str(out), "--results", str(results)]) == 1
     err = capsys.readouterr().err

@@ -133,7 +133,7 @@ def engine():
 def test_demo_model_loads_offline_from_package_data(monkeypatch):
     import keras
 
-    from livecam.demo import load_demo_model
+    from livecam.models.zoo import load_demo_model
 
     def no_network(*args, **kwargs):
         raise OSError("the demo must load without a network")

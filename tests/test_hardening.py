@@ -16,10 +16,10 @@ from helpers import VFR_TIMES, FakeDevice, corrupt_avi_frames, read_frames, vfr_
 from livecam.cli import main
 from livecam.render import Renderer
 from livecam.sources import Frame, LiveSource
-from livecam.viewer import recorder, sinks
+from livecam.viewer import encoders, sinks
 from livecam.viewer.pipeline import Options, Pipeline
 from livecam.viewer.recorder import VideoWriter
-from livecam.viewer.sinks import SinkError
+from livecam.viewer.safe_files import SinkError
 
 
 class FakeWindow:
@@ -195,7 +195,7 @@ def test_ffmpeg_is_started_with_an_argument_list_never_a_shell(tmp_path, monkeyp
         calls.append((args, kwargs))
         return real_popen(args, *rest, **kwargs)
 
-    monkeypatch.setattr(recorder.subprocess, "Popen", spy)
+    monkeypatch.setattr(encoders.subprocess, "Popen", spy)
     with VideoWriter(tmp_path / "x.mp4", fps=10.0) as writer:
         writer.write(np.zeros((32, 32, 3), np.uint8))
     assert calls, "the writer must have started ffmpeg"
@@ -354,10 +354,10 @@ def test_recordings_larger_than_players_accept_are_scaled_down_once(tmp_path, ma
 def test_writer_scales_frames_beyond_level_5_2(tmp_path, make_video):
     with VideoWriter(tmp_path / "out.mp4", fps=15, size=(12000, 9000)) as writer:
         writer.write(make_video.frame(0))
-    assert writer.size == recorder.playable_size((12000, 9000)) and writer.size != (12000, 9000)
+    assert writer.size == encoders.playable_size((12000, 9000)) and writer.size != (12000, 9000)
     assert writer.warnings == [f"Recording out.mp4 at {writer.size[0]}x{writer.size[1]} instead of 12000x9000: larger H.264 "
                                f"video does not play in browsers and most players."]  # fmt: skip
-    assert recorder.playable_size((4096, 2304)) == (4096, 2304) and recorder.playable_size((16000, 200))[0] <= 8688
+    assert encoders.playable_size((4096, 2304)) == (4096, 2304) and encoders.playable_size((16000, 200))[0] <= 8688
 
 
 @pytest.mark.parametrize(

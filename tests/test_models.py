@@ -146,7 +146,7 @@ def test_labels_that_are_no_text_file_say_what_they_are(tmp_path, monkeypatch):
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(ValueError, match=r"is a named pipe \(FIFO\); give a text file"):
         load_labels(tmp_path / "fifo")  # opening it would wait for a writer forever
-    monkeypatch.setattr(livecam.models, "MAX_LABELS_BYTES", 10)
+    monkeypatch.setattr(livecam.models.labels, "MAX_LABELS_BYTES", 10)
     (tmp_path / "long.txt").write_text("abcdef\nghijkl\n")
     with pytest.raises(ValueError, match=r"is larger than .* far more than class names take"):
         load_labels(tmp_path / "long.txt")

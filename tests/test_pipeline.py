@@ -16,7 +16,7 @@ from livecam.render import Renderer
 from livecam.sources import Frame
 from livecam.viewer.pipeline import Options, Pipeline
 from livecam.viewer.recorder import VideoWriter
-from livecam.viewer.sinks import SinkError
+from livecam.viewer.safe_files import SinkError
 
 SIZE = 32  # the tiny model's input, and the fake frames' size: (32, 32)
 

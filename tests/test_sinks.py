@@ -20,9 +20,10 @@ import pytest
 
 from helpers import read_frames, video_info, visible_windows
 from livecam.errors import UserError
-from livecam.viewer import recorder, sinks
+from livecam.viewer import encoders, safe_files, sinks
 from livecam.viewer.recorder import VideoWriter
-from livecam.viewer.sinks import SinkError, SnapshotWriter, WindowSink, free_name, gui_available
+from livecam.viewer.safe_files import SinkError, free_name
+from livecam.viewer.sinks import SnapshotWriter, WindowSink, gui_available
 
 
 def decoded_indices(path, index_of) -> list[int]:
@@ -167,7 +168,7 @@ def test_ffmpeg_killed_mid_recording_keeps_what_decodes_and_says_exactly_how_muc
     write_frames(writer, make_video, range(40))
     wait_handed_over(writer, 40)
     time.sleep(1.0)  # ffmpeg encodes and writes the fragments of the frames it has
-    os.kill(writer._encoder.pid, signal.SIGKILL)
+    os.kill(writer._feed.encoder.pid, signal.SIGKILL)
     error = write_until_it_fails(writer, make_video, 40)
     message = str(error)
     assert "ffmpeg was stopped by signal 9" in message
@@ -184,7 +185,7 @@ def test_low_disk_space_stops_recording_with_a_playable_file(tmp_path, make_vide
     path = tmp_path / "out.mp4"
     Usage = namedtuple("Usage", "total used free")
     free = [10 * 2**30]
-    monkeypatch.setattr(recorder.shutil, "disk_usage", lambda folder: Usage(20 * 2**30, 0, free[0]))
+    monkeypatch.setattr(safe_files.shutil, "disk_usage", lambda folder: Usage(20 * 2**30, 0, free[0]))
     writer = VideoWriter(path, fps=10)  # checks once every 10 frames
     write_frames(writer, make_video, range(15))
     free[0] = 5 * 2**20
@@ -201,7 +202,7 @@ def test_falls_back_to_opencv_when_ffmpeg_cannot_start(tmp_path, make_video, mon
     def no_ffmpeg():
         raise RuntimeError("No ffmpeg exe could be found")
 
-    monkeypatch.setattr(recorder.imageio_ffmpeg, "get_ffmpeg_exe", no_ffmpeg)
+    monkeypatch.setattr(encoders.imageio_ffmpeg, "get_ffmpeg_exe", no_ffmpeg)
     path = tmp_path / "out.mp4"
     with VideoWriter(path, fps=15) as writer:
         with pytest.warns(RuntimeWarning, match=r"Could not start ffmpeg .*OpenCV's mp4v codec instead"):
@@ -409,13 +410,13 @@ def test_fit_to_screen_keeps_the_aspect_and_never_enlarges(size, screen, expecte
 
 def test_check_output_for_any_file(tmp_path):
     stats = tmp_path / "stats.json"
-    assert sinks.check_output(stats) == stats
+    assert safe_files.check_output(stats) == stats
     stats.write_text("{}")
-    assert sinks.check_output(stats, overwrite=True) == stats
+    assert safe_files.check_output(stats, overwrite=True) == stats
     with pytest.raises(UserError, match=r"stats.json' already exists; pass --overwrite"):
-        sinks.check_output(stats)
+        safe_files.check_output(stats)
     with pytest.raises(UserError, match=r"does not exist; create it first"):
-        sinks.check_output(tmp_path / "nope" / "stats.json", overwrite=True)
+        safe_files.check_output(tmp_path / "nope" / "stats.json", overwrite=True)
 
 
 # ---------------------------------------------------------------------- free_name

@@ -31,7 +31,7 @@ def view(config: ViewConfig) -> int:
             print(", ".join(f"{k}: {v}" for k, v in cam.items()))
         return 0
 
-    from livecam.viewer import outputs, sinks
+    from livecam.viewer import outputs, safe_files, sinks
 
     out = config.output
     per_image = out.output is not None and _names_a_folder(out.output)
@@ -46,7 +46,7 @@ def view(config: ViewConfig) -> int:
         out = dataclasses.replace(
             out,
             display=False,
-            output=out.output or str(sinks.free_name(Path("livecam-demo.mp4"))),
+            output=out.output or str(safe_files.free_name(Path("livecam-demo.mp4"))),
             max_frames=out.max_frames or 300,
         )
         print(
@@ -60,7 +60,7 @@ def view(config: ViewConfig) -> int:
     if output is not None and per_image:
         _check_not_an_input_folder(out.output, inputs)
     elif output is not None:
-        sinks.check_video_output(output, overwrite=out.overwrite, others=inputs)
+        safe_files.check_video_output(output, overwrite=out.overwrite, others=inputs)
     written = [("--output", output)] if output is not None and not per_image else []
     if out.results is not None:
         outputs.check_results_path(out.results, overwrite=out.overwrite, others=[*inputs, *written])
@@ -68,7 +68,7 @@ def view(config: ViewConfig) -> int:
     if out.save_maps is not None:
         outputs.check_output_folder(out.save_maps, "--save-maps", overwrite=out.overwrite)
     if out.stats_json is not None:
-        sinks.check_output(out.stats_json, overwrite=out.overwrite, others=[*inputs, *written])
+        safe_files.check_output(out.stats_json, overwrite=out.overwrite, others=[*inputs, *written])
         written.append(("--stats-json", out.stats_json))
 
     spec = config.source
@@ -81,7 +81,7 @@ def view(config: ViewConfig) -> int:
             )
         # Every file of -o DIR/ and --save-maps is checked against the inputs and the other outputs:
         # those the inputs' names give now, the others (a repeated name) when written.
-        keep_out = sinks.KeepOut([*inputs, *written])
+        keep_out = safe_files.KeepOut([*inputs, *written])
         names = [path.name for path in source.paths] if isinstance(source, sources.ImageFolderSource) else []
         per_frame = []  # closed by the pipeline
         if per_image:

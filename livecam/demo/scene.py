@@ -1,103 +1,35 @@
 """Synthetic scenes: one shape of a known class on a cluttered, textured background.
 
-Everything is drawn with OpenCV and numpy from a seed, so a scene is a pure function of its
-seed (and, for the animation, of the frame index). Sizes are (width, height), as in OpenCV.
-
-The backgrounds are built to make the classifier earn its answer: gradients, smooth colour
-blobs, stripes, sensor grain, random lines and small irregular distractors in the same vivid
-colours as the objects. Only the shape says which class a scene is.
+A scene is a pure function of its seed (and, for the animation, of the frame index). Sizes are
+(width, height), as in OpenCV. The shapes, backgrounds and clutter are drawn by
+``livecam.demo.pieces``; this module places them: one still scene, or objects that enter,
+wander and leave an animated one.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-CLASS_NAMES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "ring")
+from livecam.demo.pieces import (
+    CLASS_NAMES,
+    ONE,
+    SHIFT,
+    Shape,
+    add_clutter,
+    blob_polygon,
+    draw_shape,
+    new_background,
+    random_shape,
+    vivid_colour,
+)
+
+__all__ = ["CLASS_NAMES", "AnimatedScene", "make_scene"]
 
 # Object circumradius as a share of min(width, height): 22..56 px in a 224 x 224 scene.
 _RADIUS_SHARE = (22 / 224, 56 / 224)
-_SHIFT = 4  # fixed-point bits for sub-pixel drawing
-_ONE = 1 << _SHIFT
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """One object: what it is, where, and how it looks."""
-
-    class_id: int
-    center_xy: tuple[float, float]
-    radius: float  # circumradius in pixels
-    angle: float  # radians
-    fill_bgr: tuple[float, float, float]
-    outline_bgr: tuple[float, float, float] | None
-    detail: float  # inner-radius ratio (star), arm width (cross), hole size (ring)
-
-    def outline(self) -> np.ndarray:
-        """The polygon (n, 2) float64 of a polygonal class; a 64-gon for the round ones."""
-        cx, cy = self.center_xy
-        name = CLASS_NAMES[self.class_id]
-        if name in ("circle", "ring"):
-            t = np.linspace(0.0, 2 * np.pi, 64, endpoint=False)
-            return np.stack([cx + self.radius * np.cos(t), cy + self.radius * np.sin(t)], axis=1)
-        unit = _UNIT_POLYGONS[name](self.detail)
-        c, s = math.cos(self.angle), math.sin(self.angle)
-        xy = unit @ np.array([[c, s], [-s, c]]) * self.radius
-        return xy + (cx, cy)
-
-    def box(self, width: int, height: int) -> tuple[int, int, int, int] | None:
-        """Tight (x0, y0, x1, y1) box in pixels, clipped to the frame; None if it is outside."""
-        xy = self.outline()
-        x0, y0 = np.floor(xy.min(axis=0)).astype(int)
-        x1, y1 = np.ceil(xy.max(axis=0)).astype(int)
-        x0, y0 = max(int(x0), 0), max(int(y0), 0)
-        x1, y1 = min(int(x1), width - 1), min(int(y1), height - 1)
-        if x0 >= x1 or y0 >= y1:
-            return None
-        return (x0, y0, x1, y1)
-
-
-def _star(inner: float) -> np.ndarray:
-    t = np.arange(10) * (np.pi / 5) - np.pi / 2
-    r = np.where(np.arange(10) % 2 == 0, 1.0, inner)
-    return np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
-
-
-def _cross(arm: float) -> np.ndarray:
-    # arm = half-width of an arm as a share of the half-length; scaled so the circumradius is 1
-    a, tip = arm, 1.0
-    pts = [
-        (a, tip),
-        (a, a),
-        (tip, a),
-        (tip, -a),
-        (a, -a),
-        (a, -tip),
-        (-a, -tip),
-        (-a, -a),
-        (-tip, -a),
-        (-tip, a),
-        (-a, a),
-        (-a, tip),
-    ]
-    return np.array(pts) / math.hypot(a, tip)
-
-
-def _regular(n: int) -> np.ndarray:
-    t = np.arange(n) * (2 * np.pi / n) - np.pi / 2
-    return np.stack([np.cos(t), np.sin(t)], axis=1)
-
-
-_UNIT_POLYGONS = {
-    "square": lambda detail: _regular(4),
-    "triangle": lambda detail: _regular(3),
-    "star": _star,
-    "cross": _cross,
-}
-_DETAIL_RANGE = {"star": (0.38, 0.52), "cross": (0.24, 0.36), "ring": (0.45, 0.65)}
 
 
 def make_scene(seed: int, size: tuple[int, int] = (224, 224)) -> tuple[np.ndarray, int, tuple[int, int, int, int]]:
@@ -118,13 +50,13 @@ def make_scene(seed: int, size: tuple[int, int] = (224, 224)) -> tuple[np.ndarra
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"Expected seed to be a non-negative int. Received: seed={seed!r}")
     rng = np.random.default_rng(int(seed))
-    frame_bgr = _background(rng, width, height)
-    _clutter(rng, frame_bgr, count=int(rng.integers(6, 16)))
+    frame_bgr = new_background(rng, width, height)
+    add_clutter(rng, frame_bgr, count=int(rng.integers(6, 16)))
     radius = rng.uniform(*_RADIUS_SHARE) * min(width, height)
     center = (rng.uniform(radius + 1, width - radius - 1), rng.uniform(radius + 1, height - radius - 1))
-    shape = _random_shape(rng, int(rng.integers(len(CLASS_NAMES))), center, radius, frame_bgr)
-    _draw_shape(frame_bgr, shape)
-    _clutter(rng, frame_bgr, count=int(rng.integers(0, 4)))  # a few in front: mild occlusion
+    shape = random_shape(rng, int(rng.integers(len(CLASS_NAMES))), center, radius, frame_bgr)
+    draw_shape(frame_bgr, shape)
+    add_clutter(rng, frame_bgr, count=int(rng.integers(0, 4)))  # a few in front: mild occlusion
     box = shape.box(width, height)
     assert box is not None  # the centre keeps the whole object inside the frame
     return frame_bgr, shape.class_id, box
@@ -169,7 +101,7 @@ class AnimatedScene:
         cv2.subtract(frame_bgr, episode.grain_offset, dst=frame_bgr)
         for drifter in episode.drifters:
             drifter.draw(frame_bgr, index)
-        _draw_shape(frame_bgr, episode.shape_at(t))
+        draw_shape(frame_bgr, episode.shape_at(t))
         return frame_bgr
 
     def truth(self, index: int) -> tuple[int, tuple[int, int, int, int]] | None:
@@ -217,8 +149,8 @@ class _Episode:
     def __init__(self, seed: int, number: int, size: tuple[int, int], class_id: int):
         rng = np.random.default_rng([seed, number, 0])
         width, height = size
-        self.background = _background(rng, width, height, grain=False)
-        _clutter(rng, self.background, count=int(rng.integers(8, 20)) * max(1, width * height // (224 * 224) // 2))
+        self.background = new_background(rng, width, height, grain=False)
+        add_clutter(rng, self.background, count=int(rng.integers(8, 20)) * max(1, width * height // (224 * 224) // 2))
         amplitude = int(rng.integers(4, 14))
         m = self._GRAIN_MARGIN
         self.grain = rng.integers(0, 2 * amplitude + 1, size=(height + m, width + m, 1), dtype=np.uint8)
@@ -229,7 +161,7 @@ class _Episode:
         # the upper part of the still scenes' size range: readable on screen, and what the model knows
         radius = rng.uniform(0.14, _RADIUS_SHARE[1]) * min(width, height)
         self._radius = (radius, radius * rng.uniform(0.85, 1.15))
-        shape = _random_shape(rng, class_id, (width / 2, height / 2), radius, self.background)
+        shape = random_shape(rng, class_id, (width / 2, height / 2), radius, self.background)
         self._look = shape
         self._spin = rng.uniform(-1.5, 1.5)  # radians per period
         entry_side, exit_side = rng.choice(4, size=2, replace=False)
@@ -247,7 +179,7 @@ class _Episode:
         mixed = (index * 2654435761 + self._grain_seed) & 0xFFFFFFFF
         return (mixed % self._GRAIN_MARGIN, (mixed >> 8) % self._GRAIN_MARGIN)
 
-    def shape_at(self, t: float) -> _Shape:
+    def shape_at(self, t: float) -> Shape:
         """The object at time t in [0, 1] of the episode: in over the first quarter, out over the last."""
         p0, p1, p2, p3 = self._path
         if t < 0.25:
@@ -258,7 +190,7 @@ class _Episode:
             center = _lerp(p2, p3, _smoothstep((t - 0.75) / 0.25))
         radius = self._radius[0] + (self._radius[1] - self._radius[0]) * t
         look = self._look
-        return _Shape(look.class_id, center, radius, look.angle + self._spin * t, look.fill_bgr, look.outline_bgr, look.detail)
+        return Shape(look.class_id, center, radius, look.angle + self._spin * t, look.fill_bgr, look.outline_bgr, look.detail)
 
 
 class _Drifter:
@@ -271,153 +203,15 @@ class _Drifter:
         heading = rng.uniform(0, 2 * np.pi)
         self.velocity = (speed * math.cos(heading), speed * math.sin(heading))
         scale = min(width, height) / 224
-        self.points = _blob_polygon(rng, rng.uniform(3, 10) * scale)
-        self.colour = _vivid_colour(rng)
+        self.points = blob_polygon(rng, rng.uniform(3, 10) * scale)
+        self.colour = vivid_colour(rng)
 
     def draw(self, frame_bgr: np.ndarray, index: int) -> None:
         width, height = self.size
         x = (self.start[0] + self.velocity[0] * index) % (width + 40) - 20
         y = (self.start[1] + self.velocity[1] * index) % (height + 40) - 20
-        pts = np.round((self.points + (x, y)) * _ONE).astype(np.int32)
-        cv2.fillPoly(frame_bgr, [pts], self.colour, cv2.LINE_AA, _SHIFT)
-
-
-# ---------------------------------------------------------------- drawing
-
-
-def _random_shape(
-    rng: np.random.Generator, class_id: int, center: tuple[float, float], radius: float, background: np.ndarray
-) -> _Shape:
-    name = CLASS_NAMES[class_id]
-    detail = rng.uniform(*_DETAIL_RANGE.get(name, (0.0, 1.0)))
-    angle = rng.uniform(0, 2 * np.pi)
-    # A fill that stands out from the background where the object sits: redraw the colour a few
-    # times if it is too close to the local mean, so no scene is unreadable by construction.
-    height, width = background.shape[:2]
-    x, y = int(np.clip(center[0], 0, width - 1)), int(np.clip(center[1], 0, height - 1))
-    r = max(2, int(radius))
-    local_mean = background[max(0, y - r) : y + r, max(0, x - r) : x + r].reshape(-1, 3).mean(axis=0)
-    fill = _vivid_colour(rng)
-    for _ in range(8):
-        if np.abs(np.array(fill) - local_mean).sum() > 150:
-            break
-        fill = _vivid_colour(rng)
-    outline = None
-    if rng.random() < 0.5:
-        dark = rng.random() < 0.7
-        outline = tuple(float(v) for v in (rng.uniform(0, 50, 3) if dark else rng.uniform(200, 255, 3)))
-    return _Shape(class_id, center, radius, angle, fill, outline, detail)
-
-
-def _draw_shape(frame_bgr: np.ndarray, shape: _Shape) -> None:
-    name = CLASS_NAMES[shape.class_id]
-    thickness = max(1, round(shape.radius / 12))
-    if name in ("circle", "ring"):
-        center = (round(shape.center_xy[0] * _ONE), round(shape.center_xy[1] * _ONE))
-        if name == "circle":
-            cv2.circle(frame_bgr, center, round(shape.radius * _ONE), shape.fill_bgr, -1, cv2.LINE_AA, _SHIFT)
-            if shape.outline_bgr is not None:
-                cv2.circle(
-                    frame_bgr,
-                    center,
-                    round((shape.radius - thickness / 2) * _ONE),
-                    shape.outline_bgr,
-                    thickness,
-                    cv2.LINE_AA,
-                    _SHIFT,
-                )
-            return
-        band = max(2, round(shape.radius * (1 - shape.detail)))
-        mid = shape.radius - band / 2
-        cv2.circle(frame_bgr, center, round(mid * _ONE), shape.fill_bgr, band, cv2.LINE_AA, _SHIFT)
-        if shape.outline_bgr is not None:
-            for edge in (shape.radius - thickness / 2, shape.radius - band + thickness / 2):
-                cv2.circle(frame_bgr, center, round(edge * _ONE), shape.outline_bgr, thickness, cv2.LINE_AA, _SHIFT)
-        return
-    pts = np.round(shape.outline() * _ONE).astype(np.int32)
-    cv2.fillPoly(frame_bgr, [pts], shape.fill_bgr, cv2.LINE_AA, _SHIFT)
-    if shape.outline_bgr is not None:
-        cv2.polylines(frame_bgr, [pts], True, shape.outline_bgr, thickness, cv2.LINE_AA, _SHIFT)
-
-
-def _background(rng: np.random.Generator, width: int, height: int, grain: bool = True) -> np.ndarray:
-    """A muted, textured background: a gradient plus smooth colour blobs or stripes, and grain."""
-    # Two scalar fields (ramp, stripes) are mixed into colour by one affine matrix. The third
-    # channel stays zero: cv2.transform is several times faster on 3 channels than on 2.
-    fields = np.zeros((height, width, 3), dtype=np.float32)
-    c0, c1 = _muted_colour(rng), _muted_colour(rng)
-    angle = rng.uniform(0, 2 * np.pi)
-    reach = np.float32(1.0 / max(width, height))
-    xs = (np.arange(width, dtype=np.float32) - width / 2) * (reach * math.cos(angle))
-    ys = (np.arange(height, dtype=np.float32) - height / 2) * (reach * math.sin(angle))
-    fields[:, :, 0] = xs[None, :] + ys[:, None] + 0.5
-    mix = np.zeros((3, 4), dtype=np.float32)
-    mix[:, 0] = c1 - c0
-    mix[:, 3] = c0
-    kind = rng.random()
-    blobs = None
-    if kind < 0.45:  # smooth colour blobs
-        cells = rng.uniform(-45, 45, size=(int(rng.integers(3, 8)), int(rng.integers(3, 8)), 3)).astype(np.float32)
-        # cubic up to a small size, then linear: smooth, and far cheaper than cubic to full size
-        small = cv2.resize(cells, (max(8, width // 8), max(8, height // 8)), interpolation=cv2.INTER_CUBIC)
-        blobs = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    elif kind < 0.8:  # stripes: sin(a + b) = sin a cos b + cos a sin b, from 1-D tables
-        theta = rng.uniform(0, np.pi)
-        period = rng.uniform(6, 30) * min(width, height) / 224
-        k = 2 * np.pi / period
-        a = np.arange(width, dtype=np.float32) * np.float32(k * math.cos(theta)) + np.float32(rng.uniform(0, 2 * np.pi))
-        b = np.arange(height, dtype=np.float32) * np.float32(k * math.sin(theta))
-        fields[:, :, 1] = np.sin(a)[None, :] * np.cos(b)[:, None] + np.cos(a)[None, :] * np.sin(b)[:, None]
-        mix[:, 1] = rng.uniform(-40, 40, size=3)
-    canvas = cv2.transform(fields, mix)
-    if blobs is not None:
-        canvas += blobs
-    frame_bgr = np.clip(canvas, 0, 255, out=canvas).astype(np.uint8)
-    if grain:  # saturating uint8 adds: sensor grain of +-amplitude, the same in all channels
-        amplitude = int(rng.integers(3, 15))
-        noise = rng.integers(0, 2 * amplitude + 1, size=(height, width), dtype=np.uint8)
-        noise = cv2.merge([noise, noise, noise])
-        cv2.add(frame_bgr, noise, dst=frame_bgr)
-        cv2.subtract(frame_bgr, (amplitude, amplitude, amplitude, 0), dst=frame_bgr)
-    return frame_bgr
-
-
-def _clutter(rng: np.random.Generator, frame_bgr: np.ndarray, count: int) -> None:
-    """Small things that are no class: thin lines, short scribbles and irregular blobs."""
-    height, width = frame_bgr.shape[:2]
-    scale = min(width, height) / 224
-    for kind in rng.integers(0, 3, size=count):
-        colour = _vivid_colour(rng) if rng.random() < 0.6 else _muted_colour(rng).tolist()
-        if kind == 0:  # a thin line, often across much of the frame
-            p = np.round(rng.uniform(0, 1, size=(2, 2)) * (width, height) * _ONE).astype(np.int32)
-            cv2.line(frame_bgr, tuple(p[0].tolist()), tuple(p[1].tolist()), colour, int(rng.integers(1, 3)), cv2.LINE_AA, _SHIFT)
-        elif kind == 1:  # a scribble
-            start = rng.uniform(0, 1, size=2) * (width, height)
-            steps = rng.normal(0, 6 * scale, size=(int(rng.integers(3, 7)), 2))
-            pts = np.round((start + np.cumsum(steps, axis=0)) * _ONE).astype(np.int32)
-            cv2.polylines(frame_bgr, [pts], False, colour, int(rng.integers(1, 3)), cv2.LINE_AA, _SHIFT)
-        else:  # an irregular blob, sometimes cut by the frame edge
-            center = rng.uniform(-0.05, 1.05, size=2) * (width, height)
-            pts = np.round((_blob_polygon(rng, rng.uniform(3, 11) * scale) + center) * _ONE).astype(np.int32)
-            cv2.fillPoly(frame_bgr, [pts], colour, cv2.LINE_AA, _SHIFT)
-
-
-def _blob_polygon(rng: np.random.Generator, radius: float) -> np.ndarray:
-    n = int(rng.integers(5, 9))
-    t = np.sort(rng.uniform(0, 2 * np.pi, n))
-    r = radius * rng.uniform(0.35, 1.0, n)
-    return np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
-
-
-def _vivid_colour(rng: np.random.Generator) -> tuple[float, float, float]:
-    hsv = np.array([[[rng.uniform(0, 180), rng.uniform(120, 255), rng.uniform(110, 255)]]], dtype=np.float32)
-    hsv = hsv.astype(np.uint8)
-    return tuple(float(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
-
-
-def _muted_colour(rng: np.random.Generator) -> np.ndarray:
-    grey = rng.uniform(40, 215)
-    return np.clip(grey + rng.uniform(-35, 35, size=3), 0, 255).astype(np.float32)
+        pts = np.round((self.points + (x, y)) * ONE).astype(np.int32)
+        cv2.fillPoly(frame_bgr, [pts], self.colour, cv2.LINE_AA, SHIFT)
 
 
 def _edge_point(rng: np.random.Generator, side: int, width: int, height: int, outside: float) -> tuple[float, float]:

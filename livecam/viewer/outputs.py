@@ -4,7 +4,7 @@ Each is a ``FrameSink`` (``livecam.viewer.sinks``): the loop hands it every proc
 (``write(processed)``); each is also a context manager. Files are checked before any work starts, never replace what exists without
 ``overwrite``, and are written as the run goes (results line by line, each line whole), so a run
 that is killed keeps what it did. No file is ever written through a link or onto an input
-(``livecam.viewer.sinks.check_target``): each is a new file that takes its name. A write that fails
+(``livecam.viewer.safe_files.check_target``): each is a new file that takes its name. A write that fails
 (a full disk) raises ``SinkError`` with a sentence that says what was kept; the output stops there.
 """
 
@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from livecam.errors import UserError
-from livecam.viewer.sinks import KeepOut, Processed, SinkError, check_output, check_target, open_replacing, write_file_atomic
+from livecam.viewer.safe_files import KeepOut, SinkError, check_output, check_target, open_replacing, write_file_atomic
+from livecam.viewer.sinks import Processed
 
 RESULT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 RESULT_FIELDS = (

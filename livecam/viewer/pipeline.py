@@ -16,7 +16,8 @@ stage keeps up to two batches at the worker; every frame is kept, in order.
 The render stage hands each processed frame (``livecam.viewer.sinks.Processed``) to the sinks
 (the statistics, the recording, the per-frame outputs, the progress bar), then to the front-end:
 the window (``livecam.viewer.window``), whose keys steer this viewer's ``Controller``, or, without
-one, ``Headless``, which only waits for the end.
+one, ``Headless``, which only waits for the end. The stages that explain frames are
+``livecam.viewer.stages``; the pictures and HUD are drawn by ``livecam.viewer.drawing``.
 """
 
 from __future__ import annotations
@@ -31,16 +32,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from livecam.engine.core import CamEngine, CamResult
+from livecam.engine.core import CamEngine
 from livecam.engine.worker import EngineWorker
 from livecam.errors import shown
 from livecam.meters import RateMeter, StageTimes
-from livecam.render import HudInfo, Renderer, hud_info
+from livecam.render import Renderer
 from livecam.sources import Frame, FrameSource
 from livecam.viewer.control import Controller, ViewerState
+from livecam.viewer.drawing import Drawer
 from livecam.viewer.keys import KEY_HELP
 from livecam.viewer.recording import Recorder, RecordingSession, recording_size, writer_for
-from livecam.viewer.sinks import FrameSink, Processed, SinkError, SnapshotWriter
+from livecam.viewer.safe_files import SinkError
+from livecam.viewer.sinks import FrameSink, Processed, SnapshotWriter
 from livecam.viewer.stages import END, POLL_S, ExplainStages, Item
 from livecam.viewer.stats import ProgressSink, Stats, StatsSink
 from livecam.viewer.window import Window, WindowFrontEnd
@@ -145,12 +148,14 @@ class Pipeline:
         self.times = StageTimes()
         self.engine_rate = RateMeter()
         self.display_rate = RateMeter()
+        self.drawer = Drawer(
+            renderer, self.state, self.controller, source, engine.class_names,
+            times=self.times, engine_rate=self.engine_rate, display_rate=self.display_rate,
+        )  # fmt: skip
         self._log = log or (lambda text: print(shown(text), file=sys.stderr, flush=True))
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._last_output: float | None = None
-        self._dropped_before = 0
-        self._render_lock = threading.Lock()
         self._stages: ExplainStages  # made by run(), with the worker
         self._stats_sink = StatsSink(self.stats, options.stats_json, finish=self._finish_stats, failed=self._output_failed)
         self.recording = RecordingSession(
@@ -192,7 +197,7 @@ class Pipeline:
         Whatever ends it, the recording is closed (playable) and the threads are joined.
         """
         live = self.source.live
-        self._dropped_before = self.source.dropped
+        self.drawer.start()
         if self.worker is None:
             # Files: every frame, batched. Live: one frame at a time, sent at once (no one to wait for).
             self.worker = EngineWorker(self.engine, max_batch=1 if live else self.options.batch, max_wait_ms=_BATCH_WAIT_MS)
@@ -275,7 +280,7 @@ class Pipeline:
                 break
             t0 = time.perf_counter()
             # Both pictures, even with no recorder yet: r may start one and s take a snapshot.
-            processed = self._drawn(self._processed(item), window=front_end.draws_window)
+            processed = self.drawer.drawn(self._processed(item), window=front_end.draws_window)
             t1 = time.perf_counter()
             self.times.add("render", (t1 - t0) * 1000)
             self._write_sinks(processed)
@@ -317,7 +322,7 @@ class Pipeline:
         if again is not None:
             result, class_lock, map_id = again
             processed = replace(processed, result=result, locked=class_lock is not None, class_lock=class_lock, map_id=map_id)
-        return self._drawn(processed, file=file)
+        return self.drawer.drawn(processed, file=file)
 
     def delivered(self, frame: Frame) -> None:
         """A frame was shown (or, headless, written): the end of its latency."""
@@ -325,66 +330,6 @@ class Pipeline:
         self.times.add_latency((now - frame.timestamp_s) * 1000)
         self.display_rate.tick(now)
         self._last_output = now
-
-    # ------------------------------------------------------------------ drawing
-
-    def _drawn(self, processed: Processed, *, window: bool = True, file: bool = True) -> Processed:
-        """The frame with the window's picture and the files' picture (either can be left out) and its HUD."""
-        # The render thread and, while paused or reconnecting, the display thread both draw; the
-        # renderer holds smoothing state, so one draws at a time.
-        with self._render_lock:
-            renderer, state = self.renderer, self.state
-            renderer.alpha, renderer.colormap, renderer.show_help = state.alpha, state.colormap, state.help_shown
-            result = processed.result
-            cam = result.cam[0] if result is not None and result.finite[0] else None
-            hud = self._hud(result, processed.class_lock)
-            box = result.box if result is not None else None
-            views = renderer.views(
-                processed.frame.image_bgr,
-                cam,
-                hud,
-                window=window,
-                file=file,
-                explains=processed.explains,
-                map_id=processed.map_id,
-                box=box,
-            )
-        picture = views.file if views.file is not None else processed.picture
-        return replace(processed, picture=picture, window_picture=views.window, hud=hud)
-
-    def _hud(self, result: CamResult | None, class_lock: int | None) -> HudInfo | None:
-        """What the HUD says about a map made for ``class_lock`` (the frame's own lock, not the lock now)."""
-        if result is None:
-            return None
-        status = "reconnecting" if self.source.status == "reconnecting" else ""
-        if self.state.paused:
-            status = "paused"
-        return hud_info(
-            result,
-            self.engine.class_names,
-            locked=class_lock is not None,
-            status=status,
-            engine_fps=self._engine_fps(),
-            display_fps=self.display_rate.fps,
-            # Files are read ahead and kept in order: their "latency" is time spent queued, not a delay anyone sees.
-            latency_ms=self.times.last_latency_ms if self.source.live else None,
-            dropped=self._dropped(),
-            recording=self.state.recording,
-            message=self.controller.message(),
-        )
-
-    def _engine_fps(self) -> float | None:
-        """Maps per second. Files come in batches, whose rows are done together, so a rate over the
-        last few rows would be a burst (tens of thousands per second): files get the mean over
-        every map since the first instead, once maps have come for half a second."""
-        rate = self.engine_rate.snapshot()
-        if self.source.live:
-            return rate.fps
-        return rate.mean_fps if rate.span_s >= 0.5 else None
-
-    def _dropped(self) -> int:
-        """Live frames dropped since the run began (not those that went by while the model loaded)."""
-        return self.source.dropped - self._dropped_before
 
     # ------------------------------------------------------------------ messages and the end
 
@@ -401,7 +346,7 @@ class Pipeline:
         times = self.times.snapshot()
         stats.stage_ms = times.mean_ms
         stats.latency_p50_ms, stats.latency_p95_ms = times.latency_p50_ms, times.latency_p95_ms
-        stats.dropped = self._dropped()
+        stats.dropped = self.drawer.dropped()
         stats.corrupt = self.source.corrupt
         stats.traces = self.engine.runtime_info.traces
 

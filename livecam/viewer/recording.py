@@ -16,7 +16,8 @@ import numpy as np
 from livecam.sources import FrameSource
 from livecam.viewer.control import MESSAGE_S, ViewerState
 from livecam.viewer.recorder import VideoWriter
-from livecam.viewer.sinks import Processed, SinkError, free_name
+from livecam.viewer.safe_files import SinkError, free_name
+from livecam.viewer.sinks import Processed
 from livecam.viewer.stats import Stats
 
 Say = Callable[[str, float], None]  # (text, seconds): a message on the picture

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livecam.viewer.sinks import Processed, write_file_atomic
+from livecam.viewer.safe_files import write_file_atomic
+from livecam.viewer.sinks import Processed
 
 
 @dataclass

@@ -23,7 +23,8 @@ from livecam.sources import Frame
 from livecam.viewer.control import MESSAGE_S, Action, Controller, Outcome
 from livecam.viewer.keys import action_for_key
 from livecam.viewer.recording import RecordingSession
-from livecam.viewer.sinks import Processed, SinkError, SnapshotWriter
+from livecam.viewer.safe_files import SinkError
+from livecam.viewer.sinks import Processed, SnapshotWriter
 
 _POLL_S = 0.05  # how long the display waits for a frame before it looks at the keys and the run again
 _HISTORY = 64  # image folders: how many pictures p / Left can go back

@@ -1,0 +1,91 @@
+"""``load_model``: a zoo name, the demo, a user's model file or a keras.Model, as a ``LoadedModel``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from livecam.errors import UserError, first_line
+from livecam.models.labels import load_labels
+from livecam.models.layers import check_explainable
+from livecam.models.loaded import LoadedModel, preprocess_fn, unknown_choice
+from livecam.models.zoo import DEFAULT_MODEL, DEMO_MODEL, ZOO, build_zoo_model, load_demo_model
+
+__all__ = ["load_model"]
+
+
+def load_model(
+    model: Any = DEFAULT_MODEL,
+    *,
+    weights: str | Path | None = "imagenet",
+    labels: str | Path | None = None,
+    unsafe: bool = False,
+) -> LoadedModel:
+    """Build a zoo model, load a user's model file, or wrap a keras.Model.
+
+    Args:
+        model: a zoo name (see ``ZOO``), ``"demo"``, a path to a .keras/.h5 file, or a keras.Model.
+        weights: ``"imagenet"``, ``None``/``"none"`` (random init) or a path to a weights file.
+            Only used for zoo models.
+        labels: optional labels file (one name per line, or JSON).
+        unsafe: allow model files with Lambda layers (arbitrary code). Off by default.
+
+    Raises:
+        UserError: unknown name, missing file, failed download, weights that do not fit.
+    """
+    import keras
+
+    if isinstance(model, keras.Model):
+        loaded = _user_model(model, model.name, f"Model {model.name!r}")
+    elif isinstance(model, str) and model == DEMO_MODEL:
+        loaded = load_demo_model()
+    elif isinstance(model, str) and model in ZOO:
+        loaded = build_zoo_model(model, weights)
+    elif isinstance(model, (str, Path)) and (Path(model).suffix.lower() in (".keras", ".h5") or Path(model).exists()):
+        loaded = _load_file(Path(model), unsafe=unsafe)
+    else:
+        raise UserError(unknown_choice("model", str(model), (*ZOO, DEMO_MODEL), hint="or a path to a .keras/.h5 file"))
+
+    units = int(loaded.model.outputs[0].shape[-1])
+    n_classes = 2 if units == 1 else units  # one unit: a binary classifier, class 0 = not class 1
+    names = load_labels(labels) if labels is not None else loaded.class_names
+    if names and len(names) != n_classes:
+        where = f"labels file {str(labels)!r}" if labels is not None else "the model's class names"
+        raise UserError(
+            f"The {where} has {len(names)} names but the model has {n_classes} classes; pass a labels file with one name per class."
+        )
+    if not names:
+        names = tuple(f"class {i}" for i in range(n_classes))
+    return LoadedModel(loaded.model, loaded.name, loaded.preprocess, loaded.input_size, tuple(names), loaded.default_layer)
+
+
+def _load_file(path: Path, *, unsafe: bool) -> LoadedModel:
+    import keras
+
+    if not path.is_file():
+        raise UserError(
+            f"Model file {str(path)!r} does not exist; pass a zoo name ({', '.join(ZOO)}) or a path to a .keras/.h5 file."
+        )
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=not unsafe)
+    except Exception as exc:
+        text = str(exc)
+        if "safe_mode" in text or "Lambda" in text:
+            raise UserError(
+                f"Model file {str(path)!r} contains a Lambda layer, which runs arbitrary code when loaded; "
+                f"load it only if you trust its source, with --unsafe-model-load."
+            ) from exc
+        raise UserError(
+            f"Could not load model file {str(path)!r} ({first_line(exc)}); pass a model saved with keras' model.save()."
+        ) from exc
+    if not isinstance(model, keras.Model):
+        raise UserError(f"Model file {str(path)!r} does not hold a Keras model.")
+    return _user_model(model, path.stem, f"Model file {str(path)!r}")
+
+
+def _user_model(model: Any, name: str, what: str) -> LoadedModel:
+    """A model from outside the zoo, once it is known that livecam can explain it."""
+    check_explainable(model, what)
+    shape = tuple(model.inputs[0].shape)
+    input_size = (224, 224) if shape[1] is None or shape[2] is None else (int(shape[1]), int(shape[2]))
+    return LoadedModel(model, name, preprocess_fn("none"), input_size, (), None)

@@ -1,0 +1,118 @@
+"""Drawing a processed frame: its pictures and its HUD, with the viewer's state as it is now.
+
+The run's loop (``livecam.viewer.pipeline``) draws each frame once on its render thread; the
+window front-end draws a frame again while paused, reconnecting or after a key changed the look.
+Both go through one ``Drawer``, which copies the state into the renderer, assembles the HUD
+(``livecam.render.hud_info``: the rates, latency, drops and message of this run) and keeps the
+renderer, which holds smoothing state, to one drawing at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+
+from livecam.engine.core import CamResult
+from livecam.meters import RateMeter, StageTimes
+from livecam.render import HudInfo, Renderer, hud_info
+from livecam.sources import FrameSource
+from livecam.viewer.control import Controller, ViewerState
+from livecam.viewer.sinks import Processed
+
+__all__ = ["Drawer"]
+
+
+class Drawer:
+    """Draws frames for one viewer: the pictures from its renderer, the HUD from its run's meters.
+
+    Args:
+        renderer: the viewer's renderer (it holds the smoothing).
+        state: what the user steers (opacity, colormap, help, pause, recording).
+        controller: the viewer's controller (the HUD shows its message).
+        source: the run's source (live or not, its status, the frames it dropped).
+        class_names: the model's class names, for the HUD.
+        times: the run's stage times (the HUD's latency).
+        engine_rate: maps the engine delivered (the HUD's engine fps).
+        display_rate: frames shown (the HUD's display fps).
+    """
+
+    def __init__(
+        self,
+        renderer: Renderer,
+        state: ViewerState,
+        controller: Controller,
+        source: FrameSource,
+        class_names: Sequence[str],
+        *,
+        times: StageTimes,
+        engine_rate: RateMeter,
+        display_rate: RateMeter,
+    ) -> None:
+        self.renderer, self.state, self.controller, self.source = renderer, state, controller, source
+        self.class_names = class_names
+        self.times, self.engine_rate, self.display_rate = times, engine_rate, display_rate
+        self._lock = threading.Lock()
+        self._dropped_before = 0
+
+    def start(self) -> None:
+        """The run begins: frames the source dropped before now (while the model loaded) do not count."""
+        self._dropped_before = self.source.dropped
+
+    def drawn(self, processed: Processed, *, window: bool = True, file: bool = True) -> Processed:
+        """The frame with the window's picture and the files' picture (either can be left out) and its HUD."""
+        # The render thread and, while paused or reconnecting, the display thread both draw; the
+        # renderer holds smoothing state, so one draws at a time.
+        with self._lock:
+            renderer, state = self.renderer, self.state
+            renderer.alpha, renderer.colormap, renderer.show_help = state.alpha, state.colormap, state.help_shown
+            result = processed.result
+            cam = result.cam[0] if result is not None and result.finite[0] else None
+            hud = self.hud(result, processed.class_lock)
+            box = result.box if result is not None else None
+            views = renderer.views(
+                processed.frame.image_bgr,
+                cam,
+                hud,
+                window=window,
+                file=file,
+                explains=processed.explains,
+                map_id=processed.map_id,
+                box=box,
+            )
+        picture = views.file if views.file is not None else processed.picture
+        return replace(processed, picture=picture, window_picture=views.window, hud=hud)
+
+    def hud(self, result: CamResult | None, class_lock: int | None) -> HudInfo | None:
+        """What the HUD says about a map made for ``class_lock`` (the frame's own lock, not the lock now)."""
+        if result is None:
+            return None
+        status = "reconnecting" if self.source.status == "reconnecting" else ""
+        if self.state.paused:
+            status = "paused"
+        return hud_info(
+            result,
+            self.class_names,
+            locked=class_lock is not None,
+            status=status,
+            engine_fps=self.engine_fps(),
+            display_fps=self.display_rate.fps,
+            # Files are read ahead and kept in order: their "latency" is time spent queued, not a delay anyone sees.
+            latency_ms=self.times.last_latency_ms if self.source.live else None,
+            dropped=self.dropped(),
+            recording=self.state.recording,
+            message=self.controller.message(),
+        )
+
+    def engine_fps(self) -> float | None:
+        """Maps per second. Files come in batches, whose rows are done together, so a rate over the
+        last few rows would be a burst (tens of thousands per second): files get the mean over
+        every map since the first instead, once maps have come for half a second."""
+        rate = self.engine_rate.snapshot()
+        if self.source.live:
+            return rate.fps
+        return rate.mean_fps if rate.span_s >= 0.5 else None
+
+    def dropped(self) -> int:
+        """Live frames dropped since the run began (not those that went by while the model loaded)."""
+        return self.source.dropped - self._dropped_before
