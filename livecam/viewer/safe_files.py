@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from livecam.errors import UserError
+from livecam.errors import UserError, file_kind
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -141,7 +141,7 @@ def check_target(path: str | os.PathLike, keep_out: KeepOut | None = None, *, ad
     if mode is not None and not stat.S_ISREG(mode):
         link = f" (a symbolic link to {os.readlink(path)!r})" if os.path.islink(path) else ""
         raise UserError(
-            f"{str(path)!r} is {_file_kind(mode)}{link}, not a regular file; livecam writes only regular files, so {advice}."
+            f"{str(path)!r} is {file_kind(mode)}{link}, not a regular file; livecam writes only regular files, so {advice}."
         )
     through = _link_into_proc(path)
     if through is not None:  # /dev/stdout, /dev/fd/1: replacing the link would replace the system's own
@@ -170,18 +170,6 @@ def _link_into_proc(path: Path) -> str | None:
             return None
         path, followed = path.parent / os.readlink(path), True
     return None
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a special file"
 
 
 def write_file_atomic(path: str | os.PathLike, data: bytes) -> None:
