@@ -1,4 +1,4 @@
-"""Shared fixtures: generated videos and image folders, a tiny engine, a virtual X display; markers by fixture.
+"""Shared fixtures: generated videos and image folders, a tiny engine, tiny model files, a virtual X display; markers by fixture.
 
 Generated frames carry their index in a band of 8 black/white blocks along the top (bit b of
 ``index % 256`` in block b), big enough to survive lossy codecs; ``make_video.index_of(image)``
@@ -149,6 +149,19 @@ def tiny_engine():
     x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="target")(x)
     out = keras.layers.Dense(4, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
     return CamEngine(keras.Model(inputs, out))
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory) -> dict:
+    """Each of ``tiny_models.MODELS`` saved as a .keras file: name -> path."""
+    from tiny_models import MODELS
+
+    folder = tmp_path_factory.mktemp("models")
+    paths = {}
+    for name, build in MODELS.items():
+        paths[name] = folder / f"{name}.keras"
+        build().save(paths[name])
+    return paths
 
 
 def require_tool(name: str, install_hint: str) -> str:

@@ -1,15 +1,64 @@
-"""Shared by the tests: a camera that can be unplugged, AVI files with corrupt frames, videos made by ffmpeg, what a video holds, X windows."""
+"""Shared by the tests: user errors, AVI files with corrupt frames, videos made by ffmpeg, what a video holds, X windows.
+
+The fakes (windows, sources, cameras, recorders, a spying renderer) are in fakes.py.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
-import threading
+import sys
 import time
 from pathlib import Path
 
 import cv2
 import imageio_ffmpeg
 import numpy as np
+import pytest
+
+from livecam.cli import main
+
+BOUND_S = 120  # deadlines on waiting for a child process, not measurements
+ROOT = str(Path(__file__).resolve().parents[1])
+# A child process imports this checkout's livecam, wherever pytest runs from.
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+# The shipped demo model, headless: the quickest real run.
+DEMO = ("--model", "demo", "--no-display")
+DEMO_QUIET = (*DEMO, "--quiet")
+
+
+# ---------------------------------------------------------------------- the command's answers
+
+
+def run(capsys, *args) -> tuple[int, str]:
+    """``livecam ARGS`` in this process: (exit code, stderr)."""
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def assert_user_error(code: int, err: str, *fragments: str) -> None:
+    """Exit code 2 and one line, ``livecam: error: ...``, holding every fragment; no traceback."""
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("livecam: error: "), err
+    assert "Traceback" not in err and "unexpected error" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def unwritable_folder(tmp_path):
+    """A folder no file can be created in: a read-only one, or /proc for root."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "locked"
+        folder.mkdir(mode=0o500)
+        return folder
+    if sys.platform.startswith("linux"):
+        return "/proc"  # not even root can create files there
+    pytest.skip("running as root without /proc: no unwritable folder to test with")
+
+
+# ---------------------------------------------------------------------- videos
 
 
 def corrupt_avi_frames(path: Path, indices: set[int]) -> None:
@@ -28,43 +77,39 @@ def corrupt_avi_frames(path: Path, indices: set[int]) -> None:
     path.write_bytes(bytes(data))
 
 
-class FakeDevice:
-    """A camera that can be unplugged: its captures fail while ``plugged`` is clear."""
-
-    def __init__(self, make_frame, size=(160, 120)):
-        self.make_frame = make_frame
-        self.size = size
-        self.plugged = threading.Event()
-        self.plugged.set()
-        self.opens = 0
-        self.counter = 0
-        self.buffer = np.zeros((size[1], size[0], 3), np.uint8)  # reused on purpose, like some drivers
-
-    def open(self) -> FakeCapture:
-        self.opens += 1
-        return FakeCapture(self)
+def decodable(path: Path) -> int:
+    """Frames that decode, counted by ffmpeg decoding every one (not from the container's index)."""
+    done = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v:0", "-f", "null",
+         "-progress", "pipe:1", "-"],
+        capture_output=True, timeout=BOUND_S,
+    )  # fmt: skip
+    counts = re.findall(rb"^frame=(\d+)", done.stdout, re.MULTILINE)
+    return int(counts[-1]) if counts else 0
 
 
-class FakeCapture:
-    def __init__(self, device: FakeDevice):
-        self.device = device
-        self.opened = device.plugged.is_set()
+def opencv_count(path: Path) -> int:
+    """Frames that OpenCV reads from ``path``."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
 
-    def isOpened(self) -> bool:
-        return self.opened
 
-    def read(self):
-        time.sleep(0.002)
-        device = self.device
-        if not (self.opened and device.plugged.is_set()):
-            self.opened = False  # an unplugged device stays dead until reopened
-            return False, None
-        device.buffer[...] = device.make_frame(device.counter, device.size)
-        device.counter += 1
-        return True, device.buffer
+def kept_in(message: str) -> int:
+    """N in a recording failure's "keeps the first N frames"."""
+    return int(re.search(r"keeps the first (\d+) frames", message).group(1))
 
-    def release(self) -> None:
-        self.opened = False
+
+def wait_for(condition, what: str, bound_s: float = BOUND_S) -> None:
+    """Polls ``condition`` until it holds; fails the test after ``bound_s`` (a deadline, not a measurement)."""
+    deadline = time.monotonic() + bound_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {bound_s} s")
+        time.sleep(0.05)
 
 
 def video_info(path) -> dict:

@@ -22,9 +22,9 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from helpers import read_frames, video_info, visible_windows
+from helpers import DEMO, DEMO_QUIET, assert_user_error, corrupt_avi_frames, read_frames, run, video_info, visible_windows
 from livecam import __version__
-from livecam.cli import main
+from livecam.cli import main, memory
 from livecam.models import ZOO
 
 FAST = ("--weights", "none", "--model", "mobilenet_v2", "--input-size", "96", "--quiet")
@@ -76,14 +76,6 @@ def heat_like_fraction(image_bgr: np.ndarray) -> float:
     spread = image.max(axis=-1) - image.min(axis=-1)
     red = np.abs(image - np.array([0, 0, 255])).max(axis=-1) < 60
     return float(((spread > 60) & ~red).mean())
-
-
-def assert_user_error(code: int, err: str, match: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("livecam: error: "), err
-    assert "Traceback" not in err
-    assert match in lines[0], lines[0]
 
 
 @pytest.fixture
@@ -286,12 +278,6 @@ def test_without_class_flag_the_top_class_is_explained(capsys, clip, tmp_path, e
     assert len(explained_classes) == 8 and not set(explained_classes) <= {1, 2, 3}
 
 
-@pytest.mark.slow
-def test_unknown_class_name_suggests_a_close_match(capsys, clip, tmp_path):
-    code, _, err = cli(capsys, "--source", clip, "--no-display", "--output", tmp_path / "out.mp4", "--class", "goldfsh", *FAST)
-    assert_user_error(code, err, "did you mean 'goldfish' (1)")
-
-
 # ---------------------------------------------------------------------- 4. user errors
 
 
@@ -308,62 +294,120 @@ def unwritable_folder(tmp_path: Path) -> Path:
     return Path("/sys")
 
 
+# Command lines that exit 2 with one sentence and write nothing: id -> (argv, what the sentence says).
+# In argv, {clip} is the test clip, {tmp} the test's folder and {readonly} a folder no file can be
+# created in. The sentence holds the text given (each of a tuple's); a Sentence is all of it.
+ON_CLIP = ("--source", "{clip}", "--no-display", *FAST)
+
+
+class Sentence(str):
+    """The whole answer: stderr is exactly ``livecam: error: <sentence>``."""
+
+
 USER_ERRORS = {
-    "missing file": (["--source", "{tmp}/nope.mp4"], "'{tmp}/nope.mp4' does not exist"),
-    "unknown model": (["--model", "mobilnet_v2"], "did you mean 'mobilenet_v2'"),
-    "unknown layer": (["--layer", "out_rel"], "did you mean 'out_relu'"),
-    "unknown method": (["--method", "gradcm"], "Received: method='gradcm'. Did you mean 'gradcam'"),
-    "alpha too big": (["--alpha", "1.5"], "expected --alpha in [0, 1]. Received: 1.5"),
-    "alpha not a number": (["--alpha", "half"], "expected a number for --alpha. Received: 'half'"),
-    "smooth 1": (["--smooth", "1"], "expected --smooth in [0, 1). Received: 1.0"),
-    "topk 0": (["--topk", "0"], "expected --topk in [1, 20]. Received: 0"),
-    "topk 21": (["--topk", "21"], "expected --topk in [1, 20]. Received: 21"),
-    "batch 0": (["--batch", "0"], "expected --batch in [1, 256]. Received: 0"),
-    "batch text": (["--batch", "8.5"], "expected an integer for --batch. Received: '8.5'"),
-    "every 0": (["--every", "0"], "expected --every in [1, 1000]. Received: 0"),
-    "resolution form": (["--resolution", "640"], "expected --resolution as WxH"),
-    "resolution size": (["--resolution", "8x8"], "expected --resolution between 16x16 and 7680x4320"),
-    "size form": (["--size", "640by480"], "expected --size as WxH, e.g. 1280x720. Received: '640by480'"),
-    "size too big": (["--size", "20000x10"], "expected --size between 16x16 and 16384x16384. Received: '20000x10'"),
-    "output exists": (["--output", "{tmp}/exists.mp4"], "already exists; pass --overwrite to replace it"),
-    "output folder missing": (["--output", "{tmp}/no/such/out.mp4"], "The folder '{tmp}/no/such' for 'out.mp4' does not exist"),
-    "output not writable": (["--output", "{readonly}/out.mp4"], "Cannot write to the folder '{readonly}'"),
-    "labels of another length": (["--labels", "{tmp}/labels.txt"], "has 3 names but the model has 1000 classes"),
-    "camera that does not open": (["--source", "7"], "Camera 7 did not open"),
-    "colormap typo": (["--colormap", "jte"], "Did you mean 'jet'?"),
-    "output not a video": (["--output", "{tmp}/out.avi"], "Expected an output file ending in .mp4"),
-    "class id out of range": (["--class", "1000"], "Expected a class id in [0, 999]. Received: 1000"),
-    "class name ambiguous": (["--class", "Sunglasses"], "Class name 'Sunglasses' is ambiguous (ids 836, 837)"),
-    "runtime unknown": (["--runtime", "onnx"], "Argument --runtime: invalid choice: 'onnx'"),
-    "fit unknown": (["--fit", "zoom"], "Argument --fit: invalid choice: 'zoom'"),
+    "missing file": ([*ON_CLIP, "--source", "{tmp}/nope.mp4"], "'{tmp}/nope.mp4' does not exist"),
+    "unknown model": ([*ON_CLIP, "--model", "mobilnet_v2"], "did you mean 'mobilenet_v2'"),
+    "unknown layer": ([*ON_CLIP, "--layer", "out_rel"], "did you mean 'out_relu'"),
+    "unknown method": ([*ON_CLIP, "--method", "gradcm"], "Received: method='gradcm'. Did you mean 'gradcam'"),
+    "alpha too big": ([*ON_CLIP, "--alpha", "1.5"], "expected --alpha in [0, 1]. Received: 1.5"),
+    "alpha not a number": ([*ON_CLIP, "--alpha", "half"], "expected a number for --alpha. Received: 'half'"),
+    "smooth 1": ([*ON_CLIP, "--smooth", "1"], "expected --smooth in [0, 1). Received: 1.0"),
+    "topk 0": ([*ON_CLIP, "--topk", "0"], "expected --topk in [1, 20]. Received: 0"),
+    "topk 21": ([*ON_CLIP, "--topk", "21"], "expected --topk in [1, 20]. Received: 21"),
+    "batch 0": ([*ON_CLIP, "--batch", "0"], "expected --batch in [1, 256]. Received: 0"),
+    "batch text": ([*ON_CLIP, "--batch", "8.5"], "expected an integer for --batch. Received: '8.5'"),
+    "every 0": ([*ON_CLIP, "--every", "0"], "expected --every in [1, 1000]. Received: 0"),
+    "resolution form": ([*ON_CLIP, "--resolution", "640"], "expected --resolution as WxH"),
+    "resolution size": ([*ON_CLIP, "--resolution", "8x8"], "expected --resolution between 16x16 and 7680x4320"),
+    "size form": ([*ON_CLIP, "--size", "640by480"], "expected --size as WxH, e.g. 1280x720. Received: '640by480'"),
+    "size too big": ([*ON_CLIP, "--size", "20000x10"], "expected --size between 16x16 and 16384x16384. Received: '20000x10'"),
+    "output exists": ([*ON_CLIP, "--output", "{tmp}/exists.mp4"], "already exists; pass --overwrite to replace it"),
+    "output folder missing": (
+        [*ON_CLIP, "--output", "{tmp}/no/such/out.mp4"],
+        "The folder '{tmp}/no/such' for 'out.mp4' does not exist",
+    ),
+    "output not writable": ([*ON_CLIP, "--output", "{readonly}/out.mp4"], "Cannot write to the folder '{readonly}'"),
+    "labels of another length": ([*ON_CLIP, "--labels", "{tmp}/labels.txt"], "has 3 names but the model has 1000 classes"),
+    "camera that does not open": ([*ON_CLIP, "--source", "7"], "Camera 7 did not open"),
+    "colormap typo": ([*ON_CLIP, "--colormap", "jte"], "Did you mean 'jet'?"),
+    "output not a video": ([*ON_CLIP, "--output", "{tmp}/out.avi"], "Expected an output file ending in .mp4"),
+    "class id out of range": ([*ON_CLIP, "--class", "1000"], "Expected a class id in [0, 999]. Received: 1000"),
+    "class name ambiguous": ([*ON_CLIP, "--class", "Sunglasses"], "Class name 'Sunglasses' is ambiguous (ids 836, 837)"),
+    "runtime unknown": ([*ON_CLIP, "--runtime", "onnx"], "Argument --runtime: invalid choice: 'onnx'"),
+    "fit unknown": ([*ON_CLIP, "--fit", "zoom"], "Argument --fit: invalid choice: 'zoom'"),
     "runtime forced with xla": (
-        ["--runtime", "openvino", "--xla"],
+        [*ON_CLIP, "--runtime", "openvino", "--xla"],
         "The OpenVINO runtime cannot run model 'mobilenet_v2': XLA and mixed",
     ),
+    "unknown class name": (
+        ["--source", "{clip}", "--no-display", "--output", "{tmp}/out.mp4", "--class", "goldfsh", *FAST],
+        "did you mean 'goldfish' (1)",
+    ),
+    "class that is a unicode digit": (["--source", "{clip}", "--class", "\u00b2", *DEMO_QUIET], "Unknown class '\u00b2'"),
+    "camera index too big for opencv": (
+        ["--source", "99999999999999999999", *DEMO_QUIET],
+        ("Camera index 99999999999999999999 is out of range: expected 0 to 99", "./99999999999999999999"),
+    ),
+    "synth scene bigger than 8k": (
+        ["--source", "synth:20000x20000", *DEMO_QUIET],
+        "Expected a synth size of at most 7680x4320, as for --resolution. Received: 20000x20000",
+    ),
+    "synth size too small to draw": (
+        ["--source", "synth:20x20", "--no-display", "--quiet"],
+        Sentence("Expected a synth size of at least 32x32. Received: 20x20"),
+    ),
+    "character device as input": (
+        ["--source", "/dev/zero", *DEMO_QUIET],
+        "The input '/dev/zero' is a character device, not a video or image file",
+    ),
+    "folder output for a video": (
+        [*ON_CLIP, "-o", "{tmp}/frames/"],
+        "is a folder, which gets one image per input, but the source is not a folder or glob of images",
+    ),
+    "layers of an unknown model": (["layers", "resnet5"], "did you mean 'resnet50'"),
+    "viewer options before a command": (
+        ["--demo", "serve", "--port", "0"],
+        "Options go after the command: `livecam serve --demo --port 0`; see `livecam serve --help`.",
+    ),
+}
+# The rows answered before any model is built; the others build mobilenet_v2 (or start slowly).
+QUICK = {
+    "class that is a unicode digit",
+    "camera index too big for opencv",
+    "synth scene bigger than 8k",
+    "character device as input",
+    "folder output for a video",
+    "layers of an unknown model",
+    "viewer options before a command",
 }
 
 
 @pytest.fixture
 def error_case(tmp_path, clip):
-    """(argv, expected text) for one row of USER_ERRORS; a valid clip is the source unless the row says otherwise."""
+    """(argv, expected) for one row of USER_ERRORS, its places filled in."""
     (tmp_path / "exists.mp4").write_bytes(b"keep me")
     (tmp_path / "labels.txt").write_text("cat\ndog\nbird\n")
 
-    def make(name: str) -> tuple[list[str], str]:
-        flags, expected = USER_ERRORS[name]
-        places = {"tmp": tmp_path, "readonly": unwritable_folder(tmp_path) if name == "output not writable" else ""}
-        argv = ["--source", str(clip), "--no-display", *FAST, *(f.format(**places) for f in flags)]
-        return argv, expected.format(**places)
+    def make(name: str) -> tuple[list[str], str | tuple[str, ...]]:
+        argv, expected = USER_ERRORS[name]
+        places = {"clip": clip, "tmp": tmp_path, "readonly": unwritable_folder(tmp_path) if name == "output not writable" else ""}
+        if isinstance(expected, tuple):
+            expected = tuple(e.format(**places) for e in expected)
+        elif not isinstance(expected, Sentence):
+            expected = expected.format(**places)
+        return [a.format(**places) for a in argv], expected
 
     return make
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(USER_ERRORS))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=() if name in QUICK else pytest.mark.slow) for name in USER_ERRORS])
 def test_user_errors_exit_2_with_one_line(capsys, error_case, tmp_path, name):
     argv, expected = error_case(name)
     code, out, err = cli(capsys, *argv)
-    assert_user_error(code, err, expected)
+    if isinstance(expected, Sentence):
+        assert (code, err) == (2, f"livecam: error: {expected}\n")
+    else:
+        assert_user_error(code, err, *(expected if isinstance(expected, tuple) else [expected]))
     assert out == ""
     assert (tmp_path / "exists.mp4").read_bytes() == b"keep me"
 
@@ -377,6 +421,31 @@ def test_user_error_in_a_real_process_has_no_traceback(error_case, name):
     # The whole of stderr, TensorFlow's native start-up lines included: one line.
     assert_user_error(done.returncode, done.stderr, expected)
     assert done.stdout == ""
+
+
+@pytest.mark.slow
+def test_in_a_real_process_the_answer_is_the_only_line(model_files):
+    """TensorFlow's native start-up lines go to the same stderr: there must be none around the answer."""
+    for argv, expected in [
+        (["layers", model_files["two_outputs"]], "has 2 outputs"),
+        (["--source", "synth:", "--model", model_files["segmentation"], "--no-display", "--quiet"], "gives a score per pixel"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "livecam", *map(str, argv)], capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S
+        )
+        assert_user_error(done.returncode, done.stderr, expected)
+        assert done.stdout == ""
+
+
+def test_layers_command_takes_unsafe_model_load(capsys, model_files):
+    code, err = run(capsys, "layers", model_files["lambda"])
+    assert_user_error(code, err, "Lambda layer", "--unsafe-model-load")
+    code = main(["layers", str(model_files["lambda"]), "--unsafe-model-load"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert ["feat", "30x30x4", "<- default target layer (without --layer)"] in [
+        line.split(maxsplit=2) for line in out.splitlines()
+    ]
 
 
 # ---------------------------------------------------------------------- 5. Ctrl-C and SIGTERM while recording
@@ -579,11 +648,6 @@ def test_layers_marks_the_automatic_default_of_mobilenet_v3(capsys):
     assert [i for i, line in enumerate(rows) if "<- default target layer" in line] == [len(rows) - 1]  # the last spatial layer
 
 
-def test_layers_of_an_unknown_model(capsys):
-    code, _, err = cli(capsys, "layers", "resnet5")
-    assert_user_error(code, err, "did you mean 'resnet50'")
-
-
 @pytest.mark.slow
 def test_demo_runs_offline_and_records_60_frames(capsys, tmp_path):
     out, stats_path = tmp_path / "demo.mp4", tmp_path / "stats.json"
@@ -660,11 +724,6 @@ def test_debug_may_come_before_the_command(capsys, monkeypatch):
     assert out.splitlines()[1].startswith("mobilenet_v2 (default)")
 
 
-def test_viewer_options_before_a_command_are_refused_not_dropped(capsys):
-    code, _, err = cli(capsys, "--demo", "serve", "--port", "0")
-    assert_user_error(code, err, "Options go after the command: `livecam serve --demo --port 0`; see `livecam serve --help`.")
-
-
 def test_the_model_is_resolved_once_for_every_command(monkeypatch):
     import livecam.models
     from livecam.cli.configs import serve_config, view_config
@@ -684,7 +743,7 @@ _SERVE_THEN_RETURN = """
 import atexit, sys
 marker = sys.argv[1]
 atexit.register(lambda: open(marker, "a").write("atexit ran\\n"))  # registered before livecam's own
-from livecam.cli import main
+from livecam.cli import main, memory
 code = main(sys.argv[2:])
 open(marker, "a").write(f"main returned {code}\\n")
 sys.exit(code)
@@ -723,7 +782,7 @@ def run_python(code: str, *args: str, env: dict | None = None) -> subprocess.Com
 
 _IMPORTS_OF = """
 import sys
-from livecam.cli import main
+from livecam.cli import main, memory
 code = main(sys.argv[1:])
 print("tensorflow" in sys.modules, "keras" in sys.modules, code)
 """
@@ -915,11 +974,6 @@ def test_results_of_a_video_one_csv_line_per_frame(capsys, clip, tmp_path):
     assert all(row.split(",")[2] == "clip.mp4" for row in rows[1:])
 
 
-def test_a_folder_output_for_a_video_is_refused(capsys, clip, tmp_path):
-    code, _, err = cli(capsys, "--source", clip, "--no-display", *FAST, "-o", f"{tmp_path / 'frames'}/")
-    assert_user_error(code, err, "is a folder, which gets one image per input, but the source is not a folder or glob of images")
-
-
 def test_per_frame_outputs_follow_the_output_rules(capsys, clip, tmp_path):
     (tmp_path / "maps").mkdir()
     (tmp_path / "maps" / "old.npy").write_bytes(b"")
@@ -998,3 +1052,52 @@ def test_fit_reaches_the_engine(monkeypatch):
     assert parse([]).fit == "squash"
     engine_from_config(view_config(parse(["--fit", "crop", "--demo"])).engine)
     assert made["fit"] == "crop"
+
+
+# ---------------------------------------------------------------------- 10. memory a batch needs
+
+
+def test_batch_and_input_size_that_would_not_fit_in_memory(capsys, clip, monkeypatch):
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 2_000_000_000)
+    monkeypatch.setattr(memory, "activations_in_host_memory", lambda: True)  # as on a CPU, also where a GPU is
+    code, err = run(capsys, "--source", clip, "--batch", "256", "--input-size", "1024", *DEMO_QUIET)
+    assert_user_error(code, err, "A batch of 256 frames at 1024x1024 with demo needs about ", "but only 2.0 GB is available")
+    needed_gb = float(err.split("needs about ")[1].split(" GB")[0])
+    fits = int(err.split("pass --batch ")[1].split()[0])
+    assert needed_gb > 2.0 and 1 <= fits < 256
+    assert abs(needed_gb / 256 * fits - 2.0) < needed_gb / 256, "the batch it suggests is the largest that fits"
+
+
+def test_available_memory_is_read_from_the_system():
+    available = memory.available_memory_bytes()
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert available is not None and 0 < available <= total
+
+
+# ---------------------------------------------------------------------- 11. what the console says of the input
+
+
+@pytest.mark.slow
+def test_corrupt_frames_in_a_video_are_skipped_and_counted_by_the_cli(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "clip.avi", 24)
+    corrupt_avi_frames(clip, {5, 6, 15})
+    out = tmp_path / "out.mp4"
+    stats = tmp_path / "stats.json"
+    code = main(["--source", str(clip), "--model", "mobilenet_v2", "--weights", "none", "--input-size", "64",
+                 "--no-display", "--quiet", "--output", str(out), "--stats-json", str(stats)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(stats.read_text())
+    assert report["corrupt"] == 3 and report["frames"] == 21
+    assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == 21
+
+
+def test_names_with_terminal_escape_codes_are_printed_escaped(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "evil\x1b[2J\x1b]0;pwned\x07.mp4", 3)
+    out = tmp_path / "out\x1b[31m.mp4"
+    assert main(["--source", str(clip), *DEMO, "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "video evil\\x1b[2J\\x1b]0;pwned\\x07.mp4" in err and "saved " in err and "out\\x1b[31m.mp4" in err
+    assert main(["--source", str(tmp_path / "missing\x1b[2J.mp4"), *DEMO]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "missing\\x1b[2J.mp4" in err

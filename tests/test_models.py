@@ -1,4 +1,4 @@
-"""Model zoo, target-layer choice, model files, labels and offline weights."""
+"""Tests for livecam.models: the zoo, the target layer, model files, labels, offline weights, and what the command says of models and labels it cannot use."""
 
 from __future__ import annotations
 
@@ -8,8 +8,20 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import assert_user_error, run
 from livecam import CamEngine
-from livecam.models import ZOO, find_target_layer, imagenet_class_names, load_labels, load_model
+from livecam.cli import main
+from livecam.models import (
+    EXPLAINABLE,
+    ZOO,
+    find_target_layer,
+    imagenet_class_names,
+    load_labels,
+    load_model,
+    spatial_layers,
+    step_bytes_per_frame,
+)
+from tiny_models import conv_features
 
 # The automatic rule (last layer with a spatial 4-D output) on each zoo model.
 AUTO_LAYER = {
@@ -202,3 +214,163 @@ def test_random_weights_are_the_same_on_every_build_and_leave_the_callers_random
     for a, b in zip(first.weights, second.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     assert first_key == second_key
+
+
+# ---------------------------------------------------------------------- what the command says of labels files and models it cannot use
+
+
+@pytest.fixture
+def clip(tmp_path, make_video):
+    return make_video(tmp_path / "clip.avi", 4, size=(64, 48))
+
+
+LABELS = {
+    "a class without a name": ({"0": "a", "1": "b", "5": []}, "gives class 5 no name ([])"),
+    "a negative id": ({"-1": "a", "0": "b", "1": "c"}, "has the key '-1'; it must map class ids 0, 1, 2, ... to names"),
+    "a gap": ({"0": "a", "1": "b", "3": "c"}, "has class ids up to 3 but none for 2;"),
+    "one id twice": ({"0": "a", "1": "b", "01": "c"}, "names class 1 twice"),
+    "a number for a name": ({"0": "a", "1": 7, "2": "c"}, "gives class 1 the name 7; names must be text"),
+}
+
+
+@pytest.mark.parametrize("case", list(LABELS))
+def test_labels_json_that_would_misname_classes_is_refused(capsys, tmp_path, clip, model_files, case):
+    data, expected = LABELS[case]
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(data))
+    code, err = run(capsys, "--source", clip, "--model", model_files["classifier"], "--labels", labels, "--no-display", "--quiet")
+    assert_user_error(code, err, f"Labels file {str(labels)!r}", expected)
+
+
+def test_labels_file_with_a_byte_order_mark(capsys, tmp_path, clip, model_files):
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes("\ufeffcircle\nsquare\ntriangle\n".encode())
+    assert load_labels(labels) == ("circle", "square", "triangle")
+    as_json = tmp_path / "labels.json"
+    as_json.write_bytes(b"\xef\xbb\xbf" + json.dumps(["circle", "square", "triangle"]).encode())
+    assert load_labels(as_json)[0] == "circle"
+    args = ["--source", clip, "--model", model_files["classifier"], "--labels", labels, "--class", "circle"]
+    code, err = run(capsys, *args, "--no-display", "--quiet")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("kind", ["folder", "device"])
+def test_labels_that_are_no_file_say_what_they_are(capsys, tmp_path, clip, model_files, kind):
+    labels, expected = (tmp_path, "is a folder") if kind == "folder" else ("/dev/zero", "is a character device")
+    code, err = run(capsys, "--source", clip, "--model", model_files["classifier"], "--labels", labels, "--no-display", "--quiet")
+    assert_user_error(code, err, f"Labels file {str(labels)!r} {expected}; give a text file with one class name per line.")
+
+
+NOT_EXPLAINABLE = {
+    "dense_only": "has no convolutional layer (no spatial feature map) to take a map from",
+    "two_outputs": "has 2 outputs",
+    "two_inputs": "has 2 inputs",
+    "segmentation": "gives a score per pixel (batch, 32, 32, 5), as a segmentation model does, not one score per class",
+}
+
+
+def test_one_unit_softmax_cannot_explain_anything_but_one_sigmoid_unit_can(capsys, clip, model_files):
+    """A softmax over one unit is 1.0 for every picture: no class to show, a zero gradient to map."""
+    path = model_files["one_unit_softmax"]
+    expected = (
+        f"Model file {str(path)!r} ends in a softmax over one unit, which is always 1.0 whatever the picture and has no gradient"
+    )
+    code, err = run(capsys, "--source", clip, "--model", path, "--no-display", "--quiet")
+    assert_user_error(
+        code, err, expected, "so it cannot explain anything; for a binary classifier use one sigmoid unit or a softmax over two."
+    )
+    code, err = run(capsys, "layers", path)
+    assert_user_error(code, err, expected)
+    inputs = keras.Input((32, 32, 3))
+    sigmoid = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(conv_features(inputs)))
+    assert load_model(sigmoid).class_names == ("class 0", "class 1")  # a binary classifier, as before
+
+
+@pytest.mark.parametrize("name", list(NOT_EXPLAINABLE))
+def test_model_that_is_not_an_image_classifier_says_why_and_what_is(capsys, clip, model_files, name):
+    path = model_files[name]
+    code, err = run(capsys, "--source", clip, "--model", path, "--no-display", "--quiet")
+    assert_user_error(code, err, f"Model file {str(path)!r} {NOT_EXPLAINABLE[name]}; {EXPLAINABLE}.")
+    code, err = run(capsys, "layers", path)
+    assert_user_error(code, err, NOT_EXPLAINABLE[name])
+
+
+def test_input_layer_is_no_target_layer(capsys, clip, model_files):
+    path = model_files["classifier"]
+    input_name = keras.models.load_model(path).layers[0].name
+    code, err = run(capsys, "--source", clip, "--model", path, "--layer", input_name, "--no-display", "--quiet")
+    assert_user_error(code, err, f"Layer {input_name!r} is the model's input", "pick a layer inside the network: feat.")
+    code = main(["layers", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()] == ["feat"]
+
+
+def test_spatial_layers_of_a_nested_model_leave_out_every_input_layer():
+    base = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, name="inner_conv")], name="backbone")
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(base(inputs))))
+    assert [layer.name for layer in spatial_layers(model)] == ["inner_conv"]
+
+
+def _lambda_model(path):
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Lambda(lambda t: t / 255.0)(inputs)
+    x = keras.layers.Conv2D(4, 3, name="feat")(x)
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    keras.Model(inputs, out).save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_model_file_with_lambda_needs_unsafe_model_load(tmp_path, make_video, capsys):
+    model = _lambda_model(tmp_path / "lambda.keras")
+    clip = make_video(tmp_path / "clip.avi", 6)
+    args = ["--source", str(clip), "--model", str(model), "--no-display", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Lambda layer" in err and "--unsafe-model-load" in err
+    assert main([*args, "--unsafe-model-load", "--max-frames", "3"]) == 0
+
+
+@pytest.mark.slow
+def test_weights_for_another_architecture_exit_2(tmp_path, make_video, capsys):
+    other = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3))
+    weights = tmp_path / "other.weights.h5"
+    other.save_weights(weights)
+    clip = make_video(tmp_path / "clip.avi", 4)
+    code = main(["--source", str(clip), "--model", "efficientnet_b0", "--weights", str(weights), "--no-display", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("livecam: error: Weights file") and "does not fit efficientnet_b0" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_labels_file_that_is_not_utf8_is_a_user_error(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_bytes("caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"is not UTF-8 text"):
+        load_labels(path)
+
+
+# ---------------------------------------------------------------------- memory a step needs
+
+
+def _conv_net(size: int | None):
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="early")(inputs)
+    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", name="late")(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def test_step_memory_follows_the_input_size_and_the_target_layer():
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3))
+    # Measured for TensorFlow on a CPU (peak resident memory at batches of 16 and 64): 14.5 MiB a frame.
+    assert 10 * 2**20 < step_bytes_per_frame(model, "out_relu", (224, 224)) < 20 * 2**20
+    small, big = _conv_net(64), _conv_net(128)
+    assert step_bytes_per_frame(big, "late", (128, 128)) == pytest.approx(
+        4 * step_bytes_per_frame(small, "late", (64, 64)), rel=0.01
+    )
+    assert step_bytes_per_frame(small, "early", (64, 64)) > step_bytes_per_frame(small, "late", (64, 64))
+    # A model for any input size: the sizes are unknown, so each layer counts at the full input size.
+    assert step_bytes_per_frame(_conv_net(None), "late", (64, 64)) > step_bytes_per_frame(small, "late", (64, 64))

@@ -1,16 +1,24 @@
-"""Tests for livecam.viewer.outputs: --results lines, --save-maps files, one picture per input image."""
+"""Tests for livecam.viewer.outputs: --results lines, --save-maps files, one picture per input image; full disks under them."""
 
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
+import os
+import re
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from helpers import DEMO_QUIET
+from livecam.cli import main
 from livecam.errors import UserError
 from livecam.sources import Frame
+from livecam.viewer import outputs
+from livecam.viewer import stats as run_stats
 from livecam.viewer.outputs import RESULT_FIELDS, ImageFolderWriter, MapWriter, Processed, ResultsWriter, check_output_folder
 
 NAMES = ["cat", "dog", "fox", "owl"]
@@ -150,3 +158,113 @@ def test_output_folders_are_created_and_must_be_empty_unless_overwrite(tmp_path)
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match=r"-o .* is a file; give a folder"):
         ImageFolderWriter(tmp_path / "file")
+
+
+# ---------------------------------------------------------------------- full disks and names that are not UTF-8
+
+
+class FullDisk(io.FileIO):
+    """A file on a disk that fills up after ``room`` bytes: the write that crosses it is cut short, the next fails."""
+
+    def __init__(self, file: io.FileIO, room: int):
+        super().__init__(os.dup(file.fileno()), "wb")
+        file.close()
+        self.room = room
+
+    def write(self, data) -> int:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        taken = super().write(bytes(data)[: self.room])
+        self.room -= taken
+        return taken
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_full_disk_under_results_ends_on_a_whole_line_and_the_rest_goes_on(
+    tmp_path, make_image_folder, monkeypatch, capsys, suffix
+):
+    images = make_image_folder(tmp_path / "in", 8)
+    results = tmp_path / f"r{suffix}"
+    real_open = outputs.open_replacing
+    monkeypatch.setattr(outputs, "open_replacing", lambda path: FullDisk(real_open(path), room=1000))
+    argv = ["--source", str(images), *DEMO_QUIET, "--results", str(results), "-o", str(tmp_path / "out") + "/"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    kept = int(re.search(r"it keeps (\d+) whole lines", err).group(1))
+    assert (
+        err.startswith(f"livecam: Stopped writing the results to {results} (No space left on device)") and err.count("\n") == 1
+    ), err
+    text = results.read_text()
+    assert text.endswith("\n") and len(text) <= 1000
+    lines = text.splitlines()[1:] if suffix == ".csv" else [json.loads(line) for line in text.splitlines()]
+    assert 0 < len(lines) == kept < 8
+    assert len(list((tmp_path / "out").iterdir())) == 8, "the other outputs went on to the end"
+
+
+def test_a_full_disk_under_per_frame_files_and_stats_is_one_sentence_each(tmp_path, make_image_folder, monkeypatch, capsys):
+    images = make_image_folder(tmp_path / "in", 6)
+    real_write = outputs.write_file_atomic
+    written = []
+
+    def fills_up(path, data):
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(path, data)
+        written.append(path)
+
+    monkeypatch.setattr(outputs, "write_file_atomic", fills_up)
+    monkeypatch.setattr(run_stats, "write_file_atomic", lambda path, data: fills_up(path, data))
+    results = tmp_path / "r.jsonl"
+    argv = [
+        "--source",
+        str(images),
+        *DEMO_QUIET,
+        "--save-maps",
+        str(tmp_path / "maps"),
+        "--results",
+        str(results),
+        "--stats-json",
+        str(tmp_path / "s.json"),
+    ]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "livecam: Stopped writing --save-maps maps: frame_3.npy could not be written (No space left on device); the 2 saved "
+        "before are whole. Free some space or choose a folder on another disk.",
+        f"livecam: Could not write the statistics to {tmp_path / 's.json'} (No space left on device).",
+    ]
+    assert len(results.read_text().splitlines()) == 6
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["frame_1.npy", "frame_2.npy"]
+
+
+def test_file_names_that_are_not_utf8_are_written_losslessly(tmp_path, make_image_folder, capsys):
+    images = make_image_folder(tmp_path / "in", 6)
+    bad = os.fsdecode(b"bad\xff\xfe.png")
+    os.rename(images / "frame_3.png", images / bad)
+    jsonl, csv_path, out = tmp_path / "r.jsonl", tmp_path / "r.csv", tmp_path / "out"
+    for results in (jsonl, csv_path):
+        assert (
+            main(
+                [
+                    "--source",
+                    str(images),
+                    "--model",
+                    "demo",
+                    "--no-display",
+                    "--results",
+                    str(results),
+                    "-o",
+                    f"{out}/",
+                    "--overwrite",
+                ]
+            )
+            == 0
+        )
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "unexpected" not in err, err
+    sources = [json.loads(line)["source"] for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    assert len(sources) == 6 and os.fsencode(bad) in [os.fsencode(s) for s in sources]
+    assert '"bad\\udcff\\udcfe.png"' in jsonl.read_text(encoding="utf-8"), "JSON's own escapes: the file stays UTF-8"
+    rows = csv_path.read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1 + 6 and any(row.split(",")[2] == "bad\\udcff\\udcfe.png" for row in rows)
+    assert os.fsencode(bad) in os.listdir(os.fsencode(out))

@@ -1,4 +1,4 @@
-"""Tests for livecam.viewer.pipeline: runs over fake sources."""
+"""Tests for livecam.viewer.pipeline and its window front-end: runs over fake sources, windows and recorders (tests/fakes.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,31 @@ import keras
 import numpy as np
 import pytest
 
+from fakes import (
+    AnotherProgramWritesThenDiskFills,
+    CountingWindow,
+    DiskFillsUp,
+    DiskFull,
+    FailsMidRun,
+    FakeDevice,
+    FakeSource,
+    KeepPictures,
+    ListRecorder,
+    PausingUser,
+    PressesAtOnce,
+    PressesOnFirstPicture,
+    ScriptedWindow,
+    SilentCamera,
+    SpyRenderer,
+    StepWindow,
+)
+from helpers import video_info
 from livecam.engine.core import CamEngine
 from livecam.engine.worker import EngineWorker
 from livecam.render import Renderer
-from livecam.sources import Frame
+from livecam.sources import LiveSource
 from livecam.viewer.pipeline import Options, Pipeline
 from livecam.viewer.recorder import VideoWriter
-from livecam.viewer.safe_files import SinkError
 
 SIZE = 32  # the tiny model's input, and the fake frames' size: (32, 32)
 
@@ -48,64 +66,6 @@ def nan_for_dark_frames() -> CamEngine:
     x = keras.layers.Concatenate()([features, brightness])
     outputs = keras.layers.Dense(3, activation="softmax")(x)
     return CamEngine(keras.Model(inputs, outputs))
-
-
-class FakeSource:
-    """A file-like FrameSource over a list of frames."""
-
-    live = False
-    fps = 10.0
-    variable_frame_rate = False
-    mixed_sizes = False
-    dropped = 0
-    corrupt = 0
-    description = "fake frames"
-
-    def __init__(self, frames: list[np.ndarray]):
-        self.frames = frames
-        self.size = (frames[0].shape[1], frames[0].shape[0])
-        self.frame_count = len(frames)
-        self.warnings: list[str] = []
-        self.closed = 0
-        self._next = 0
-
-    @property
-    def status(self) -> str:
-        return "ended" if self.closed or self._next == len(self.frames) else "ok"
-
-    def read(self, timeout_s: float | None = None) -> Frame | None:
-        if self.closed or self._next == len(self.frames):
-            return None
-        frame = Frame(self.frames[self._next], self._next, time.monotonic())
-        self._next += 1
-        return frame
-
-    def close(self) -> None:
-        self.closed += 1
-
-
-class ListRecorder:
-    """A recorder that keeps what it is given."""
-
-    saved_path = None
-
-    def __init__(self, path):
-        self.path = path
-        self.images: list[np.ndarray] = []
-        self.closed = False
-
-    @property
-    def frames_received(self) -> int:
-        return len(self.images)
-
-    def new_warnings(self) -> list[str]:
-        return []
-
-    def write(self, frame_bgr: np.ndarray, timestamp_s: float | None = None) -> None:
-        self.images.append(frame_bgr.copy())
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def dark(i: int) -> np.ndarray:
@@ -140,38 +100,6 @@ def test_non_finite_model_output_is_counted_and_shown_without_a_map(nan_for_dark
             assert np.abs(shown.astype(int) - raw).mean() > 20
 
 
-class DiskFillsUp(VideoWriter):
-    """A real writer whose disk fills up after ``full_after`` frames (it stops at its next space check)."""
-
-    def __init__(self, *args, full_after: int, **kwargs):
-        super().__init__(*args, min_free_bytes=0, **kwargs)
-        self._full_after = full_after
-
-    def write(self, frame_bgr, timestamp_s=None):
-        if self.frames_received == self._full_after:
-            self.min_free_bytes = 2**62
-        super().write(frame_bgr, timestamp_s)
-
-
-class FailsMidRun:
-    """A recorder that raises SinkError at frame ``fail_at`` and leaves closing the file to its owner."""
-
-    def __init__(self, writer: VideoWriter, fail_at: int):
-        self.writer, self.path, self.fail_at, self.writes = writer, writer.path, fail_at, 0
-
-    def write(self, frame_bgr, timestamp_s=None):
-        if self.writes == self.fail_at:
-            raise SinkError(f"Writing {self.path} failed: the encoder went away.")
-        self.writer.write(frame_bgr, timestamp_s)
-        self.writes += 1
-
-    def close(self):
-        self.writer.close()
-
-    def __getattr__(self, name):  # the rest of the recorder (saved_path, frames_received, new_warnings) is the writer's
-        return getattr(self.writer, name)
-
-
 @pytest.mark.parametrize("failure", ["disk full", "write raises"])
 def test_headless_run_stops_when_recording_fails_and_keeps_a_playable_file(nan_for_dark_frames, tmp_path, failure):
     path = tmp_path / "out.mp4"
@@ -189,15 +117,6 @@ def test_headless_run_stops_when_recording_fails_and_keeps_a_playable_file(nan_f
     assert stats.frames < len(frames)  # the recording was the whole job: the run stopped
     assert source.closed
     assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == kept
-
-
-class AnotherProgramWritesThenDiskFills(DiskFillsUp):
-    """Another program writes the target at frame 5; the disk fills after ``full_after`` frames."""
-
-    def write(self, frame_bgr, timestamp_s=None):
-        if self.frames_received == 5:
-            self.path.write_bytes(b"another program's file")
-        super().write(frame_bgr, timestamp_s)
 
 
 def test_a_recording_that_fails_is_listed_and_told_where_it_was_saved(nan_for_dark_frames, tmp_path):
@@ -220,46 +139,6 @@ def test_a_recording_that_fails_is_listed_and_told_where_it_was_saved(nan_for_da
     assert stats.recordings == [str(saved)], "the list names the file the recording is in, not the other program's"
     assert any(f"this recording was saved as {saved}" in line for line in logged)
     assert imageio_ffmpeg.count_frames_and_secs(str(saved))[0] == 20
-
-
-class SilentCamera(FakeSource):
-    """A live source that never delivers a frame."""
-
-    live = True
-
-    def __init__(self):
-        super().__init__([dark(0)])
-        self.frame_count = None
-
-    @property
-    def status(self) -> str:
-        return "ended" if self.closed else "ok"
-
-    def read(self, timeout_s: float | None = None) -> Frame | None:
-        time.sleep(min(timeout_s or 0.05, 0.05))
-        return None
-
-
-class PressesAtOnce:
-    """A window whose user presses ``keys`` at once, one per poll, then q."""
-
-    closed = False
-    fullscreen = False
-
-    def set_fullscreen(self, on: bool) -> None:
-        self.fullscreen = on
-
-    def __init__(self, keys: str = ""):
-        self.keys = [ord(k) for k in keys]
-
-    def show(self, image_bgr):
-        return self.poll()
-
-    def poll(self, wait_ms: int = 1):
-        return self.keys.pop(0) if self.keys else ord("q")
-
-    def close(self):
-        pass
 
 
 def test_a_recording_without_frames_is_not_said_to_be_saved(nan_for_dark_frames, tmp_path):
@@ -302,18 +181,6 @@ def test_messages_escape_what_a_terminal_would_run(nan_for_dark_frames, tmp_path
 # ---------------------------------------------------------------------- the engine worker and the renderer's keys
 
 
-class KeySpy(Renderer):
-    """A renderer that notes the explicit keys it is given for each frame."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.keys: list[tuple] = []
-
-    def views(self, frame_bgr, cam, hud, **keys):
-        self.keys.append((keys["explains"], keys["map_id"]))
-        return super().views(frame_bgr, cam, hud, **keys)
-
-
 def numbered(i: int) -> np.ndarray:
     image = np.full((SIZE, SIZE, 3), 200, np.uint8)
     image[0, 0] = i  # the frame's number, in a pixel that alpha 0 leaves alone
@@ -324,7 +191,7 @@ def numbered(i: int) -> np.ndarray:
 def test_file_mode_keeps_every_frame_in_order(nan_for_dark_frames, tmp_path, batch, every):
     frames = [numbered(i) for i in range(23)]
     recorder = ListRecorder(tmp_path / "out.mp4")
-    renderer = KeySpy(alpha=0.0, hud=False)
+    renderer = SpyRenderer(alpha=0.0, hud=False)
     pipeline = Pipeline(FakeSource(frames), nan_for_dark_frames, renderer, Options(batch=batch, every=every), recorder=recorder)
     stats = pipeline.run()
     assert stats.frames == len(frames) and stats.traces == 1
@@ -336,7 +203,7 @@ def test_file_mode_keeps_every_frame_in_order(nan_for_dark_frames, tmp_path, bat
 
 def test_a_shared_worker_batches_the_files_frames_and_stays_open(nan_for_dark_frames):
     frames = [bright(i) for i in range(12)]
-    renderer = KeySpy(hud=False)
+    renderer = SpyRenderer(hud=False)
     with EngineWorker(nan_for_dark_frames, max_batch=4, max_wait_ms=60_000) as worker:
         options = Options(batch=4, class_id=2)
         stats = Pipeline(FakeSource(frames), nan_for_dark_frames, renderer, options, worker=worker).run()
@@ -363,41 +230,6 @@ def test_an_engine_error_ends_the_run_with_that_error(nan_for_dark_frames):
 
 
 # ---------------------------------------------------------------------- image folders in a window
-
-
-class StepWindow:
-    """A window whose user looks at each picture, then presses the next key of a script (one key per picture shown)."""
-
-    closed = False
-    fullscreen = False
-
-    def set_fullscreen(self, on: bool) -> None:
-        self.fullscreen = on
-
-    def __init__(self, keys: str = "", quit_when_done: bool = True) -> None:
-        self.keys = list(keys)
-        self.quit_when_done = quit_when_done
-        self.shown: list[int] = []  # the frame number of each picture shown
-        self._key = -1
-        self.release = threading.Event()  # set: the user presses q at the next poll
-
-    def show(self, image_bgr: np.ndarray) -> int:
-        self.shown.append(int(image_bgr[0, 0, 0]))
-        if self.keys:
-            self._key = ord(self.keys.pop(0))
-        elif self.quit_when_done:
-            self._key = ord("q")
-        return -1
-
-    def poll(self, wait_ms: int = 1) -> int:
-        time.sleep(wait_ms / 1000)
-        if self.release.is_set():
-            return ord("q")
-        key, self._key = self._key, -1
-        return key
-
-    def close(self) -> None:
-        pass
 
 
 def step_pipeline(engine, window, n: int = 5, delay_s: float | None = None) -> Pipeline:
@@ -436,22 +268,10 @@ def test_with_a_delay_every_picture_is_shown_in_turn(nan_for_dark_frames):
 # ---------------------------------------------------------------------- the HUD's rates are this run's
 
 
-class HudSpy(Renderer):
-    """A renderer that keeps the HUD it is given for each frame."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.huds: list = []
-
-    def views(self, frame_bgr, cam, hud, **keys):
-        self.huds.append(hud)
-        return super().views(frame_bgr, cam, hud, **keys)
-
-
 def test_file_mode_hud_shows_no_burst_rates_and_no_queueing_latency(nan_for_dark_frames, tmp_path):
     # Batches of 8 rows finish together: a rate over the last rows would read about 10^5 fps.
     frames = [numbered(i) for i in range(23)]
-    renderer = HudSpy(alpha=0.0, hud=False)
+    renderer = SpyRenderer(alpha=0.0, hud=False)
     Pipeline(FakeSource(frames), nan_for_dark_frames, renderer, Options(batch=8), recorder=ListRecorder(tmp_path / "o.mp4")).run()
     huds = [hud for hud in renderer.huds if hud is not None]
     assert len(huds) == len(frames)
@@ -463,21 +283,6 @@ def test_file_mode_hud_shows_no_burst_rates_and_no_queueing_latency(nan_for_dark
 # ---------------------------------------------------------------------- smoothing never joins unrelated pictures
 
 
-class KeepPictures:
-    """A per-frame output that keeps what the pipeline gives it."""
-
-    keeps_output = True
-
-    def __init__(self):
-        self.processed = []
-
-    def write(self, processed) -> None:
-        self.processed.append(processed)
-
-    def close(self) -> None:
-        pass
-
-
 def _folder_pictures(tiny_engine, paths, tmp_path, every: int = 1):
     from livecam.sources import ImageFolderSource
 
@@ -485,6 +290,22 @@ def _folder_pictures(tiny_engine, paths, tmp_path, every: int = 1):
     renderer = Renderer(hud="label")  # the default smoothing
     Pipeline(ImageFolderSource(paths, where=str(tmp_path)), tiny_engine, renderer, Options(every=every), outputs=[output]).run()
     return output.processed
+
+
+def test_every_n_never_gives_a_picture_of_a_folder_another_pictures_map(tiny_engine, tmp_path):
+    """--every N reuses a map between related frames (a video's); each picture of a folder gets its own."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    paths = [tmp_path / f"{i}.png" for i in range(4)]
+    for path in paths:
+        cv2.imwrite(str(path), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    every = _folder_pictures(tiny_engine, paths, tmp_path, every=3)
+    each = _folder_pictures(tiny_engine, paths, tmp_path)
+    assert [p.frame.name for p in every] == [p.frame.name for p in each]
+    for with_every, alone in zip(every, each):
+        np.testing.assert_allclose(with_every.result.cam, alone.result.cam, atol=1e-5)
+        np.testing.assert_array_equal(with_every.result.class_ids, alone.result.class_ids)
 
 
 def test_each_picture_of_a_folder_starts_its_smoothing_afresh(tiny_engine, tmp_path):
@@ -511,22 +332,6 @@ def test_each_picture_of_a_folder_starts_its_smoothing_afresh(tiny_engine, tmp_p
     assert np.abs(in_folder.picture.astype(int) - from_row).max() <= 1
 
 
-def test_every_n_never_gives_a_picture_of_a_folder_another_pictures_map(tiny_engine, tmp_path):
-    """--every N reuses a map between related frames (a video's); each picture of a folder gets its own."""
-    import cv2
-
-    rng = np.random.default_rng(3)
-    paths = [tmp_path / f"{i}.png" for i in range(4)]
-    for path in paths:
-        cv2.imwrite(str(path), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
-    every = _folder_pictures(tiny_engine, paths, tmp_path, every=3)
-    each = _folder_pictures(tiny_engine, paths, tmp_path)
-    assert [p.frame.name for p in every] == [p.frame.name for p in each]
-    for with_every, alone in zip(every, each):
-        np.testing.assert_allclose(with_every.result.cam, alone.result.cam, atol=1e-5)
-        np.testing.assert_array_equal(with_every.result.class_ids, alone.result.class_ids)
-
-
 def test_a_cropping_engine_puts_the_map_on_the_central_crop_of_each_frame(tiny_engine):
     from livecam.viewer.outputs import result_record
 
@@ -546,45 +351,10 @@ def test_a_cropping_engine_puts_the_map_on_the_central_crop_of_each_frame(tiny_e
 # ---------------------------------------------------------------------- the padlock and full screen have one home
 
 
-class PressesOnFirstPicture:
-    """A window whose user presses ``key`` on the first picture, then watches to the end."""
-
-    closed = False
-    fullscreen = False
-
-    def __init__(self, key: str) -> None:
-        self.keys = [ord(key)]
-
-    def show(self, image_bgr):
-        return self.keys.pop(0) if self.keys else -1
-
-    def poll(self, wait_ms: int = 1):
-        return -1
-
-    def set_fullscreen(self, on: bool) -> None:
-        self.fullscreen = on
-
-    def close(self):
-        pass
-
-
-class LockSpy(Renderer):
-    """A renderer that notes, for each frame, the HUD's padlock and the lock its map was made for."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.drawn: list[tuple[bool, int | None]] = []
-
-    def views(self, frame_bgr, cam, hud, **keys):
-        if hud is not None:
-            self.drawn.append((hud.locked, keys["explains"][1]))
-        return super().views(frame_bgr, cam, hud, **keys)
-
-
 def test_the_padlock_is_drawn_from_the_frames_own_lock_not_the_lock_now(nan_for_dark_frames):
     # 1 locks the top class on the first picture: the frames in flight, and those reusing the
     # map before the lock (--every 4), were explained unlocked and must be drawn so.
-    renderer = LockSpy(smooth=0)
+    renderer = SpyRenderer(smooth=0)
     pipeline = Pipeline(
         FakeSource([bright(i) for i in range(20)]),
         nan_for_dark_frames,
@@ -635,60 +405,7 @@ def test_fullscreen_from_the_start_then_f_gives_the_window_back_its_size(xvfb_di
 # ---------------------------------------------------------------------- a paused live source
 
 
-class PausingUser:
-    """A window whose user watches a live camera, pauses it while the camera goes on, and resumes.
-
-    Each picture carries its capture number; the camera notes when it captured each one.
-    """
-
-    closed = False
-    fullscreen = False
-
-    def __init__(self, source, device, captured_at: dict[int, float]) -> None:
-        self.source, self.device, self.captured_at = source, device, captured_at
-        self.shown: list[int] = []  # the capture number of each picture shown
-        self.stage = "watch"
-        self.resumed_s = self.dropped_while_paused = None
-
-    def show(self, image_bgr: np.ndarray) -> int:
-        self.shown.append(int(image_bgr[0, 0, 0]) + 256 * int(image_bgr[0, 0, 1]))
-        return self._key()
-
-    def poll(self, wait_ms: int = 1) -> int:
-        time.sleep(wait_ms / 1000)
-        return self._key()
-
-    def _key(self) -> int:
-        if self.stage == "watch" and len(self.shown) >= 3:
-            self.stage = "paused"
-            return ord(" ")
-        if self.stage == "paused":
-            assert wait_until(lambda: self.source.paused), "the loop tells the source it is paused"
-            dropped, counter = self.source.dropped, self.device.counter
-            assert wait_until(lambda: self.device.counter >= counter + 30)  # the camera goes on meanwhile
-            self.dropped_while_paused = self.source.dropped - dropped
-            self.stage, self.shown_before_resume, self.resumed_s = "resumed", len(self.shown), time.monotonic()
-            return ord(" ")
-        if self.stage == "resumed" and len(self.shown) > self.shown_before_resume:
-            return ord("q")
-        return -1
-
-    def close(self) -> None:
-        pass
-
-
-def wait_until(condition, timeout_s: float = 30.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout_s`` passes; a bound on waiting, not a timing check."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not condition():
-        time.sleep(0.005)
-    return condition()
-
-
 def test_a_paused_camera_drops_nothing_and_shows_a_fresh_frame_after_the_pause(nan_for_dark_frames):
-    from helpers import FakeDevice
-    from livecam.sources import LiveSource
-
     captured_at: dict[int, float] = {}
 
     def counted(i: int, size) -> np.ndarray:
@@ -706,3 +423,130 @@ def test_a_paused_camera_drops_nothing_and_shows_a_fresh_frame_after_the_pause(n
     assert window.dropped_while_paused == 0, "a pause is not a drop"
     first_after = window.shown[window.shown_before_resume]
     assert captured_at[first_after] >= window.resumed_s, "the first picture after the pause was captured after it"
+
+
+# ---------------------------------------------------------------------- faults in a window: an unplugged camera, a full disk, keys while paused
+
+
+def gradients(n: int) -> list[np.ndarray]:
+    """``n`` 32x32 frames from ``gradient``."""
+    return [gradient(i, (32, 32)) for i in range(n)]
+
+
+def gradient(i: int, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    frame = np.zeros((h, w, 3), np.uint8)
+    frame[:, :, 1] = np.linspace(0, 255, w, dtype=np.uint8)[None, :]
+    frame[:, :, 2] = (i * 7) % 256
+    return frame
+
+
+@pytest.mark.slow
+def test_unplugged_camera_reconnects_says_so_and_the_recording_goes_on(tiny_engine, tmp_path):
+    device = FakeDevice(gradient, size=(64, 48))
+    source = LiveSource(device.open, fps=30.0, size=(64, 48), backoff_s=(0.05, 0.2), description="fake camera")
+    out = tmp_path / "live.mp4"
+    renderer = SpyRenderer()
+    pipeline = Pipeline(
+        source,
+        tiny_engine,
+        renderer,
+        Options(max_frames=60, output=out),
+        window=CountingWindow(),
+        recorder=VideoWriter(out, fps=30.0, live=True),
+        log=lambda text: None,
+    )
+
+    def unplug_for_a_while():
+        # Bounded, and a daemon: if the run fails before 15 frames, this must not keep pytest alive.
+        deadline = time.monotonic() + 60
+        while pipeline.frames_out < 15 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        device.plugged.clear()
+        time.sleep(0.8)
+        device.plugged.set()
+
+    unplugger = threading.Thread(target=unplug_for_a_while, daemon=True)
+    unplugger.start()
+    stats = pipeline.run()
+    unplugger.join(timeout=60)
+
+    assert "reconnecting" in renderer.statuses, "the HUD must say so while the camera is away"
+    assert renderer.statuses[-1] == ""  # and stop saying it once frames flow again
+    assert device.opens >= 2, "the camera must have been reopened"
+    assert stats.frames >= 60
+    # The recording follows the clock: it goes on after the reconnect, the time away included.
+    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(out))
+    assert seconds >= 0.8 and frames >= 0.8 * 30
+
+
+@pytest.mark.slow
+def test_with_a_window_the_viewer_keeps_running_when_the_disk_fills(tiny_engine, tmp_path):
+    out = tmp_path / "full.mp4"
+    window = CountingWindow()
+    messages: list[str] = []
+    pipeline = Pipeline(
+        FakeSource(gradients(20), fps=15.0),
+        tiny_engine,
+        Renderer(),
+        Options(batch=4, output=out),
+        window=window,
+        recorder=DiskFull(VideoWriter(out, fps=15.0), n=6),
+        log=messages.append,
+    )
+    stats = pipeline.run()
+    assert stats.frames == 20 and window.shown == 20, "the viewer went on to the end of the input"
+    assert "No space left" in stats.recording_error
+    assert any("recording stopped" in m for m in messages)
+    assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == 6, "what was written stays playable"
+
+
+@pytest.mark.slow
+def test_keys_while_paused_recompute_the_frozen_frame(tiny_engine):
+    calls = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(tiny_engine, name)
+
+        def __call__(self, frames, class_id=None, *, method=None):
+            calls.append((len(frames) if frames.ndim == 4 else 1, np.asarray(class_id).tolist(), method))
+            return tiny_engine(frames, class_id=class_id, method=method)
+
+    source = FakeSource(gradients(50), fps=15.0)
+    window = ScriptedWindow(" m2]")  # pause, next method, lock on the 2nd class, more opacity; then q
+    renderer = Renderer(alpha=0.4)
+    pipeline = Pipeline(source, Spy(), renderer, Options(batch=1), window=window, log=lambda text: None)
+    pipeline.run()
+    assert pipeline.state.paused
+    assert pipeline.state.method == "gradcam++"
+    assert pipeline.state.class_id is not None
+    assert renderer.alpha == 0.5
+    recomputed = [c for c in calls if c[2] == "gradcam++"]
+    assert recomputed and recomputed[-1][1] == [pipeline.state.class_id], "the frozen frame was explained again"
+    assert window.shown < 50, "nothing moved on while paused"
+
+
+@pytest.mark.parametrize(
+    ("size", "side_by_side", "expected"),
+    [(None, False, (160, 120)), ((128, 96), True, (256, 96))],
+    ids=["the folder's most common size, not the first recorded image's", "--size, twice as wide side by side"],
+)
+def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(
+    tiny_engine, tmp_path, make_image_folder, size, side_by_side, expected
+):
+    from livecam.sources import open_source
+
+    sizes = [(160, 120), (1, 1), (96, 64), (160, 120), (160, 120), (160, 120)]
+    source = open_source(make_image_folder(tmp_path / "mixed", 6, sizes=sizes))
+    messages: list[str] = []
+    # r on the first frame shown, then keys that do nothing until the folder ends.
+    window = ScriptedWindow("r" + "\x00" * 20)
+    out = tmp_path / "rec.mp4"
+    options = Options(batch=1, output=out, size=size)
+    pipeline = Pipeline(source, tiny_engine, Renderer(side_by_side=side_by_side), options, window=window, log=messages.append)
+    stats = pipeline.run()
+    assert stats.recordings == [str(out)] and stats.recording_error is None, messages
+    info = video_info(out)
+    assert info["size"] == expected
+    assert info["frames"] >= 3

@@ -1089,26 +1089,20 @@ def test_an_overlay_of_a_class_the_client_chose_is_drawn_locked(tiny_engine):
 
 def test_the_streams_hud_shows_the_engines_rate_its_own_rate_and_the_frames_it_skipped(tiny_engine):
     """Bug: the stream's HUD showed one number as engine and display fps, and always 0 dropped."""
+    from fakes import SpyRenderer
     from livecam.meters import RateMeter
-    from livecam.render import Renderer
     from livecam.serve.feed import FeedFrame, MjpegStream
-
-    huds = []
-
-    class SpyRenderer(Renderer):
-        def render(self, image, cam, hud, **kwargs):
-            huds.append(hud)
-            return super().render(image, cam, hud, **kwargs)
 
     class Feed:
         status = "ok"
 
     now = [0.0]
     engine_rate = RateMeter(clock=lambda: now[0])
+    renderer = SpyRenderer(hud="full")
     stream = MjpegStream(
         Feed(),
         None,
-        SpyRenderer(hud="full"),
+        renderer,
         tiny_engine.class_names,
         locked=False,
         engine_rate=engine_rate,
@@ -1121,6 +1115,7 @@ def test_the_streams_hud_shows_the_engines_rate_its_own_rate_and_the_frames_it_s
             now[0] += 0.05
             engine_rate.tick()
         stream._draw(FeedFrame(number, image, now[0]), row, 0.0)
+    huds = renderer.huds
     assert huds[-1].engine_fps == pytest.approx(20.0) and huds[-1].display_fps == pytest.approx(10.0)
     assert [hud.dropped for hud in huds] == [0, 0, 2, 2, 5]
 

@@ -1,281 +1,29 @@
-"""Tests for livecam.viewer.recorder (the video writer) and livecam.viewer.sinks (snapshots, the window, output checks)."""
+"""Tests for livecam.viewer.sinks and the OpenCV window: snapshots, the window, and the rules every output follows.
+
+Outputs never replace inputs or each other, never write through a link, never open a FIFO or a
+device, and replace a file in one step. The video writer is tested in test_recorder.py.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import select
-import signal
+import stat
 import subprocess
 import sys
-import textwrap
 import time
-from collections import namedtuple
+from pathlib import Path
 
 import cv2
-import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from helpers import read_frames, video_info, visible_windows
+from helpers import DEMO_QUIET, decodable, unwritable_folder, visible_windows
+from livecam.cli import main
 from livecam.errors import UserError
-from livecam.viewer import encoders, safe_files, sinks
+from livecam.viewer import safe_files, sinks
 from livecam.viewer.recorder import VideoWriter
-from livecam.viewer.safe_files import SinkError, free_name
-from livecam.viewer.sinks import SnapshotWriter, WindowSink, gui_available
-
-
-def decoded_indices(path, index_of) -> list[int]:
-    return [index_of(image.astype(np.uint8)) for image in read_frames(path)]
-
-
-def write_frames(writer: VideoWriter, make_video, indices, size=(160, 120), timestamps=None) -> None:
-    for k, i in enumerate(indices):
-        writer.write(make_video.frame(i, size), None if timestamps is None else timestamps[k])
-
-
-# --- VideoWriter ---
-
-
-def test_file_mode_writes_every_frame_once_as_h264(tmp_path, make_video):
-    path = tmp_path / "out.mp4"
-    with VideoWriter(path, fps=12.5) as writer:
-        write_frames(writer, make_video, range(37))
-    assert writer.backend == "ffmpeg" and writer.frames_written == 37
-    info = video_info(path)
-    assert info["codec"] == "h264" and info["pix_fmt"].startswith("yuv420p")
-    assert (info["size"], info["fps"], info["frames"]) == ((160, 120), 12.5, 37)
-    assert decoded_indices(path, make_video.index_of) == list(range(37))
-
-
-def test_odd_sizes_are_padded_by_one_pixel(tmp_path, make_video):
-    path = tmp_path / "odd.mp4"
-    with VideoWriter(path, fps=15) as writer:
-        write_frames(writer, make_video, range(20), size=(161, 121))
-    info = video_info(path)
-    assert (info["size"], info["frames"]) == ((162, 122), 20)
-
-
-def test_frames_of_another_size_are_fitted(tmp_path, make_video):
-    path = tmp_path / "fit.mp4"
-    with VideoWriter(path, fps=15, size=(160, 120)) as writer:
-        writer.write(make_video.frame(0, (160, 120)))
-        writer.write(make_video.frame(1, (64, 96)))
-        writer.write(make_video.frame(2, (320, 240)))
-    info = video_info(path)
-    assert (info["size"], info["frames"]) == ((160, 120), 3)
-
-
-def test_live_mode_follows_capture_timestamps(tmp_path, make_video):
-    path = tmp_path / "live.mp4"
-    timestamps = [100.0, 100.1, 100.2, 100.21, 101.0]  # a 0.01 s pair, then a 0.79 s gap
-    with VideoWriter(path, fps=10, live=True) as writer:
-        write_frames(writer, make_video, range(5), timestamps=timestamps)
-    # Slot n = round((t - 100) * 10): 0, 1, 2, 2 (the later wins), 10; the gap repeats frame 3.
-    assert decoded_indices(path, make_video.index_of) == [0, 1, 3, 3, 3, 3, 3, 3, 3, 3, 4]
-    assert (writer.frames_received, writer.frames_written, writer.repeated, writer.dropped) == (5, 11, 7, 1)
-    assert video_info(path)["duration"] == pytest.approx(1.1, abs=0.05)
-
-
-def test_no_frames_no_file(tmp_path):
-    path = tmp_path / "empty.mp4"
-    VideoWriter(path, fps=30).close()
-    assert not path.exists()
-
-
-def test_existing_file_needs_overwrite(tmp_path, make_video):
-    path = tmp_path / "out.mp4"
-    path.write_bytes(b"old")
-    with pytest.raises(UserError, match=r"out.mp4' already exists; pass --overwrite to replace it, or choose another name\.$"):
-        VideoWriter(path, fps=30)
-    with VideoWriter(path, fps=30, overwrite=True) as writer:
-        write_frames(writer, make_video, range(3))
-    assert video_info(path)["frames"] == 3
-
-
-def unwritable_folder(tmp_path):
-    if os.geteuid() != 0:
-        folder = tmp_path / "locked"
-        folder.mkdir(mode=0o500)
-        return folder
-    if sys.platform.startswith("linux"):
-        return "/proc"  # not even root can create files there
-    pytest.skip("running as root without /proc: no unwritable folder to test with")
-
-
-def test_bad_output_paths(tmp_path):
-    with pytest.raises(UserError, match=r"The folder '.*missing' for 'out.mp4' does not exist; create it first"):
-        VideoWriter(tmp_path / "missing" / "out.mp4", fps=30)
-    with pytest.raises(UserError, match=r"Expected an output file ending in .mp4 \(or .mov, .m4v, .mkv\). Received: '.*out.avi'"):
-        VideoWriter(tmp_path / "out.avi", fps=30)
-    (tmp_path / "dir.mp4").mkdir()
-    with pytest.raises(UserError, match=r"is a folder; give a file name, such as"):
-        VideoWriter(tmp_path / "dir.mp4", fps=30)
-    with pytest.raises(UserError, match=r"^Cannot write to the folder '.*' \(.*\); choose another folder"):
-        VideoWriter(os.path.join(unwritable_folder(tmp_path), "out.mp4"), fps=30)
-    with pytest.raises(UserError, match=r"Expected fps > 0 for the video. Received: fps=0"):
-        VideoWriter(tmp_path / "out.mp4", fps=0)
-
-
-def test_bad_frames_and_writes_after_close(tmp_path, make_video):
-    writer = VideoWriter(tmp_path / "out.mp4", fps=30)
-    with pytest.raises(
-        ValueError, match=r"Expected frame_bgr to be a uint8 BGR image of shape \(height, width, 3\). Received: float32"
-    ):
-        writer.write(np.zeros((120, 160, 3), np.float32))
-    writer.write(make_video.frame(0))
-    writer.close()
-    writer.close()  # idempotent
-    with pytest.raises(SinkError, match=r"is closed; open a new VideoWriter"):
-        writer.write(make_video.frame(1))
-
-
-def test_exit_does_not_swallow_exceptions_and_keeps_the_file(tmp_path, make_video):
-    path = tmp_path / "out.mp4"
-    with pytest.raises(ZeroDivisionError):
-        with VideoWriter(path, fps=30) as writer:
-            write_frames(writer, make_video, range(4))
-            raise ZeroDivisionError
-    assert video_info(path)["frames"] == 4
-
-
-def write_until_it_fails(writer: VideoWriter, make_video, start: int, bound_s: float = 60.0) -> SinkError:
-    """Keep writing (the encoder's failure shows at a later write) until SinkError, at most ``bound_s``."""
-    deadline = time.monotonic() + bound_s
-    i = start
-    while time.monotonic() < deadline:
-        try:
-            writer.write(make_video.frame(i))
-        except SinkError as error:
-            return error
-        i += 1
-        time.sleep(0.01)
-    raise AssertionError(f"no SinkError within {bound_s} s")
-
-
-def wait_handed_over(writer: VideoWriter, n: int, bound_s: float = 60.0) -> None:
-    """Wait (bounded) until the writer thread gave ``n`` frames to ffmpeg."""
-    deadline = time.monotonic() + bound_s
-    while writer.frames_written < n and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert writer.frames_written >= n
-
-
-def test_ffmpeg_killed_mid_recording_keeps_what_decodes_and_says_exactly_how_much(tmp_path, make_video):
-    path = tmp_path / "out.mp4"
-    writer = VideoWriter(path, fps=15)
-    write_frames(writer, make_video, range(40))
-    wait_handed_over(writer, 40)
-    time.sleep(1.0)  # ffmpeg encodes and writes the fragments of the frames it has
-    os.kill(writer._feed.encoder.pid, signal.SIGKILL)
-    error = write_until_it_fails(writer, make_video, 40)
-    message = str(error)
-    assert "ffmpeg was stopped by signal 9" in message
-    kept = int(re.search(r"keeps the first (\d+) frames", message).group(1))
-    assert writer.saved_path == path and 15 <= kept <= 40
-    # The number said is the number that decodes, by ffmpeg and by OpenCV, in order from the first.
-    assert video_info(path)["frames"] == kept
-    assert decoded_indices(path, make_video.index_of) == list(range(kept))
-    writer.close()  # after a failure: nothing more to do, no second error
-    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"], "no temporary file is left behind"
-
-
-def test_low_disk_space_stops_recording_with_a_playable_file(tmp_path, make_video, monkeypatch):
-    path = tmp_path / "out.mp4"
-    Usage = namedtuple("Usage", "total used free")
-    free = [10 * 2**30]
-    monkeypatch.setattr(safe_files.shutil, "disk_usage", lambda folder: Usage(20 * 2**30, 0, free[0]))
-    writer = VideoWriter(path, fps=10)  # checks once every 10 frames
-    write_frames(writer, make_video, range(15))
-    free[0] = 5 * 2**20
-    with pytest.raises(
-        SinkError,
-        match=r"Stopped recording .*out.mp4: only 5 MB left on the disk; .*out.mp4 keeps the first 20 frames \(2.0 s; checked by decoding it\)\.$",
-    ):
-        write_frames(writer, make_video, range(15, 30))
-    writer.close()
-    assert video_info(path)["frames"] == 20
-
-
-def test_falls_back_to_opencv_when_ffmpeg_cannot_start(tmp_path, make_video, monkeypatch):
-    def no_ffmpeg():
-        raise RuntimeError("No ffmpeg exe could be found")
-
-    monkeypatch.setattr(encoders.imageio_ffmpeg, "get_ffmpeg_exe", no_ffmpeg)
-    path = tmp_path / "out.mp4"
-    with VideoWriter(path, fps=15) as writer:
-        with pytest.warns(RuntimeWarning, match=r"Could not start ffmpeg .*OpenCV's mp4v codec instead"):
-            writer.write(make_video.frame(0))
-        write_frames(writer, make_video, range(1, 12))
-    assert writer.backend == "opencv" and len(writer.warnings) == 1
-    assert decoded_indices(path, make_video.index_of) == list(range(12))
-
-
-CHILD = textwrap.dedent(
-    """
-    import sys, time
-    import numpy as np
-    from livecam.viewer.recorder import VideoWriter
-
-    path, n = sys.argv[1], int(sys.argv[2])
-    with VideoWriter(path, fps=15) as writer:
-        for i in range(n):
-            writer.write(np.full((120, 160, 3), 10 * i, np.uint8))
-        deadline = time.monotonic() + 60
-        while writer.frames_written < n and time.monotonic() < deadline:
-            time.sleep(0.01)  # the writer thread hands them to ffmpeg
-        print("written", flush=True)
-        time.sleep(120)
-    """
-)
-
-
-@pytest.mark.subprocess
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
-def test_recording_survives_the_process_being_stopped(tmp_path, signum):
-    path = tmp_path / "out.mp4"
-    # Its own process group, like a program in a terminal; the signal goes to the whole group.
-    root = os.path.dirname(os.path.dirname(sinks.__file__))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), "12"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        env=env,
-    )
-    try:
-        ready, _, _ = select.select([child.stdout], [], [], 60)
-        assert ready and child.stdout.readline() == b"written\n", child.stderr.read().decode()
-        os.killpg(child.pid, signum)
-        child.wait(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    stderr = child.stderr.read().decode()
-    if signum == signal.SIGINT:
-        # Python stopped on the KeyboardInterrupt and closed the writer; ffmpeg never saw the signal.
-        assert "KeyboardInterrupt" in stderr and "SinkError" not in stderr, stderr
-        assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
-    else:
-        # Python died at once: ffmpeg, orphaned, sees the end of its input and finishes the file,
-        # which stays under its temporary name beside the target (nobody is left to rename it).
-        assert not path.exists()
-        (partial,) = tmp_path.glob("out.partial-*.mp4")
-        path = partial
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            frames = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
-        except (RuntimeError, OSError):
-            frames = None
-        if frames == 12 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert frames == 12
-
+from livecam.viewer.sinks import SnapshotWriter, WindowSink, free_name, gui_available
 
 # --- SnapshotWriter ---
 
@@ -445,3 +193,191 @@ def test_free_name_passes_over_a_broken_link(tmp_path):
     base.symlink_to(tmp_path / "elsewhere" / "gone.mp4")
     assert free_name(base).name == "clip-2.mp4"
     VideoWriter(free_name(base), fps=10).close()  # accepted as it is
+
+
+# ---------------------------------------------------------------------- outputs never replace inputs, links or special files
+
+
+def test_stats_json_follows_the_overwrite_rule_of_output(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "clip.mp4", 6)
+    old = tmp_path / "old.json"
+    old.write_text('{"mine": 1}')
+    assert main(["--source", str(clip), *DEMO_QUIET, "--stats-json", str(old)]) == 2
+    err = capsys.readouterr().err
+    assert "old.json' already exists; pass --overwrite to replace it" in err and err.count("\n") == 1
+    assert old.read_text() == '{"mine": 1}'
+
+
+@pytest.mark.parametrize("link", ["same name", "symlink", "hard link"])
+@pytest.mark.parametrize("flag", ["--output", "--stats-json"])
+def test_no_output_is_ever_an_input_even_with_overwrite(tmp_path, make_video, capsys, flag, link):
+    clip = make_video(tmp_path / "in.mp4", 6)
+    before = clip.read_bytes()
+    out = tmp_path / "alias.mp4"
+    if link == "same name":
+        out = clip
+    elif link == "symlink":
+        out.symlink_to(clip)
+    else:
+        os.link(clip, out)
+    assert main(["--source", str(clip), *DEMO_QUIET, flag, str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"is the same file as the input '{clip}'" in err and "choose another name" in err and err.count("\n") == 1
+    assert clip.read_bytes() == before
+
+
+def test_stats_json_is_not_the_recording_and_not_the_labels(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "in.mp4", 6)
+    out = tmp_path / "rec.mp4"
+    assert main(["--source", str(clip), *DEMO_QUIET, "-o", str(out), "--stats-json", str(out)]) == 2
+    assert f"is the same file as --output '{out}'" in capsys.readouterr().err
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\n")
+    assert main(["--source", str(clip), *DEMO_QUIET, "--labels", str(labels), "--stats-json", str(labels), "--overwrite"]) == 2
+    assert "is the same file as --labels" in capsys.readouterr().err
+    assert labels.read_text() == "a\nb\n"
+
+
+def test_an_image_of_an_input_folder_is_never_an_output(tmp_path, make_image_folder, capsys):
+    folder = make_image_folder(tmp_path / "frames", 3)
+    image = next(folder.iterdir())
+    assert main(["--source", str(folder), *DEMO_QUIET, "--stats-json", str(image), "--overwrite"]) == 2
+    assert "is the same file as the input image" in capsys.readouterr().err
+
+
+def test_a_file_in_an_input_folder_that_is_not_read_may_be_replaced(tmp_path, make_image_folder, capsys):
+    """The folder source reads only its images: last run's recording beside them is no input."""
+    folder = make_image_folder(tmp_path / "frames", 3)
+    out, stats = folder / "out.mp4", folder / "stats.json"
+    out.write_bytes(b"last run")
+    stats.write_text("{}")
+    assert main(["--source", str(folder), *DEMO_QUIET, "-o", str(out), "--stats-json", str(stats), "--overwrite"]) == 0, (
+        capsys.readouterr().err
+    )
+    assert decodable(out) == 3 and json.loads(stats.read_text())["frames"] == 3
+
+
+def test_a_dangling_symlink_as_output_is_never_written_through(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "in.mp4", 4)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out.mp4"
+    out.symlink_to(elsewhere / "target.mp4")
+    assert main(["--source", str(clip), *DEMO_QUIET, "-o", str(out)]) == 2
+    assert "is a symbolic link to" in capsys.readouterr().err
+    assert main(["--source", str(clip), *DEMO_QUIET, "-o", str(out), "--overwrite"]) == 0, capsys.readouterr().err
+    assert not (elsewhere / "target.mp4").exists(), "the link's target was created"
+    assert not out.is_symlink() and decodable(out) == 4, "the link itself was replaced by the recording"
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("link", ["symlink", "hard link"])
+@pytest.mark.parametrize("flag, folder, name", [("-o", "out/", "frame_1.png"), ("--save-maps", "maps", "frame_1.npy")])
+def test_per_frame_files_are_never_an_input_even_through_links(tmp_path, make_image_folder, capsys, link, flag, folder, name):
+    images = make_image_folder(tmp_path / "in", 3)
+    before = tree(images)
+    out = tmp_path / folder
+    out.mkdir()
+    if link == "symlink":
+        (out / name).symlink_to(images / "frame_1.png")
+    else:
+        os.link(images / "frame_1.png", out / name)
+    assert main(["--source", str(images), *DEMO_QUIET, flag, str(tmp_path / folder), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"is the same file as the input image '{images / 'frame_1.png'}'" in err, err
+    assert f"choose another {flag} folder" in err and err.count("\n") == 1, err
+    assert tree(images) == before
+
+
+@pytest.mark.parametrize("flag, folder, name", [("-o", "out/", "frame_1.png"), ("--save-maps", "maps", "frame_1.npy")])
+def test_a_link_in_an_output_folder_is_replaced_never_written_through(tmp_path, make_image_folder, capsys, flag, folder, name):
+    images = make_image_folder(tmp_path / "in", 3)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "kept.bin").write_bytes(b"precious")
+    (mine / "also kept.bin").write_bytes(b"precious too")
+    out = tmp_path / folder
+    out.mkdir()
+    (out / name).symlink_to(mine / "kept.bin")
+    other = name.replace("_1", "_2")
+    os.link(mine / "also kept.bin", out / other)
+    assert main(["--source", str(images), *DEMO_QUIET, flag, str(tmp_path / folder), "--overwrite"]) == 0, capsys.readouterr().err
+    assert tree(mine) == {"also kept.bin": b"precious too", "kept.bin": b"precious"}
+    assert not (out / name).is_symlink() and (out / other).stat().st_ino != (mine / "also kept.bin").stat().st_ino
+    assert sorted(p.name for p in out.iterdir()) == sorted(name.replace("_1", f"_{i}") for i in (1, 2, 3))
+    if flag == "-o":
+        assert cv2.imread(str(out / name)).shape == (120, 160, 3)
+    else:
+        assert np.load(out / name).dtype == np.float32
+
+
+def special_file(path: Path, kind: str) -> Path:
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:  # a copy of /dev/null
+        if os.geteuid() != 0:
+            pytest.skip("making a device node needs root")
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    return path
+
+
+@pytest.mark.timeout(60)  # before the fix, --results opened a FIFO and waited for a reader forever
+@pytest.mark.parametrize("overwrite", [True, False])
+@pytest.mark.parametrize("kind, said", [("fifo", "a named pipe (FIFO)"), ("device", "a character device")])
+@pytest.mark.parametrize(
+    "flag, name", [("--stats-json", "s.json"), ("--results", "r.jsonl"), ("--results", "r.csv"), ("-o", "o.mp4")]
+)
+def test_no_output_replaces_or_opens_a_fifo_or_a_device(tmp_path, make_video, capsys, flag, name, kind, said, overwrite):
+    clip = make_video(tmp_path / "in.mp4", 4)
+    target = special_file(tmp_path / name, kind)
+    mode = os.lstat(target).st_mode
+    assert main(["--source", str(clip), *DEMO_QUIET, flag, str(target), *(["--overwrite"] if overwrite else [])]) == 2
+    err = capsys.readouterr().err
+    assert f"'{target}' is {said}, not a regular file" in err and err.count("\n") == 1, err
+    assert "already exists" not in err
+    assert os.lstat(target).st_mode == mode
+
+
+@pytest.mark.parametrize("flag, folder, name", [("-o", "out/", "frame_2.png"), ("--save-maps", "maps", "frame_2.npy")])
+def test_a_fifo_in_an_output_folder_is_never_replaced(tmp_path, make_image_folder, capsys, flag, folder, name):
+    images = make_image_folder(tmp_path / "in", 3)
+    (tmp_path / folder).mkdir()
+    fifo = special_file(tmp_path / folder / name, "fifo")
+    assert main(["--source", str(images), *DEMO_QUIET, flag, str(tmp_path / folder), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"'{fifo}' is a named pipe (FIFO), not a regular file" in err and err.count("\n") == 1, err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_a_link_to_a_file_of_a_process_is_not_replaced(tmp_path, make_video, capsys):
+    """/dev/stdout is such a link: as root, replacing it would replace the system's own."""
+    clip = make_video(tmp_path / "in.mp4", 4)
+    stdout = tmp_path / "stdout.json"
+    stdout.symlink_to("/proc/self/fd/1")
+    assert main(["--source", str(clip), *DEMO_QUIET, "--stats-json", str(stdout), "--overwrite"]) == 2
+    assert "an open file of a process, not a file of its own" in capsys.readouterr().err
+    assert os.readlink(stdout) == "/proc/self/fd/1"
+
+
+def test_stats_json_is_written_whole_or_not_at_all(tmp_path, make_video, capsys):
+    clip = make_video(tmp_path / "in.mp4", 4)
+    stats = tmp_path / "stats.json"
+    link_target = tmp_path / "kept.json"
+    link_target.write_text("precious")
+    stats.symlink_to(link_target)
+    assert main(["--source", str(clip), *DEMO_QUIET, "--stats-json", str(stats), "--overwrite"]) == 0, capsys.readouterr().err
+    assert link_target.read_text() == "precious", "the link was replaced, not written through"
+    assert json.loads(stats.read_text())["frames"] == 4
+
+
+def test_stats_json_gets_the_permissions_of_any_new_file(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        safe_files.write_file_atomic(tmp_path / "stats.json", b"{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "stats.json").stat().st_mode & 0o777 == 0o644, "readable by others, as the recording is"
+    assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import VFR_TIMES, FakeDevice, corrupt_avi_frames, ffmpeg_encode, vfr_video
+from conftest import VideoFactory
+from fakes import FakeDevice, FlakyCapture
+from helpers import DEMO_QUIET, ENV, VFR_TIMES, assert_user_error, corrupt_avi_frames, ffmpeg_encode, read_frames, run, vfr_video
 from livecam.errors import UserError
 from livecam.sources import ImageFolderSource, LiveSource, VideoFileSource, list_cameras, open_source
 
@@ -63,26 +68,6 @@ def test_video_with_corrupt_frames_skips_and_counts_them(tmp_path, make_video):
         indices = [make_video.index_of(f.image_bgr) for f in source]
         assert source.corrupt == 3
     assert indices == [i for i in range(30) if i not in {10, 11, 20}]
-
-
-class FlakyCapture:
-    """A real capture whose grab() or retrieve() fails on chosen frames (after really advancing)."""
-
-    def __init__(self, cap, bad_grabs=(), bad_retrieves=()):
-        self.cap, self.bad_grabs, self.bad_retrieves = cap, set(bad_grabs), set(bad_retrieves)
-        self.position = -1
-
-    def grab(self):
-        ok = self.cap.grab()
-        self.position += 1
-        return ok and self.position not in self.bad_grabs
-
-    def retrieve(self):
-        ok, image = self.cap.retrieve()
-        return (False, None) if self.position in self.bad_retrieves else (ok, image)
-
-    def __getattr__(self, name):
-        return getattr(self.cap, name)
 
 
 @pytest.mark.parametrize(
@@ -480,3 +465,52 @@ def test_folder_of_mixed_sizes_records_at_the_most_common_size(tmp_path, make_im
     same = make_image_folder(tmp_path / "same", 3)
     with open_source(same) as source:
         assert not source.mixed_sizes and source.size == (160, 120) and not source.warnings
+
+
+# ---------------------------------------------------------------------- what the command says of inputs
+
+
+def test_folder_with_a_superscript_digit_in_a_name_plays_in_natural_order(capsys, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, name in enumerate(["1\u00b22.png", "2.png", "10.png"]):  # the natural order: 1, 2, 10
+        cv2.imwrite(str(folder / name), VideoFactory.frame(index, (160, 120)))
+    out = tmp_path / "out.mp4"
+    code, err = run(capsys, "--source", folder, "--output", out, "--alpha", "0", "--no-hud", *DEMO_QUIET)
+    assert code == 0, err
+    assert [VideoFactory.index_of(f) for f in read_frames(out)] == [0, 1, 2]
+
+
+def test_fifo_is_named_as_such(capsys, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, err = run(capsys, "--source", fifo, *DEMO_QUIET)
+    assert_user_error(code, err, f"The input {str(fifo)!r} is a named pipe (FIFO), not a video or image file")
+
+
+def test_broken_link_names_its_missing_target(capsys, tmp_path):
+    link = tmp_path / "clip.mp4"
+    link.symlink_to(tmp_path / "gone.mp4")
+    code, err = run(capsys, "--source", link, *DEMO_QUIET)
+    assert_user_error(code, err, f"is a link to {str(tmp_path / 'gone.mp4')!r}, which does not exist")
+
+
+@pytest.mark.parametrize(
+    "url, secrets",
+    [
+        ("rtsp://admin:p@ss@127.0.0.1:{port}/x", ["admin", "p@ss", "ss@"]),
+        ("rtsp://admin:pa/ss@127.0.0.1:{port}/x", ["admin", "pa/ss", "ss@"]),
+        ("http://127.0.0.1:{port}/x.mp4?token=S3CRET&size=2&api_key=K3Y", ["S3CRET", "K3Y"]),
+    ],
+    ids=["at-sign", "slash", "query"],
+)
+def test_secrets_in_urls_are_never_printed(url, secrets):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # A real process: ffmpeg's and OpenCV's own messages go to the same stderr and count too.
+    done = subprocess.run([sys.executable, "-m", "livecam", "--source", url.format(port=port), "--no-display"],
+                          capture_output=True, text=True, timeout=120, env=ENV)  # fmt: skip
+    assert done.returncode == 2 and "could not be opened" in done.stderr
+    for secret in secrets:
+        assert secret not in done.stderr + done.stdout
