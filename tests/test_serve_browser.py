@@ -8,6 +8,7 @@ these tests instead of skipping them.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 import time
@@ -75,11 +76,52 @@ def server(tmp_path_factory):
     proc.stop()
 
 
-def open_page(browser, url: str):
+class SocketLog:
+    """The JSON messages a page's WebSockets send and receive, in order (what the browser's developer tools show)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.received: list[dict] = []
+
+    def watch(self, page) -> None:
+        def on_socket(ws) -> None:
+            ws.on("framesent", lambda payload: self._log(self.sent, payload))
+            ws.on("framereceived", lambda payload: self._log(self.received, payload))
+
+        page.on("websocket", on_socket)
+
+    @staticmethod
+    def _log(messages: list[dict], payload: str | bytes) -> None:
+        if isinstance(payload, str):  # text: controls and answers; bytes: camera frames
+            messages.append(json.loads(payload))
+
+    def wait_sent(self, page, expected: dict) -> None:
+        """Until the page has sent a controls message that holds ``expected``'s keys and values."""
+        self._wait(page, lambda: any(expected.items() <= message.items() for message in self.sent), f"the page sent {expected}")
+
+    def wait_pulls_answered(self, page) -> None:
+        """Until every pull of the server's source the page sent has its answer (one each)."""
+
+        def answered() -> bool:
+            pulls = sum("pull" in message for message in self.sent)
+            return pulls == sum(message["type"] in ("source_result", "source_error") for message in self.received)
+
+        self._wait(page, answered, "every pull answered")
+
+    def _wait(self, page, done, what: str) -> None:
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not done():
+            assert time.monotonic() < deadline, f"never: {what}; the page sent {self.sent[-5:]}"
+            page.wait_for_timeout(50)  # Playwright hands over the socket's events while it waits
+
+
+def open_page(browser, url: str, socket: SocketLog | None = None):
     context = browser.new_context(
         viewport={"width": 1280, "height": 800}, bypass_csp=True
     )  # the page forbids eval; the tests use it
     page = context.new_page()
+    if socket is not None:
+        socket.watch(page)
     page.goto(url)
     return context, page
 
@@ -501,6 +543,69 @@ def test_the_windows_keys_drive_the_page(browser, server, tmp_path):
     assert names[0].endswith(".png") and names[1].endswith(".webm")
 
 
+def test_the_pause_opacity_and_colormap_the_person_steers_are_the_connections(browser, server):
+    socket = SocketLog()
+    context, page = open_page(browser, server.path("/"), socket)
+    try:
+        wait_results(page, 1)
+        page.keyboard.press("]")
+        socket.wait_sent(page, {"alpha": page.evaluate("livecam.alpha")})
+        page.keyboard.press("[")
+        socket.wait_sent(page, {"alpha": page.evaluate("livecam.alpha")})
+        slider = page.locator("#alpha").bounding_box()
+        page.mouse.click(slider["x"] + slider["width"] / 4, slider["y"] + slider["height"] / 2, delay=150)
+        alpha = page.evaluate("livecam.alpha")
+        assert 0.1 <= alpha <= 0.4  # a quarter of the way along
+        socket.wait_sent(page, {"alpha": alpha})
+        names, current = page.evaluate("[Object.keys(livecam.config.colormaps), livecam.colormap]")
+        other = next(name for name in names if name != current)
+        page.select_option("#colormap", other)
+        socket.wait_sent(page, {"colormap": other})
+        press_like_a_person(page, "#pause")
+        socket.wait_sent(page, {"paused": True})
+        page.keyboard.press("Space")
+        socket.wait_sent(page, {"paused": False})
+    finally:
+        context.close()
+    assert not [m for m in socket.received if m["type"] == "control_error"]  # the server took every one
+
+
+def test_paused_on_the_servers_source_a_new_method_or_class_explains_the_frozen_frame(browser, server):
+    """Space pauses the connection too: the server answers the next pull with the frame it sent last, explained again."""
+    socket = SocketLog()
+    context, page = open_page(browser, server.path("/"), socket)
+    try:
+        wait_results(page, 1)
+        press_like_a_person(page, "#mode-source")
+        page.wait_for_function("livecam.mode === 'source' && livecam.last && livecam.last.frame > 0", timeout=WAIT_MS)
+        page.click("header h1")  # off the focused button: Space would press it
+        page.keyboard.press("Space")
+        assert page.evaluate("livecam.paused") is True
+        socket.wait_pulls_answered(page)  # the frame on the screen is the last the server sent
+
+        methods, method = page.evaluate("[livecam.config.methods, livecam.method]")
+        following = methods[(methods.index(method) + 1) % len(methods)]
+        page.keyboard.press("m")
+        page.wait_for_function(f"livecam.last.method === {following!r}", timeout=WAIT_MS)
+        socket.wait_pulls_answered(page)
+        second = page.evaluate("livecam.last.topk[1].id")
+        page.keyboard.press("2")
+        page.wait_for_function(f"livecam.last.class_id === {second} && livecam.classId === {second}", timeout=WAIT_MS)
+
+        page.keyboard.press("Space")  # the source goes on
+        page.wait_for_function(f"livecam.last.frame > {page.evaluate('livecam.last.frame')}", timeout=WAIT_MS)
+    finally:
+        context.close()
+    answers = [m for m in socket.received if m["type"] in ("source_result", "source_error", "control_error")]
+    assert all(m["type"] == "source_result" for m in answers), answers[-3:]
+    asked = next(i for i, m in enumerate(answers) if m["method"] == following)
+    locked = next(i for i, m in enumerate(answers) if m["class_id"] == second and m["method"] == following)
+    frozen = answers[asked - 1]  # the last frame before the new method: on the page's screen when it was asked
+    for again in (answers[asked], answers[locked]):
+        assert (again["frame"], again["image"]) == (frozen["frame"], frozen["image"])  # the same picture, explained anew
+    assert answers[asked]["class_id"] == frozen["class_id"] != second  # the new method first, then the class
+
+
 # The page's own code, imported into the page (with its token, as the page imports it), run on the same inputs as the renderer's.
 PAGE_MODULES = "const load = (name) => import(`./${name}.js${location.search}`);"
 
@@ -521,6 +626,8 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
             "blend": sent["blend"],
             "alphaStep": sent["alpha_step"],
             "percent": sent["percent"],
+            "heatLevels": sent["heat_levels"],
+            "alphaDecimals": sent["alpha_decimals"],
         }
         assert (sent["smooth"], sent["blend"]) == (config["smooth"], config["blend"])
 
@@ -604,7 +711,7 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
         alphas = [round(a, 2) for a in np.arange(0, 1.001, 0.05)] + [0.33, 0.999]
         got = page.evaluate(
             PAGE_MODULES
-            + "async (alphas) => { const { stepAlpha } = await load('rules'); return alphas.map((a) => [-3, -1, 1, 2].map((k) => stepAlpha(a, k, livecam.rules.alphaStep))); }",
+            + "async (alphas) => { const { stepAlpha } = await load('rules'); return alphas.map((a) => [-3, -1, 1, 2].map((k) => stepAlpha(a, k, livecam.rules))); }",
             alphas,
         )
         assert got == [[pytest.approx(step_alpha(a, k), abs=1e-6) for k in (-3, -1, 1, 2)] for a in alphas]

@@ -36,7 +36,7 @@ from livecam.serve.context import (
 )
 from livecam.serve.feed import MjpegStream
 from livecam.serve.security import token_query
-from livecam.viewer.control import ALPHA_STEP, Controller, ViewerState
+from livecam.viewer.control import ALPHA_DECIMALS, ALPHA_STEP, Controller, ViewerState
 
 # The page's files under serve/web/ besides index.html (which is served at "/"), each at "/NAME":
 # nothing else is served, and no path from a request reaches the file system.
@@ -123,7 +123,13 @@ def page_constants(settings: ServeConfig) -> dict[str, Any]:
     """The viewer's rules the page applies itself (``render.page_constants``), with this server's
     ``--smooth`` and ``--blend``, and the opacity keys' step (``control.step_alpha``: the step, then
     rounded to ``alpha_decimals`` and kept in [0, 1])."""
-    return {**render_rules(), "smooth": settings.smooth, "blend": settings.blend, "alpha_step": ALPHA_STEP, "alpha_decimals": 6}
+    return {
+        **render_rules(),
+        "smooth": settings.smooth,
+        "blend": settings.blend,
+        "alpha_step": ALPHA_STEP,
+        "alpha_decimals": ALPHA_DECIMALS,
+    }
 
 
 def colormap_tables() -> dict[str, str]:

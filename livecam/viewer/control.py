@@ -25,6 +25,7 @@ from livecam.models import class_index
 from livecam.render import colormap_id
 
 ALPHA_STEP = 0.1
+ALPHA_DECIMALS = 6  # step_alpha rounds to this many decimals (the page reads it from /api/config)
 MESSAGE_S = 3.0  # how long a message stays on screen
 
 
@@ -230,7 +231,7 @@ class Controller:
 def step_alpha(alpha: float, steps: int) -> float:
     """The opacity ``steps`` presses of ``ALPHA_STEP`` away, kept in [0, 1] and on the 0.1 grid."""
     # Rounding keeps repeated presses on the grid (0.1 + 0.2 != 0.3 in floating point).
-    return min(1.0, max(0.0, round(alpha + steps * ALPHA_STEP, 6)))
+    return min(1.0, max(0.0, round(alpha + steps * ALPHA_STEP, ALPHA_DECIMALS)))
 
 
 def _check_action(action: Action | str) -> Action:

@@ -15,8 +15,18 @@ const [{ Camera }, { Files }, { HeatLayer, base64Bytes }, { bindKeys }, { rulesF
 );
 const { $, notice, clearNotice } = ui;
 
-// What the person chose: kept across reconnects (a new connection is told them).
+// What the person chose: changed only through steer(), which tells the server (the connection's
+// state is the authority for what it computes); kept across reconnects, and told to a new connection.
 const settings = { method: null, classId: null, alpha: 0.4, colormap: "jet", paused: false };
+// Each setting's name in a controls message (docs/serve-api.md), and how the page shows it.
+const CONTROLS = { method: "method", classId: "class_id", alpha: "alpha", colormap: "colormap", paused: "paused" };
+const SHOW = {
+  method: (method) => ($("method").value = method),
+  classId: (classId) => ui.showLocked(classId !== null),
+  alpha: ui.showAlpha,
+  colormap: (name) => ui.drawLegend(server.luts[name]),
+  paused: ui.showPaused,
+};
 // What the server said: its config, the rules taken from it, the colormap tables.
 const server = { config: null, rules: null, luts: {}, configured: false };
 // What is shown: the picture's source, the last answer, and counts.
@@ -42,7 +52,7 @@ const connection = new Connection(`${location.protocol === "https:" ? "wss" : "w
   open() {
     ui.setConnection("connected", "up");
     // A new connection starts with the server's defaults: tell it this page's settings.
-    connection.sendControls({ method: settings.method, class_id: settings.classId });
+    connection.sendControls(controls(settings));
     if (shown.mode === "source") pull();
     else sendFrame();
   },
@@ -92,8 +102,8 @@ async function start() {
       const entry = shown.last && shown.last.topk[rank - 1]; // the k-th of the top classes shown
       if (entry) lockClass(entry.id);
     },
-    alphaDown: () => setAlpha(stepAlpha(settings.alpha, -1, server.rules ? server.rules.alphaStep : 0.1)),
-    alphaUp: () => setAlpha(stepAlpha(settings.alpha, 1, server.rules ? server.rules.alphaStep : 0.1)),
+    alphaDown: () => stepOpacity(-1),
+    alphaUp: () => stepOpacity(1),
     snapshot: () => files.snapshot(),
     record: toggleRecording,
     fullscreen: ui.toggleFullscreen,
@@ -175,6 +185,11 @@ function onMessage(message) {
         pull();
       });
     }
+  } else if (message.type === "source_error") {
+    // A frame of the server's source the engine failed on: say so, and go on with the next one.
+    shown.errors += 1;
+    notice(`The server could not explain frame ${message.frame} of its source: ${message.message}`, "frame");
+    if (shown.mode === "source") setTimeout(pull, 200);
   } else if (message.type === "error") {
     shown.errors += 1;
     connection.inFlight = false;
@@ -275,12 +290,9 @@ function draw() {
 function bindControls() {
   $("mode-camera").addEventListener("click", () => setMode("camera"));
   $("mode-source").addEventListener("click", () => setMode("source"));
-  $("method").addEventListener("change", (e) => setMethod(e.target.value));
-  $("colormap").addEventListener("change", (e) => {
-    settings.colormap = e.target.value;
-    ui.drawLegend(server.luts[settings.colormap]);
-  });
-  $("alpha").addEventListener("input", (e) => setAlpha(Number(e.target.value)));
+  $("method").addEventListener("change", (e) => steer({ method: e.target.value }));
+  $("colormap").addEventListener("change", (e) => steer({ colormap: e.target.value }));
+  $("alpha").addEventListener("input", (e) => steer({ alpha: Number(e.target.value) }));
   $("unlock").addEventListener("click", () => lockClass(null));
   $("pause").addEventListener("click", togglePause);
   $("snapshot").addEventListener("click", () => files.snapshot());
@@ -291,22 +303,36 @@ function bindControls() {
   $("keys").addEventListener("click", ui.toggleHelp);
 }
 
-function setMethod(method) {
-  settings.method = method;
-  $("method").value = method;
-  connection.sendControls({ method });
-  sendFrame(true); // while paused, the frozen frame is explained again
+// Every change of what the person steers goes through here: the page's settings, what it shows
+// of them, and one controls message to the server (a reconnect sends them all again: open()).
+// A new method or class is a new question: while paused, it is asked of the frozen frame; of the
+// server's source with a pull in the same message, which the server answers after applying the
+// rest (with the frame it sent last, explained again), and of the camera's by sending it again.
+function steer(fields) {
+  Object.assign(settings, fields);
+  for (const name of Object.keys(fields)) SHOW[name](settings[name]);
+  const message = controls(fields);
+  const asksAgain = "method" in fields || "classId" in fields;
+  if (asksAgain && settings.paused && shown.mode === "source") message.pull = "source";
+  connection.sendControls(message);
+  if (asksAgain) sendFrame(true);
+}
+
+// Settings as a controls message (a method only once the config has named one).
+function controls(fields) {
+  const message = {};
+  for (const [name, value] of Object.entries(fields)) if (name !== "method" || value !== null) message[CONTROLS[name]] = value;
+  return message;
 }
 
 function nextMethod() {
   if (!server.config) return;
   const methods = server.config.methods;
-  setMethod(methods[(methods.indexOf(settings.method) + 1) % methods.length]);
+  steer({ method: methods[(methods.indexOf(settings.method) + 1) % methods.length] });
 }
 
-function setAlpha(alpha) {
-  settings.alpha = alpha;
-  ui.showAlpha(alpha);
+function stepOpacity(steps) {
+  if (server.rules) steer({ alpha: stepAlpha(settings.alpha, steps, server.rules) });
 }
 
 // Returns whether the camera started (mode "camera"); keepNotice leaves the camera's notice up.
@@ -327,17 +353,12 @@ async function setMode(mode, { fallback = false, keepNotice = false } = {}) {
 }
 
 function lockClass(classId) {
-  settings.classId = classId;
-  connection.sendControls({ class_id: classId });
-  sendFrame(true); // while paused, the frozen frame is explained again
-  ui.showLocked(classId !== null);
+  steer({ classId });
 }
 
 function togglePause() {
-  settings.paused = !settings.paused;
-  if (settings.paused && shown.mode === "camera") camera.freeze();
-  $("pause").setAttribute("aria-pressed", String(settings.paused));
-  $("pause").textContent = settings.paused ? "Resume" : "Pause";
+  if (!settings.paused && shown.mode === "camera") camera.freeze();
+  steer({ paused: !settings.paused });
   if (!settings.paused) {
     if (shown.mode === "camera") sendFrame();
     else pull();

@@ -77,7 +77,7 @@ export class HeatLayer {
       colour[4 * i + 1] = lut[3 * v + 1];
       colour[4 * i + 2] = lut[3 * v + 2];
     }
-    const layers = heatLayers(colour, values, alpha, this.rules.blend);
+    const layers = heatLayers(colour, values, alpha, this.rules);
     this.cached = { key, lut, layers };
     return layers;
   }

@@ -12,6 +12,8 @@ export function rulesFrom(config) {
     blend: pick("blend", config.blend), // "heat": opacity alpha * map; "uniform": alpha everywhere
     alphaStep: pick("alpha_step", config.alpha_step), // what [ and ] add to the opacity
     percent: Object.freeze({ ...PERCENT, ...(rules.percent || {}) }), // the percent text (render's PERCENT)
+    heatLevels: pick("heat_levels", 255), // the heat blend's opacity steps per pixel (render's HEAT_LEVELS)
+    alphaDecimals: pick("alpha_decimals", 6), // the opacity keys round to these decimals (control's ALPHA_DECIMALS)
   });
 }
 
@@ -23,14 +25,16 @@ export function smoothInto(previous, values, s) {
   return previous;
 }
 
-// What the blend needs per map, computed once per map (as the renderer's _heat_layers):
-// colour is the painted map (RGBA), values the map (0..255) per pixel. "heat": the opacity
-// follows the map, w = alpha * map in steps of 1/255; "uniform": alpha everywhere.
-export function heatLayers(colour, values, alpha, blend) {
+// What the blend needs per map, computed once per map (as the renderer's heat_layers):
+// colour is the painted map (RGBA), values the map (0..255, as the wire sends it) per pixel.
+// rules: rulesFrom's, for its blend and heatLevels. "heat": the opacity follows the map,
+// w = alpha * map in steps of 1 / heatLevels; "uniform": alpha everywhere. The 255s below are
+// uint8 arithmetic (saturation, 255 - w, the product scaled by 1/255), as the renderer's.
+export function heatLayers(colour, values, alpha, { blend, heatLevels }) {
   const n = values.length;
   if (blend !== "heat") return { alpha, colour };
   // w as OpenCV's convertScaleAbs makes it: float32 arithmetic, ties to even.
-  const scale = Math.fround(255 * alpha);
+  const scale = Math.fround(heatLevels * alpha);
   const keep = new Uint8Array(n);
   const premultiplied = new Uint8Array(3 * n);
   for (let i = 0; i < n; i++) {
@@ -74,10 +78,11 @@ function roundHalfEven(x) {
   return r - x === 0.5 && r % 2 === 1 ? r - 1 : r;
 }
 
-// The opacity `steps` presses of the step away, kept in [0, 1] and on the step's grid
-// (rounded as the window does: 0.1 + 0.2 is not 0.3 in floating point).
-export function stepAlpha(alpha, steps, step) {
-  return Math.min(1, Math.max(0, Math.round((alpha + steps * step) * 1e6) / 1e6));
+// The opacity `steps` presses of rules.alphaStep away, kept in [0, 1] and on the step's grid
+// (rounded to rules.alphaDecimals as the window does: 0.1 + 0.2 is not 0.3 in floating point).
+export function stepAlpha(alpha, steps, { alphaStep, alphaDecimals }) {
+  const unit = 10 ** alphaDecimals;
+  return Math.min(1, Math.max(0, Math.round((alpha + steps * alphaStep) * unit) / unit));
 }
 
 // One rounding for every probability, as the renderer's HUD: never "100.0%" or "0.0%" for what is not.

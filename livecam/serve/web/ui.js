@@ -30,6 +30,11 @@ export function showAlpha(alpha) {
   $("alpha-value").textContent = `${Math.round(alpha * 100)}%`;
 }
 
+export function showPaused(paused) {
+  $("pause").setAttribute("aria-pressed", String(paused));
+  $("pause").textContent = paused ? "Resume" : "Pause";
+}
+
 export function showLocked(locked) {
   $("locked").hidden = !locked;
   $("unlock").disabled = !locked;
