@@ -123,6 +123,8 @@ def open_page(browser, url: str, socket: SocketLog | None = None):
     if socket is not None:
         socket.watch(page)
     page.goto(url)
+    # The page's modules load after the document: wait for its view, so that every later check can read it.
+    page.wait_for_function("window.livecam !== undefined", timeout=WAIT_MS)
     return context, page
 
 
