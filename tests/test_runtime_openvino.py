@@ -103,6 +103,41 @@ def test_a_batch_runs_its_frames_on_parallel_streams_with_the_same_maps(kind, mo
     assert parallel == [5] * len(METHOD_NAMES)  # each batch on the streams; a lone frame on its own request
 
 
+def test_a_batch_runs_in_rounds_of_one_frame_a_stream_with_no_callback(monkeypatch):
+    """OpenVINO's AsyncInferQueue runs a Python callback on its own thread, which needs the GIL
+    while start_async or wait_all can hold it (a deadlock seen on a loaded machine): a batch larger
+    than the streams goes in rounds, each request started only once it is idle, and waited for."""
+    ov_engine = CamEngine(MODELS["dense_softmax"](), layer="target", runtime="openvino")
+    body = ov_engine.step.body
+    events: list[tuple[str, int]] = []
+
+    class Watched:
+        def __init__(self, request, number):
+            self.request, self.number, self.busy = request, number, False
+
+        @property
+        def output_tensors(self):
+            return self.request.output_tensors
+
+        def start_async(self, inputs, *rest):
+            assert not rest, "no userdata: nothing is handed to a callback"
+            assert not self.busy, "a request started again before it was waited for"
+            self.busy = True
+            events.append(("start", self.number))
+            return self.request.start_async(inputs)
+
+        def wait(self):
+            self.request.wait()
+            self.busy = False
+            events.append(("wait", self.number))
+
+    assert isinstance(body._streams, list), "plain requests, not an AsyncInferQueue with its callback thread"
+    monkeypatch.setattr(body, "_streams", [Watched(request, n) for n, request in enumerate(body._streams)])
+    frames = _frames(3 * len(body._streams) + 1, seed=5)
+    assert_same_result(ov_engine(frames), CamEngine(ov_engine.model, layer="target", runtime="tensorflow")(frames), "rounds")
+    assert sum(kind == "start" for kind, _ in events) == len(frames)
+
+
 @pytest.mark.slow
 def test_a_body_that_takes_no_fixed_batch_runs_every_batch_on_its_dynamic_copy(monkeypatch):
     import openvino as ov

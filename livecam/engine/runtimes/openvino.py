@@ -244,8 +244,9 @@ class OpenVinoBody:
             self._dynamic = core.compile_model(model, "CPU", config).create_infer_request()
             return
         self._single = one
-        self._streams = ov.AsyncInferQueue(parallel, parallel.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self._streams.set_callback(self._collect)
+        self._streams = [
+            parallel.create_infer_request() for _ in range(parallel.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        ]
 
     @property
     def dynamic(self) -> bool:
@@ -263,21 +264,24 @@ class OpenVinoBody:
             return tuple(tensor.data.copy() for tensor in request.output_tensors)
 
     def _parallel(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Each frame on its own request, as many at once as there are streams."""
+        """Each frame on its own request, as many at once as there are streams, in rounds.
+
+        No Python callback: OpenVINO's ``AsyncInferQueue`` calls one on its own thread, which
+        needs the GIL while ``start_async`` (waiting for an idle request) or ``wait_all`` may hold
+        it; on a loaded machine that deadlocked the engine for good. ``wait`` releases the GIL.
+        """
         results = tuple(
             np.empty((len(frames), *tensor.data.shape[1:]), tensor.data.dtype) for tensor in self._streams[0].output_tensors
         )
-        for i in range(len(frames)):
-            self._streams.start_async({0: frames[i : i + 1]}, (results, i))
-        self._streams.wait_all()
+        for first in range(0, len(frames), len(self._streams)):
+            running = list(zip(range(first, len(frames)), self._streams))
+            for i, request in running:
+                request.start_async({0: frames[i : i + 1]})
+            for i, request in running:
+                request.wait()
+                for result, tensor in zip(results, request.output_tensors):
+                    result[i] = tensor.data[0]
         return results
-
-    @staticmethod
-    def _collect(request: Any, row: tuple[tuple[np.ndarray, ...], int]) -> None:
-        """The queue's callback, on OpenVINO's thread: copy one frame's outputs into its row of the results."""
-        results, index = row
-        for result, tensor in zip(results, request.output_tensors):
-            result[index] = tensor.data[0]
 
 
 def _checked(ov: Any, model: Any, shapes: tuple[Shape, tuple[Shape, ...]]) -> Any:
