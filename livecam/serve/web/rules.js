@@ -35,12 +35,18 @@ export function heatLayers(colour, values, alpha, { blend, heatLevels }) {
   if (blend !== "heat") return { alpha, colour };
   // w as OpenCV's convertScaleAbs makes it: float32 arithmetic, ties to even.
   const scale = Math.fround(heatLevels * alpha);
+  // w depends on the map's value alone (0..255): worked out once per value, not once per pixel.
+  const weight = new Uint8Array(256);
+  for (let v = 0; v < 256; v++) weight[v] = Math.min(255, roundHalfEven(Math.fround(Math.fround(v / 255) * scale)));
   const keep = new Uint8Array(n);
   const premultiplied = new Uint8Array(3 * n);
-  for (let i = 0; i < n; i++) {
-    const w = Math.min(255, roundHalfEven(Math.fround(Math.fround(values[i] / 255) * scale)));
+  for (let i = 0, j = 0; i < n; i++, j += 3) {
+    const w = weight[values[i]];
     keep[i] = 255 - w;
-    for (let c = 0; c < 3; c++) premultiplied[3 * i + c] = Math.round((colour[4 * i + c] * w) / 255);
+    const row = w << 8; // colour * w / 255, rounded, from the table
+    premultiplied[j] = TIMES_OVER_255[row | colour[4 * i]];
+    premultiplied[j + 1] = TIMES_OVER_255[row | colour[4 * i + 1]];
+    premultiplied[j + 2] = TIMES_OVER_255[row | colour[4 * i + 2]];
   }
   return { keep, premultiplied };
 }
