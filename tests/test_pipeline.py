@@ -198,7 +198,9 @@ def test_file_mode_keeps_every_frame_in_order(nan_for_dark_frames, tmp_path, bat
     assert [int(image[0, 0, 0]) for image in recorder.images] == list(range(len(frames)))
     # A map reused for --every N frames keeps its number: the renderer folds it in once.
     assert [map_id for _, map_id in renderer.keys] == [1 + i // every for i in range(len(frames))]
-    assert {explains for explains, _ in renderer.keys} == {("gradcam", None, 0)}  # (method, lock, picture): one video
+    assert {explains for explains, _ in renderer.keys} == {
+        ("gradcam", None, 0, -1)
+    }  # (method, lock, picture, contrast): one video
 
 
 def test_a_shared_worker_batches_the_files_frames_and_stays_open(nan_for_dark_frames):
@@ -212,7 +214,7 @@ def test_a_shared_worker_batches_the_files_frames_and_stays_open(nan_for_dark_fr
         assert all(job.result(timeout=60) for job in [worker.submit(f) for f in frames[:4]])  # still serving others
     assert stats.frames == 12
     assert (done.frames, done.batch_sizes) == (12, {4: 3})
-    assert {explains for explains, _ in renderer.keys} == {("gradcam", 2, 0)}  # the locked class, explicitly
+    assert {explains for explains, _ in renderer.keys} == {("gradcam", 2, 0, -1)}  # the locked class, explicitly
 
 
 def test_an_engine_error_ends_the_run_with_that_error(nan_for_dark_frames):

@@ -238,6 +238,23 @@ def test_locking_a_class_by_clicking_its_bar_and_unlocking(browser, server, show
         context.close()
 
 
+def test_shift_clicking_a_class_contrasts_the_explained_class_with_it_and_clearing_it(browser, server, shown):
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page)
+        second = page.locator("#topk li button").nth(1)
+        other_label = second.text_content().rsplit(" ", 1)[0]
+        second.click(modifiers=["Shift"])
+        page.wait_for_function(f"window.livecam.last && window.livecam.last.contrast_name === {other_label!r}", timeout=WAIT_MS)
+        assert page.text_content("#label") == f"{shown.label} not {other_label}"
+        assert not page.is_visible("#locked")  # a contrast, not a lock
+        page.click("#clear-contrast")
+        page.wait_for_function("window.livecam.last && window.livecam.last.contrast_id === null", timeout=WAIT_MS)
+        assert page.text_content("#label") == shown.label and not page.is_visible("#clear-contrast")
+    finally:
+        context.close()
+
+
 def test_while_paused_a_new_lock_explains_the_frozen_frame_and_opacity_still_applies(browser, server, shown):
     context, page = open_page(browser, server.path("/"))
     try:

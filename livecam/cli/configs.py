@@ -53,6 +53,8 @@ class LookConfig:
     smooth: float
     hud: str | None = None
     side_by_side: bool = False
+    compare: str | None = None  # --compare: "classes" or "methods"
+    contrast_query: str | None = None  # --contrast as typed (an id or a name); resolved against the model's names
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ def view_config(args: argparse.Namespace) -> ViewConfig:
             smooth=args.smooth,
             hud="none" if args.no_hud else args.hud,
             side_by_side=args.side_by_side,
+            compare=args.compare,
+            contrast_query=args.contrast,
         ),
         output=OutputConfig(
             output=args.output,
@@ -222,9 +226,18 @@ def engine_from_config(config: EngineConfig, log: Callable[[str], None] | None =
 
 def class_id_of(engine, config: EngineConfig) -> int | None:
     """The class ``--class`` locks, as an id of ``engine``'s model; None when not given."""
+    return _class_id(engine, config.class_query)
+
+
+def contrast_id_of(engine, look: LookConfig) -> int | None:
+    """The class ``--contrast`` names, as an id of ``engine``'s model; None when not given."""
+    return _class_id(engine, look.contrast_query)
+
+
+def _class_id(engine, query: str | None) -> int | None:
     from livecam.models import class_index
 
-    return class_index(engine.class_names, config.class_query) if config.class_query is not None else None
+    return class_index(engine.class_names, query) if query is not None else None
 
 
 def engine_line(engine) -> str:

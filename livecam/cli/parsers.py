@@ -149,6 +149,7 @@ def _engine() -> argparse.ArgumentParser:
 
 def _look(*, view: bool) -> argparse.ArgumentParser:
     """How the map is drawn (colormap, blend, opacity, smoothing, HUD), shared by the viewer and `livecam serve`."""
+    from livecam.engine.compare import COMPARE_MODES
     from livecam.render import BLENDS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, HUD_LEVELS
 
     p = argparse.ArgumentParser(add_help=False)
@@ -188,6 +189,16 @@ def _look(*, view: bool) -> argparse.ArgumentParser:
     )
     ren.add_argument("--no-hud", action="store_true", help="same as --hud none")
     ren.add_argument("--side-by-side", action="store_true", help="show raw | overlay")
+    ren.add_argument(
+        "--compare",
+        choices=COMPARE_MODES,
+        help="maps side by side: classes (the top 3, in one engine call) or methods (each CAM method)",
+    )
+    ren.add_argument(
+        "--contrast",
+        metavar="CLASS",
+        help="why the explained class and not CLASS (id or name): each map explains the difference of their pre-softmax scores",
+    )
     return p
 
 

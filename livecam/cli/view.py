@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from livecam import logs
-from livecam.cli.configs import ViewConfig, check, class_id_of, engine_from_config, engine_line
+from livecam.cli.configs import ViewConfig, check, class_id_of, contrast_id_of, engine_from_config, engine_line
 from livecam.cli.memory import check_memory
 from livecam.errors import UserError, shown
 
@@ -107,6 +107,7 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
             print(f"livecam: warning: {shown(warning)}", file=sys.stderr)
     logs.import_tensorflow()
     with logs.native_stderr_silenced(logs.quiet()) as say:  # C++ notes while the model is built
+        from livecam.engine.compare import panel_count
         from livecam.viewer.pipeline import Options, Pipeline, recording_size
 
         engine = engine_from_config(config.engine, log=None if quiet else say)
@@ -117,6 +118,7 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
             file=sys.stderr,
         )
     class_id = class_id_of(engine, config.engine)
+    contrast_id = contrast_id_of(engine, config.look)
     if not quiet:
         print(engine_line(engine), file=sys.stderr)
         info = engine.runtime_info
@@ -143,6 +145,8 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
         stats_json=out.stats_json,
         progress=not quiet,
         class_id=class_id,
+        contrast_id=contrast_id,
+        compare=look.compare,
         step_images=out.display and isinstance(source, sources.ImageFolderSource),
         delay_s=out.delay_s,
     )
@@ -157,7 +161,9 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
         recorder = recorders.VideoWriter(
             output,
             fps=source.fps or 30.0,
-            size=recording_size(source, out.size, side_by_side=look.side_by_side),
+            size=recording_size(
+                source, out.size, side_by_side=look.side_by_side, panels=panel_count(look.compare, engine.num_classes)
+            ),
             live=source.live or source.variable_frame_rate,  # the latter: keep the file's own timing
             overwrite=out.overwrite,
         )

@@ -52,6 +52,9 @@ class CamResult:
             and height (see ``livecam.engine.fit``): (0, 0, 1, 1), the whole frame, unless the engine
             crops or pads (``fit``); then the map covers the central crop, or reaches past the
             frame over the padding.
+        contrast_ids: (N,) int64, the contrast class of each row's map (it explains z_A - z_B of
+            the pre-softmax scores, A its class and B this one), -1 where there is none; None:
+            no row has one.
     """
 
     probs: np.ndarray
@@ -63,6 +66,7 @@ class CamResult:
     layer: str
     method: str
     box: tuple[float, float, float, float] = FULL_BOX
+    contrast_ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.class_ids)
@@ -226,14 +230,19 @@ class CamEngine:
         class_id: int | Sequence[int] | None = None,
         *,
         method: str | None = None,
+        contrast: int | Sequence[int] | None = None,
     ) -> CamResult:
         """Explain frames.
 
         Args:
             frames: uint8 BGR, (H, W, 3) or (N, H, W, 3), any size.
             class_id: ``None`` explains each frame's top class; an int explains that class for
-                every frame; a sequence gives one class per frame (negative = top class).
+                every frame; a sequence gives one class per frame (-1 the frame's top class, -2
+                its second, ... down to -5).
             method: use this method for this call only.
+            contrast: "why A and not B": ``None`` explains the class's own pre-softmax score z_A;
+                a class id B explains z_A - z_B for every frame; a sequence gives one per frame
+                (-1: none).
 
         Returns:
             A ``CamResult`` with N rows.
@@ -244,8 +253,9 @@ class CamEngine:
         if batch.shape[1:3] != self.input_size:
             batch = self.prepare(batch)
         ids = self._class_ids(class_id, len(batch))
+        contrast_ids = self._class_ids(contrast, len(batch), "contrast")
         name = self._method if method is None else check_method(method)
-        outputs = self._step(batch, ids, np.int32(METHOD_NAMES.index(name)))
+        outputs = self._step(batch, ids, np.int32(METHOD_NAMES.index(name)), contrast_ids)
         probs, class_ids, cam, topk_probs, topk_ids, finite = (np.asarray(t) for t in outputs)
         return CamResult(
             probs=probs,
@@ -257,16 +267,17 @@ class CamEngine:
             layer=self.layer_name,
             method=name,
             box=box,
+            contrast_ids=None if contrast is None else np.maximum(contrast_ids, -1).astype(np.int64),
         )
 
-    def _class_ids(self, class_id: int | Sequence[int] | None, n: int) -> np.ndarray:
+    def _class_ids(self, class_id: int | Sequence[int] | None, n: int, name: str = "class_id") -> np.ndarray:
         if class_id is None:
             return np.full(n, -1, np.int32)
         ids = np.broadcast_to(np.asarray(class_id), (n,)) if np.ndim(class_id) == 0 else np.asarray(class_id)
         if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
-            raise UserError(f"Expected class_id to be None, an int or {n} ints. Received: class_id={class_id!r}")
+            raise UserError(f"Expected {name} to be None, an int or {n} ints. Received: {name}={class_id!r}")
         if np.any(ids >= self.num_classes):
-            raise UserError(f"Expected class_id in [0, {self.num_classes - 1}]. Received: class_id={class_id!r}")
+            raise UserError(f"Expected {name} in [0, {self.num_classes - 1}]. Received: {name}={class_id!r}")
         return ids.astype(np.int32)
 
 

@@ -10,8 +10,9 @@ drift apart on what a probability is, which class a map explains, or when a resu
   with several units (multi-label): each class's own probability, never renormalised, and its
   pre-sigmoid logit. One unit (a binary classifier, sigmoid or a bare logit z): two classes,
   probabilities [1 - p, p], explained by -z and z. A model that outputs logits: their softmax.
-- ``explained_classes`` / ``explained_logits`` / ``logit_column``: the class each row explains (the
-  class lock, else the row's own top class) and its logit, the score that is differentiated.
+- ``explained_classes`` / ``explained_scores`` / ``logit_column``: the class each row explains (the
+  class lock, else the row's own top class, or its second or third: -1, -2, -3) and the score
+  that is differentiated: its logit, or with a contrast class B, z_A - z_B ("why A and not B").
 - ``finish``: the finite, zero and top-k rules of a result.
 """
 
@@ -59,19 +60,41 @@ def softmax(z: Any, xp: Any) -> Any:
     return e / xp.sum(e, axis=-1, keepdims=True)
 
 
+# Class ids below 0 are ranks: -1 the row's top class, -2 its second, ... down to -MAX_RANK.
+MAX_RANK = 5
+
+
 def explained_classes(probs: Any, class_ids: Any, xp: Any) -> Any:
-    """(N,) int32: the class each row explains, ``class_ids`` where >= 0, else the row's top class."""
-    top = xp.asarray(xp.argmax(probs, axis=-1), dtype=xp.int32)
-    return xp.where(class_ids >= 0, class_ids, top)
+    """(N,) int32: the class each row explains, ``class_ids`` where >= 0, else the row's class of
+    rank -class_id (-1 its top class, -2 its second, ...; past ``MAX_RANK`` or the number of
+    classes, the last of those)."""
+    k = min(MAX_RANK, int(probs.shape[-1]))
+    rank = xp.clip(-class_ids - 1, 0, k - 1)
+    if xp is np:
+        ranked = np.take_along_axis(top_k(probs, k, np)[1], rank[:, None], axis=1)[:, 0]
+    else:
+        import tensorflow as tf  # in a compiled step, as in ``explained_logits``
+
+        ranked = tf.gather(tf.math.top_k(probs, k=k).indices, rank, axis=1, batch_dims=1)
+    return xp.where(class_ids >= 0, class_ids, xp.asarray(ranked, dtype=xp.int32))
 
 
 def explained_logits(logits: Any, chosen: Any, xp: Any) -> Any:
-    """(N,) the logit of each row's explained class: the score whose gradient makes its map."""
+    """(N,) the logit of each row's explained class."""
     if xp is np:
         return np.take_along_axis(logits, chosen[:, None], axis=1)[:, 0]
     import tensorflow as tf  # in a compiled step: tnp's take_along_axis broadcasts shapes XLA must know
 
     return tf.gather(logits, chosen, axis=1, batch_dims=1)
+
+
+def explained_scores(logits: Any, chosen: Any, contrast_ids: Any, xp: Any) -> Any:
+    """(N,) the score whose gradient makes each row's map: the explained class's logit z_A, or,
+    where the row has a contrast class B (``contrast_ids`` >= 0), z_A - z_B: what makes the
+    network say A rather than B (B = A gives a zero score, an all-zero map)."""
+    has_contrast = contrast_ids >= 0
+    other = explained_logits(logits, xp.where(has_contrast, contrast_ids, chosen), xp)
+    return explained_logits(logits, chosen, xp) - xp.where(has_contrast, other, xp.zeros_like(other))
 
 
 def logit_column(chosen: Any, units: int, xp: Any) -> tuple[Any, Any]:

@@ -29,6 +29,7 @@ import numpy as np
 
 from livecam.engine.core import CamResult
 from livecam.engine.methods import check_method
+from livecam.engine.scoring import MAX_RANK
 from livecam.errors import UserError
 
 # A stream that submitted within this many seconds counts as active: its next frame may be on its way.
@@ -89,7 +90,8 @@ class WorkerStats:
 @dataclass
 class _Request:
     prepared: np.ndarray
-    class_id: int  # -1: the top class
+    class_ids: tuple[int, ...]  # one per row the frame gets (-1: the top class, -2: the second, ...)
+    contrast: int  # -1: none
     method: str
     job: Job
     submitted_s: float
@@ -131,7 +133,13 @@ class EngineWorker:
     # ------------------------------------------------------------------ public API
 
     def submit(
-        self, frame_bgr: np.ndarray, *, class_id: int | None = None, method: str | None = None, stream: Hashable | None = None
+        self,
+        frame_bgr: np.ndarray,
+        *,
+        class_id: int | None = None,
+        method: str | None = None,
+        stream: Hashable | None = None,
+        contrast: int | None = None,
     ) -> Job:
         """Queues one frame to be explained.
 
@@ -139,6 +147,7 @@ class EngineWorker:
             frame_bgr: uint8 BGR (H, W, 3), any size; not to be modified until the job is done.
             class_id: the class to explain; None explains the frame's top class.
             method: the CAM method; None uses the engine's current one.
+            contrast: a class B to explain "why the class and not B" (z_A - z_B); None: none.
             stream: who sends (one per client, e.g. a connection); None for an anonymous
                 submitter, whose frames always wait up to ``max_wait_ms`` for company.
 
@@ -151,12 +160,38 @@ class EngineWorker:
             UserError: the frame, class id or method is not valid (nothing is queued).
             WorkerClosed: the worker is closed.
         """
+        ids = (self._check_class_id(class_id),)
+        return self._submit(frame_bgr, ids, self._check_class_id(contrast, "contrast"), method, stream)
+
+    def submit_ranks(
+        self,
+        frame_bgr: np.ndarray,
+        ranks: int,
+        *,
+        method: str | None = None,
+        stream: Hashable | None = None,
+        contrast: int | None = None,
+    ) -> Job:
+        """Queues one frame to be explained for each of its ``ranks`` most probable classes, in
+        one engine call (its rows ride in the same batch; arguments as in ``submit``).
+
+        Returns:
+            A ``Job`` resolving to a ``ranks``-row ``CamResult``: the frame's top class, its
+            second, ... (at most ``scoring.MAX_RANK``, and the number of classes).
+        """
+        ranks = min(int(ranks), MAX_RANK, self.engine.num_classes)
+        ids = tuple(-rank for rank in range(1, ranks + 1))
+        return self._submit(frame_bgr, ids, self._check_class_id(contrast, "contrast"), method, stream)
+
+    def _submit(
+        self, frame_bgr: np.ndarray, class_ids: tuple[int, ...], contrast: int, method: str | None, stream: Hashable | None
+    ) -> Job:
         if isinstance(frame_bgr, np.ndarray) and frame_bgr.ndim == 4:
             raise UserError(f"Expected one frame of shape (H, W, 3). Received: shape={frame_bgr.shape}")
         prepared = self.engine.prepare(frame_bgr)  # validates, and resizes here in the caller's thread
         name = self.engine.method if method is None else check_method(method)
         box = self.engine.map_box(frame_bgr.shape[1::-1])
-        request = _Request(prepared, self._check_class_id(class_id), name, Job(), time.monotonic(), stream, box)
+        request = _Request(prepared, class_ids, contrast, name, Job(), time.monotonic(), stream, box)
         with self._cond:
             if self._closed:
                 raise WorkerClosed("The engine worker is closed; no more frames can be submitted.")
@@ -232,8 +267,12 @@ class EngineWorker:
         wait_s: float | None = None
         for group in groups.values():
             due_s = group[0].submitted_s + self.max_wait_s - now
-            if len(group) >= self.max_batch or due_s <= 0 or everyone_here:
-                batch = group[: self.max_batch]
+            if _rows(group) >= self.max_batch or due_s <= 0 or everyone_here:
+                batch = group[:1]  # a frame's rows go together, even past max_batch
+                for request in group[1:]:
+                    if _rows(batch) + len(request.class_ids) > self.max_batch:
+                        break
+                    batch.append(request)
                 taken = {id(r) for r in batch}
                 self._pending = [r for r in live if id(r) not in taken]
                 return batch, None
@@ -256,12 +295,15 @@ class EngineWorker:
         batch = running
         if not batch:
             return
-        frames = batch[0].prepared[None] if len(batch) == 1 else np.stack([r.prepared for r in batch])
-        class_ids = np.array([r.class_id for r in batch], np.int32)
+        rows = [len(r.class_ids) for r in batch]
+        frames = batch[0].prepared[None] if rows == [1] else np.stack([r.prepared for r in batch for _ in r.class_ids])
+        class_ids = np.array([c for r in batch for c in r.class_ids], np.int32)
+        contrast = [r.contrast for r in batch for _ in r.class_ids]
+        options = {"contrast": contrast} if max(contrast) >= 0 else {}  # the engine's result then says so
         started_s = time.monotonic()
         t0 = time.perf_counter()
         try:
-            result = self.engine(frames, class_id=class_ids, method=batch[0].method)
+            result = self.engine(frames, class_id=class_ids, method=batch[0].method, **options)
         except Exception as exc:  # the submitters' business: each of them gets it
             with self._cond:
                 self._failed += len(batch)
@@ -271,16 +313,18 @@ class EngineWorker:
         engine_ms = (time.perf_counter() - t0) * 1000
         with self._cond:
             self._batches += 1
-            self._frames += len(batch)
-            self._batch_sizes[len(batch)] += 1
+            self._frames += len(class_ids)
+            self._batch_sizes[len(class_ids)] += 1
             self._engine_ms += engine_ms
-        for request, row in zip(batch, split_rows(result)):
+        starts = np.cumsum([0, *rows])
+        for request, start, stop in zip(batch, starts, starts[1:]):
             request.job.engine_ms = engine_ms
-            request.job.batch_size = len(batch)
+            request.job.batch_size = len(class_ids)
             request.job.queued_ms = (started_s - request.submitted_s) * 1000
-            request.job.set_result(replace(row, box=request.box))  # the batch was at the input size; the frames were not
+            # the batch was at the input size; the frames were not
+            request.job.set_result(replace(rows_of(result, slice(start, stop)), box=request.box))
 
-    def _check_class_id(self, class_id: int | None) -> int:
+    def _check_class_id(self, class_id: int | None, name: str = "class_id") -> int:
         if class_id is None:
             return -1
         n = self.engine.num_classes
@@ -289,23 +333,28 @@ class EngineWorker:
         except TypeError:
             value = None
         if value is None or isinstance(class_id, bool) or not 0 <= value < n:
-            raise UserError(f"Expected class_id None or an int in [0, {n - 1}]. Received: class_id={class_id!r}")
+            raise UserError(f"Expected {name} None or an int in [0, {n - 1}]. Received: {name}={class_id!r}")
         return value
+
+
+def _rows(requests: list[_Request]) -> int:
+    return sum(len(r.class_ids) for r in requests)
+
+
+def rows_of(result: CamResult, rows: slice) -> CamResult:
+    """The CamResult of some of ``result``'s rows (views into it, no copies)."""
+    return replace(
+        result,
+        probs=result.probs[rows],
+        class_ids=result.class_ids[rows],
+        cam=result.cam[rows],
+        topk_ids=result.topk_ids[rows],
+        topk_probs=result.topk_probs[rows],
+        finite=result.finite[rows],
+        contrast_ids=None if result.contrast_ids is None else result.contrast_ids[rows],
+    )
 
 
 def split_rows(result: CamResult) -> list[CamResult]:
     """One single-row CamResult per frame (views into the batch result, no copies)."""
-    return [
-        CamResult(
-            probs=result.probs[i : i + 1],
-            class_ids=result.class_ids[i : i + 1],
-            cam=result.cam[i : i + 1],
-            topk_ids=result.topk_ids[i : i + 1],
-            topk_probs=result.topk_probs[i : i + 1],
-            finite=result.finite[i : i + 1],
-            layer=result.layer,
-            method=result.method,
-            box=result.box,
-        )
-        for i in range(len(result))
-    ]
+    return [rows_of(result, slice(i, i + 1)) for i in range(len(result))]

@@ -75,6 +75,7 @@ class HudInfo:
         status: "" when all is well, else e.g. "paused", "reconnecting", "no map (non-finite output)".
         recording: True while a video is being recorded (a red REC badge, in the window only).
         message: transient message such as "snapshot saved: ..." (in the window only).
+        contrast: the class B of a contrast map ("why label and not B"), shown after the label; "" for none.
     """
 
     label: str
@@ -90,6 +91,7 @@ class HudInfo:
     status: str = ""
     recording: bool = False
     message: str = ""
+    contrast: str = ""
 
 
 def hud_info(
@@ -130,6 +132,8 @@ def hud_info(
         return str(class_names[class_id]) if class_names is not None else f"class {class_id}"
 
     class_id = int(result.class_ids[index])
+    contrast_ids = getattr(result, "contrast_ids", None)
+    contrast = -1 if contrast_ids is None else int(contrast_ids[index])
     return HudInfo(
         label=name(class_id),
         prob=float(result.probs[index, class_id]),
@@ -144,6 +148,7 @@ def hud_info(
         status=status if result.finite[index] else NO_MAP,
         recording=recording,
         message=message,
+        contrast=name(contrast) if contrast >= 0 else "",
     )
 
 
@@ -197,7 +202,8 @@ def _label_panel(img: np.ndarray, hud: HudInfo, small: Font, margin: int, *, ful
     status = fit(hud.status.upper(), max_w, small) if hud.status else ""
     prob = format_percent(hud.prob)
     lock_w = big.ascent + big.pad if hud.locked else 0
-    label = fit(short_name(hud.label), max_w - lock_w - text_w("  " + prob, big), big)
+    shown_label = f"{short_name(hud.label)} not {short_name(hud.contrast)}" if hud.contrast else short_name(hud.label)
+    label = fit(shown_label, max_w - lock_w - text_w("  " + prob, big), big)
     label_w = lock_w + text_w(f"{label}  {prob}", big)
 
     rows = hud.topk if full else ()

@@ -45,6 +45,7 @@ class _Frame:
     received_s: float
     method: str
     class_id: int | None
+    contrast_id: int | None
 
 
 class Connection:
@@ -64,7 +65,8 @@ class Connection:
 
     def on_frame(self, data: bytes) -> None:
         self.seq += 1
-        replaced = self.inbox.put(_Frame(self.seq, data, time.perf_counter(), self.state.method, self.state.class_id))
+        state = self.state
+        replaced = self.inbox.put(_Frame(self.seq, data, time.perf_counter(), state.method, state.class_id, state.contrast_id))
         if replaced is not None:
             self.app[metrics_key].dropped()
         self.frame_waiting.set()
@@ -95,7 +97,12 @@ class Connection:
             if frame is None:
                 continue
             answer = await self._explain(
-                frame.data, frame.class_id, frame.method, "frames", lambda text, seq=frame.seq: protocol.error_message(seq, text)
+                frame.data,
+                frame.class_id,
+                frame.method,
+                "frames",
+                lambda text, seq=frame.seq: protocol.error_message(seq, text),
+                contrast=frame.contrast_id,
             )
             if answer is None:
                 continue
@@ -137,6 +144,7 @@ class Connection:
                 self.state.method,
                 "pulls",
                 lambda text, number=number: protocol.source_error_message(number, text),
+                contrast=self.state.contrast_id,
             )
             if answer is None:
                 continue
@@ -151,7 +159,14 @@ class Connection:
             app[metrics_key].answered("source", server_ms / 1000)
 
     async def _explain(
-        self, image: np.ndarray | bytes, class_id: int | None, method: str, kind: str, error: Callable[[str], dict[str, Any]]
+        self,
+        image: np.ndarray | bytes,
+        class_id: int | None,
+        method: str,
+        kind: str,
+        error: Callable[[str], dict[str, Any]],
+        *,
+        contrast: int | None = None,
     ) -> tuple[Any, float] | None:
         """The frame explained; None when it could not be, after sending ``error(sentence)``: the connection goes on.
 
@@ -159,7 +174,7 @@ class Connection:
             WorkerClosed: the server is shutting down.
         """
         try:
-            return await explain(self.app, image, class_id, method, stream=(self, kind))
+            return await explain(self.app, image, class_id, method, stream=(self, kind), contrast=contrast)
         except WorkerClosed:
             raise
         except UserError as exc:

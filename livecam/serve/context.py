@@ -68,7 +68,13 @@ pixels_key = web.AppKey("pixels", limits.PixelBudget)
 
 
 async def explain(
-    app: web.Application, image: np.ndarray | bytes, class_id: int | None, method: str | None, *, stream: Any = None
+    app: web.Application,
+    image: np.ndarray | bytes,
+    class_id: int | None,
+    method: str | None,
+    *,
+    stream: Any = None,
+    contrast: int | None = None,
 ) -> tuple[Any, float]:
     """One frame (pixels, or encoded bytes to decode first) through the shared worker: (one-row CamResult, engine ms of its batch).
 
@@ -79,7 +85,7 @@ async def explain(
 
     def submit():  # decoding and the resize in submit run here, off the event loop, in one hop
         frame_bgr = protocol.decode_image(image) if isinstance(image, bytes) else image
-        return worker.submit(frame_bgr, class_id=class_id, method=method, stream=stream)
+        return worker.submit(frame_bgr, class_id=class_id, method=method, stream=stream, contrast=contrast)
 
     job = await asyncio.get_running_loop().run_in_executor(None, submit)
     row = await asyncio.wrap_future(job)

@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from livecam.engine.compare import contrast_fields
 from livecam.errors import UserError
 from livecam.viewer.control import Action, Command
 
@@ -41,6 +42,7 @@ _CONTROL_ACTIONS = {
     "paused": Action.SET_PAUSED,
     "alpha": Action.SET_ALPHA,
     "colormap": Action.SET_COLORMAP,
+    "contrast": Action.SET_CONTRAST,  # a class id or name; null: none
 }
 CONTROLS = (*_CONTROL_ACTIONS, "pull")
 
@@ -186,6 +188,7 @@ def result_message(row: Any, class_names: Sequence[str], *, seq: int, engine_ms:
         "method": row.method,
         "layer": row.layer,
         "box": [round(float(v), 6) for v in getattr(row, "box", (0.0, 0.0, 1.0, 1.0))],
+        **contrast_fields(row, class_names),
         "ms": {"engine": round(float(engine_ms), 3), "server": round(float(server_ms), 3)},
     }
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from livecam.engine.compare import check_compare
 from livecam.engine.methods import METHOD_NAMES, check_method
 from livecam.errors import UserError
 from livecam.models import class_index
@@ -40,6 +41,8 @@ class Action(str, Enum):
     LOCK_RANK = "lock_rank"  # arg: 1 = the most probable class of the frame on screen
     LOCK_CLASS = "lock_class"  # arg: a class id, or a name as --class takes it ("ring", "3")
     UNLOCK = "unlock"
+    SET_CONTRAST = "set_contrast"  # arg: a class id or name ("why the explained class and not this one"), or None
+    SET_COMPARE = "set_compare"  # arg: "classes", "methods", or None (off)
     NEXT_METHOD = "next_method"
     SET_METHOD = "set_method"  # arg: a method name
     ALPHA_DOWN = "alpha_down"
@@ -70,6 +73,8 @@ class ViewerState:
     Attributes:
         method: the CAM method the next frames are explained with.
         class_id: the locked class, or None to explain each frame's top class.
+        contrast_id: a class B: each map explains "why the class and not B" (z_A - z_B); None: none.
+        compare: "classes" (the top 3 side by side), "methods" (each method side by side) or None.
         paused: the picture is frozen.
         alpha: heat-map opacity in [0, 1].
         colormap: the heat map's colormap name.
@@ -83,6 +88,8 @@ class ViewerState:
     alpha: float
     colormap: str
     class_id: int | None = None
+    contrast_id: int | None = None
+    compare: str | None = None
     paused: bool = False
     help_shown: bool = False
     fullscreen: bool = False
@@ -98,7 +105,8 @@ class Outcome:
     Attributes:
         action: the action applied.
         changed: the state changed.
-        reexplain: the method or the locked class changed: a frozen frame must be explained again.
+        reexplain: the method, the locked class, the contrast or the comparison changed: a frozen
+            frame must be explained again.
         redraw: the picture changed (opacity, colormap, help, a message, ...): draw it again.
         effect: ``SNAPSHOT``, ``RECORD``, ``QUIT``, ``NEXT_IMAGE`` or ``PREV_IMAGE`` for the
             front-end to carry out; else None.
@@ -174,14 +182,16 @@ class Controller:
         if action is Action.LOCK_CLASS:
             if arg is None:
                 return self._lock(action, None)
-            if isinstance(arg, str):  # a name or an id, read as --class reads it
-                return self._lock(action, class_index(self.class_names, arg))
-            class_id = _check_int("class_id", arg, expected="a class id (an integer), a class name, or null")
-            if not 0 <= class_id < len(self.class_names):
-                raise UserError(f"Expected class_id in [0, {len(self.class_names) - 1}] or null. Received: class_id={arg!r}")
-            return self._lock(action, class_id)
+            return self._lock(action, self._class_arg("class_id", arg))
         if action is Action.UNLOCK:
             return self._lock(action, None)
+        if action is Action.SET_CONTRAST:
+            return self._set_contrast(action, None if arg is None else self._class_arg("contrast", arg))
+        if action is Action.SET_COMPARE:
+            outcome = self._set(action, "compare", check_compare(arg), reexplain=True)
+            if outcome.changed:
+                self.say(f"side by side: {s.compare}" if s.compare else "side by side: off")
+            return outcome
         return Outcome(action)  # Action.NONE
 
     def apply_all(self, commands: Sequence[Command]) -> list[Outcome]:
@@ -219,6 +229,21 @@ class Controller:
         outcome = self._set(action, "method", method, reexplain=True)
         if outcome.changed:
             self.say(f"method: {method}")
+        return outcome
+
+    def _class_arg(self, name: str, arg: Any) -> int:
+        """A class id from an id, or a name or id as --class reads it (close matches for typos)."""
+        if isinstance(arg, str):
+            return class_index(self.class_names, arg)
+        class_id = _check_int(name, arg, expected="a class id (an integer), a class name, or null")
+        if not 0 <= class_id < len(self.class_names):
+            raise UserError(f"Expected {name} in [0, {len(self.class_names) - 1}] or null. Received: {name}={arg!r}")
+        return class_id
+
+    def _set_contrast(self, action: Action, class_id: int | None) -> Outcome:
+        outcome = self._set(action, "contrast_id", class_id, reexplain=True)
+        if outcome.changed:
+            self.say(f"contrast: not {self.class_names[class_id]}" if class_id is not None else "contrast: off")
         return outcome
 
     def _lock(self, action: Action, class_id: int | None) -> Outcome:

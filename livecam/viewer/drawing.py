@@ -16,6 +16,7 @@ from dataclasses import replace
 from livecam.engine.core import CamResult
 from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer, hud_info
+from livecam.render.grid import draw_grid, panel_titles
 from livecam.sources import FrameSource
 from livecam.viewer.control import Controller, ViewerState
 from livecam.viewer.sinks import Processed
@@ -70,6 +71,19 @@ class Drawer:
             cam = result.cam[0] if result is not None and result.finite[0] else None
             hud = self.hud(result, processed.class_lock)
             box = result.box if result is not None else None
+            if processed.panels:  # side by side: the grid, each panel labelled, for the window and the files alike
+                grid = draw_grid(
+                    processed.frame.image_bgr,
+                    processed.panels,
+                    self.class_names,
+                    titles=panel_titles(processed.panels),
+                    colormap=state.colormap,
+                    alpha=state.alpha,
+                    blend=renderer.blend,
+                )
+                return replace(
+                    processed, picture=grid if file else processed.picture, window_picture=grid if window else None, hud=hud
+                )
             views = renderer.views(
                 processed.frame.image_bgr,
                 cam,

@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from livecam.engine.compare import contrast_fields
 from livecam.errors import UserError
 from livecam.viewer.safe_files import KeepOut, SinkError, check_output, check_target, open_replacing, write_file_atomic
 from livecam.viewer.sinks import Processed
@@ -44,6 +45,8 @@ RESULT_FIELDS = (
     "hot_y",
     "hot_value",
     "finite",
+    "contrast_id",
+    "contrast_name",
 )
 
 
@@ -78,6 +81,7 @@ def result_record(processed: Processed, class_names: Sequence[str], source: str)
         topk_names=[class_names[i] for i in ids],
         topk_probs=[_number(p) for p in result.topk_probs[0]],
         finite=bool(result.finite[0]),
+        **contrast_fields(result, class_names),
     )
     cam = np.asarray(result.cam[0])
     if record["finite"] and cam.size:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from livecam.engine.compare import panel_count
 from livecam.engine.core import CamEngine
 from livecam.engine.worker import EngineWorker
 from livecam.errors import shown
@@ -66,6 +67,8 @@ class Options:
     stats_json: Path | None = None
     progress: bool = False
     class_id: int | None = None
+    contrast_id: int | None = None  # --contrast: each map explains "why the class and not this one"
+    compare: str | None = None  # --compare: "classes" or "methods" side by side
     step_images: bool = False  # a window on an image folder: each picture stays until a key (or delay_s)
     delay_s: float | None = None  # with step_images: go on to the next picture after this long
 
@@ -137,6 +140,8 @@ class Pipeline:
         self.state = ViewerState(
             method=engine.method,
             class_id=options.class_id,
+            contrast_id=options.contrast_id,
+            compare=options.compare,
             alpha=renderer.alpha,
             colormap=renderer.colormap,
             help_shown=renderer.show_help,
@@ -162,7 +167,9 @@ class Pipeline:
             recorder,
             state=self.state,
             stats=self.stats,
-            new_writer=writer_for(source, options.size, side_by_side=renderer.side_by_side),
+            new_writer=writer_for(
+                source, options.size, side_by_side=renderer.side_by_side, panels=panel_count(options.compare, engine.num_classes)
+            ),
             output=options.output,
             say=self.controller.say,
             log=self._log,
@@ -297,7 +304,7 @@ class Pipeline:
             source_time_s = frame.timestamp_s - first_capture  # seconds since the run's first frame
         return Processed(
             frame, item.result, frame.image_bgr, item.class_lock is not None, source_time_s,
-            class_lock=item.class_lock, map_id=item.map_seq, scene=item.scene,
+            class_lock=item.class_lock, map_id=item.map_seq, scene=item.scene, panels=item.panels,
         )  # fmt: skip
 
     def _write_sinks(self, processed: Processed) -> None:
@@ -320,8 +327,10 @@ class Pipeline:
         with the method and class the user just chose (a frozen frame)."""
         again = self._stages.explain_again(processed.frame) if reexplain else None
         if again is not None:
-            result, class_lock, map_id = again
-            processed = replace(processed, result=result, locked=class_lock is not None, class_lock=class_lock, map_id=map_id)
+            result, class_lock, map_id, panels = again
+            processed = replace(
+                processed, result=result, locked=class_lock is not None, class_lock=class_lock, map_id=map_id, panels=panels
+            )
         return self.drawer.drawn(processed, file=file)
 
     def delivered(self, frame: Frame) -> None:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from livecam.render.grid import grid_size
 from livecam.sources import FrameSource
 from livecam.viewer.control import MESSAGE_S, ViewerState
 from livecam.viewer.recorder import VideoWriter
@@ -43,23 +44,29 @@ class Recorder(Protocol):
 
 
 def recording_size(
-    source: FrameSource, size: tuple[int, int] | None = None, *, side_by_side: bool = False
+    source: FrameSource, size: tuple[int, int] | None = None, *, side_by_side: bool = False, panels: int = 1
 ) -> tuple[int, int] | None:
     """The (width, height) to record ``source`` at: ``size`` (--size), else for a folder of mixed
-    sizes the size it chose from its images; twice as wide side by side (raw | overlay).
-    None: the first frame's size."""
+    sizes the size it chose from its images; twice as wide side by side (raw | overlay); the
+    grid's size for several panels (``--compare``, ``livecam.render.grid``).
+    None: the first picture's size."""
     size = size or (source.size if source.mixed_sizes else None)
     if size is None:
         return None
+    if panels > 1:
+        return grid_size(size, panels)
     return (2 * size[0], size[1]) if side_by_side else size
 
 
-def writer_for(source: FrameSource, size: tuple[int, int] | None, *, side_by_side: bool) -> Callable[[Path], Recorder]:
+def writer_for(
+    source: FrameSource, size: tuple[int, int] | None, *, side_by_side: bool, panels: int = 1
+) -> Callable[[Path], Recorder]:
     """Makes the writer for a recording started with r: the source's rate and timing, at ``recording_size``."""
 
     def new_writer(path: Path) -> Recorder:
         live = source.live or source.variable_frame_rate  # the latter: keep the file's own timing
-        return VideoWriter(path, fps=source.fps or 30.0, size=recording_size(source, size, side_by_side=side_by_side), live=live)
+        size_wh = recording_size(source, size, side_by_side=side_by_side, panels=panels)
+        return VideoWriter(path, fps=source.fps or 30.0, size=size_wh, live=live)
 
     return new_writer
 

@@ -79,6 +79,8 @@ class Processed:
         class_lock: the class the map was made for (None: the top one), whatever the lock is now.
         map_id: numbers the map; a map reused for ``--every`` frames keeps its number.
         scene: counts unrelated pictures (image folders): a new one restarts the smoothing.
+        panels: side by side (``--compare``): each panel's one-row result (``result`` is the
+            first); empty otherwise. The pictures are then the grid (``livecam.render.grid``).
     """
 
     frame: Frame
@@ -91,11 +93,15 @@ class Processed:
     class_lock: int | None = None
     map_id: int = 0
     scene: int = 0
+    panels: tuple[CamResult, ...] = ()
 
     @property
-    def explains(self) -> tuple[str, int | None, int] | None:
-        """What the map answers, for the renderer: a new method, locked class or picture restarts the smoothing."""
-        return None if self.result is None else (self.result.method, self.class_lock, self.scene)
+    def explains(self) -> tuple[str, int | None, int, int] | None:
+        """What the map answers, for the renderer: a new method, locked class, contrast or picture restarts the smoothing."""
+        if self.result is None:
+            return None
+        contrast = -1 if self.result.contrast_ids is None else int(self.result.contrast_ids[0])
+        return (self.result.method, self.class_lock, self.scene, contrast)
 
 
 class FrameSink(Protocol):

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from livecam.engine.compare import CompareJob, submit_compare
 from livecam.engine.core import CamEngine, CamResult
 from livecam.engine.worker import EngineWorker, Job
 from livecam.meters import RateMeter, StageTimes
@@ -40,6 +41,7 @@ class Item:
     result: CamResult | None = None  # a one-row result
     map_seq: int = 0  # names the map, for the renderer's smoothing (reused maps keep the number)
     class_lock: int | None = None  # the locked class the map was asked for
+    panels: tuple[CamResult, ...] = ()  # side by side (--compare): every panel's one-row result; result is the first
     scene: int = 0  # counts unrelated pictures (Frame.unrelated): a new one restarts the smoothing
 
 
@@ -78,14 +80,27 @@ class ExplainStages:
         self.first_capture: float | None = None  # when the run's first frame was captured (monotonic seconds)
         self._map_ids = itertools.count(1)  # numbers the maps, so that the renderer folds each into its smoothing once
         self._scene = 0  # the Frame.unrelated pictures so far (read by one stage only)
-        self._last_map: tuple[CamResult, int, int | None] | None = None  # (row, map_seq, class_lock), for --every N
+        self._last_map: tuple | None = None  # (row, map_seq, class_lock, panels), for --every N
 
-    def explain_again(self, frame: Frame) -> tuple[CamResult, int | None, int] | None:
-        """The frame explained with the method and class chosen now: (row placed on the frame,
-        its class lock, its map number); None if the run stops first."""
+    def explain_again(self, frame: Frame) -> tuple[CamResult, int | None, int, tuple[CamResult, ...]] | None:
+        """The frame explained with the method, class, contrast and comparison chosen now: (row
+        placed on the frame, its class lock, its map number, the panels side by side); None if
+        the run stops first."""
         class_lock = self.state.class_id
-        row = self.wait(self.worker.submit(self.engine.prepare(frame.image_bgr), class_id=class_lock, method=self.state.method))
-        return None if row is None else (self.placed(row, frame), class_lock, next(self._map_ids))
+        rows = self.wait(self.submit(self.engine.prepare(frame.image_bgr), class_lock))
+        if rows is None:
+            return None
+        panels = self.placed_panels(rows, frame)
+        return panels[0], class_lock, next(self._map_ids), panels if len(panels) > 1 else ()
+
+    def submit(self, prepared: np.ndarray, class_lock: int | None) -> Job | CompareJob:
+        """Asks the worker for a frame's map, or for its panels side by side (``state.compare``)."""
+        state = self.state
+        if state.compare is None:
+            return self.worker.submit(prepared, class_id=class_lock, method=state.method, contrast=state.contrast_id)
+        return submit_compare(
+            self.worker, prepared, state.compare, class_id=class_lock, method=state.method, contrast=state.contrast_id
+        )
 
     def read_stage(self, out: queue.Queue) -> None:
         """Files: decode and resize ahead of the engine, every frame, in order."""
@@ -171,23 +186,25 @@ class ExplainStages:
         # always explained: another picture's map would be a wrong answer, not an old one.
         if count % self.every == 0 or item.frame.unrelated:
             item.class_lock = self.state.class_id
-            item.job = self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method)
+            item.job = self.submit(item.prepared, item.class_lock)
 
     def _pass_on(self, item: Item, out: queue.Queue) -> None:
         """Waits for the item's map (or takes the last one) and hands the item to the render stage."""
         if item.job is not None:
-            row = self.wait(item.job)
-            if row is None:
+            rows = self.wait(item.job)
+            if rows is None:
                 return  # stopping
             self.times.add("engine", item.job.engine_ms / item.job.batch_size)
             self.engine_rate.tick()
-            item.result, item.map_seq, item.job = self.placed(row, item.frame), next(self._map_ids), None
-            self._last_map = (row, item.map_seq, item.class_lock)
+            panels = self.placed_panels(rows, item.frame)
+            item.result, item.map_seq, item.job = panels[0], next(self._map_ids), None
+            item.panels = panels if len(panels) > 1 else ()
+            self._last_map = (item.result, item.map_seq, item.class_lock, item.panels)
         elif self._last_map is not None:
-            item.result, item.map_seq, item.class_lock = self._last_map
+            item.result, item.map_seq, item.class_lock, item.panels = self._last_map
         self.put(out, item)
 
-    def wait(self, job: Job) -> CamResult | None:
+    def wait(self, job: Job | CompareJob) -> Any:
         """The job's row; None if the run stops first. The engine's exception is raised here."""
         while not self._stop.is_set():
             try:
@@ -199,6 +216,10 @@ class ExplainStages:
     def placed(self, row: CamResult, frame: Frame) -> CamResult:
         """The row with its map placed on the frame: the worker was given the frame prepared (at the input size)."""
         return replace(row, box=self.engine.map_box(frame.image_bgr.shape[1::-1]))
+
+    def placed_panels(self, rows: CamResult | tuple[CamResult, ...], frame: Frame) -> tuple[CamResult, ...]:
+        """A job's answer (one row, or a comparison's panels) placed on the frame."""
+        return tuple(self.placed(row, frame) for row in (rows if isinstance(rows, tuple) else (rows,)))
 
     def put(self, q: queue.Queue, item: Any) -> None:
         while not self._stop.is_set():

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from livecam.engine.compare import contrast_fields
 from livecam.mailbox import Mailbox
 from livecam.sources import Frame
 from livecam.viewer.control import MESSAGE_S, Action, Controller, Outcome
@@ -215,5 +216,12 @@ def snapshot_record(processed: Processed, class_names: Sequence[str], model_name
             layer=result.layer,
             method=result.method,
             model=model_name,
+            **contrast_fields(result, class_names),
         )
+        if processed.panels:  # side by side: what each panel of the picture shows
+            record["panels"] = [
+                {"class_id": int(row.class_ids[0]), "class_name": class_names[int(row.class_ids[0])],
+                 "probability": float(row.probs[0, int(row.class_ids[0])]), "method": row.method}
+                for row in processed.panels
+            ]  # fmt: skip
     return record

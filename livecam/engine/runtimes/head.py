@@ -66,12 +66,12 @@ class DenseHead:
         return cls(dense.kernel.numpy(), bias, output.kind, topk)
 
     def __call__(
-        self, activations: np.ndarray, z: np.ndarray, class_ids: np.ndarray, method_index: int
+        self, activations: np.ndarray, z: np.ndarray, class_ids: np.ndarray, method_index: int, contrast_ids: Any = None
     ) -> tuple[np.ndarray, ...]:
         """(probs, class_ids, cam, topk_probs, topk_ids, finite), as the compiled step returns them.
 
         ``z`` are the Dense layer's outputs before its activation, mean_ij(A_ij) . W + b, which
-        the OpenVINO body computes alongside the activations.
+        the OpenVINO body computes alongside the activations. ``contrast_ids`` as in the ``Step``.
         """
         A = np.asarray(activations, np.float32)
         z = np.asarray(z, np.float32)
@@ -80,14 +80,24 @@ class DenseHead:
             logits = scoring.class_logits(z, self.units, np)
             probs = scoring.probabilities(logits, self.kind, self.units, np)
             chosen = scoring.explained_classes(probs, np.asarray(class_ids), np)
-            # d logit_c / dA_ij = sign_c W[:, column_c] / (h w) at every location.
-            column, sign = scoring.logit_column(chosen, self.units, np)
-            g = (self.kernel[:, column].T * sign[:, None]) / np.float32(h * w)
+            # d logit_c / dA_ij = sign_c W[:, column_c] / (h w) at every location; a contrast
+            # class B subtracts its own: d(z_A - z_B)/dA_ij.
+            g = self._logit_gradient(chosen)
+            if contrast_ids is not None:
+                contrast_ids = np.asarray(contrast_ids)
+                has = contrast_ids >= 0
+                g = g - self._logit_gradient(np.where(has, contrast_ids, 0)) * has[:, None]
+            g = g / np.float32(h * w)
             G = np.broadcast_to(g[:, None, None, :], A.shape)
             method = self._methods[int(method_index)]
             cam = methods_module.normalize(method(A, G, np), np).astype(np.float32)
             probs, cam, topk_probs, topk_ids, finite = scoring.finish(probs, logits, cam, self.topk, np)
         return probs, chosen, cam, topk_probs, topk_ids, finite
+
+    def _logit_gradient(self, class_ids: np.ndarray) -> np.ndarray:
+        """(N, C): each row's class logit's gradient with respect to the pooled activations."""
+        column, sign = scoring.logit_column(class_ids, self.units, np)
+        return (self.kernel[:, column].T * sign[:, None]).astype(np.float32)
 
 
 def _activation_name(layer: Any) -> str | None:

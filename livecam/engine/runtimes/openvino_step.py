@@ -34,9 +34,9 @@ class OpenVinoStep:
         self._head = head
         self._reason = reason
         if isinstance(head, DenseHead):
-            self._run = lambda frames_bgr, class_ids, method_index: head(*body(frames_bgr), np.asarray(class_ids), method_index)
+            self._run = lambda frames_bgr, *args: head(*body(frames_bgr), np.asarray(args[0]), *args[1:])
         else:
-            self._run = lambda frames_bgr, class_ids, method_index: head(body(frames_bgr)[0], class_ids, method_index)
+            self._run = lambda frames_bgr, *args: head(body(frames_bgr)[0], *args)
 
     @property
     def info(self) -> RuntimeInfo:
@@ -48,9 +48,9 @@ class OpenVinoStep:
             traces=0 if dense else self._head.traces,
         )
 
-    def __call__(self, frames_bgr: np.ndarray, class_ids: Any, method_index: Any) -> StepOutputs:
+    def __call__(self, frames_bgr: np.ndarray, class_ids: Any, method_index: Any, contrast_ids: Any = None) -> StepOutputs:
         """The same signature as the TensorFlow step, for frames at the input size."""
-        return self._run(frames_bgr, class_ids, method_index)
+        return self._run(frames_bgr, class_ids, method_index, contrast_ids)
 
 
 def open_openvino_step(network: Network, *, reason: str, log: Callable[[str], None]) -> OpenVinoStep | str:

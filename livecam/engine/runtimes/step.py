@@ -61,13 +61,17 @@ StepOutputs = tuple[Any, Any, Any, Any, Any, Any]  # probs, class_ids, cam, topk
 class Step(Protocol):
     """One engine step: prepared frames in, the arrays of a result out.
 
-    ``step(frames_bgr, class_ids, method_index)``: uint8 BGR frames (N, H, W, 3) at the input
-    size, int32 class ids (N,) with -1 for each frame's top class, and the int32 index of the
-    method in ``METHOD_NAMES``. Returns (probs, class_ids, cam, topk_probs, topk_ids, finite), as
+    ``step(frames_bgr, class_ids, method_index, contrast_ids=None)``: uint8 BGR frames (N, H, W,
+    3) at the input size, int32 class ids (N,) with -1 for each frame's top class (-2 its second,
+    ... ``scoring.MAX_RANK``), the int32 index of the method in ``METHOD_NAMES``, and int32
+    contrast class ids (N,): where one is >= 0 the row explains z_A - z_B of the pre-softmax
+    scores, A its class and B the contrast (-1 or None: z_A alone). Returns (probs, class_ids, cam, topk_probs, topk_ids, finite), as
     tensors or NumPy arrays (``np.asarray`` takes either).
     """
 
     @property
     def info(self) -> RuntimeInfo: ...
 
-    def __call__(self, frames_bgr: np.ndarray, class_ids: np.ndarray, method_index: Any) -> StepOutputs: ...
+    def __call__(
+        self, frames_bgr: np.ndarray, class_ids: np.ndarray, method_index: Any, contrast_ids: np.ndarray | None = None
+    ) -> StepOutputs: ...

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow.experimental.numpy as tnp
 
@@ -22,7 +23,17 @@ from livecam.engine import methods, scoring
 from livecam.engine.runtimes.step import Network, RuntimeInfo, StepOutputs
 from livecam.engine.split import capture_output
 
-_STEP_ARGS = (tf.TensorSpec([None], tf.int32, name="class_ids"), tf.TensorSpec([], tf.int32, name="method_index"))
+# The contrast classes are a tensor like the class ids, so a contrast asked for or dropped never retraces.
+_STEP_ARGS = (
+    tf.TensorSpec([None], tf.int32, name="class_ids"),
+    tf.TensorSpec([], tf.int32, name="method_index"),
+    tf.TensorSpec([None], tf.int32, name="contrast_ids"),
+)
+
+
+def no_contrast(class_ids: Any) -> Any:
+    """The contrast ids of a call that asks for none: -1 for each row."""
+    return np.full(len(class_ids), -1, np.int32)
 
 
 def model_input(frames_bgr: tf.Tensor, network: Network, *, antialias: bool = True) -> tf.Tensor:
@@ -65,10 +76,13 @@ class TensorFlowStep:
     def info(self) -> RuntimeInfo:
         return RuntimeInfo(runtime="tensorflow", reason=self._reason, head="tensorflow", traces=self._traces)
 
-    def __call__(self, frames_bgr: Any, class_ids: Any, method_index: Any) -> StepOutputs:
-        return self.function(frames_bgr, class_ids, method_index)
+    def __call__(self, frames_bgr: Any, class_ids: Any, method_index: Any, contrast_ids: Any = None) -> StepOutputs:
+        contrast_ids = no_contrast(class_ids) if contrast_ids is None else contrast_ids
+        return self.function(frames_bgr, class_ids, method_index, contrast_ids)
 
-    def _graph(self, frames_bgr: tf.Tensor, class_ids: tf.Tensor, method_index: tf.Tensor) -> StepOutputs:
+    def _graph(
+        self, frames_bgr: tf.Tensor, class_ids: tf.Tensor, method_index: tf.Tensor, contrast_ids: tf.Tensor
+    ) -> StepOutputs:
         self._traces += 1
         network = self._network
         # XLA has no kernel for the antialiased resize; callers of CamEngine.__call__ never get
@@ -78,7 +92,7 @@ class TensorFlowStep:
         with tf.GradientTape() as tape:
             with capture_output(network.target, captured, "activations", tape), network.output.hook(captured):
                 output = network.model(x, training=False)
-            probs, logits, chosen, score = _scores(output, captured, network, class_ids)
+            probs, logits, chosen, score = _scores(output, captured, network, class_ids, contrast_ids)
         grads = tape.gradient(score, captured["activations"])
         return explain(captured["activations"], grads, probs, logits, chosen, method_index, network.topk)
 
@@ -97,10 +111,13 @@ class TensorFlowHead:
         activations = tf.TensorSpec([None, *tuple(network.target.output.shape)[1:]], tf.float32, name="activations")
         self.function = tf.function(self._graph, input_signature=[activations, *_STEP_ARGS], autograph=False)
 
-    def __call__(self, activations: Any, class_ids: Any, method_index: Any) -> StepOutputs:
-        return self.function(activations, class_ids, method_index)
+    def __call__(self, activations: Any, class_ids: Any, method_index: Any, contrast_ids: Any = None) -> StepOutputs:
+        contrast_ids = no_contrast(class_ids) if contrast_ids is None else contrast_ids
+        return self.function(activations, class_ids, method_index, contrast_ids)
 
-    def _graph(self, activations: tf.Tensor, class_ids: tf.Tensor, method_index: tf.Tensor) -> StepOutputs:
+    def _graph(
+        self, activations: tf.Tensor, class_ids: tf.Tensor, method_index: tf.Tensor, contrast_ids: tf.Tensor
+    ) -> StepOutputs:
         self.traces += 1
         network = self._network
         captured: dict[str, tf.Tensor] = {}
@@ -108,12 +125,14 @@ class TensorFlowHead:
             tape.watch(activations)
             with network.output.hook(captured):
                 output = self._head(activations, training=False)
-            probs, logits, chosen, score = _scores(output, captured, network, class_ids)
+            probs, logits, chosen, score = _scores(output, captured, network, class_ids, contrast_ids)
         grads = tape.gradient(score, activations)
         return explain(activations, grads, probs, logits, chosen, method_index, network.topk)
 
 
-def _scores(output: tf.Tensor, captured: dict, network: Network, class_ids: tf.Tensor) -> tuple[Any, Any, Any, Any]:
+def _scores(
+    output: tf.Tensor, captured: dict, network: Network, class_ids: tf.Tensor, contrast_ids: tf.Tensor
+) -> tuple[Any, Any, Any, Any]:
     """(probs, logits, the explained classes, the summed score to differentiate), by ``scoring``'s rules."""
     kind, units = network.output.kind, network.output.units
     output = tf.cast(output, tf.float32)
@@ -121,7 +140,7 @@ def _scores(output: tf.Tensor, captured: dict, network: Network, class_ids: tf.T
     logits = scoring.class_logits(z, units, tnp)
     probs = scoring.probabilities(logits, kind, units, tnp, output=output)
     chosen = scoring.explained_classes(probs, class_ids, tnp)
-    return probs, logits, chosen, tf.reduce_sum(scoring.explained_logits(logits, chosen, tnp))
+    return probs, logits, chosen, tf.reduce_sum(scoring.explained_scores(logits, chosen, contrast_ids, tnp))
 
 
 def explain(activations, grads, probs, logits, chosen, method_index, topk: int) -> StepOutputs:

@@ -17,12 +17,20 @@ const { $, notice, clearNotice } = ui;
 
 // What the person chose: changed only through steer(), which tells the server (the connection's
 // state is the authority for what it computes); kept across reconnects, and told to a new connection.
-const settings = { method: null, classId: null, alpha: 0.4, colormap: "jet", paused: false };
+const settings = { method: null, classId: null, contrast: null, alpha: 0.4, colormap: "jet", paused: false };
 // Each setting's name in a controls message (docs/serve-api.md), and how the page shows it.
-const CONTROLS = { method: "method", classId: "class_id", alpha: "alpha", colormap: "colormap", paused: "paused" };
+const CONTROLS = {
+  method: "method",
+  classId: "class_id",
+  contrast: "contrast",
+  alpha: "alpha",
+  colormap: "colormap",
+  paused: "paused",
+};
 const SHOW = {
   method: (method) => ($("method").value = method),
   classId: (classId) => ui.showLocked(classId !== null),
+  contrast: (contrast) => ($("clear-contrast").hidden = contrast === null),
   alpha: ui.showAlpha,
   colormap: (name) => ui.drawLegend(server.luts[name]),
   paused: ui.showPaused,
@@ -205,11 +213,13 @@ function showResult(message) {
   shown.results += 1;
   answers.tick(performance.now());
   // What the map answers: the smoothing restarts when the method or the locked class changes.
-  heat.update(message.cam, `${message.method}|${settings.classId === null ? "" : message.class_id}`);
-  $("label").textContent = message.label;
+  // ... or the contrast class ("why A and not B").
+  const lock = settings.classId === null ? "" : message.class_id;
+  heat.update(message.cam, `${message.method}|${lock}|${message.contrast_id ?? ""}`);
+  $("label").textContent = message.contrast_name ? `${message.label} not ${message.contrast_name}` : message.label;
   $("prob").textContent = format(message.prob);
   ui.showLocked(settings.classId !== null);
-  ui.showTopk(message, format, lockClass);
+  ui.showTopk(message, format, pickClass);
 }
 
 async function showSourceImage(b64) {
@@ -301,6 +311,7 @@ function bindControls() {
   $("fullscreen").hidden = !document.fullscreenEnabled;
   document.addEventListener("fullscreenchange", () => $("fullscreen").setAttribute("aria-pressed", String(Boolean(document.fullscreenElement))));
   $("keys").addEventListener("click", ui.toggleHelp);
+  $("clear-contrast").addEventListener("click", () => steer({ contrast: null }));
 }
 
 // Every change of what the person steers goes through here: the page's settings, what it shows
@@ -312,7 +323,7 @@ function steer(fields) {
   Object.assign(settings, fields);
   for (const name of Object.keys(fields)) SHOW[name](settings[name]);
   const message = controls(fields);
-  const asksAgain = "method" in fields || "classId" in fields;
+  const asksAgain = "method" in fields || "classId" in fields || "contrast" in fields;
   if (asksAgain && settings.paused && shown.mode === "source") message.pull = "source";
   connection.sendControls(message);
   if (asksAgain) sendFrame(true);
@@ -354,6 +365,12 @@ async function setMode(mode, { fallback = false, keepNotice = false } = {}) {
 
 function lockClass(classId) {
   steer({ classId });
+}
+
+// A class of the top list: a click locks it; a shift-click contrasts the explained class with it.
+function pickClass(classId, shift) {
+  if (shift) steer({ contrast: classId });
+  else lockClass(classId);
 }
 
 function togglePause() {

@@ -42,7 +42,7 @@ export function showLocked(locked) {
 
 // The top classes as buttons made once and updated in place: answers arrive about 30 times a
 // second, and a press held across one must land on the same element (a person's click, a tap,
-// keyboard focus); a list rebuilt per answer loses them. onPick(classId) when one is pressed.
+// keyboard focus); a list rebuilt per answer loses them. onPick(classId, shiftKey) when one is pressed.
 export function showTopk(message, format, onPick) {
   const list = $("topk");
   while (list.children.length < message.topk.length) list.append(topkItem(onPick));
@@ -69,7 +69,7 @@ function topkItem(onPick) {
   text.className = "text";
   button.append(bar, text);
   // The class shown when the click lands, read then: the button outlives the answers.
-  button.addEventListener("click", () => onPick(Number(button.dataset.classId)));
+  button.addEventListener("click", (event) => onPick(Number(button.dataset.classId), event.shiftKey));
   item.append(button);
   return item;
 }
