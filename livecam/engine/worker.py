@@ -306,6 +306,7 @@ def split_rows(result: CamResult) -> list[CamResult]:
             layer=result.layer,
             method=result.method,
             box=result.box,
+            cam_max=None if result.cam_max is None else result.cam_max[i : i + 1],
         )
         for i in range(len(result))
     ]

@@ -55,7 +55,7 @@ class Network:
     topk: int
 
 
-StepOutputs = tuple[Any, Any, Any, Any, Any, Any]  # probs, class_ids, cam, topk_probs, topk_ids, finite
+StepOutputs = tuple[Any, Any, Any, Any, Any, Any, Any]  # probs, class_ids, cam, topk_probs, topk_ids, finite, cam_max
 
 
 class Step(Protocol):
@@ -63,8 +63,9 @@ class Step(Protocol):
 
     ``step(frames_bgr, class_ids, method_index)``: uint8 BGR frames (N, H, W, 3) at the input
     size, int32 class ids (N,) with -1 for each frame's top class, and the int32 index of the
-    method in ``METHOD_NAMES``. Returns (probs, class_ids, cam, topk_probs, topk_ids, finite), as
-    tensors or NumPy arrays (``np.asarray`` takes either).
+    method in ``METHOD_NAMES``. Returns (probs, class_ids, cam, topk_probs, topk_ids, finite,
+    cam_max), as tensors or NumPy arrays (``np.asarray`` takes either); ``cam_max`` is each map's
+    raw maximum before the map was scaled to 1.
     """
 
     @property
