@@ -170,3 +170,40 @@ def test_png_text_chunk_is_read_by_an_independent_decoder():
     assert json.loads(image.text["livecam"]) == {"model": "demo", "name": "caf\u00e9"}
     assert json.loads(png_text(stamped)["livecam"])["model"] == "demo"
     assert cv2.imdecode(np.frombuffer(stamped, np.uint8), cv2.IMREAD_COLOR).shape == (8, 8, 3)
+
+
+# ------------------------------------------------------------------ through the viewer's outputs
+
+
+def test_box_and_session_scale_reach_results_stats_and_snapshot_records(tmp_path, capsys):
+    """A run over demo scenes with --box on the first one's object: every output carries the readout and how it was made."""
+    from helpers import DEMO_QUIET
+
+    from livecam.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frame, _, (x0, y0, x1, y1) = make_scene(500_003)
+    cv2.imwrite(str(folder / "a.png"), frame)
+    cv2.imwrite(str(folder / "b.png"), make_scene(500_004)[0])
+    w, h = x1 - x0 + 1, y1 - y0 + 1
+    box = f"{max(0, x0 - w // 4)},{max(0, y0 - h // 4)},{w * 3 // 2},{h * 3 // 2}"
+    results, stats = tmp_path / "r.jsonl", tmp_path / "s.json"
+    argv = ["--source", str(folder), *DEMO_QUIET, "--box", box, "--normalize", "session"]
+    assert main([*argv, "--results", str(results), "--stats-json", str(stats)]) == 0, capsys.readouterr().err
+    header, first, second = (json.loads(line) for line in results.read_text().splitlines())
+    assert header["made_with"]["normalize"] == "session" and header["made_with"]["model"] == "demo"
+    assert first["box_xywh"] == [int(v) for v in box.split(",")]
+    assert first["box_energy"] > 0.5 and first["box_peak_inside"] is True
+    assert isinstance(second["box_peak_inside"], bool) and 0 <= second["box_energy"] <= 1
+    assert first["cam_max"] > 0
+    made_with_stats = json.loads(stats.read_text())["made_with"]
+    assert made_with_stats == header["made_with"]
+
+
+def test_a_bad_box_is_one_sentence_and_exit_code_2(capsys):
+    from livecam.cli import main
+
+    assert main(["--demo", "--no-display", "--box", "1,2,3"]) == 2
+    err = capsys.readouterr().err
+    assert "Expected box as X,Y,W,H" in err and "Traceback" not in err

@@ -10,8 +10,12 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from livecam.errors import shown
+
+if TYPE_CHECKING:
+    from livecam.trust.region import RegionBox
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class LookConfig:
     smooth: float
     hud: str | None = None
     side_by_side: bool = False
+    normalize: str = "frame"
+    box: RegionBox | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,8 @@ class ServeCommandConfig:
 
 
 def view_config(args: argparse.Namespace) -> ViewConfig:
+    from livecam.trust.region import parse_box
+
     return ViewConfig(
         # --demo is the synthetic scene, whatever --source says.
         source=_source(args, "synth:" if args.demo else args.source),
@@ -126,6 +134,8 @@ def view_config(args: argparse.Namespace) -> ViewConfig:
             smooth=args.smooth,
             hud="none" if args.no_hud else args.hud,
             side_by_side=args.side_by_side,
+            normalize=args.normalize,
+            box=parse_box(args.box),
         ),
         output=OutputConfig(
             output=args.output,

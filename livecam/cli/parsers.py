@@ -150,6 +150,7 @@ def _engine() -> argparse.ArgumentParser:
 def _look(*, view: bool) -> argparse.ArgumentParser:
     """How the map is drawn (colormap, blend, opacity, smoothing, HUD), shared by the viewer and `livecam serve`."""
     from livecam.render import BLENDS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, HUD_LEVELS
+    from livecam.trust.scale import NORMALIZE
 
     p = argparse.ArgumentParser(add_help=False)
     ren = p.add_argument_group("rendering" if view else "rendering (the stream, overlays, and the page's starting values)")
@@ -188,6 +189,19 @@ def _look(*, view: bool) -> argparse.ArgumentParser:
     )
     ren.add_argument("--no-hud", action="store_true", help="same as --hud none")
     ren.add_argument("--side-by-side", action="store_true", help="show raw | overlay")
+    ren.add_argument(
+        "--normalize",
+        choices=NORMALIZE,
+        default="frame",
+        help="frame: each map scaled to its own maximum; session: to the largest of the last seconds for the same class "
+        "and method, so a weak map looks weak (default: frame)",
+    )
+    ren.add_argument(
+        "--box",
+        metavar="X,Y,W,H",
+        help="a region in frame pixels (or fractions of the frame when all four are in [0, 1]): how much of the map's "
+        "heat lies in it, and whether its peak does (in the window: right-drag; c clears)",
+    )
     return p
 
 

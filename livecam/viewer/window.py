@@ -20,9 +20,11 @@ import numpy as np
 
 from livecam.mailbox import Mailbox
 from livecam.sources import Frame
+from livecam.trust.region import region_fields
 from livecam.viewer.control import MESSAGE_S, Action, Controller, Outcome
 from livecam.viewer.keys import action_for_key
 from livecam.viewer.recording import RecordingSession
+from livecam.viewer.outputs import cam_max_of
 from livecam.viewer.safe_files import SinkError
 from livecam.viewer.sinks import Processed, SnapshotWriter
 
@@ -63,6 +65,7 @@ class WindowFrontEnd:
         recording: the run's recording, started and stopped by r.
         snapshots: where s saves.
         class_names, model_name: for the snapshots' records.
+        made_with: how the run's pictures are made (``livecam.trust.stamp``), for the snapshots.
         every_frame: show every frame (files): ``write`` waits for the display to take the one
             before; else (live) the newest frame wins.
         step_images: each picture stays until n / Right (or ``delay_s``); p / Left goes back.
@@ -83,6 +86,7 @@ class WindowFrontEnd:
         class_names: Sequence[str],
         model_name: str,
         every_frame: bool,
+        made_with: dict[str, Any] | None = None,
         step_images: bool = False,
         delay_s: float | None = None,
         log: Callable[[str], None],
@@ -93,6 +97,7 @@ class WindowFrontEnd:
         self._snapshots = snapshots
         self._class_names = class_names
         self._model_name = model_name
+        self._made_with = made_with
         self._every_frame = every_frame
         self._stepping = step_images
         self._delay_s = delay_s
@@ -183,7 +188,8 @@ class WindowFrontEnd:
 
     def _snapshot(self, processed: Processed) -> None:
         result = processed.result
-        record = snapshot_record(processed, self._class_names, self._model_name)
+        made_with = None if self._made_with is None else {**self._made_with, "normalize": self.controller.state.normalize}
+        record = snapshot_record(processed, self._class_names, self._model_name, made_with)
         try:
             paths = self._snapshots.save(
                 processed.frame.image_bgr, processed.picture, result.cam[0] if result is not None else None, record
@@ -201,8 +207,12 @@ class WindowFrontEnd:
         self._log(f"livecam: {in_log}")
 
 
-def snapshot_record(processed: Processed, class_names: Sequence[str], model_name: str) -> dict[str, Any]:
-    """The JSON record of a snapshot: the frame, and the class its map was made for (its own lock, not the lock now)."""
+def snapshot_record(
+    processed: Processed, class_names: Sequence[str], model_name: str, made_with: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON record of a snapshot: the frame, the class its map was made for (its own lock, not
+    the lock now), its raw maximum, the region score in the user's box, and how it was made
+    (``made_with``, ``livecam.trust.stamp``: its method is the snapshot's own)."""
     record: dict[str, Any] = {"time": datetime.now().isoformat(timespec="milliseconds"), "frame_index": processed.frame.index}
     result = processed.result
     if result is not None:
@@ -215,5 +225,9 @@ def snapshot_record(processed: Processed, class_names: Sequence[str], model_name
             layer=result.layer,
             method=result.method,
             model=model_name,
+            cam_max=cam_max_of(result),
+            **region_fields(processed.region),
         )
+        if made_with is not None:
+            record["made_with"] = {**made_with, "method": result.method}
     return record
