@@ -178,7 +178,6 @@ def test_png_text_chunk_is_read_by_an_independent_decoder():
 def test_box_and_session_scale_reach_results_stats_and_snapshot_records(tmp_path, capsys):
     """A run over demo scenes with --box on the first one's object: every output carries the readout and how it was made."""
     from helpers import DEMO_QUIET
-
     from livecam.cli import main
 
     folder = tmp_path / "in"

@@ -23,8 +23,8 @@ from livecam.sources import Frame
 from livecam.trust.region import region_fields
 from livecam.viewer.control import MESSAGE_S, Action, Controller, Outcome
 from livecam.viewer.keys import action_for_key
-from livecam.viewer.recording import RecordingSession
 from livecam.viewer.outputs import cam_max_of
+from livecam.viewer.recording import RecordingSession
 from livecam.viewer.safe_files import SinkError
 from livecam.viewer.sinks import Processed, SnapshotWriter
 
