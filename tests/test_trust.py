@@ -206,3 +206,39 @@ def test_a_bad_box_is_one_sentence_and_exit_code_2(capsys):
     assert main(["--demo", "--no-display", "--box", "1,2,3"]) == 2
     err = capsys.readouterr().err
     assert "Expected box as X,Y,W,H" in err and "Traceback" not in err
+
+
+def test_a_right_drag_or_a_modified_drag_makes_a_box_and_a_click_does_not():
+    from livecam.viewer.mouse import BoxDrag, frame_box
+
+    drag = BoxDrag()
+    drag.on_mouse(cv2.EVENT_RBUTTONDOWN, 50, 40, 0)
+    drag.on_mouse(cv2.EVENT_MOUSEMOVE, 30, 30, cv2.EVENT_FLAG_RBUTTON)
+    drag.on_mouse(cv2.EVENT_RBUTTONUP, 10, 20, 0)
+    assert drag.take() == (10, 20, 40, 20) and drag.take() is None  # any direction; handed out once
+    drag.on_mouse(cv2.EVENT_LBUTTONDOWN, 5, 5, 0)  # a plain left drag stays free
+    drag.on_mouse(cv2.EVENT_LBUTTONUP, 50, 50, 0)
+    assert drag.take() is None
+    drag.on_mouse(cv2.EVENT_LBUTTONDOWN, 5, 5, cv2.EVENT_FLAG_SHIFTKEY)
+    drag.on_mouse(cv2.EVENT_LBUTTONUP, 50, 50, cv2.EVENT_FLAG_SHIFTKEY)
+    assert drag.take() == (5, 5, 45, 45)
+    drag.on_mouse(cv2.EVENT_RBUTTONDOWN, 5, 5, 0)
+    drag.on_mouse(cv2.EVENT_RBUTTONUP, 7, 6, 0)  # a click
+    assert drag.take() is None
+    assert frame_box((170, 10, 20, 20), (160, 120), side_by_side=True) == [10, 10, 20, 20]
+    assert frame_box((170, 10, 20, 20), (320, 120), side_by_side=False) == [170, 10, 20, 20]
+
+
+def test_the_box_and_its_readout_are_drawn_over_the_heat_whatever_the_hud():
+    from livecam.render import Renderer
+
+    frame = np.full((240, 320, 3), 60, np.uint8)
+    cam = np.zeros((7, 7), np.float32)
+    renderer = Renderer(hud="none", smooth=0)
+    plain = renderer.views(frame, cam, None, window=False).file
+    boxed = renderer.views(
+        frame, cam, None, window=False, region=((100, 120, 80, 60), "in box: 78% of the heat, peak inside")
+    ).file
+    assert np.all(boxed[150, 100] > 200)  # the box's left edge, light, at mid height
+    assert np.all(boxed[150, 140] == plain[150, 140])  # inside it, the picture as it was
+    assert np.any(boxed[95:120, 100:300] != plain[95:120, 100:300])  # the readout above it

@@ -21,8 +21,9 @@ import numpy as np
 from livecam.mailbox import Mailbox
 from livecam.sources import Frame
 from livecam.trust.region import region_fields
-from livecam.viewer.control import MESSAGE_S, Action, Controller, Outcome
+from livecam.viewer.control import MESSAGE_S, Action, Command, Controller, Outcome
 from livecam.viewer.keys import action_for_key
+from livecam.viewer.mouse import frame_box
 from livecam.viewer.outputs import cam_max_of
 from livecam.viewer.recording import RecordingSession
 from livecam.viewer.safe_files import SinkError
@@ -156,6 +157,9 @@ class WindowFrontEnd:
             if self.window.closed:
                 break
             command = action_for_key(key)
+            drawn = self._drawn_box(current)
+            if drawn is not None:  # a box drawn with the mouse: a command like a key's
+                command = Command(Action.SET_BOX, drawn)
             outcome = self._apply(command.action, command.arg, current)
             if paused and not state.paused:
                 resumed_s = time.monotonic()
@@ -173,6 +177,16 @@ class WindowFrontEnd:
                 current, redraw, holding, shown_at = back.pop(), True, True, time.monotonic()
             if current is not None and frozen and outcome.redraw:
                 current, redraw = viewer.redraw(current, reexplain=outcome.reexplain), True
+
+    def _drawn_box(self, current: Processed | None) -> list[int] | None:
+        """The box the user just drew on the picture, in the frame's pixels (``livecam.viewer.mouse``); or None."""
+        take = getattr(self.window, "take_box", None)  # a window without a mouse draws none
+        box = take() if take is not None else None
+        if box is None or current is None:
+            return None
+        image = current.frame.image_bgr
+        side_by_side = current.window_picture is not None and current.window_picture.shape[1] == 2 * image.shape[1]
+        return frame_box(box, image.shape[1::-1], side_by_side)
 
     def _apply(self, action: Action, arg: Any, current: Processed | None) -> Outcome:
         """Applies a command from the window and carries out its effect (full screen, snapshot, recording)."""
