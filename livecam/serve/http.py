@@ -36,7 +36,8 @@ from livecam.serve.context import (
 )
 from livecam.serve.feed import MjpegStream
 from livecam.serve.security import token_query
-from livecam.trust.region import RegionBox, region_score
+from livecam.trust.region import REGION_TEXT, RegionBox, region_score
+from livecam.trust.scale import NORMALIZE, SCALE_LABELS
 from livecam.trust.stamp import made_with, png_with_text
 from livecam.viewer.control import ALPHA_DECIMALS, ALPHA_STEP, Controller, ViewerState
 
@@ -131,6 +132,9 @@ def page_constants(settings: ServeConfig) -> dict[str, Any]:
         "blend": settings.blend,
         "alpha_step": ALPHA_STEP,
         "alpha_decimals": ALPHA_DECIMALS,
+        "region": REGION_TEXT,  # the box's readout, worded as the window draws it
+        "normalize": list(NORMALIZE),
+        "scale_labels": SCALE_LABELS,  # what the colour bar's top end says, per scale
     }
 
 

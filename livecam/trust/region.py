@@ -31,6 +31,13 @@ from livecam.errors import UserError
 from livecam.render.heat import upsample_cam
 
 FIELDS = ("box_xywh", "box_energy", "box_peak_inside")
+# What is drawn with the box; the page fills in the same words (``/api/config``'s ``rules.region``).
+REGION_TEXT = {
+    "heat": "in box: {share} of the heat, peak {peak}",
+    "no_heat": "in box: no heat",
+    "inside": "inside",
+    "outside": "outside",
+}
 _EXAMPLE = "X,Y,W,H in frame pixels (e.g. 40,30,120,90) or in fractions of the frame (e.g. 0.25,0.25,0.5,0.5)"
 
 
@@ -144,5 +151,6 @@ def region_fields(score: RegionScore | None) -> dict[str, Any]:
 def region_text(score: RegionScore) -> str:
     """What is drawn with the box: "in box: 78% of the heat, peak inside"."""
     if score.energy is None:
-        return "in box: no heat"
-    return f"in box: {score.energy:.0%} of the heat, peak {'inside' if score.peak_inside else 'outside'}"
+        return REGION_TEXT["no_heat"]
+    peak = REGION_TEXT["inside" if score.peak_inside else "outside"]
+    return REGION_TEXT["heat"].format(share=f"{score.energy:.0%}", peak=peak)
