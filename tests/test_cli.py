@@ -955,7 +955,8 @@ def test_image_folder_to_a_folder_gives_one_picture_per_input_with_results_and_m
     assert sorted(p.name for p in out.iterdir()) == inputs
     for name in inputs:  # alpha 0, no HUD: each output is its own input, not a neighbour's
         assert make_video.index_of(cv2.imread(str(out / name))) == make_video.index_of(cv2.imread(str(image_folder / name)))
-    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    header, *lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert list(header) == ["made_with"] and header["made_with"]["model"] == "mobilenet_v2"
     assert [line["source"] for line in lines] == [f"frame_{i}.png" for i in range(1, 13)]  # natural order
     assert [line["frame_index"] for line in lines] == list(range(12))
     assert all(0 <= line["hot_x"] < 160 and 0 <= line["hot_y"] < 120 for line in lines)
@@ -971,6 +972,8 @@ def test_results_of_a_video_one_csv_line_per_frame(capsys, clip, tmp_path):
     assert code == 0, err
     rows = results.read_text().splitlines()
     assert len(rows) == 1 + N and rows[0].startswith("frame_index,source_time_s,source,")
+    made_with = json.loads((tmp_path / "results.meta.json").read_text())["made_with"]
+    assert made_with["model"] == "mobilenet_v2" and made_with["normalize"] == "frame"
     assert all(row.split(",")[2] == "clip.mp4" for row in rows[1:])
 
 

@@ -78,6 +78,17 @@ def reference_logits_and_grads(model: keras.Model, frames_bgr: np.ndarray, class
 
 
 def reference_cam(method: str, A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    cam = reference_relu_map(method, A, G)
+    peak = cam.max(axis=(1, 2), keepdims=True)
+    return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+
+
+def reference_cam_max(method: str, A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """Each map's raw maximum (after the ReLU), before the map is scaled to 1: ``CamResult.cam_max``."""
+    return reference_relu_map(method, A, G).max(axis=(1, 2))
+
+
+def reference_relu_map(method: str, A: np.ndarray, G: np.ndarray) -> np.ndarray:
     A = A.astype(np.float64)
     G = G.astype(np.float64)
     if method == "gradcam":
@@ -93,9 +104,7 @@ def reference_cam(method: str, A: np.ndarray, G: np.ndarray) -> np.ndarray:
         raw = (G * A).sum(-1)
     else:
         raise AssertionError(method)
-    cam = np.maximum(raw, 0)
-    peak = cam.max(axis=(1, 2), keepdims=True)
-    return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
+    return np.maximum(raw, 0)
 
 
 def _all_layers(model):
@@ -128,6 +137,7 @@ def test_maps_match_reference_for_every_method(head, class_id):
         expected = reference_cam(method, A, G)
         assert expected.max() > 0
         np.testing.assert_allclose(result.cam, expected, atol=1e-3, err_msg=f"{head} {method}")
+        np.testing.assert_allclose(result.cam_max, reference_cam_max(method, A, G), rtol=1e-3, err_msg=f"{head} {method}")
     probs = tf.nn.softmax(logits).numpy()
     np.testing.assert_allclose(result.probs, probs, atol=1e-5)
 
@@ -272,6 +282,7 @@ def test_zero_gradients_give_a_finite_all_zero_map():
     assert np.all(np.isfinite(result.cam))
     assert np.all(result.cam == 0)
     assert result.finite.all()
+    assert result.cam_max.tolist() == [0.0, 0.0]
 
 
 @pytest.mark.parametrize("runtime", ["tensorflow", "openvino"])
@@ -284,6 +295,7 @@ def test_non_finite_model_output_gives_no_map_and_is_flagged(runtime):
     result = CamEngine(model, runtime=runtime)(_frames(2))
     assert result.finite.tolist() == [False, False]
     assert np.all(result.cam == 0) and np.all(np.isfinite(result.probs))
+    assert result.cam_max.tolist() == [0.0, 0.0]
 
 
 def test_non_finite_activations_give_no_map_and_are_flagged():

@@ -196,7 +196,7 @@ def test_a_full_disk_under_results_ends_on_a_whole_line_and_the_rest_goes_on(
     ), err
     text = results.read_text()
     assert text.endswith("\n") and len(text) <= 1000
-    lines = text.splitlines()[1:] if suffix == ".csv" else [json.loads(line) for line in text.splitlines()]
+    lines = text.splitlines()[1:]  # the CSV's column names, the JSON Lines' header (made_with)
     assert 0 < len(lines) == kept < 8
     assert len(list((tmp_path / "out").iterdir())) == 8, "the other outputs went on to the end"
 
@@ -233,7 +233,7 @@ def test_a_full_disk_under_per_frame_files_and_stats_is_one_sentence_each(tmp_pa
         "before are whole. Free some space or choose a folder on another disk.",
         f"livecam: Could not write the statistics to {tmp_path / 's.json'} (No space left on device).",
     ]
-    assert len(results.read_text().splitlines()) == 6
+    assert len(results.read_text().splitlines()) == 1 + 6  # the header, then every frame
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["frame_1.npy", "frame_2.npy"]
 
 
@@ -262,7 +262,7 @@ def test_file_names_that_are_not_utf8_are_written_losslessly(tmp_path, make_imag
         )
         err = capsys.readouterr().err
         assert "Traceback" not in err and "unexpected" not in err, err
-    sources = [json.loads(line)["source"] for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    sources = [json.loads(line)["source"] for line in jsonl.read_text(encoding="utf-8").splitlines()[1:]]  # after the header
     assert len(sources) == 6 and os.fsencode(bad) in [os.fsencode(s) for s in sources]
     assert '"bad\\udcff\\udcfe.png"' in jsonl.read_text(encoding="utf-8"), "JSON's own escapes: the file stays UTF-8"
     rows = csv_path.read_text(encoding="utf-8").splitlines()

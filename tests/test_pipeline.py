@@ -552,3 +552,33 @@ def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(
     info = video_info(out)
     assert info["size"] == expected
     assert info["frames"] >= 3
+
+
+# ---------------------------------------------------------------------- a box drawn with the mouse
+
+
+def test_a_box_drawn_in_the_window_is_read_out_on_the_frames_after_it(tiny_engine):
+    """The window's user right-drags a box on the first picture: the frames after it carry its readout, drawn with the box."""
+    from fakes import FakeWindow
+    from livecam.viewer.outputs import result_record
+
+    class DrawsABox(FakeWindow):
+        def __init__(self) -> None:
+            self.boxes = [(4, 6, 12, 10)]
+
+        def take_box(self):
+            return self.boxes.pop(0) if self.boxes else None
+
+    output = KeepPictures()
+    frames = [bright(i) for i in range(12)]
+    pipeline = Pipeline(
+        FakeSource(frames), tiny_engine, Renderer(hud="none", smooth=0), Options(), window=DrawsABox(), outputs=[output]
+    )
+    pipeline.run()
+    assert pipeline.state.box is not None and pipeline.state.box.pixels((SIZE, SIZE)) == (4, 6, 12, 10)
+    boxed = [p for p in output.processed if p.region is not None]
+    assert boxed and output.processed[0].region is None  # drawn on the first picture, read out after it
+    for processed in boxed:
+        assert processed.region.box_xywh == (4, 6, 12, 10)
+        assert processed.region.energy is None or 0.0 <= processed.region.energy <= 1.0
+    assert result_record(boxed[-1], tiny_engine.class_names, "fake")["box_xywh"] == [4, 6, 12, 10]

@@ -15,7 +15,17 @@ from livecam import CamEngine
 from livecam.engine.core import METHOD_NAMES
 from livecam.engine.runtimes import openvino as runtime_openvino
 from livecam.errors import UserError
-from test_engine import N_CLASSES, SIZE, _backbone, _frames, nested_model, reference_cam, reference_logits_and_grads, tiny_model
+from test_engine import (
+    N_CLASSES,
+    SIZE,
+    _backbone,
+    _frames,
+    nested_model,
+    reference_cam,
+    reference_cam_max,
+    reference_logits_and_grads,
+    tiny_model,
+)
 
 
 def nested_with_layers_after_target(seed: int = 0) -> keras.Model:
@@ -58,6 +68,7 @@ MODELS = {
 def assert_same_result(got, expected, what: str = "") -> None:
     np.testing.assert_array_equal(got.class_ids, expected.class_ids, err_msg=what)
     np.testing.assert_allclose(got.cam, expected.cam, atol=1e-4, err_msg=what)
+    np.testing.assert_allclose(got.cam_max, expected.cam_max, rtol=1e-4, atol=1e-7, err_msg=what)
     np.testing.assert_allclose(got.probs, expected.probs, atol=1e-5, err_msg=what)
     np.testing.assert_array_equal(got.topk_ids, expected.topk_ids, err_msg=what)
     assert got.finite.tolist() == expected.finite.tolist()
@@ -165,6 +176,7 @@ def test_openvino_maps_match_the_independent_reference(kind):
         result = engine(frames, method=method)
         np.testing.assert_array_equal(result.class_ids, chosen)
         np.testing.assert_allclose(result.cam, reference_cam(method, A, G), atol=1e-3, err_msg=method)
+        np.testing.assert_allclose(result.cam_max, reference_cam_max(method, A, G), rtol=1e-3, err_msg=method)
     np.testing.assert_allclose(result.probs, tf.nn.softmax(logits).numpy(), atol=1e-5)
 
 

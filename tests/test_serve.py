@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import io
 import json
 import re
 import signal
@@ -20,6 +21,7 @@ import time
 import aiohttp
 import cv2
 import numpy as np
+import PIL.Image
 import pytest
 
 from livecam.demo import CLASS_NAMES
@@ -77,7 +79,11 @@ def test_result_has_the_documented_shape_and_explains_the_object(server):
             return await receive_json(ws)
 
     result = run(go())
-    assert set(result) == {"type", "seq", "class_id", "label", "prob", "topk", "cam", "method", "layer", "box", "ms"}
+    assert set(result) == {
+        *("type", "seq", "class_id", "label", "prob", "topk", "cam", "method", "layer", "box", "ms"),
+        *("cam_max", "normalize", "box_xywh", "box_energy", "box_peak_inside", "contrast_id", "contrast_name"),
+    }
+    assert result["box_xywh"] is None and result["normalize"] == "frame" and result["cam_max"] > 0
     assert result["box"] == [0.0, 0.0, 1.0, 1.0]  # --fit squash: the map covers the whole frame
     assert result["type"] == "result" and result["seq"] == 1
     assert result["label"] == shown.label == CLASS_NAMES[result["class_id"]]
@@ -90,6 +96,41 @@ def test_result_has_the_documented_shape_and_explains_the_object(server):
     assert cam.max() == 255  # maps are normalised: 255 = hottest
     assert inside(hottest_xy(cam, shown.image_bgr.shape[1::-1]), shown.box_xyxy)
     assert set(result["ms"]) == {"engine", "server"} and 0 < result["ms"]["engine"] <= result["ms"]["server"]
+
+
+def test_a_box_and_the_session_scale_steer_the_readout_over_the_websocket_and_post(server):
+    """The client's box on the object holds most of the heat; on the session scale a weaker map of the same class looks weaker."""
+    shown = scene()
+    x0, y0, x1, y1 = shown.box_xyxy
+    w, h = x1 - x0 + 1, y1 - y0 + 1
+    box = [max(0, x0 - w // 4), max(0, y0 - h // 4), w * 3 // 2, h * 3 // 2]
+    faded = cv2.addWeighted(shown.image_bgr, 0.3, np.full_like(shown.image_bgr, 128), 0.7, 0)  # a weaker picture
+
+    async def go():
+        async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
+            await ws.send_str(json.dumps({"box": box, "normalize": "session", "class_id": shown.class_id}))
+            await ws.send_bytes(shown.jpeg())
+            strong = await receive_json(ws)
+            await ws.send_bytes(cv2.imencode(".jpg", faded)[1].tobytes())
+            weak = await receive_json(ws)
+            await ws.send_str(json.dumps({"box": [1, 2, 3]}))
+            refused = await receive_json(ws)
+            await ws.send_str(json.dumps({"box": None}))
+            await ws.send_bytes(shown.jpeg())
+            cleared = await receive_json(ws)
+            url = server.path("/api/explain", box=",".join(map(str, box)))
+            async with session.post(url, data=shown.jpeg(), headers={"Content-Type": "image/jpeg"}) as response:
+                posted = await response.json()
+            return strong, weak, refused, cleared, posted
+
+    strong, weak, refused, cleared, posted = run(go())
+    assert strong["box_xywh"] == box and strong["box_energy"] > 0.5 and strong["box_peak_inside"] is True
+    assert strong["normalize"] == "session" and cam_of(strong).max() == 255  # the first map sets the scale
+    assert 0 < weak["cam_max"] < strong["cam_max"]
+    assert cam_of(weak).max() == round(255 * weak["cam_max"] / strong["cam_max"])  # shown weaker, on the session's scale
+    assert refused["type"] == "control_error" and "Expected box" in refused["message"]
+    assert cleared["box_xywh"] is None and cleared["box_energy"] is None
+    assert posted["box_xywh"] == box and posted["box_energy"] == strong["box_energy"]
 
 
 def test_controls_apply_to_this_connection_only(server):
@@ -424,6 +465,8 @@ def test_post_explain_answers_json_and_png(server):
     image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == shown.image_bgr.shape
     assert np.abs(image.astype(int) - shown.image_bgr).mean() > 10  # the heat map is drawn over it
+    made_with = json.loads(PIL.Image.open(io.BytesIO(body)).text["livecam"])  # read by another decoder
+    assert made_with["model"] == "demo" and made_with["method"] == "gradcam" and made_with["layer"] == "features"
     assert wrong_type[0] == 415 and "image/jpeg" in wrong_type[1]["message"]
     assert garbage[0] == 400 and garbage[1]["type"] == "error"
 

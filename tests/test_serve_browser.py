@@ -770,3 +770,43 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
         context.close()
     assert texts == [format_percent(p) for p in probs + [None]]
     assert specials == [format_percent(p) for p in (float("nan"), float("inf"), float("-inf"))]
+
+
+def test_a_box_drawn_on_the_picture_reads_out_the_heat_in_it_and_c_clears_it(browser, server, shown):
+    """Mouse down on one corner of the object, moved, held ~150 ms, up on the other: the readout says most of the heat is in it."""
+    socket = SocketLog()
+    context, page = open_page(browser, server.path("/"), socket)
+    try:
+        wait_results(page, 1)
+        x0, y0, x1, y1 = shown.box_xyxy
+        w, h = x1 - x0 + 1, y1 - y0 + 1
+        width, height = shown.image_bgr.shape[1], shown.image_bgr.shape[0]
+        corners = [(max(0, x0 - w / 4) / width, max(0, y0 - h / 4) / height)]
+        corners.append((min(width, x1 + w / 4) / width, min(height, y1 + h / 4) / height))
+        rect = page.locator("#view").bounding_box()  # the picture in it: object-fit contain
+        scale = min(rect["width"] / width, rect["height"] / height)
+        left, top = rect["x"] + (rect["width"] - width * scale) / 2, rect["y"] + (rect["height"] - height * scale) / 2
+        (ax, ay), (bx, by) = ((left + fx * width * scale, top + fy * height * scale) for fx, fy in corners)
+        page.mouse.move(ax, ay)
+        page.mouse.down()
+        page.mouse.move((ax + bx) / 2, (ay + by) / 2)
+        page.wait_for_timeout(150)
+        page.mouse.move(bx, by)
+        page.mouse.up()
+        page.wait_for_function("livecam.last && livecam.last.box_xywh !== null", timeout=WAIT_MS)
+        box = page.evaluate("livecam.box")
+        assert box[0] == pytest.approx(corners[0][0], abs=0.01) and box[2] == pytest.approx(
+            corners[1][0] - corners[0][0], abs=0.01
+        )
+        last = page.evaluate("livecam.last")
+        assert last["box_energy"] > 0.5 and last["box_peak_inside"] is True
+        readout = page.text_content("#region")
+        assert readout == f"in box: {round(100 * last['box_energy'])}% of the heat, peak inside"
+        page.keyboard.press("c")
+        socket.wait_sent(page, {"box": None})
+        page.wait_for_function("livecam.box === null && livecam.last.box_xywh === null", timeout=WAIT_MS)
+        page.select_option("#normalize", "session")
+        page.wait_for_function("livecam.last.normalize === 'session'", timeout=WAIT_MS)
+        assert page.text_content("#legend-high") == "session max"
+    finally:
+        context.close()

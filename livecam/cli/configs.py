@@ -10,8 +10,12 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from livecam.errors import shown
+
+if TYPE_CHECKING:
+    from livecam.trust.region import RegionBox
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class LookConfig:
     side_by_side: bool = False
     compare: str | None = None  # --compare: "classes" or "methods"
     contrast_query: str | None = None  # --contrast as typed (an id or a name); resolved against the model's names
+    normalize: str = "frame"
+    box: RegionBox | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,8 @@ class ServeCommandConfig:
 
 
 def view_config(args: argparse.Namespace) -> ViewConfig:
+    from livecam.trust.region import parse_box
+
     return ViewConfig(
         # --demo is the synthetic scene, whatever --source says.
         source=_source(args, "synth:" if args.demo else args.source),
@@ -130,6 +138,8 @@ def view_config(args: argparse.Namespace) -> ViewConfig:
             side_by_side=args.side_by_side,
             compare=args.compare,
             contrast_query=args.contrast,
+            normalize=args.normalize,
+            box=parse_box(args.box),
         ),
         output=OutputConfig(
             output=args.output,

@@ -151,6 +151,7 @@ def _look(*, view: bool) -> argparse.ArgumentParser:
     """How the map is drawn (colormap, blend, opacity, smoothing, HUD), shared by the viewer and `livecam serve`."""
     from livecam.engine.compare import COMPARE_MODES
     from livecam.render import BLENDS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, HUD_LEVELS
+    from livecam.trust.scale import NORMALIZE
 
     p = argparse.ArgumentParser(add_help=False)
     ren = p.add_argument_group("rendering" if view else "rendering (the stream, overlays, and the page's starting values)")
@@ -198,6 +199,19 @@ def _look(*, view: bool) -> argparse.ArgumentParser:
         "--contrast",
         metavar="CLASS",
         help="why the explained class and not CLASS (id or name): each map explains the difference of their pre-softmax scores",
+    )
+    ren.add_argument(
+        "--normalize",
+        choices=NORMALIZE,
+        default="frame",
+        help="frame: each map scaled to its own maximum; session: to the largest of the last seconds for the same class "
+        "and method, so a weak map looks weak (default: frame)",
+    )
+    ren.add_argument(
+        "--box",
+        metavar="X,Y,W,H",
+        help="a region in frame pixels (or fractions of the frame when all four are in [0, 1]): how much of the map's "
+        "heat lies in it, and whether its peak does (in the window: right-drag; c clears)",
     )
     return p
 

@@ -96,6 +96,7 @@ def view(config: ViewConfig) -> int:
 def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_frame: list) -> int:
     from livecam import sources
     from livecam.render import Renderer
+    from livecam.trust.stamp import made_with
     from livecam.viewer import outputs, sinks
     from livecam.viewer import recorder as recorders
 
@@ -149,11 +150,17 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
         compare=look.compare,
         step_images=out.display and isinstance(source, sources.ImageFolderSource),
         delay_s=out.delay_s,
+        box=look.box,
+        normalize=look.normalize,
     )
     if out.results is not None:
         per_frame.append(
             outputs.ResultsWriter(
-                out.results, class_names=engine.class_names, source=_source_name(source), overwrite=out.overwrite
+                out.results,
+                class_names=engine.class_names,
+                source=_source_name(source),
+                overwrite=out.overwrite,
+                made_with=made_with(engine, normalize=look.normalize),
             )
         )
     recorder = None

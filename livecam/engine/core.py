@@ -48,6 +48,8 @@ class CamResult:
         finite: (N,) bool, False where the model produced NaN or inf (that map is all zero).
         layer: the target layer's name.
         method: the CAM method's name.
+        cam_max: (N,) float32, each map's raw maximum before it was scaled to 1 (0 where the map
+            is all zero or not finite): how strong the map is, which ``cam`` no longer says.
         box: (x0, y0, x1, y1), where each map lies on its frame, in fractions of the frame's width
             and height (see ``livecam.engine.fit``): (0, 0, 1, 1), the whole frame, unless the engine
             crops or pads (``fit``); then the map covers the central crop, or reaches past the
@@ -67,6 +69,7 @@ class CamResult:
     method: str
     box: tuple[float, float, float, float] = FULL_BOX
     contrast_ids: np.ndarray | None = None
+    cam_max: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.class_ids)
@@ -175,7 +178,7 @@ class CamEngine:
         size (the TensorFlow runtime also resizes other sizes in the graph, squashed whatever ``fit``
         says: ``prepare`` fits them), int32 class ids (N,) with -1 for each
         frame's top class, and the int32 index of the method in ``METHOD_NAMES``. Returns the
-        arrays (probs, class_ids, cam, topk_probs, topk_ids, finite), as tensors or NumPy arrays.
+        arrays (probs, class_ids, cam, topk_probs, topk_ids, finite, cam_max), as tensors or NumPy arrays.
         The TensorFlow runtime's ``step.function`` is the ``tf.function``, for serving and export;
         the OpenVINO runtime's ``step.body`` is its converted body (``OpenVinoBody``).
         """
@@ -256,7 +259,7 @@ class CamEngine:
         contrast_ids = self._class_ids(contrast, len(batch), "contrast")
         name = self._method if method is None else check_method(method)
         outputs = self._step(batch, ids, np.int32(METHOD_NAMES.index(name)), contrast_ids)
-        probs, class_ids, cam, topk_probs, topk_ids, finite = (np.asarray(t) for t in outputs)
+        probs, class_ids, cam, topk_probs, topk_ids, finite, cam_max = (np.asarray(t) for t in outputs)
         return CamResult(
             probs=probs,
             class_ids=class_ids.astype(np.int64),
@@ -268,6 +271,7 @@ class CamEngine:
             method=name,
             box=box,
             contrast_ids=None if contrast is None else np.maximum(contrast_ids, -1).astype(np.int64),
+            cam_max=np.where(finite, cam_max, 0.0).astype(np.float32),
         )
 
     def _class_ids(self, class_id: int | Sequence[int] | None, n: int, name: str = "class_id") -> np.ndarray:

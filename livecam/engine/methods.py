@@ -6,7 +6,7 @@ namespace ``xp`` they belong to, and returns the raw map (N, h, w). ``xp`` is Nu
 OpenVINO runtime's analytic head and ``tensorflow.experimental.numpy`` inside the compiled
 TensorFlow step, so each formula is written once and both runtimes use it. ``normalize`` then
 applies ReLU and divides by max(maximum, epsilon), so the maps land in [0, 1] and a frame whose
-gradients are all zero gives an all-zero map.
+gradients are all zero gives an all-zero map; it also returns each map's raw maximum (``cam_max``).
 
 A new method is one function here, one entry in ``METHODS`` and one row in the tests.
 """
@@ -92,11 +92,16 @@ METHODS: dict[str, Callable[[Any, Any, Any], Any]] = {
 }
 
 
-def normalize(raw_cam: Any, xp: Any) -> Any:
-    """ReLU, then divide each map by max(its maximum, epsilon): [0, 1], never NaN."""
+def normalize(raw_cam: Any, xp: Any) -> tuple[Any, Any]:
+    """ReLU, then divide each map by max(its maximum, epsilon): [0, 1], never NaN.
+
+    Returns:
+        (the maps, each map's raw maximum (N,)): the maximum is what a scale across frames
+        needs (``livecam.trust.scale``), since the maps alone all peak at 1.
+    """
     cam = xp.maximum(raw_cam, 0.0)
     peak = xp.max(cam, axis=(1, 2), keepdims=True)
-    return cam / xp.maximum(peak, EPSILON)
+    return cam / xp.maximum(peak, EPSILON), peak[:, 0, 0]
 
 
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)

@@ -352,6 +352,7 @@ def rows_of(result: CamResult, rows: slice) -> CamResult:
         topk_probs=result.topk_probs[rows],
         finite=result.finite[rows],
         contrast_ids=None if result.contrast_ids is None else result.contrast_ids[rows],
+        cam_max=None if result.cam_max is None else result.cam_max[rows],
     )
 
 

@@ -31,6 +31,7 @@ from livecam.render.text import (
     short_name,
     text_w,
 )
+from livecam.trust.scale import SCALE_LABELS
 
 HUD_LEVELS = ("full", "label", "none")
 NO_MAP = "no map (non-finite output)"
@@ -76,6 +77,7 @@ class HudInfo:
         recording: True while a video is being recorded (a red REC badge, in the window only).
         message: transient message such as "snapshot saved: ..." (in the window only).
         contrast: the class B of a contrast map ("why label and not B"), shown after the label; "" for none.
+        scale: which scale the map is drawn on, "frame" or "session" (the colour bar says it).
     """
 
     label: str
@@ -92,6 +94,7 @@ class HudInfo:
     recording: bool = False
     message: str = ""
     contrast: str = ""
+    scale: str = "frame"
 
 
 def hud_info(
@@ -107,6 +110,7 @@ def hud_info(
     dropped: int = 0,
     recording: bool = False,
     message: str = "",
+    scale: str = "frame",
 ) -> HudInfo:
     """What the HUD says about one row of an engine result: the one place a ``HudInfo`` is made from a result.
 
@@ -119,7 +123,7 @@ def hud_info(
         index: which row of ``result``.
         status: the viewer's status, e.g. "paused" or "reconnecting"; a row without a finite
             map says ``NO_MAP`` instead, since that is why no heat is drawn.
-        engine_fps, display_fps, latency_ms, dropped, recording, message: as in ``HudInfo``.
+        engine_fps, display_fps, latency_ms, dropped, recording, message, scale: as in ``HudInfo``.
 
     Returns:
         The ``HudInfo`` of that row.
@@ -149,6 +153,7 @@ def hud_info(
         recording=recording,
         message=message,
         contrast=name(contrast) if contrast >= 0 else "",
+        scale=scale,
     )
 
 
@@ -172,7 +177,7 @@ def draw_hud(
     """Draws a HUD level ("full" or "label") in place; ``in_window`` adds the viewer's own items."""
     small = font_for_height(img.shape[0])
     margin = small.pad
-    legend_w = _legend(img, cmap_id, small, margin) if cmap_id is not None else 0
+    legend_w = _legend(img, cmap_id, small, margin, SCALE_LABELS.get(hud.scale, "high")) if cmap_id is not None else 0
     _label_panel(img, hud, small, margin, full=level == "full", ranks=in_window)
     if in_window and hud.recording:
         _rec_badge(img, small, margin)
@@ -311,10 +316,10 @@ def _rec_badge(img: np.ndarray, font: Font, margin: int) -> None:
     put_text(img, "REC", (x0 + 2 * font.pad + 2 * radius, y0 + font.pad + font.ascent), font, _WHITE)
 
 
-def _legend(img: np.ndarray, cmap_id: int, font: Font, margin: int) -> int:
-    """Draws the low..high colour bar in the bottom-right corner; returns its width."""
+def _legend(img: np.ndarray, cmap_id: int, font: Font, margin: int, high: str = "high") -> int:
+    """Draws the 0..``high`` colour bar in the bottom-right corner (``high`` says which scale); returns its width."""
     height, width = img.shape[:2]
-    bar_w = max(40, min(width // 5, 12 * font.line_h))
+    bar_w = max(40, min(width // 5, 12 * font.line_h), text_w(f"0  {high}", font))
     bar_h = max(4, font.line_h // 2)
     panel_w = bar_w + 2 * font.pad
     panel_h = font.line_h + bar_h + 2 * font.pad
@@ -324,8 +329,24 @@ def _legend(img: np.ndarray, cmap_id: int, font: Font, margin: int) -> int:
         return 0
     darken(img, x0, y0, x1, y1, _PANEL_KEEP)
     text_y = y0 + font.pad + font.ascent
-    put_text(img, "low", (x0 + font.pad, text_y), font, _WHITE)
-    put_text(img, "high", (x1 - font.pad - text_w("high", font), text_y), font, _WHITE)
+    put_text(img, "0", (x0 + font.pad, text_y), font, _WHITE)
+    put_text(img, high, (x1 - font.pad - text_w(high, font), text_y), font, _WHITE)
     bar_y = y0 + font.pad + font.line_h
     img[bar_y : bar_y + bar_h, x0 + font.pad : x0 + font.pad + bar_w] = colour_bar(cmap_id, bar_w, bar_h)
     return panel_w
+
+
+def draw_region(img: np.ndarray, xywh: Sequence[int], text: str) -> None:
+    """The user's box (``livecam.trust.region``) and its readout, in place: drawn whatever the HUD level, since it was asked for."""
+    x, y, w, h = (int(v) for v in xywh)
+    if w <= 0 or h <= 0:
+        return
+    f = font_for_height(img.shape[0])
+    cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), (0, 0, 0), max(1, f.thickness) + 2, cv2.LINE_AA)
+    cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), _WHITE, max(1, f.thickness), cv2.LINE_AA)
+    shown = fit(text, img.shape[1] - 2 * f.pad, f)
+    text_x = min(max(0, x), max(0, img.shape[1] - text_w(shown, f) - 2 * f.pad))
+    above = y - f.line_h - f.pad >= 0  # the readout above the box, else inside its top edge
+    top = y - f.line_h - f.pad if above else y + f.pad
+    darken(img, text_x, top, text_x + text_w(shown, f) + 2 * f.pad, top + f.line_h, _PANEL_KEEP)
+    put_text(img, shown, (text_x + f.pad, top + f.ascent + (f.line_h - f.ascent) // 2), f, _WHITE)

@@ -32,7 +32,7 @@ from livecam.render.heat import (
     place_map,
     resolve_colormap,
 )
-from livecam.render.hud import HudInfo, check_hud, draw_help, draw_hud, hud_info
+from livecam.render.hud import HudInfo, check_hud, draw_help, draw_hud, draw_region, hud_info
 from livecam.render.smoothing import DEFAULT_SMOOTH, CamSmoother
 
 
@@ -267,17 +267,19 @@ class Renderer:
         explains: Hashable = None,
         map_id: Hashable = None,
         box: Sequence[float] | None = None,
+        region: tuple[Sequence[int], str] | None = None,
     ) -> Views:
         """Draws the window's picture and the files' picture of one frame from one blend.
 
         The blend is made once; the HUD is drawn on a copy only when both pictures are asked
-        for and differ. Arguments as in ``render``.
+        for and differ. Arguments as in ``render``; ``region``: the user's box (x, y, w, h) in
+        frame pixels and its readout (``livecam.trust.region``), drawn on the overlay.
         """
         frame = check_bgr_image(frame_bgr, "frame_bgr")
         if explains != self._explains:
             self.reset()
             self._explains = explains
-        base = self._blended(frame, cam, map_id, box)
+        base = self._blended(frame, cam, map_id, box, region)
         cmap_id = self._cmap_id if cam is not None else None
         help_shown = self.show_help and bool(self._help_rows)
         window_plain = (self._hud == "none" or hud is None) and not help_shown
@@ -297,7 +299,14 @@ class Renderer:
                 draw_help(window_img, self._help_rows)
         return Views(window_img, file_img)
 
-    def _blended(self, frame: np.ndarray, cam: np.ndarray | None, map_id: Hashable, box: Sequence[float] | None) -> np.ndarray:
+    def _blended(
+        self,
+        frame: np.ndarray,
+        cam: np.ndarray | None,
+        map_id: Hashable,
+        box: Sequence[float] | None,
+        user_region: tuple[Sequence[int], str] | None = None,
+    ) -> np.ndarray:
         """A new picture: the frame with the heat over the map's region (beside the raw frame when side by side)."""
         height, width = frame.shape[:2]
         region, place = map_region(box, width, height)
@@ -315,6 +324,8 @@ class Renderer:
             else:
                 overlay = frame.copy()
                 overlay[y0:y1, x0:x1] = part
+        if user_region is not None:
+            draw_region(overlay, *user_region)
         if not self.side_by_side:
             return overlay
         both = np.empty((height, 2 * width, 3), np.uint8)

@@ -33,6 +33,8 @@ from livecam.serve import protocol
 from livecam.serve.context import config_key, engine_key, explain, feed_key, metrics_key, sockets_key
 from livecam.serve.feed import FeedFrame, SourceFeed
 from livecam.serve.security import origin_ok
+from livecam.trust.region import RegionBox, region_score
+from livecam.trust.scale import SessionScale, scale_key
 from livecam.viewer.control import Controller, ViewerState
 
 CLOSE_TIMEOUT_S = 0.5  # how long a closing WebSocket waits for the client's half of the handshake
@@ -46,6 +48,7 @@ class _Frame:
     method: str
     class_id: int | None
     contrast_id: int | None
+    box: RegionBox | None
 
 
 class Connection:
@@ -62,11 +65,14 @@ class Connection:
         self.inbox: Mailbox[_Frame] = Mailbox()
         self.frame_waiting = asyncio.Event()
         self.pull_wanted = asyncio.Event()
+        self.scale = SessionScale()  # --normalize session: this client's running maximum
 
     def on_frame(self, data: bytes) -> None:
         self.seq += 1
         state = self.state
-        replaced = self.inbox.put(_Frame(self.seq, data, time.perf_counter(), state.method, state.class_id, state.contrast_id))
+        replaced = self.inbox.put(
+            _Frame(self.seq, data, time.perf_counter(), state.method, state.class_id, state.contrast_id, state.box)
+        )
         if replaced is not None:
             self.app[metrics_key].dropped()
         self.frame_waiting.set()
@@ -108,8 +114,14 @@ class Connection:
                 continue
             row, engine_ms = answer
             server_ms = (time.perf_counter() - frame.received_s) * 1000
+            _, width, height = protocol.image_size(frame.data)
             message = protocol.result_message(
-                row, app[engine_key].class_names, seq=frame.seq, engine_ms=engine_ms, server_ms=server_ms
+                row,
+                app[engine_key].class_names,
+                seq=frame.seq,
+                engine_ms=engine_ms,
+                server_ms=server_ms,
+                **self.readouts(row, (width, height), frame.box),
             )
             await self.send(message)
             app[metrics_key].answered("ws", server_ms / 1000)
@@ -152,11 +164,27 @@ class Connection:
             jpeg = await loop.run_in_executor(None, feed.jpeg, held)
             server_ms = (time.perf_counter() - t0) * 1000
             message = protocol.result_message(
-                row, app[engine_key].class_names, seq=number, engine_ms=engine_ms, server_ms=server_ms
+                row,
+                app[engine_key].class_names,
+                seq=number,
+                engine_ms=engine_ms,
+                server_ms=server_ms,
+                **self.readouts(row, held.image_bgr.shape[1::-1], self.state.box),
             )
             message.update(type="source_result", frame=message.pop("seq"), image=base64.b64encode(jpeg).decode("ascii"))
             await self.send(message)
             app[metrics_key].answered("source", server_ms / 1000)
+
+    def readouts(self, row: Any, frame_wh: tuple[int, int], box: RegionBox | None) -> dict[str, Any]:
+        """The trust readouts of one answer (``result_message``'s arguments): the region score in
+        the client's box, and the map's scale (this connection's running maximum under "session")."""
+        region = None
+        if box is not None:
+            region = region_score(row.cam[0], row.box, frame_wh, box) if row.finite[0] else None
+        normalize, cam_scale = self.state.normalize, 1.0
+        if normalize == "session" and row.finite[0]:
+            cam_scale = self.scale.factor(float(row.cam_max[0]), scale_key(row), time.monotonic())
+        return {"region": region, "normalize": normalize, "cam_scale": cam_scale}
 
     async def _explain(
         self,

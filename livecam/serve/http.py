@@ -36,6 +36,9 @@ from livecam.serve.context import (
 )
 from livecam.serve.feed import MjpegStream
 from livecam.serve.security import token_query
+from livecam.trust.region import REGION_TEXT, RegionBox, region_score
+from livecam.trust.scale import NORMALIZE, SCALE_LABELS
+from livecam.trust.stamp import made_with, png_with_text
 from livecam.viewer.control import ALPHA_DECIMALS, ALPHA_STEP, Controller, ViewerState
 
 # The page's files under serve/web/ besides index.html (which is served at "/"), each at "/NAME":
@@ -129,6 +132,9 @@ def page_constants(settings: ServeConfig) -> dict[str, Any]:
         "blend": settings.blend,
         "alpha_step": ALPHA_STEP,
         "alpha_decimals": ALPHA_DECIMALS,
+        "region": REGION_TEXT,  # the box's readout, worded as the window draws it
+        "normalize": list(NORMALIZE),
+        "scale_labels": SCALE_LABELS,  # what the colour bar's top end says, per scale
     }
 
 
@@ -153,7 +159,7 @@ async def explain_http(request: web.Request) -> web.Response:
         )
     loop = asyncio.get_running_loop()
     try:
-        method, class_id = _query_settings(request, app[engine_key])
+        method, class_id, box = _query_settings(request, app[engine_key])
         data = await request.read()
         _, width, height = protocol.image_size(data) if data else ("", 0, 0)  # (decode_image says what is wrong with no data)
         # The decoded picture is held until the answer is made: the budget bounds the memory of many at once.
@@ -175,14 +181,17 @@ async def explain_http(request: web.Request) -> web.Response:
         )
         response.headers["Retry-After"] = "5"
         return response
+    region = region_score(row.cam[0], row.box, image.shape[1::-1], box) if box is not None and row.finite[0] else None
     return web.json_response(
-        protocol.result_message(row, app[engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms)
+        protocol.result_message(row, app[engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms, region=region)
     )
 
 
-def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None]:
-    """``method=`` and ``class_id=`` of a request, checked by a viewer controller like the WebSocket's controls."""
+def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None, RegionBox | None]:
+    """``method=``, ``class_id=`` and ``box=`` of a request, checked by a viewer controller like the WebSocket's controls."""
     controls: dict[str, Any] = {}
+    if "box" in request.query:
+        controls["box"] = request.query["box"]  # x,y,w,h as for --box
     if "method" in request.query:
         controls["method"] = request.query["method"]
     if "class_id" in request.query:
@@ -191,7 +200,7 @@ def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None]
     settings = request.app[config_key]
     state = ViewerState(method=engine.method, alpha=settings.opacity, colormap=settings.colormap)
     Controller(state, class_names=engine.class_names).apply_all(protocol.commands(controls))
-    return state.method, state.class_id
+    return state.method, state.class_id, state.box
 
 
 def overlay_png(app: web.Application, image: np.ndarray, row: Any, locked: bool) -> bytes:
@@ -202,7 +211,7 @@ def overlay_png(app: web.Application, image: np.ndarray, row: Any, locked: bool)
     ok, data = cv2.imencode(".png", overlay)
     if not ok:
         raise RuntimeError("OpenCV could not encode a PNG.")
-    return data.tobytes()
+    return png_with_text(data.tobytes(), made_with(app[engine_key], method=row.method))
 
 
 def _overlay_hud(app: web.Application, row: Any, locked: bool) -> HudInfo:

@@ -25,6 +25,8 @@ import numpy as np
 
 from livecam.engine.compare import contrast_fields
 from livecam.errors import UserError
+from livecam.trust.region import RegionScore, region_fields
+from livecam.trust.scale import scaled_cam
 from livecam.viewer.control import Action, Command
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a WebSocket message or request body; larger closes with 1009 / answers 413
@@ -43,6 +45,8 @@ _CONTROL_ACTIONS = {
     "alpha": Action.SET_ALPHA,
     "colormap": Action.SET_COLORMAP,
     "contrast": Action.SET_CONTRAST,  # a class id or name; null: none
+    "box": Action.SET_BOX,  # [x, y, w, h] in frame pixels or fractions; null clears it
+    "normalize": Action.SET_NORMALIZE,  # "frame" or "session"
 }
 CONTROLS = (*_CONTROL_ACTIONS, "pull")
 
@@ -163,7 +167,17 @@ def encode_cam(cam: np.ndarray) -> dict[str, Any]:
     }
 
 
-def result_message(row: Any, class_names: Sequence[str], *, seq: int, engine_ms: float, server_ms: float) -> dict[str, Any]:
+def result_message(
+    row: Any,
+    class_names: Sequence[str],
+    *,
+    seq: int,
+    engine_ms: float,
+    server_ms: float,
+    region: RegionScore | None = None,
+    normalize: str = "frame",
+    cam_scale: float = 1.0,
+) -> dict[str, Any]:
     """The JSON object for one answered frame.
 
     Args:
@@ -172,8 +186,12 @@ def result_message(row: Any, class_names: Sequence[str], *, seq: int, engine_ms:
         seq: the frame's number on its connection (1 for ``POST /api/explain``).
         engine_ms: time the engine spent on the batch that held this frame.
         server_ms: time from receiving the frame to answering it.
+        region: the map's score in the client's box (``livecam.trust.region``), or None.
+        normalize: the scale the map is sent on, "frame" or "session" (``livecam.trust.scale``).
+        cam_scale: what the map (scaled to 1) is multiplied by on that scale.
     """
     class_id = int(row.class_ids[0])
+    cam_max = getattr(row, "cam_max", None)
     return {
         "type": "result",
         "seq": int(seq),
@@ -184,11 +202,14 @@ def result_message(row: Any, class_names: Sequence[str], *, seq: int, engine_ms:
             {"id": int(i), "label": class_names[int(i)], "prob": round(float(p), 6)}
             for i, p in zip(row.topk_ids[0], row.topk_probs[0])
         ],
-        "cam": encode_cam(row.cam[0]),
+        "cam": encode_cam(scaled_cam(row.cam[0], cam_scale)),
         "method": row.method,
         "layer": row.layer,
-        "box": [round(float(v), 6) for v in getattr(row, "box", (0.0, 0.0, 1.0, 1.0))],
+        "box": [round(float(v), 6) for v in getattr(row, "box", (0.0, 0.0, 1.0, 1.0))],  # where the map lies
         **contrast_fields(row, class_names),
+        "cam_max": None if cam_max is None else round(float(cam_max[0]), 6),
+        "normalize": normalize,
+        **region_fields(region),
         "ms": {"engine": round(float(engine_ms), 3), "server": round(float(server_ms), 3)},
     }
 

@@ -24,6 +24,8 @@ from livecam.engine.methods import METHOD_NAMES, check_method
 from livecam.errors import UserError
 from livecam.models import class_index
 from livecam.render import colormap_id
+from livecam.trust.region import RegionBox, parse_box
+from livecam.trust.scale import check_normalize
 
 ALPHA_STEP = 0.1
 ALPHA_DECIMALS = 6  # step_alpha rounds to this many decimals (the page reads it from /api/config)
@@ -49,6 +51,9 @@ class Action(str, Enum):
     ALPHA_UP = "alpha_up"
     SET_ALPHA = "set_alpha"  # arg: opacity in [0, 1]
     SET_COLORMAP = "set_colormap"  # arg: a colormap name such as "jet"
+    SET_BOX = "set_box"  # arg: [x, y, w, h] in frame pixels or fractions (``livecam.trust.region``), or None
+    CLEAR_BOX = "clear_box"
+    SET_NORMALIZE = "set_normalize"  # arg: "frame" or "session" (``livecam.trust.scale``)
     HELP = "help"  # toggle
     FULLSCREEN = "fullscreen"  # toggle
     NEXT_IMAGE = "next_image"  # image folders in a window: the next picture
@@ -81,6 +86,8 @@ class ViewerState:
         help_shown: the key list is drawn.
         fullscreen: the window fills the screen.
         recording: a recording is running (set by the front-end that records).
+        box: the region whose share of the heat is read out (``livecam.trust.region``), or None.
+        normalize: the maps' scale, "frame" (each its own maximum) or "session" (``livecam.trust.scale``).
         message: a transient message, shown until ``message_until_s`` (on the controller's clock).
     """
 
@@ -94,6 +101,8 @@ class ViewerState:
     help_shown: bool = False
     fullscreen: bool = False
     recording: bool = False
+    box: RegionBox | None = None
+    normalize: str = "frame"
     message: str = ""
     message_until_s: float = 0.0
 
@@ -170,6 +179,15 @@ class Controller:
             return self._set(action, "alpha", _check_alpha(arg), redraw=True)
         if action is Action.SET_COLORMAP:
             return self._set(action, "colormap", _check_colormap(arg), redraw=True)
+        if action is Action.SET_BOX:
+            return self._set(action, "box", parse_box(arg), redraw=True)
+        if action is Action.CLEAR_BOX:
+            return self._set(action, "box", None, redraw=True)
+        if action is Action.SET_NORMALIZE:
+            outcome = self._set(action, "normalize", check_normalize(arg), redraw=True)
+            if outcome.changed:
+                self.say(f"scale: {s.normalize}")
+            return outcome
         if action is Action.NEXT_METHOD:
             return self._set_method(action, METHOD_NAMES[(METHOD_NAMES.index(s.method) + 1) % len(METHOD_NAMES)])
         if action is Action.SET_METHOD:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from livecam.errors import UserError, check_bgr_image
+from livecam.viewer.mouse import BoxDrag
 
 __all__ = ["WindowSink", "fit_to_screen", "gui_available", "screen_size"]
 
@@ -42,6 +43,8 @@ class WindowSink:
             )
         self.title = title
         cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+        self._drag = BoxDrag()
+        cv2.setMouseCallback(title, self._drag.on_mouse)
         self._open = True
         self._sized = False
         self._fullscreen = fullscreen  # applied once the window has a picture (Qt ignores it before)
@@ -84,6 +87,10 @@ class WindowSink:
     def poll(self, wait_ms: int = 1) -> int:
         """Pump window events for ``wait_ms`` without a new frame (e.g. while paused); the key or -1."""
         return -1 if self.closed else cv2.waitKey(wait_ms)
+
+    def take_box(self) -> tuple[int, int, int, int] | None:
+        """The box the user last drew (right-drag, or a drag with Shift or Ctrl), once, in picture pixels; or None."""
+        return self._drag.take()
 
     def write(self, frame_bgr: np.ndarray, timestamp_s: float | None = None) -> None:
         """``FrameSink`` form of ``show``; the key is discarded."""

@@ -18,6 +18,8 @@ from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer, hud_info
 from livecam.render.grid import draw_grid, panel_titles
 from livecam.sources import FrameSource
+from livecam.trust.region import RegionScore, region_score, region_text
+from livecam.trust.scale import SessionScale, scale_key, scaled_cam
 from livecam.viewer.control import Controller, ViewerState
 from livecam.viewer.sinks import Processed
 
@@ -55,6 +57,7 @@ class Drawer:
         self.times, self.engine_rate, self.display_rate = times, engine_rate, display_rate
         self._lock = threading.Lock()
         self._dropped_before = 0
+        self._scale = SessionScale()
 
     def start(self) -> None:
         """The run begins: frames the source dropped before now (while the model loaded) do not count."""
@@ -69,6 +72,10 @@ class Drawer:
             renderer.alpha, renderer.colormap, renderer.show_help = state.alpha, state.colormap, state.help_shown
             result = processed.result
             cam = result.cam[0] if result is not None and result.finite[0] else None
+            if cam is not None and state.normalize == "session":
+                time_s = processed.source_time_s if processed.source_time_s is not None else processed.frame.timestamp_s
+                cam = scaled_cam(cam, self._scale.factor(float(result.cam_max[0]), scale_key(result), time_s))
+            region = self.region(processed)
             hud = self.hud(result, processed.class_lock)
             box = result.box if result is not None else None
             if processed.panels:  # side by side: the grid, each panel labelled, for the window and the files alike
@@ -93,9 +100,20 @@ class Drawer:
                 explains=processed.explains,
                 map_id=processed.map_id,
                 box=box,
+                region=None if region is None else (region.box_xywh, region_text(region)),
             )
         picture = views.file if views.file is not None else processed.picture
-        return replace(processed, picture=picture, window_picture=views.window, hud=hud)
+        return replace(processed, picture=picture, window_picture=views.window, hud=hud, region=region)
+
+    def region(self, processed: Processed) -> RegionScore | None:
+        """The frame's map scored against the user's box (the frame's own map, unsmoothed, on its own scale)."""
+        box, result = self.state.box, processed.result
+        if box is None:
+            return None
+        frame_wh = processed.frame.image_bgr.shape[1::-1]
+        if result is None or not result.finite[0]:
+            return RegionScore(box.pixels(frame_wh), None, None)
+        return region_score(result.cam[0], result.box, frame_wh, box)
 
     def hud(self, result: CamResult | None, class_lock: int | None) -> HudInfo | None:
         """What the HUD says about a map made for ``class_lock`` (the frame's own lock, not the lock now)."""
@@ -116,6 +134,7 @@ class Drawer:
             dropped=self.dropped(),
             recording=self.state.recording,
             message=self.controller.message(),
+            scale=self.state.normalize,
         )
 
     def engine_fps(self) -> float | None:

@@ -24,6 +24,8 @@ import numpy as np
 
 from livecam.engine.compare import contrast_fields
 from livecam.errors import UserError
+from livecam.trust.region import FIELDS as REGION_FIELDS
+from livecam.trust.region import region_fields
 from livecam.viewer.safe_files import KeepOut, SinkError, check_output, check_target, open_replacing, write_file_atomic
 from livecam.viewer.sinks import Processed
 
@@ -47,6 +49,8 @@ RESULT_FIELDS = (
     "finite",
     "contrast_id",
     "contrast_name",
+    "cam_max",
+    *REGION_FIELDS,
 )
 
 
@@ -56,7 +60,9 @@ def result_record(processed: Processed, class_names: Sequence[str], source: str)
     The hottest point is the centre of the map's hottest cell, in frame pixels (x right, y
     down), with the map's value there (maps are scaled to a maximum of 1, so 0 means no map).
     The map lies where the network looked (``result.box``): under ``--fit pad`` the point can
-    fall on the padding, outside the frame.
+    fall on the padding, outside the frame. ``cam_max`` is the map's raw maximum (how strong it
+    is, which the scaled map no longer says); ``box_xywh``, ``box_energy`` and ``box_peak_inside``
+    are the region score in the user's box (``livecam.trust.region``), null without one.
     """
     frame, result = processed.frame, processed.result
     height, width = frame.image_bgr.shape[:2]
@@ -67,6 +73,7 @@ def result_record(processed: Processed, class_names: Sequence[str], source: str)
         source=frame.name or source,
         locked=bool(processed.locked),
     )
+    record.update(region_fields(processed.region))
     if result is None:
         return record
     class_id = int(result.class_ids[0])
@@ -82,6 +89,7 @@ def result_record(processed: Processed, class_names: Sequence[str], source: str)
         topk_probs=[_number(p) for p in result.topk_probs[0]],
         finite=bool(result.finite[0]),
         **contrast_fields(result, class_names),
+        cam_max=cam_max_of(result),
     )
     cam = np.asarray(result.cam[0])
     if record["finite"] and cam.size:
@@ -110,6 +118,8 @@ class ResultsWriter:
             (a video's file name, "camera 0", ...).
         overwrite: whether an existing file may be replaced.
         others: (role, path) of the files it must not be (see ``check_output``).
+        made_with: how the results were made (``livecam.trust.stamp``): JSON Lines start with a
+            header line ``{"made_with": {...}}``; a CSV gets it beside it, in ``NAME.meta.json``.
 
     Raises:
         UserError: an unknown suffix, or the file cannot be written (see ``check_output``).
@@ -125,8 +135,14 @@ class ResultsWriter:
         source: str,
         overwrite: bool = False,
         others: Iterable[tuple[str, str | Path]] | KeepOut = (),
+        made_with: dict[str, Any] | None = None,
     ) -> None:
         self.path = check_results_path(path, overwrite=overwrite, others=others)
+        self.meta_path = (
+            self.path.with_suffix(".meta.json") if made_with is not None and self.path.suffix.lower() == ".csv" else None
+        )
+        if self.meta_path is not None:
+            check_output(self.meta_path, overwrite=overwrite, others=others)
         self.format = RESULT_FORMATS[self.path.suffix.lower()]
         self._names = class_names
         self._source = source
@@ -140,13 +156,21 @@ class ResultsWriter:
             ) from None
         self._line = io.StringIO()  # the CSV writer's line, written to the file whole
         self._csv = None
+        header = ""
         if self.format == "csv":
             self._csv = csv.DictWriter(self._line, fieldnames=RESULT_FIELDS)
             self._csv.writeheader()
-            try:
-                self._append(self._take_line())
-            except SinkError as exc:
-                raise UserError(str(exc)) from None
+            header = self._take_line()
+        elif made_with is not None:
+            header = json.dumps({"made_with": made_with}, ensure_ascii=False) + "\n"
+        try:
+            if header:
+                self._append(header)
+            if self.meta_path is not None:
+                write_file_atomic(self.meta_path, (json.dumps({"made_with": made_with}, indent=2) + "\n").encode())
+        except (SinkError, OSError) as exc:
+            self.close()
+            raise UserError(f"Could not write the --results header ({exc}); choose another file.") from None
 
     def write(self, processed: Processed) -> None:
         """Appends the frame's line, whole (unbuffered: a killed run keeps every line so far).
@@ -354,6 +378,12 @@ class _UniqueNames:
             name = f"{stem}-{index}.{suffix}" if dot else f"{name}-{index}"
         self._used.add(name)
         return name
+
+
+def cam_max_of(result: Any) -> float | None:
+    """A one-row result's raw map maximum, rounded as the records keep numbers; None where it does not say."""
+    cam_max = getattr(result, "cam_max", None)  # a result made by hand may not say
+    return None if cam_max is None else _number(cam_max[0])
 
 
 def _number(value: Any) -> float | None:

@@ -39,6 +39,8 @@ from livecam.errors import shown
 from livecam.meters import RateMeter, StageTimes
 from livecam.render import Renderer
 from livecam.sources import Frame, FrameSource
+from livecam.trust.region import RegionBox
+from livecam.trust.stamp import made_with
 from livecam.viewer.control import Controller, ViewerState
 from livecam.viewer.drawing import Drawer
 from livecam.viewer.keys import KEY_HELP
@@ -71,6 +73,8 @@ class Options:
     compare: str | None = None  # --compare: "classes" or "methods" side by side
     step_images: bool = False  # a window on an image folder: each picture stays until a key (or delay_s)
     delay_s: float | None = None  # with step_images: go on to the next picture after this long
+    box: RegionBox | None = None  # --box: the region whose share of the heat is read out
+    normalize: str = "frame"  # --normalize: the maps' scale (livecam.trust.scale)
 
 
 class Headless:
@@ -147,9 +151,12 @@ class Pipeline:
             help_shown=renderer.show_help,
             fullscreen=window is not None and window.fullscreen,
             recording=recorder is not None,
+            box=options.box,
+            normalize=options.normalize,
         )
         self.controller = Controller(self.state, class_names=engine.class_names)
-        self.stats = Stats(runtime=runtime_info(engine))
+        self.made_with = made_with(engine, normalize=options.normalize)
+        self.stats = Stats(runtime=runtime_info(engine), made_with=self.made_with)
         self.times = StageTimes()
         self.engine_rate = RateMeter()
         self.display_rate = RateMeter()
@@ -185,6 +192,7 @@ class Pipeline:
                 snapshots=SnapshotWriter(options.snapshot_dir),
                 class_names=engine.class_names,
                 model_name=engine.model_name,
+                made_with=self.made_with,
                 every_frame=not source.live,
                 step_images=options.step_images,
                 delay_s=options.delay_s,

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from livecam.errors import UserError, check_bgr_image
+from livecam.trust.stamp import png_with_text
 from livecam.viewer.cvwindow import WindowSink, fit_to_screen, gui_available, screen_size
 from livecam.viewer.safe_files import (
     KeepOut,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from livecam.engine.core import CamResult
     from livecam.render import HudInfo
     from livecam.sources import Frame
+    from livecam.trust.region import RegionScore
 
 __all__ = [
     "FrameSink",
@@ -81,6 +83,7 @@ class Processed:
         scene: counts unrelated pictures (image folders): a new one restarts the smoothing.
         panels: side by side (``--compare``): each panel's one-row result (``result`` is the
             first); empty otherwise. The pictures are then the grid (``livecam.render.grid``).
+        region: the map's score in the user's box (``livecam.trust.region``), None without a box.
     """
 
     frame: Frame
@@ -94,6 +97,7 @@ class Processed:
     map_id: int = 0
     scene: int = 0
     panels: tuple[CamResult, ...] = ()
+    region: RegionScore | None = None
 
     @property
     def explains(self) -> tuple[str, int | None, int, int] | None:
@@ -171,6 +175,8 @@ class SnapshotWriter:
             "raw.png": _png(check_bgr_image(raw_bgr, "raw_bgr")),
             "overlay.png": _png(check_bgr_image(overlay_bgr, "overlay_bgr")),
         }
+        if record.get("made_with") is not None:  # the overlay says how it was made (a tEXt chunk)
+            blobs["overlay.png"] = png_with_text(blobs["overlay.png"], record["made_with"])
         if cam is not None:
             blobs["cam.npy"] = _npy(np.asarray(cam))
         now = _now()

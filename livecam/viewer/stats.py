@@ -31,6 +31,7 @@ class Stats:
     output_errors: list[str] = field(default_factory=list)  # per-frame outputs and --stats-json that stopped (a full disk)
     recordings: list[str] = field(default_factory=list)
     runtime: dict[str, str] = field(default_factory=dict)  # {"name": "openvino", "reason": "...", "head": "numpy"}
+    made_with: dict[str, Any] = field(default_factory=dict)  # how the run's outputs were made (livecam.trust.stamp)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

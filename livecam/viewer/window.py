@@ -21,8 +21,11 @@ import numpy as np
 from livecam.engine.compare import contrast_fields
 from livecam.mailbox import Mailbox
 from livecam.sources import Frame
-from livecam.viewer.control import MESSAGE_S, Action, Controller, Outcome
+from livecam.trust.region import region_fields
+from livecam.viewer.control import MESSAGE_S, Action, Command, Controller, Outcome
 from livecam.viewer.keys import action_for_key
+from livecam.viewer.mouse import frame_box
+from livecam.viewer.outputs import cam_max_of
 from livecam.viewer.recording import RecordingSession
 from livecam.viewer.safe_files import SinkError
 from livecam.viewer.sinks import Processed, SnapshotWriter
@@ -64,6 +67,7 @@ class WindowFrontEnd:
         recording: the run's recording, started and stopped by r.
         snapshots: where s saves.
         class_names, model_name: for the snapshots' records.
+        made_with: how the run's pictures are made (``livecam.trust.stamp``), for the snapshots.
         every_frame: show every frame (files): ``write`` waits for the display to take the one
             before; else (live) the newest frame wins.
         step_images: each picture stays until n / Right (or ``delay_s``); p / Left goes back.
@@ -84,6 +88,7 @@ class WindowFrontEnd:
         class_names: Sequence[str],
         model_name: str,
         every_frame: bool,
+        made_with: dict[str, Any] | None = None,
         step_images: bool = False,
         delay_s: float | None = None,
         log: Callable[[str], None],
@@ -94,6 +99,7 @@ class WindowFrontEnd:
         self._snapshots = snapshots
         self._class_names = class_names
         self._model_name = model_name
+        self._made_with = made_with
         self._every_frame = every_frame
         self._stepping = step_images
         self._delay_s = delay_s
@@ -152,6 +158,9 @@ class WindowFrontEnd:
             if self.window.closed:
                 break
             command = action_for_key(key)
+            drawn = self._drawn_box(current)
+            if drawn is not None:  # a box drawn with the mouse: a command like a key's
+                command = Command(Action.SET_BOX, drawn)
             outcome = self._apply(command.action, command.arg, current)
             if paused and not state.paused:
                 resumed_s = time.monotonic()
@@ -170,6 +179,16 @@ class WindowFrontEnd:
             if current is not None and frozen and outcome.redraw:
                 current, redraw = viewer.redraw(current, reexplain=outcome.reexplain), True
 
+    def _drawn_box(self, current: Processed | None) -> list[int] | None:
+        """The box the user just drew on the picture, in the frame's pixels (``livecam.viewer.mouse``); or None."""
+        take = getattr(self.window, "take_box", None)  # a window without a mouse draws none
+        box = take() if take is not None else None
+        if box is None or current is None:
+            return None
+        image = current.frame.image_bgr
+        side_by_side = current.window_picture is not None and current.window_picture.shape[1] == 2 * image.shape[1]
+        return frame_box(box, image.shape[1::-1], side_by_side)
+
     def _apply(self, action: Action, arg: Any, current: Processed | None) -> Outcome:
         """Applies a command from the window and carries out its effect (full screen, snapshot, recording)."""
         result = current.result if current is not None else None
@@ -184,7 +203,8 @@ class WindowFrontEnd:
 
     def _snapshot(self, processed: Processed) -> None:
         result = processed.result
-        record = snapshot_record(processed, self._class_names, self._model_name)
+        made_with = None if self._made_with is None else {**self._made_with, "normalize": self.controller.state.normalize}
+        record = snapshot_record(processed, self._class_names, self._model_name, made_with)
         try:
             paths = self._snapshots.save(
                 processed.frame.image_bgr, processed.picture, result.cam[0] if result is not None else None, record
@@ -202,8 +222,12 @@ class WindowFrontEnd:
         self._log(f"livecam: {in_log}")
 
 
-def snapshot_record(processed: Processed, class_names: Sequence[str], model_name: str) -> dict[str, Any]:
-    """The JSON record of a snapshot: the frame, and the class its map was made for (its own lock, not the lock now)."""
+def snapshot_record(
+    processed: Processed, class_names: Sequence[str], model_name: str, made_with: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON record of a snapshot: the frame, the class its map was made for (its own lock, not
+    the lock now), its raw maximum, the region score in the user's box, and how it was made
+    (``made_with``, ``livecam.trust.stamp``: its method is the snapshot's own)."""
     record: dict[str, Any] = {"time": datetime.now().isoformat(timespec="milliseconds"), "frame_index": processed.frame.index}
     result = processed.result
     if result is not None:
@@ -217,6 +241,8 @@ def snapshot_record(processed: Processed, class_names: Sequence[str], model_name
             method=result.method,
             model=model_name,
             **contrast_fields(result, class_names),
+            cam_max=cam_max_of(result),
+            **region_fields(processed.region),
         )
         if processed.panels:  # side by side: what each panel of the picture shows
             record["panels"] = [
@@ -224,4 +250,6 @@ def snapshot_record(processed: Processed, class_names: Sequence[str], model_name
                  "probability": float(row.probs[0, int(row.class_ids[0])]), "method": row.method}
                 for row in processed.panels
             ]  # fmt: skip
+        if made_with is not None:
+            record["made_with"] = {**made_with, "method": result.method}
     return record

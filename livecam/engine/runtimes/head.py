@@ -68,7 +68,7 @@ class DenseHead:
     def __call__(
         self, activations: np.ndarray, z: np.ndarray, class_ids: np.ndarray, method_index: int, contrast_ids: Any = None
     ) -> tuple[np.ndarray, ...]:
-        """(probs, class_ids, cam, topk_probs, topk_ids, finite), as the compiled step returns them.
+        """(probs, class_ids, cam, topk_probs, topk_ids, finite, cam_max), as the compiled step returns them.
 
         ``z`` are the Dense layer's outputs before its activation, mean_ij(A_ij) . W + b, which
         the OpenVINO body computes alongside the activations. ``contrast_ids`` as in the ``Step``.
@@ -90,9 +90,9 @@ class DenseHead:
             g = g / np.float32(h * w)
             G = np.broadcast_to(g[:, None, None, :], A.shape)
             method = self._methods[int(method_index)]
-            cam = methods_module.normalize(method(A, G, np), np).astype(np.float32)
-            probs, cam, topk_probs, topk_ids, finite = scoring.finish(probs, logits, cam, self.topk, np)
-        return probs, chosen, cam, topk_probs, topk_ids, finite
+            cam, cam_max = methods_module.normalize(method(A, G, np), np)
+            probs, cam, topk_probs, topk_ids, finite = scoring.finish(probs, logits, cam.astype(np.float32), self.topk, np)
+        return probs, chosen, cam, topk_probs, topk_ids, finite, cam_max.astype(np.float32)
 
     def _logit_gradient(self, class_ids: np.ndarray) -> np.ndarray:
         """(N, C): each row's class logit's gradient with respect to the pooled activations."""

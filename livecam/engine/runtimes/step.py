@@ -55,7 +55,7 @@ class Network:
     topk: int
 
 
-StepOutputs = tuple[Any, Any, Any, Any, Any, Any]  # probs, class_ids, cam, topk_probs, topk_ids, finite
+StepOutputs = tuple[Any, Any, Any, Any, Any, Any, Any]  # probs, class_ids, cam, topk_probs, topk_ids, finite, cam_max
 
 
 class Step(Protocol):
@@ -65,8 +65,9 @@ class Step(Protocol):
     3) at the input size, int32 class ids (N,) with -1 for each frame's top class (-2 its second,
     ... ``scoring.MAX_RANK``), the int32 index of the method in ``METHOD_NAMES``, and int32
     contrast class ids (N,): where one is >= 0 the row explains z_A - z_B of the pre-softmax
-    scores, A its class and B the contrast (-1 or None: z_A alone). Returns (probs, class_ids, cam, topk_probs, topk_ids, finite), as
-    tensors or NumPy arrays (``np.asarray`` takes either).
+    scores, A its class and B the contrast (-1 or None: z_A alone). Returns (probs, class_ids,
+    cam, topk_probs, topk_ids, finite, cam_max), as tensors or NumPy arrays (``np.asarray`` takes
+    either); ``cam_max`` is each map's raw maximum before the map was scaled to 1.
     """
 
     @property

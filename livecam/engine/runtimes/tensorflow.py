@@ -148,6 +148,6 @@ def explain(activations, grads, probs, logits, chosen, method_index, topk: int) 
     activations = tf.cast(activations, tf.float32)
     grads = tf.cast(grads, tf.float32)
     branches = [lambda fn=fn: fn(activations, grads, tnp) for fn in methods.METHODS.values()]
-    cam = methods.normalize(tf.switch_case(method_index, branches), tnp)
+    cam, cam_max = methods.normalize(tf.switch_case(method_index, branches), tnp)
     probs, cam, topk_probs, topk_ids, finite = scoring.finish(probs, logits, cam, topk, tnp)
-    return probs, chosen, cam, topk_probs, topk_ids, finite
+    return probs, chosen, cam, topk_probs, topk_ids, finite, cam_max

@@ -17,7 +17,16 @@ const { $, notice, clearNotice } = ui;
 
 // What the person chose: changed only through steer(), which tells the server (the connection's
 // state is the authority for what it computes); kept across reconnects, and told to a new connection.
-const settings = { method: null, classId: null, contrast: null, alpha: 0.4, colormap: "jet", paused: false };
+const settings = {
+  method: null,
+  classId: null,
+  contrast: null,
+  alpha: 0.4,
+  colormap: "jet",
+  paused: false,
+  box: null,
+  normalize: "frame",
+};
 // Each setting's name in a controls message (docs/serve-api.md), and how the page shows it.
 const CONTROLS = {
   method: "method",
@@ -26,6 +35,8 @@ const CONTROLS = {
   alpha: "alpha",
   colormap: "colormap",
   paused: "paused",
+  box: "box",
+  normalize: "normalize",
 };
 const SHOW = {
   method: (method) => ($("method").value = method),
@@ -34,7 +45,17 @@ const SHOW = {
   alpha: ui.showAlpha,
   colormap: (name) => ui.drawLegend(server.luts[name]),
   paused: ui.showPaused,
+  box: (box) => {
+    $("clear-box").disabled = box === null;
+    if (box === null) $("region").textContent = "No box: drag on the picture to ask how much of the heat is on a thing.";
+  },
+  normalize: (normalize) => {
+    $("normalize").value = normalize;
+    if (server.config) $("legend-high").textContent = server.config.rules.scale_labels[normalize];
+  },
 };
+// These change what the server computes for a frame: while paused, the frozen frame is asked again.
+const ASKS_AGAIN = ["method", "classId", "contrast", "box", "normalize"];
 // What the server said: its config, the rules taken from it, the colormap tables.
 const server = { config: null, rules: null, luts: {}, configured: false };
 // What is shown: the picture's source, the last answer, and counts.
@@ -48,6 +69,7 @@ const shown = {
   rtt: 0,
   rttLog: [], // [time, round trip] in ms, the last few thousand (for scripts/bench_serve.py)
   reexplain: false, // explain the frozen frame again once the answer in flight is back
+  drag: null, // a box being drawn: [x0, y0, x1, y1] in fractions of the picture
 };
 const answers = new ui.RateMeter();
 const frames = new ui.RateMeter();
@@ -87,6 +109,8 @@ window.livecam = Object.freeze({
   get alpha() { return settings.alpha; },
   get colormap() { return settings.colormap; },
   get paused() { return settings.paused; },
+  get box() { return settings.box; },
+  get normalize() { return settings.normalize; },
   get smoothed() { return heat.smoothed; },
   get cameraError() { return camera.error; },
   get recording() { return files.recording; },
@@ -116,6 +140,7 @@ async function start() {
     record: toggleRecording,
     fullscreen: ui.toggleFullscreen,
     help: ui.toggleHelp,
+    clearBox: () => steer({ box: null }),
   });
   await loadConfig();
   connection.connect();
@@ -169,6 +194,7 @@ function applyConfig(config) {
     $("mjpeg").href = `stream.mjpg${query}`;
   }
   ui.drawLegend(server.luts[settings.colormap]);
+  SHOW.normalize(settings.normalize);
 }
 
 // ------------------------------------------------------------------ answers
@@ -220,6 +246,15 @@ function showResult(message) {
   $("prob").textContent = format(message.prob);
   ui.showLocked(settings.classId !== null);
   ui.showTopk(message, format, pickClass);
+  if (message.box_xywh) $("region").textContent = regionText(message);
+}
+
+// The box's readout, worded as the window draws it (rules.region, livecam/trust/region.py).
+function regionText(message) {
+  const words = server.config.rules.region;
+  if (message.box_energy === null) return words.no_heat;
+  const share = `${Math.round(100 * message.box_energy)}%`;
+  return words.heat.replace("{share}", share).replace("{peak}", message.box_peak_inside ? words.inside : words.outside);
 }
 
 async function showSourceImage(b64) {
@@ -287,12 +322,57 @@ function draw() {
   const ctx = view.getContext("2d", { willReadFrequently: true });
   ctx.drawImage(picture, 0, 0, width, height);
   if (shown.last) heat.draw(ctx, width, height, shown.last.box, settings.alpha, server.luts[settings.colormap]);
+  drawBox(ctx, width, height);
   files.drawn();
   const now = performance.now();
   frames.tick(now);
   if (live) sendFrame(); // in case nothing is in flight (first frame, after a reconnect)
   const [answersPerS, framesPerS] = [answers.rate(now), frames.rate(now)];
   if (shown.last) ui.showStats(shown.last, live ? shown.rtt : 0, answersPerS, framesPerS);
+}
+
+// The box the person drew (or is drawing), over the heat.
+function drawBox(ctx, width, height) {
+  const box = shown.drag ? [shown.drag[0], shown.drag[1], shown.drag[2] - shown.drag[0], shown.drag[3] - shown.drag[1]] : settings.box;
+  if (!box) return;
+  const [x, y, w, h] = [box[0] * width, box[1] * height, box[2] * width, box[3] * height];
+  ctx.lineWidth = Math.max(2, width / 320);
+  ctx.strokeStyle = "#000";
+  ctx.strokeRect(x, y, w, h);
+  ctx.lineWidth /= 2;
+  ctx.strokeStyle = "#ebebeb";
+  ctx.strokeRect(x, y, w, h);
+}
+
+// Where a pointer is on the picture, in fractions of it (the canvas keeps the picture's aspect: object-fit contain).
+function pictureFraction(event) {
+  const rect = view.getBoundingClientRect();
+  const scale = Math.min(rect.width / view.width, rect.height / view.height);
+  const [left, top] = [(rect.width - view.width * scale) / 2, (rect.height - view.height * scale) / 2];
+  const clamp = (v) => Math.min(1, Math.max(0, v));
+  return [clamp((event.clientX - rect.left - left) / (view.width * scale)), clamp((event.clientY - rect.top - top) / (view.height * scale))];
+}
+
+// A drag on the picture draws the box; a click (under 1 % of the picture either way) does nothing.
+function bindBoxDrawing() {
+  view.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    const [x, y] = pictureFraction(event);
+    shown.drag = [x, y, x, y];
+    view.setPointerCapture(event.pointerId);
+  });
+  view.addEventListener("pointermove", (event) => {
+    if (shown.drag) shown.drag = [shown.drag[0], shown.drag[1], ...pictureFraction(event)];
+  });
+  view.addEventListener("pointerup", (event) => {
+    if (!shown.drag) return;
+    const [x0, y0] = shown.drag;
+    const [x1, y1] = pictureFraction(event);
+    shown.drag = null;
+    const round = (v) => Math.round(v * 1e4) / 1e4;
+    const box = [Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0)].map(round);
+    if (box[2] >= 0.01 && box[3] >= 0.01) steer({ box }); // fractions: all four in [0, 1]
+  });
 }
 
 // ------------------------------------------------------------------ controls
@@ -312,6 +392,9 @@ function bindControls() {
   document.addEventListener("fullscreenchange", () => $("fullscreen").setAttribute("aria-pressed", String(Boolean(document.fullscreenElement))));
   $("keys").addEventListener("click", ui.toggleHelp);
   $("clear-contrast").addEventListener("click", () => steer({ contrast: null }));
+  $("clear-box").addEventListener("click", () => steer({ box: null }));
+  $("normalize").addEventListener("change", (e) => steer({ normalize: e.target.value }));
+  bindBoxDrawing();
 }
 
 // Every change of what the person steers goes through here: the page's settings, what it shows
@@ -323,7 +406,7 @@ function steer(fields) {
   Object.assign(settings, fields);
   for (const name of Object.keys(fields)) SHOW[name](settings[name]);
   const message = controls(fields);
-  const asksAgain = "method" in fields || "classId" in fields || "contrast" in fields;
+  const asksAgain = ASKS_AGAIN.some((name) => name in fields);
   if (asksAgain && settings.paused && shown.mode === "source") message.pull = "source";
   connection.sendControls(message);
   if (asksAgain) sendFrame(true);

@@ -3,7 +3,7 @@
 
 const REPEATING_KEYS = new Set(["[", "]"]); // held down, they keep stepping; the others act once
 
-// actions: {pause, nextMethod, unlock, lockRank(k), alphaDown, alphaUp, snapshot, record, fullscreen, help}
+// actions: {pause, nextMethod, unlock, lockRank(k), alphaDown, alphaUp, snapshot, record, fullscreen, help, clearBox}
 export function bindKeys(actions) {
   const table = {
     " ": actions.pause,
@@ -15,6 +15,7 @@ export function bindKeys(actions) {
     r: actions.record,
     f: actions.fullscreen,
     h: actions.help,
+    c: actions.clearBox,
   };
   for (const rank of [1, 2, 3, 4, 5]) table[rank] = () => actions.lockRank(rank);
   document.addEventListener("keydown", (event) => {
