@@ -21,6 +21,7 @@ from livecam.render import (
     page_constants,
     upsample_cam,
 )
+from livecam.render.heat import cubic_step
 from livecam.viewer.keys import KEY_HELP
 
 H, W = 120, 160
@@ -789,6 +790,8 @@ def test_page_constants_are_the_renderers_own_rules():
     cam01 = ((np.arange(levels + 1) + 0.4) / levels).clip(0, 1).astype(np.float32)[None, :]
     black, white = np.zeros((1, levels + 1, 3), np.uint8), np.full((1, levels + 1, 3), 255, np.uint8)
     np.testing.assert_array_equal(blend_heat(black, white, cam01, 1.0)[0, :, 0], np.arange(levels + 1))
+    step = constants["cubic_step"]  # the page colours its heat at the renderer's resolution: at most step pixels per cell
+    assert cubic_step(np.zeros((2, 3), np.float32), (1000, 1000)).shape == (2 * step, 3 * step)
     percent = constants["percent"]
     assert percent["decimals"] == 1 and format_percent(0.1234) == "12.3%"
     assert [format_percent(p) for p in (float("nan"), 1.0, 0.99996, 0.00004)] == [

@@ -646,6 +646,7 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
             "alphaStep": sent["alpha_step"],
             "percent": sent["percent"],
             "heatLevels": sent["heat_levels"],
+            "cubicStep": sent["cubic_step"],
             "alphaDecimals": sent["alpha_decimals"],
         }
         assert (sent["smooth"], sent["blend"]) == (config["smooth"], config["blend"])

@@ -18,6 +18,7 @@ from typing import Any
 from livecam.render.heat import (
     BLENDS,
     COLORMAPS,
+    CUBIC_STEP,
     DEFAULT_ALPHA,
     DEFAULT_BLEND,
     HEAT_LEVELS,
@@ -64,12 +65,13 @@ def page_constants() -> dict[str, Any]:
 
     Returns:
         ``{"smooth": 0.5, "blend": "heat", "blends": ["heat", "uniform"],
-        "alpha": {"uniform": 0.4, "heat": 0.6}, "heat_levels": HEAT_LEVELS,
+        "alpha": {"uniform": 0.4, "heat": 0.6}, "heat_levels": HEAT_LEVELS, "cubic_step": CUBIC_STEP,
         "percent": {"decimals": 1, "unknown": "--%", "one": "100%", "almost_one": ">99.9%",
         "almost_zero": "<0.1%"}}``: the default smoothing weight (``CamSmoother``), the default
         blend and the blends, the default opacity per blend, the steps the heat blend keeps its
-        per-pixel opacity in (``alpha * map`` rounded to 1/255), and the percent rule of
-        ``format_percent``. A server's own settings (``--smooth``, ``--blend``, ``--alpha``)
+        per-pixel opacity in (``alpha * map`` rounded to 1/255), the most pixels per map cell the
+        heat is coloured at before it is stretched bilinearly over the frame (``cubic_step``), and
+        the percent rule of ``format_percent``. A server's own settings (``--smooth``, ``--blend``, ``--alpha``)
         replace the defaults where it sends them.
     """
     return {
@@ -78,5 +80,6 @@ def page_constants() -> dict[str, Any]:
         "blends": list(BLENDS),
         "alpha": dict(DEFAULT_ALPHA),
         "heat_levels": HEAT_LEVELS,
+        "cubic_step": CUBIC_STEP,
         "percent": dict(PERCENT),
     }

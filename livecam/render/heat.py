@@ -26,7 +26,7 @@ COLORMAPS: dict[str, int] = {
 }
 COLORMAP_NAMES = {cmap_id: name for name, cmap_id in COLORMAPS.items()}
 HEAT_LEVELS = 255  # the heat blend keeps its per-pixel opacity, alpha * map, in steps of 1/255 (uint8 layers)
-_CUBIC_STEP = 16
+CUBIC_STEP = 16  # the map is upsampled bicubically to at most this many pixels per cell, then bilinearly (cubic_step)
 
 
 def upsample_cam(cam: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
@@ -46,16 +46,16 @@ def upsample_cam(cam: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
 
 
 def cubic_step(cam01: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
-    """A map bicubic-upsampled towards ``size_wh`` by at most ``_CUBIC_STEP`` samples per cell (not clipped).
+    """A map bicubic-upsampled towards ``size_wh`` by at most ``CUBIC_STEP`` samples per cell (not clipped).
 
     OpenCV's float bicubic is slow at frame size (7 ms for 1080p), so maps go bicubic to at most
-    _CUBIC_STEP samples per map cell, then bilinear (``to_size``): both steps use half-pixel
+    CUBIC_STEP samples per map cell, then bilinear (``to_size``): both steps use half-pixel
     centres, so the geometry is the same, and on a random 7x7 map the result stays within 0.007
     (2/255) of a one-step bicubic; real maps are smoother. 1080p then takes about 1 ms.
     """
     width, height = size_wh
     h, w = cam01.shape
-    mid_wh = (min(width, _CUBIC_STEP * w), min(height, _CUBIC_STEP * h))
+    mid_wh = (min(width, CUBIC_STEP * w), min(height, CUBIC_STEP * h))
     return cam01 if mid_wh == (w, h) else cv2.resize(cam01, mid_wh, interpolation=cv2.INTER_CUBIC)
 
 

@@ -318,8 +318,8 @@ function draw() {
     view.width = width;
     view.height = height;
   }
-  // Read back at every frame for the blend: a canvas kept in memory, not on the graphics card.
-  const ctx = view.getContext("2d", { willReadFrequently: true });
+  // Read back at every frame only by the uniform blend (heat.js): then kept in memory, not on the graphics card.
+  const ctx = view.getContext("2d", { willReadFrequently: Boolean(server.rules && server.rules.blend === "uniform") });
   ctx.drawImage(picture, 0, 0, width, height);
   if (shown.last) heat.draw(ctx, width, height, shown.last.box, settings.alpha, server.luts[settings.colormap]);
   drawBox(ctx, width, height);

@@ -13,6 +13,7 @@ export function rulesFrom(config) {
     alphaStep: pick("alpha_step", config.alpha_step), // what [ and ] add to the opacity
     percent: Object.freeze({ ...PERCENT, ...(rules.percent || {}) }), // the percent text (render's PERCENT)
     heatLevels: pick("heat_levels", 255), // the heat blend's opacity steps per pixel (render's HEAT_LEVELS)
+    cubicStep: pick("cubic_step", 16), // the heat is painted at most this many pixels per map cell (render's CUBIC_STEP)
     alphaDecimals: pick("alpha_decimals", 6), // the opacity keys round to these decimals (control's ALPHA_DECIMALS)
   });
 }
@@ -25,59 +26,31 @@ export function smoothInto(previous, values, s) {
   return previous;
 }
 
-// What the blend needs per map, computed once per map (as the renderer's heat_layers):
-// colour is the painted map (RGBA), values the map (0..255, as the wire sends it) per pixel.
-// rules: rulesFrom's, for its blend and heatLevels. "heat": the opacity follows the map,
-// w = alpha * map in steps of 1 / heatLevels; "uniform": alpha everywhere. The 255s below are
-// uint8 arithmetic (saturation, 255 - w, the product scaled by 1/255), as the renderer's.
-export function heatLayers(colour, values, alpha, { blend, heatLevels }) {
-  const n = values.length;
-  if (blend !== "heat") return { alpha, colour };
-  // w as OpenCV's convertScaleAbs makes it: float32 arithmetic, ties to even.
+// The heat layer's colour and weight for each map value v (0..255, as the wire sends it): RGBA
+// bytes, 4 per value, made once per colormap and opacity (as the renderer's heat_layers): the
+// colormap's colour (lut: 256 RGB triples), and as alpha the blend's weight. rules: rulesFrom's,
+// for its blend and heatLevels. "heat": the opacity follows the map, w = alpha * map in steps of
+// 1 / heatLevels; "uniform": opaque (the whole layer is drawn at opacity alpha).
+export function heatTable(lut, alpha, { blend, heatLevels }) {
+  // w as OpenCV's convertScaleAbs makes it: float32 arithmetic, ties to even, saturated.
   const scale = Math.fround(heatLevels * alpha);
-  // w depends on the map's value alone (0..255): worked out once per value, not once per pixel.
-  const weight = new Uint8Array(256);
-  for (let v = 0; v < 256; v++) weight[v] = Math.min(255, roundHalfEven(Math.fround(Math.fround(v / 255) * scale)));
-  const keep = new Uint8Array(n);
-  const premultiplied = new Uint8Array(3 * n);
-  for (let i = 0, j = 0; i < n; i++, j += 3) {
-    const w = weight[values[i]];
-    keep[i] = 255 - w;
-    const row = w << 8; // colour * w / 255, rounded, from the table
-    premultiplied[j] = TIMES_OVER_255[row | colour[4 * i]];
-    premultiplied[j + 1] = TIMES_OVER_255[row | colour[4 * i + 1]];
-    premultiplied[j + 2] = TIMES_OVER_255[row | colour[4 * i + 2]];
+  const table = new Uint8Array(4 * 256);
+  for (let v = 0; v < 256; v++) {
+    const w = blend === "heat" ? Math.min(255, roundHalfEven(Math.fround(Math.fround(v / 255) * scale))) : 255;
+    table.set([lut[3 * v], lut[3 * v + 1], lut[3 * v + 2], w], 4 * v);
   }
-  return { keep, premultiplied };
+  return table;
 }
 
-// The heat over a picture's pixels (RGBA, in place, the layers' size), as the renderer blends:
-// heat: picture * (255 - w) / 255 + heat * w / 255, each term rounded (uint8 arithmetic);
-// uniform: alpha * heat + (1 - alpha) * picture (rounded as OpenCV does, ties to even).
-export function blendInto(pixels, layers) {
-  if (layers.keep) {
-    const { keep, premultiplied } = layers;
-    for (let i = 0, j = 0; i < keep.length; i++, j += 3) {
-      const row = keep[i] << 8; // this runs on every displayed frame: a table, not a division
-      pixels[4 * i] = TIMES_OVER_255[row | pixels[4 * i]] + premultiplied[j];
-      pixels[4 * i + 1] = TIMES_OVER_255[row | pixels[4 * i + 1]] + premultiplied[j + 1];
-      pixels[4 * i + 2] = TIMES_OVER_255[row | pixels[4 * i + 2]] + premultiplied[j + 2];
-    }
-    return;
-  }
-  const { alpha, colour } = layers;
+// The uniform blend over a picture's pixels (RGBA, in place; colour: RGBA of the same size), as
+// OpenCV's addWeighted: alpha * colour + (1 - alpha) * picture, rounded with ties to even. Done
+// here, per pixel: a canvas keeps opacity in steps of 1/255 (0.05 would be 13/255), 2 levels off.
+export function blendUniform(pixels, colour, alpha) {
   const beta = 1 - alpha;
   for (let i = 0; i < pixels.length; i += 4) {
-    for (let c = i; c < i + 3; c++) {
-      const x = alpha * colour[c] + beta * pixels[c];
-      const r = Math.round(x);
-      pixels[c] = r - x === 0.5 && r % 2 === 1 ? r - 1 : r; // inlined roundHalfEven
-    }
+    for (let c = i; c < i + 3; c++) pixels[c] = roundHalfEven(alpha * colour[c] + beta * pixels[c]);
   }
 }
-
-// round(a * b / 255) for a, b in 0..255, at [a << 8 | b].
-const TIMES_OVER_255 = new Uint8Array(1 << 16).map((_, ab) => Math.round(((ab >> 8) * (ab & 255)) / 255));
 
 function roundHalfEven(x) {
   const r = Math.round(x);
