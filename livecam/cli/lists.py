@@ -21,14 +21,16 @@ def models() -> int:
 
 
 def layers(model: str, *, weights: str, unsafe_model_load: bool) -> int:
-    from livecam.models import find_target_layer, load_model, spatial_layers
+    from livecam.engine.targets import is_tokens
+    from livecam.models import find_target_layer, load_model, map_shape, target_candidates
 
     logs.import_tensorflow()
     with logs.native_stderr_silenced(logs.quiet()):  # Keras's C++ notes while it builds the model
         loaded = load_model(model, weights=weights, unsafe=unsafe_model_load)
     default = find_target_layer(loaded.model, loaded.default_layer)  # the engine's own choice without --layer
-    for layer in spatial_layers(loaded.model):
-        shape = "x".join(str(d) for d in tuple(layer.output.shape)[1:])
-        mark = "  <- default target layer (without --layer)" if layer is default else ""
-        print(f"{shown(layer.name):<45} {shape}{mark}")
+    for target in target_candidates(loaded.model):
+        shape = "x".join(str(d) for d in map_shape(target))
+        tokens = "  (the patch tokens entering this transformer block)" if is_tokens(target) else ""
+        mark = "  <- default target layer (without --layer)" if target == default else ""
+        print(f"{shown(target.name):<45} {shape}{tokens}{mark}")
     return 0
