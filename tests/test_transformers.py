@@ -16,6 +16,7 @@ from livecam.cli import main
 from livecam.engine.core import METHOD_NAMES
 from livecam.errors import UserError
 from livecam.models import imagenet_class_names, load_model
+from livecam.models.hub import HUB_PRESETS
 from test_engine import reference_cam
 
 keras_hub = pytest.importorskip("keras_hub", reason="the hub extra: pip install 'livecam[hub]'")
@@ -214,3 +215,12 @@ def test_an_offline_preset_names_itself_and_the_cache(capsys, monkeypatch):
 def test_hub_mistakes_are_one_sentence(preset, weights, fragment):
     with pytest.raises(UserError, match=fragment):
         load_model(f"hub:{preset}", weights=weights)
+
+
+def test_models_lists_the_keras_hub_presets(capsys):
+    code = main(["models"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = [line.split()[0] for line in out.split("KerasHub presets")[1].splitlines()[2:-1]]
+    assert rows == [f"hub:{preset}" for preset in HUB_PRESETS]
+    assert "kagglehub" in out

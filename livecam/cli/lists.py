@@ -8,6 +8,7 @@ from livecam.errors import shown
 
 def models() -> int:
     from livecam.models import DEFAULT_MODEL, ZOO
+    from livecam.models.hub import HUB_PREFIX, HUB_PRESETS
 
     print(f"{'model':<22} {'input':<9} {'preprocessing':<14} target layer (without --layer)")
     for name, entry in ZOO.items():
@@ -17,6 +18,11 @@ def models() -> int:
         print(f"{listed:<22} {size:<9} {entry.preprocess:<14} {layer}")
     print(f"{'demo':<22} {'':<9} {'built in':<14} the shipped offline demo model (livecam --demo)")
     print("\n(default): the model used when --model is not given. ImageNet weights download once, to ~/.keras/models/.")
+    print(f'\nKerasHub presets (--model {HUB_PREFIX}PRESET, with pip install "livecam[hub]"); any ImageClassifier preset loads:')
+    print(f"{'preset':<36} what the map is taken from")
+    for preset, about in HUB_PRESETS.items():
+        print(f"{HUB_PREFIX + preset:<36} {about}")
+    print("KerasHub downloads a preset once, to ~/.cache/kagglehub/ (or $KAGGLEHUB_CACHE).")
     return 0
 
 
