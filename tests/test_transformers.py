@@ -209,6 +209,7 @@ def test_an_offline_preset_names_itself_and_the_cache(capsys, monkeypatch):
     ("preset", "weights", "fragment"),
     [
         ("no_such_preset_anywhere", "imagenet", "Unknown KerasHub preset 'no_such_preset_anywhere'"),
+        ("vit_bse_patch16_224_imagenet", "imagenet", "did you mean 'vit_base_patch16_224_imagenet'"),
         ("vit_base_patch16_224_imagenet", "w.weights.h5", "brings its own weights"),
     ],
 )

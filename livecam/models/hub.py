@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from livecam.errors import UserError, first_line
+from livecam.errors import UserError, close_matches, first_line
 
 __all__ = [
     "HUB_PREFIX",
@@ -75,15 +75,17 @@ def load_hub_model(preset: str, weights: str | Path | None) -> Any:
     try:
         return keras_hub.models.ImageClassifier.from_preset(preset, load_weights=load_weights)
     except Exception as exc:
-        raise UserError(_preset_failed(preset, exc)) from exc
+        raise UserError(_preset_failed(preset, exc, tuple(keras_hub.models.ImageClassifier.presets))) from exc
 
 
-def _preset_failed(preset: str, exc: Exception) -> str:
+def _preset_failed(preset: str, exc: Exception, known: tuple[str, ...]) -> str:
     text = str(exc)
     name = f"{HUB_PREFIX}{preset}"
     if "Unknown preset identifier" in text:
+        close = close_matches(preset, known)
+        did_you_mean = f"did you mean {close}? " if close else ""
         return (
-            f"Unknown KerasHub preset {preset!r}; pass {HUB_PREFIX}NAME with a preset name (`livecam models` lists some; "
+            f"Unknown KerasHub preset {preset!r}: {did_you_mean}Pass {HUB_PREFIX}NAME with a preset name (`livecam models` lists some; "
             f"keras_hub.models.ImageClassifier.presets has them all), a kaggle:// or hf:// handle, or a folder saved with save_to_preset()."
         )
     if "Unable to find a subclass" in text or "is not a" in text:
