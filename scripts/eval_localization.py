@@ -2,6 +2,7 @@
 
     python scripts/eval_localization.py                 # 1,000 held-out scenes, Markdown table
     python scripts/eval_localization.py --n 200 --json
+    python scripts/eval_localization.py --model my_scene_model.keras
 
 For every scene (seeds from 500,000 up are never trained on) it runs the engine once per
 method, explaining the scene's true class, upsamples the map to the frame with
@@ -52,12 +53,17 @@ def mass_in_box(cam_frame: np.ndarray, box_xyxy: tuple[int, int, int, int]) -> f
 
 
 def evaluate(
-    n: int, start: int, methods: tuple[str, ...] = METHODS, size_wh: tuple[int, int] = (224, 224), batch: int = 100
+    n: int,
+    start: int,
+    methods: tuple[str, ...] = METHODS,
+    size_wh: tuple[int, int] = (224, 224),
+    batch: int = 100,
+    model: str = "demo",
 ) -> dict:
     """Accuracy and, per method, pointing game and mass in box over scenes start..start+n-1."""
     from livecam import CamEngine
 
-    engine = CamEngine("demo", method=methods[0])
+    engine = CamEngine(model, method=methods[0])
     width, height = size_wh
     hits = {m: 0 for m in methods}
     mass = {m: 0.0 for m in methods}
@@ -123,13 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=int, default=HELD_OUT_START, help=f"first seed (held out from {HELD_OUT_START} up)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    parser.add_argument("--model", default="demo", help="demo, or a model file trained on the scenes")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"Expected --n >= 1. Received: {args.n}")
     if args.start < HELD_OUT_START:
         print(f"warning: seeds below {HELD_OUT_START} were used for training; these numbers are not held out.", file=sys.stderr)
     started = time.perf_counter()
-    report = evaluate(args.n, args.start, tuple(args.methods))
+    report = evaluate(args.n, args.start, tuple(args.methods), model=args.model)
     report["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=2) if args.json else to_markdown(report))
     return 0

@@ -108,7 +108,8 @@ def test_compare_classes_records_the_grid_of_the_top_three_in_one_call_with_a_co
     capture.release()
     assert ok and picture.shape == (480, 1920, 3)  # three 640x480 panels
     assert calls and all(ids == [-1, -2, -3] and list(contrast) == [1, 1, 1] for ids, contrast in calls)
-    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    header, *lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert set(header) == {"made_with"}
     assert {(line["contrast_id"], line["contrast_name"]) for line in lines} == {(1, "square")}
 
 

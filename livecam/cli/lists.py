@@ -8,6 +8,7 @@ from livecam.errors import shown
 
 def models() -> int:
     from livecam.models import DEFAULT_MODEL, ZOO
+    from livecam.models.hub import HUB_PREFIX, HUB_PRESETS
 
     print(f"{'model':<22} {'input':<9} {'preprocessing':<14} target layer (without --layer)")
     for name, entry in ZOO.items():
@@ -17,18 +18,25 @@ def models() -> int:
         print(f"{listed:<22} {size:<9} {entry.preprocess:<14} {layer}")
     print(f"{'demo':<22} {'':<9} {'built in':<14} the shipped offline demo model (livecam --demo)")
     print("\n(default): the model used when --model is not given. ImageNet weights download once, to ~/.keras/models/.")
+    print(f'\nKerasHub presets (--model {HUB_PREFIX}PRESET, with pip install "livecam[hub]"); any ImageClassifier preset loads:')
+    print(f"{'preset':<36} what the map is taken from")
+    for preset, about in HUB_PRESETS.items():
+        print(f"{HUB_PREFIX + preset:<36} {about}")
+    print("KerasHub downloads a preset once, to ~/.cache/kagglehub/ (or $KAGGLEHUB_CACHE).")
     return 0
 
 
 def layers(model: str, *, weights: str, unsafe_model_load: bool) -> int:
-    from livecam.models import find_target_layer, load_model, spatial_layers
+    from livecam.engine.targets import is_tokens
+    from livecam.models import find_target_layer, load_model, map_shape, target_candidates
 
     logs.import_tensorflow()
     with logs.native_stderr_silenced(logs.quiet()):  # Keras's C++ notes while it builds the model
         loaded = load_model(model, weights=weights, unsafe=unsafe_model_load)
     default = find_target_layer(loaded.model, loaded.default_layer)  # the engine's own choice without --layer
-    for layer in spatial_layers(loaded.model):
-        shape = "x".join(str(d) for d in tuple(layer.output.shape)[1:])
-        mark = "  <- default target layer (without --layer)" if layer is default else ""
-        print(f"{shown(layer.name):<45} {shape}{mark}")
+    for target in target_candidates(loaded.model):
+        shape = "x".join(str(d) for d in map_shape(target))
+        tokens = "  (the patch tokens entering this transformer block)" if is_tokens(target) else ""
+        mark = "  <- default target layer (without --layer)" if target == default else ""
+        print(f"{shown(target.name):<45} {shape}{tokens}{mark}")
     return 0

@@ -30,7 +30,7 @@ from livecam.engine.runtimes.choose import RUNTIMES, choose_step
 from livecam.engine.runtimes.step import Network, RuntimeInfo, Step
 from livecam.engine.split import output_activation
 from livecam.errors import UserError, first_line
-from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, spatial_layers
+from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, target_candidates
 
 Runtime = Literal["auto", "tensorflow", "openvino"]
 
@@ -198,7 +198,7 @@ class CamEngine:
     @property
     def layer_candidates(self) -> list[str]:
         """Names of the layers a map can be taken from, in order."""
-        return [layer.name for layer in spatial_layers(self.model)]
+        return [target.name for target in target_candidates(self.model)]
 
     def map_box(self, frame_wh: tuple[int, int]) -> tuple[float, float, float, float]:
         """Where the map of a frame of ``frame_wh`` (width, height) lies on it (``CamResult.box``)."""

@@ -17,8 +17,10 @@ from livecam.models.layers import (
     check_explainable,
     find_target_layer,
     iter_layers,
+    map_shape,
     spatial_layers,
     step_bytes_per_frame,
+    target_candidates,
 )
 from livecam.models.loaded import PREPROCESSORS, LoadedModel, preprocess_fn
 from livecam.models.loading import load_model
@@ -40,7 +42,9 @@ __all__ = [
     "iter_layers",
     "load_labels",
     "load_model",
+    "map_shape",
     "preprocess_fn",
     "spatial_layers",
     "step_bytes_per_frame",
+    "target_candidates",
 ]

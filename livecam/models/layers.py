@@ -7,13 +7,23 @@ import math
 from typing import Any
 
 from livecam.engine.split import output_activation
+from livecam.engine.targets import activation_shape, to_grid_shape, token_targets
 from livecam.errors import UserError, close_matches
 
-__all__ = ["EXPLAINABLE", "check_explainable", "find_target_layer", "iter_layers", "spatial_layers", "step_bytes_per_frame"]
+__all__ = [
+    "EXPLAINABLE",
+    "check_explainable",
+    "find_target_layer",
+    "iter_layers",
+    "map_shape",
+    "spatial_layers",
+    "step_bytes_per_frame",
+    "target_candidates",
+]
 
 EXPLAINABLE = (
     "livecam explains image classifiers: one image input (batch, height, width, 3), one class-score output "
-    "(batch, classes), and a convolutional layer before it"
+    "(batch, classes), and a convolutional layer or a vision transformer's blocks before it"
 )
 
 
@@ -55,7 +65,7 @@ def check_explainable(model: Any, what: str = "The model") -> None:
             f"{what} ends in a softmax over one unit, which is always 1.0 whatever the picture and has no gradient, "
             f"so it cannot explain anything; for a binary classifier use one sigmoid unit or a softmax over two."
         )
-    if not spatial_layers(model):
+    if not target_candidates(model):
         raise UserError(f"{what} has no convolutional layer (no spatial feature map) to take a map from; {EXPLAINABLE}.")
 
 
@@ -94,9 +104,21 @@ def spatial_layers(model: Any) -> list[Any]:
     return found
 
 
+def target_candidates(model: Any) -> list[Any]:
+    """Where a map can be taken, in order: the layers with a spatial output, then the block
+    boundaries of a vision transformer (``livecam.engine.targets.TokenTarget``)."""
+    return spatial_layers(model) + token_targets(model)
+
+
+def map_shape(target: Any) -> tuple[int, ...]:
+    """(h, w, channels) of the map a target gives: a layer's output, or a transformer's token grid."""
+    return to_grid_shape(target, activation_shape(target))
+
+
 def find_target_layer(model: Any, name: str | None = None) -> Any:
-    """The explicit ``name`` if given, else the last layer with a spatial 4-D output."""
-    candidates = spatial_layers(model)
+    """The explicit ``name`` if given, else the last candidate: the last layer with a spatial 4-D
+    output, or the tokens entering a vision transformer's last block."""
+    candidates = target_candidates(model)
     if name is None:
         if not candidates:
             raise UserError(
@@ -104,6 +126,10 @@ def find_target_layer(model: Any, name: str | None = None) -> Any:
             )
         return candidates[-1]
     import keras
+
+    for target in token_targets(model):
+        if target.name == name:
+            return target
 
     for layer in iter_layers(model):
         if layer.name == name:

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from livecam.engine import targets
 from livecam.engine.runtimes import openvino as runtime_openvino
 from livecam.engine.runtimes.head import DenseHead
 from livecam.engine.runtimes.step import Network, RuntimeInfo, StepOutputs
-from livecam.engine.split import SplitError, head_chain, split_at
+from livecam.engine.split import SplitError, head_chain
 from livecam.errors import first_line
 
 
@@ -67,16 +68,17 @@ def open_openvino_step(network: Network, *, reason: str, log: Callable[[str], No
         return why_not
     layer = network.target.name
     try:
-        split = split_at(network.model, network.target)
+        split = targets.split(network.model, network.target)
     except SplitError as exc:
         return f"the model cannot be cut at layer {layer!r}: {exc}"
     except Exception as exc:  # a graph Keras cannot take apart: TensorFlow runs it whole
         return f"the model cannot be cut at layer {layer!r} ({first_line(exc)})"
     h, w = network.input_size
-    activations_shape = (None, *tuple(network.target.output.shape)[1:])
+    activations_shape = (None, *targets.activation_shape(network.target))
     # A pooling + Dense head: its scores are computed in OpenVINO too, as a second output of
     # the body (two threads, fused), and only their gradients and the map in NumPy.
-    dense = DenseHead.match(head_chain(network.model, network.target), network.output, network.topk)
+    chain = None if targets.is_tokens(network.target) else head_chain(network.model, network.target)
+    dense = DenseHead.match(chain, network.output, network.topk)
 
     def make_body() -> Any:
         def body(frames_bgr: tf.Tensor) -> Any:

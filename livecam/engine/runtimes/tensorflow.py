@@ -19,9 +19,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow.experimental.numpy as tnp
 
-from livecam.engine import methods, scoring
+from livecam.engine import methods, scoring, targets
 from livecam.engine.runtimes.step import Network, RuntimeInfo, StepOutputs
-from livecam.engine.split import capture_output
 
 # The contrast classes are a tensor like the class ids, so a contrast asked for or dropped never retraces.
 _STEP_ARGS = (
@@ -41,7 +40,11 @@ def model_input(frames_bgr: tf.Tensor, network: Network, *, antialias: bool = Tr
     h, w = network.input_size
     # BGR -> RGB, once, here. A gather rather than tf.reverse: OpenVINO fuses it into the first
     # layer, where a reverse costs 1.7 ms a frame (mobilenet_v2 on 2 cores, 10.1 against 8.4 ms).
-    x = tf.gather(tf.cast(frames_bgr, tf.float32), [2, 1, 0], axis=-1)
+    # Not for a vision transformer: OpenVINO 2026.4 then computes wrong tokens (off by ~150 in a
+    # test) when the convolution it fused the gather into has its shape read, as KerasHub's
+    # patching layer does; a reverse is a small cost beside the transformer's blocks.
+    x = tf.cast(frames_bgr, tf.float32)
+    x = tf.reverse(x, [-1]) if targets.is_tokens(network.target) else tf.gather(x, [2, 1, 0], axis=-1)
     if tuple(frames_bgr.shape[1:3]) != (h, w):  # not known to be at the input size when traced
         same_size = tf.reduce_all(tf.equal(tf.shape(x)[1:3], [h, w]))
         x = tf.cond(same_size, lambda: x, lambda: tf.image.resize(x, (h, w), antialias=antialias))
@@ -90,11 +93,12 @@ class TensorFlowStep:
         x = model_input(frames_bgr, network, antialias=not self._xla)
         captured: dict[str, tf.Tensor] = {}
         with tf.GradientTape() as tape:
-            with capture_output(network.target, captured, "activations", tape), network.output.hook(captured):
+            with targets.capture(network.target, captured, "activations", tape), network.output.hook(captured):
                 output = network.model(x, training=False)
             probs, logits, chosen, score = _scores(output, captured, network, class_ids, contrast_ids)
         grads = tape.gradient(score, captured["activations"])
-        return explain(captured["activations"], grads, probs, logits, chosen, method_index, network.topk)
+        activations, grads = (targets.to_grid(network.target, t) for t in (captured["activations"], grads))
+        return explain(activations, grads, probs, logits, chosen, method_index, network.topk)
 
 
 class TensorFlowHead:
@@ -108,7 +112,7 @@ class TensorFlowHead:
         self._network = network
         self._head = head
         self.traces = 0
-        activations = tf.TensorSpec([None, *tuple(network.target.output.shape)[1:]], tf.float32, name="activations")
+        activations = tf.TensorSpec([None, *targets.activation_shape(network.target)], tf.float32, name="activations")
         self.function = tf.function(self._graph, input_signature=[activations, *_STEP_ARGS], autograph=False)
 
     def __call__(self, activations: Any, class_ids: Any, method_index: Any, contrast_ids: Any = None) -> StepOutputs:
@@ -122,11 +126,11 @@ class TensorFlowHead:
         network = self._network
         captured: dict[str, tf.Tensor] = {}
         with tf.GradientTape() as tape:
-            tape.watch(activations)
-            with network.output.hook(captured):
+            with targets.capture_head(network.target, activations, captured, "activations", tape), network.output.hook(captured):
                 output = self._head(activations, training=False)
             probs, logits, chosen, score = _scores(output, captured, network, class_ids, contrast_ids)
-        grads = tape.gradient(score, activations)
+        grads = tape.gradient(score, captured["activations"])
+        activations, grads = (targets.to_grid(network.target, t) for t in (captured["activations"], grads))
         return explain(activations, grads, probs, logits, chosen, method_index, network.topk)
 
 
@@ -144,7 +148,7 @@ def _scores(
 
 
 def explain(activations, grads, probs, logits, chosen, method_index, topk: int) -> StepOutputs:
-    """The maps and the result tensors, from activations, gradients and scores."""
+    """The maps and the result tensors, from activations (batch, h, w, channels), gradients and scores."""
     activations = tf.cast(activations, tf.float32)
     grads = tf.cast(grads, tf.float32)
     branches = [lambda fn=fn: fn(activations, grads, tnp) for fn in methods.METHODS.values()]
