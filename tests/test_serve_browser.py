@@ -648,6 +648,7 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
             "heatLevels": sent["heat_levels"],
             "cubicStep": sent["cubic_step"],
             "alphaDecimals": sent["alpha_decimals"],
+            "gridMaxW": sent["grid_max_w"],
         }
         assert (sent["smooth"], sent["blend"]) == (config["smooth"], config["blend"])
 
@@ -811,3 +812,46 @@ def test_a_box_drawn_on_the_picture_reads_out_the_heat_in_it_and_c_clears_it(bro
         assert page.text_content("#legend-high") == "session max"
     finally:
         context.close()
+
+
+def test_the_side_by_side_selector_shows_three_labelled_panels_then_each_method(browser, server, shown):
+    """The selector pressed like a person (mouse down ~150 ms, up), then chosen with the arrow keys."""
+    from livecam.engine.methods import METHOD_NAMES
+
+    socket = SocketLog()
+    context, page = open_page(browser, server.path("/"), socket)
+    try:
+        wait_results(page, 1)
+        width, height = page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]")
+        box = page.locator("#compare").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.wait_for_timeout(150)
+        page.mouse.up()
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Enter")
+        socket.wait_sent(page, {"compare": "classes"})
+        page.wait_for_function("livecam.last && livecam.last.panels.length === 3", timeout=WAIT_MS)
+        last = page.evaluate("livecam.last")
+        captions = page.locator("#panels li").all_text_contents()
+        grid = page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]")
+        picture = canvas_bgr(page)
+        page.keyboard.press("ArrowDown")  # the select keeps the focus: the next choice
+        socket.wait_sent(page, {"compare": "methods"})
+        page.wait_for_function(f"livecam.last && livecam.last.panels.length === {len(METHOD_NAMES)}", timeout=WAIT_MS)
+        methods = page.locator("#panels li").all_text_contents()
+        page.keyboard.press("Home")
+        socket.wait_sent(page, {"compare": None})
+        page.wait_for_function("livecam.last && livecam.last.panels.length === 0", timeout=WAIT_MS)
+        page.wait_for_function(f"document.getElementById('view').width === {width}", timeout=WAIT_MS)
+        assert not page.is_visible("#panels")
+    finally:
+        context.close()
+    labels = [entry["label"] for entry in last["topk"][:3]]
+    assert labels[0] == shown.label
+    assert [caption.rsplit(" ", 1)[0] for caption in captions] == [f"top {i}: {label}" for i, label in enumerate(labels, 1)]
+    assert all(caption.endswith("%") for caption in captions)
+    assert grid == [3 * width, height]  # the window's grid: three panels in a row, each the picture's size
+    panels = [picture[:, i * width : (i + 1) * width] for i in range(3)]
+    assert region_difference(panels[0], panels[1], 0, height // 4, width, height) > 3  # each panel its own map
+    assert [caption.split(":")[0] for caption in methods] == list(METHOD_NAMES)
