@@ -10,7 +10,7 @@ const token = new URLSearchParams(location.search).get("token");
 const query = token ? `?token=${encodeURIComponent(token)}` : "";
 const here = new URL(import.meta.url).search;
 const load = (name) => import(`./${name}.js${here}`);
-const [{ Camera }, { Files }, { HeatLayer, base64Bytes }, { bindKeys }, { Panels, panelCaptions }, { rulesFrom, percent, stepAlpha }, { Connection }, ui] =
+const [{ Camera }, { Files, drawReadout, hudFont }, { HeatLayer, base64Bytes }, { bindKeys }, { Panels, panelCaptions }, { rulesFrom, percent, stepAlpha }, { Connection }, ui] =
   await Promise.all(["camera", "files", "heat", "keys", "panels", "rules", "socket", "ui"].map(load));
 const { $, notice, clearNotice } = ui;
 
@@ -351,7 +351,8 @@ function draw() {
   if (shown.last) ui.showStats(shown.last, live ? shown.rtt : 0, answersPerS, framesPerS);
 }
 
-// The box the person drew (or is drawing), over the heat.
+// The box the person drew (or is drawing), over the heat, with its readout once an answer has
+// scored it, as the window draws them: so the snapshots and recordings (files.js) carry them too.
 function drawBox(ctx, width, height) {
   const box = shown.drag ? [shown.drag[0], shown.drag[1], shown.drag[2] - shown.drag[0], shown.drag[3] - shown.drag[1]] : settings.box;
   if (!box) return;
@@ -362,6 +363,7 @@ function drawBox(ctx, width, height) {
   ctx.lineWidth /= 2;
   ctx.strokeStyle = "#ebebeb";
   ctx.strokeRect(x, y, w, h);
+  if (!shown.drag && shown.last && shown.last.box_xywh) drawReadout(ctx, hudFont(height), Math.round(x), Math.round(y), regionText(shown.last));
 }
 
 // Where a pointer is on the picture, in fractions of it (the canvas keeps the picture's aspect: object-fit contain).

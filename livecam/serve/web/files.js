@@ -160,6 +160,22 @@ export function drawCaption(ctx, font, text) {
   ctx.fillText(text, x0 + font.pad, y0 + font.pad + Math.round(font.small * 1.0), panelW - 2 * font.pad);
 }
 
+// The region box's readout, as the window's draw_region places it: small text in its panel above
+// the box at (x, y) (inside its top edge where there is no room above), kept on the picture.
+export function drawReadout(ctx, font, x, y, text) {
+  ctx.font = `${font.small}px sans-serif`;
+  ctx.textBaseline = "alphabetic";
+  const width = ctx.canvas.width;
+  const lineH = Math.round(font.small * 1.3);
+  const panelW = Math.min(width, ctx.measureText(text).width + 2 * font.pad);
+  const left = Math.min(Math.max(0, x), Math.max(0, width - panelW));
+  const top = y - lineH - font.pad >= 0 ? y - lineH - font.pad : y + font.pad;
+  ctx.fillStyle = HUD_PANEL;
+  ctx.fillRect(left, top, panelW, lineH);
+  ctx.fillStyle = HUD_WHITE;
+  ctx.fillText(text, left + font.pad, top + Math.round(font.small * 1.0), panelW - 2 * font.pad);
+}
+
 // A small padlock standing on the text baseline, ``size`` pixels high, as the renderer draws it.
 function drawPadlock(ctx, x, baseline, size) {
   const bodyH = Math.max(3, Math.round((size * 11) / 20));
