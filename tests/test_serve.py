@@ -82,7 +82,9 @@ def test_result_has_the_documented_shape_and_explains_the_object(server):
     assert set(result) == {
         *("type", "seq", "class_id", "label", "prob", "topk", "cam", "method", "layer", "box", "ms"),
         *("cam_max", "normalize", "box_xywh", "box_energy", "box_peak_inside", "contrast_id", "contrast_name"),
+        *("panels", "panel_grid"),
     }
+    assert result["panels"] == [] and result["panel_grid"] is None  # side by side only when asked
     assert result["box_xywh"] is None and result["normalize"] == "frame" and result["cam_max"] > 0
     assert result["box"] == [0.0, 0.0, 1.0, 1.0]  # --fit squash: the map covers the whole frame
     assert result["type"] == "result" and result["seq"] == 1
@@ -432,6 +434,49 @@ def test_only_the_shipped_page_is_served(server):
 
 
 # ---------------------------------------------------------------------- HTTP API
+
+
+def test_side_by_side_over_the_websocket_and_post_explain(server):
+    """compare: the top 3 classes of the frame (each its own map, the first the result's own), or each method; null ends it."""
+    from livecam.engine.methods import METHOD_NAMES
+    from livecam.render.grid import grid_size
+
+    shown = scene()
+
+    async def go():
+        async with aiohttp.ClientSession() as session, await ws_connect(session, server) as ws:
+            answers = []
+            for compare in ("classes", "methods", None):
+                await ws.send_str(json.dumps({"compare": compare}))
+                await ws.send_bytes(shown.jpeg())
+                answers.append(await receive_json(ws))
+            await ws.send_str(json.dumps({"compare": "clases"}))
+            answers.append(await receive_json(ws))
+            url = server.path("/api/explain", compare="classes")
+            headers = {"Content-Type": "image/jpeg"}
+            async with session.post(url, data=shown.jpeg(), headers=headers) as response:
+                answers.append(await response.json())
+            async with session.post(
+                server.path("/api/explain", compare="methods", overlay="1"), data=shown.jpeg(), headers=headers
+            ) as response:
+                answers.append(await response.read())
+            return answers
+
+    classes, methods, off, refused, posted, png = run(go())
+    assert [p["class_id"] for p in classes["panels"]] == [e["id"] for e in classes["topk"][:3]]
+    assert [p["title"] for p in classes["panels"]] == ["top 1", "top 2", "top 3"] and classes["panel_grid"] == [3, 1]
+    first = classes["panels"][0]
+    assert (first["label"], first["prob"], first["method"]) == (classes["label"], classes["prob"], "gradcam")
+    assert np.array_equal(cam_of(first), cam_of(classes)) and first["cam_max"] == classes["cam_max"]
+    assert all(cam_of(p).max() == 255 and p["contrast_id"] is None for p in classes["panels"])  # each on its own maximum
+    assert not np.array_equal(cam_of(classes["panels"][1]), cam_of(first))  # another class, another map
+    assert [p["method"] for p in methods["panels"]] == [p["title"] for p in methods["panels"]] == list(METHOD_NAMES)
+    assert {p["class_id"] for p in methods["panels"]} == {shown.class_id}
+    assert off["panels"] == [] and off["panel_grid"] is None
+    assert refused["type"] == "control_error" and "Expected compare in classes, methods" in refused["message"]
+    assert [p["label"] for p in posted["panels"]] == [e["label"] for e in posted["topk"][:3]]
+    grid = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert grid.shape[1::-1] == grid_size(shown.image_bgr.shape[1::-1], len(METHOD_NAMES))
 
 
 def test_post_explain_answers_json_and_png(server):

@@ -648,6 +648,7 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
             "heatLevels": sent["heat_levels"],
             "cubicStep": sent["cubic_step"],
             "alphaDecimals": sent["alpha_decimals"],
+            "gridMaxW": sent["grid_max_w"],
         }
         assert (sent["smooth"], sent["blend"]) == (config["smooth"], config["blend"])
 
@@ -773,27 +774,34 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
     assert specials == [format_percent(p) for p in (float("nan"), float("inf"), float("-inf"))]
 
 
+def drag_box_around_the_object(page, shown) -> list[tuple[float, float]]:
+    """Mouse down on one corner of a box around the object (half as large again), moved, held
+    ~150 ms, up on the other corner; returns the corners in fractions of the picture."""
+    x0, y0, x1, y1 = shown.box_xyxy
+    w, h = x1 - x0 + 1, y1 - y0 + 1
+    width, height = shown.image_bgr.shape[1], shown.image_bgr.shape[0]
+    corners = [(max(0, x0 - w / 4) / width, max(0, y0 - h / 4) / height)]
+    corners.append((min(width, x1 + w / 4) / width, min(height, y1 + h / 4) / height))
+    rect = page.locator("#view").bounding_box()  # the picture in it: object-fit contain
+    scale = min(rect["width"] / width, rect["height"] / height)
+    left, top = rect["x"] + (rect["width"] - width * scale) / 2, rect["y"] + (rect["height"] - height * scale) / 2
+    (ax, ay), (bx, by) = ((left + fx * width * scale, top + fy * height * scale) for fx, fy in corners)
+    page.mouse.move(ax, ay)
+    page.mouse.down()
+    page.mouse.move((ax + bx) / 2, (ay + by) / 2)
+    page.wait_for_timeout(150)
+    page.mouse.move(bx, by)
+    page.mouse.up()
+    return corners
+
+
 def test_a_box_drawn_on_the_picture_reads_out_the_heat_in_it_and_c_clears_it(browser, server, shown):
     """Mouse down on one corner of the object, moved, held ~150 ms, up on the other: the readout says most of the heat is in it."""
     socket = SocketLog()
     context, page = open_page(browser, server.path("/"), socket)
     try:
         wait_results(page, 1)
-        x0, y0, x1, y1 = shown.box_xyxy
-        w, h = x1 - x0 + 1, y1 - y0 + 1
-        width, height = shown.image_bgr.shape[1], shown.image_bgr.shape[0]
-        corners = [(max(0, x0 - w / 4) / width, max(0, y0 - h / 4) / height)]
-        corners.append((min(width, x1 + w / 4) / width, min(height, y1 + h / 4) / height))
-        rect = page.locator("#view").bounding_box()  # the picture in it: object-fit contain
-        scale = min(rect["width"] / width, rect["height"] / height)
-        left, top = rect["x"] + (rect["width"] - width * scale) / 2, rect["y"] + (rect["height"] - height * scale) / 2
-        (ax, ay), (bx, by) = ((left + fx * width * scale, top + fy * height * scale) for fx, fy in corners)
-        page.mouse.move(ax, ay)
-        page.mouse.down()
-        page.mouse.move((ax + bx) / 2, (ay + by) / 2)
-        page.wait_for_timeout(150)
-        page.mouse.move(bx, by)
-        page.mouse.up()
+        corners = drag_box_around_the_object(page, shown)
         page.wait_for_function("livecam.last && livecam.last.box_xywh !== null", timeout=WAIT_MS)
         box = page.evaluate("livecam.box")
         assert box[0] == pytest.approx(corners[0][0], abs=0.01) and box[2] == pytest.approx(
@@ -811,3 +819,87 @@ def test_a_box_drawn_on_the_picture_reads_out_the_heat_in_it_and_c_clears_it(bro
         assert page.text_content("#legend-high") == "session max"
     finally:
         context.close()
+
+
+def test_the_side_by_side_selector_shows_three_labelled_panels_then_each_method(browser, server, shown):
+    """The selector pressed like a person (mouse down ~150 ms, up), then chosen with the arrow keys."""
+    from livecam.engine.methods import METHOD_NAMES
+
+    socket = SocketLog()
+    context, page = open_page(browser, server.path("/"), socket)
+    try:
+        wait_results(page, 1)
+        width, height = page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]")
+        box = page.locator("#compare").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.wait_for_timeout(150)
+        page.mouse.up()
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("Enter")
+        socket.wait_sent(page, {"compare": "classes"})
+        page.wait_for_function("livecam.last && livecam.last.panels.length === 3", timeout=WAIT_MS)
+        last = page.evaluate("livecam.last")
+        captions = page.locator("#panels li").all_text_contents()
+        grid = page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]")
+        picture = canvas_bgr(page)
+        page.keyboard.press("ArrowDown")  # the select keeps the focus: the next choice
+        socket.wait_sent(page, {"compare": "methods"})
+        page.wait_for_function(f"livecam.last && livecam.last.panels.length === {len(METHOD_NAMES)}", timeout=WAIT_MS)
+        methods = page.locator("#panels li").all_text_contents()
+        page.keyboard.press("Home")
+        socket.wait_sent(page, {"compare": None})
+        page.wait_for_function("livecam.last && livecam.last.panels.length === 0", timeout=WAIT_MS)
+        page.wait_for_function(f"document.getElementById('view').width === {width}", timeout=WAIT_MS)
+        assert not page.is_visible("#panels")
+    finally:
+        context.close()
+    labels = [entry["label"] for entry in last["topk"][:3]]
+    assert labels[0] == shown.label
+    assert [caption.rsplit(" ", 1)[0] for caption in captions] == [f"top {i}: {label}" for i, label in enumerate(labels, 1)]
+    assert all(caption.endswith("%") for caption in captions)
+    assert grid == [3 * width, height]  # the window's grid: three panels in a row, each the picture's size
+    panels = [picture[:, i * width : (i + 1) * width] for i in range(3)]
+    assert region_difference(panels[0], panels[1], 0, height // 4, width, height) > 3  # each panel its own map
+    assert [caption.split(":")[0] for caption in methods] == list(METHOD_NAMES)
+
+
+@pytest.mark.subprocess
+def test_the_pages_snapshot_and_recording_carry_the_box_and_its_readout(browser, server, shown, tmp_path):
+    """As the window draws them: the box's outline, and its readout in a panel just above it."""
+    context, page = open_page(browser, server.path("/"))
+    try:
+        wait_results(page, 1)
+        page.eval_on_selector("#alpha", "el => { el.value = 0; el.dispatchEvent(new Event('input')); }")  # the picture alone
+        (fx, fy), _ = drag_box_around_the_object(page, shown)
+        page.wait_for_function("livecam.last && livecam.last.box_xywh !== null", timeout=WAIT_MS)
+        page.click("#pause")
+        page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        with page.expect_download(timeout=WAIT_MS) as snapshot:
+            page.keyboard.press("s")
+        png = tmp_path / "snapshot.png"
+        snapshot.value.save_as(png)
+        page.keyboard.press("r")
+        page.wait_for_timeout(1500)
+        with page.expect_download(timeout=WAIT_MS) as recording:
+            page.keyboard.press("r")
+        video = tmp_path / "recording.webm"
+        recording.value.save_as(video)
+    finally:
+        context.close()
+    width, height = SCENE_SIZE
+    x, y = round(fx * width), round(fy * height)
+    # The readout's panel, 17 pixels high for a 480-pixel picture (the renderer's small text, 13,
+    # and its padding, 5): above the box's top left corner, or inside its top edge where there is no room.
+    top = y - 22 if y >= 22 else y + 5
+    readout = (x + 130, top + 2, x + 200, top + 15)  # right of the label's panel (top left), which it may pass under
+    outline = (x - 1, y + 60, x + 2, y + 100)  # the box's left edge, below the label's panel
+    image = cv2.imread(str(png))
+    reader = imageio_ffmpeg.read_frames(str(video))
+    meta = next(reader)
+    first = cv2.cvtColor(np.frombuffer(next(reader), np.uint8).reshape(meta["size"][1], meta["size"][0], 3), cv2.COLOR_RGB2BGR)
+    reader.close()
+    for picture in (image, first):
+        assert picture.shape[1::-1] == SCENE_SIZE
+        assert region_difference(picture, shown.image_bgr, *readout) > 20
+        assert region_difference(picture, shown.image_bgr, *outline) > 20

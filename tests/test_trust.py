@@ -242,3 +242,66 @@ def test_the_box_and_its_readout_are_drawn_over_the_heat_whatever_the_hud():
     assert np.all(boxed[150, 100] > 200)  # the box's left edge, light, at mid height
     assert np.all(boxed[150, 140] == plain[150, 140])  # inside it, the picture as it was
     assert np.any(boxed[95:120, 100:300] != plain[95:120, 100:300])  # the readout above it
+
+
+def video_comment(path) -> str:
+    """The ``comment`` tag of a video, as ffmpeg's metadata dump reads it (an independent reader)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"]
+    dump = subprocess.run(cmd, capture_output=True, check=True, text=True).stdout
+    return next(line.removeprefix("comment=") for line in dump.splitlines() if line.startswith("comment="))
+
+
+def test_jpeg_comment_is_read_by_an_independent_decoder():
+    from PIL import Image
+
+    from livecam.trust.stamp import picture_with_stamp
+
+    ok, data = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
+    stamped = picture_with_stamp(data.tobytes(), ".JPG", {"model": "demo", "name": "caf\u00e9"})
+    assert json.loads(Image.open(io.BytesIO(stamped)).info["comment"]) == {"model": "demo", "name": "caf\u00e9"}
+    assert cv2.imdecode(np.frombuffer(stamped, np.uint8), cv2.IMREAD_COLOR).shape == (8, 8, 3)
+    assert picture_with_stamp(b"BM...", ".bmp", {"model": "demo"}) == b"BM..."  # a format with no text: as it was
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_recordings_and_per_image_pictures_say_how_they_were_made(tmp_path, capsys):
+    """-o out.mp4 carries made_with in the MP4's comment tag; -o DIR/ pictures in a PNG tEXt chunk or a JPEG comment."""
+    from PIL import Image
+
+    from helpers import DEMO_QUIET
+    from livecam.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), make_scene(500_005)[0])
+    cv2.imwrite(str(folder / "b.jpg"), make_scene(500_006)[0])
+    argv = ["--source", str(folder), *DEMO_QUIET, "--method", "layercam", "--normalize", "session"]
+    assert main([*argv, "-o", str(tmp_path / "out.mp4")]) == 0, capsys.readouterr().err
+    stamp = json.loads(video_comment(tmp_path / "out.mp4"))
+    assert stamp["model"] == "demo" and stamp["method"] == "layercam" and stamp["normalize"] == "session"
+    assert len(stamp["weights_sha256"]) == 64
+
+    assert main([*argv, "-o", f"{tmp_path / 'pictures'}/"]) == 0, capsys.readouterr().err
+    png, jpeg = Image.open(tmp_path / "pictures" / "a.png"), Image.open(tmp_path / "pictures" / "b.jpg")
+    png.load()
+    assert json.loads(png.text["livecam"]) == stamp
+    assert json.loads(jpeg.info["comment"]) == stamp
+
+
+def test_a_recording_started_with_r_says_how_it_was_made_at_its_start(tmp_path):
+    """The r key's writer takes the stamp when it starts: the method and scale the viewer has then."""
+    from livecam.viewer.recording import writer_for
+
+    source = type("Source", (), {"live": False, "variable_frame_rate": False, "fps": 10.0, "mixed_sizes": False})()
+    state = {"method": "gradcam"}
+    new_writer = writer_for(source, None, side_by_side=False, made_with=lambda: {"model": "demo", **state})
+    state["method"] = "scorecam"
+    writer = new_writer(tmp_path / "r.mp4")
+    writer.write(np.zeros((32, 32, 3), np.uint8))
+    writer.close()
+    assert json.loads(video_comment(tmp_path / "r.mp4")) == {"model": "demo", "method": "scorecam"}

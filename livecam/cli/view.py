@@ -153,6 +153,10 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
         box=look.box,
         normalize=look.normalize,
     )
+    stamp = made_with(engine, normalize=look.normalize)
+    for sink in per_frame:
+        if isinstance(sink, outputs.ImageFolderWriter):
+            sink.made_with = stamp
     if out.results is not None:
         per_frame.append(
             outputs.ResultsWriter(
@@ -160,7 +164,7 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
                 class_names=engine.class_names,
                 source=_source_name(source),
                 overwrite=out.overwrite,
-                made_with=made_with(engine, normalize=look.normalize),
+                made_with=stamp,
             )
         )
     recorder = None
@@ -173,6 +177,7 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
             ),
             live=source.live or source.variable_frame_rate,  # the latter: keep the file's own timing
             overwrite=out.overwrite,
+            made_with=stamp,
         )
     window = sinks.WindowSink("livecam", fullscreen=out.fullscreen) if out.display else None
     pipeline = Pipeline(source, engine, renderer, options, window=window, recorder=recorder, outputs=per_frame, log=_log)

@@ -30,7 +30,7 @@ from livecam.engine.worker import WorkerClosed
 from livecam.errors import UserError, first_line
 from livecam.mailbox import Mailbox
 from livecam.serve import protocol
-from livecam.serve.context import config_key, engine_key, explain, feed_key, metrics_key, sockets_key
+from livecam.serve.context import config_key, engine_key, explain_compare, feed_key, metrics_key, sockets_key
 from livecam.serve.feed import FeedFrame, SourceFeed
 from livecam.serve.security import origin_ok
 from livecam.trust.region import RegionBox, region_score
@@ -49,6 +49,7 @@ class _Frame:
     class_id: int | None
     contrast_id: int | None
     box: RegionBox | None
+    compare: str | None
 
 
 class Connection:
@@ -71,7 +72,7 @@ class Connection:
         self.seq += 1
         state = self.state
         replaced = self.inbox.put(
-            _Frame(self.seq, data, time.perf_counter(), state.method, state.class_id, state.contrast_id, state.box)
+            _Frame(self.seq, data, time.perf_counter(), state.method, state.class_id, state.contrast_id, state.box, state.compare)
         )
         if replaced is not None:
             self.app[metrics_key].dropped()
@@ -109,10 +110,11 @@ class Connection:
                 "frames",
                 lambda text, seq=frame.seq: protocol.error_message(seq, text),
                 contrast=frame.contrast_id,
+                compare=frame.compare,
             )
             if answer is None:
                 continue
-            row, engine_ms = answer
+            row, engine_ms, panels = answer
             server_ms = (time.perf_counter() - frame.received_s) * 1000
             _, width, height = protocol.image_size(frame.data)
             message = protocol.result_message(
@@ -121,6 +123,7 @@ class Connection:
                 seq=frame.seq,
                 engine_ms=engine_ms,
                 server_ms=server_ms,
+                panels=panels,
                 **self.readouts(row, (width, height), frame.box),
             )
             await self.send(message)
@@ -157,10 +160,11 @@ class Connection:
                 "pulls",
                 lambda text, number=number: protocol.source_error_message(number, text),
                 contrast=self.state.contrast_id,
+                compare=self.state.compare,
             )
             if answer is None:
                 continue
-            row, engine_ms = answer
+            row, engine_ms, panels = answer
             jpeg = await loop.run_in_executor(None, feed.jpeg, held)
             server_ms = (time.perf_counter() - t0) * 1000
             message = protocol.result_message(
@@ -169,6 +173,7 @@ class Connection:
                 seq=number,
                 engine_ms=engine_ms,
                 server_ms=server_ms,
+                panels=panels,
                 **self.readouts(row, held.image_bgr.shape[1::-1], self.state.box),
             )
             message.update(type="source_result", frame=message.pop("seq"), image=base64.b64encode(jpeg).decode("ascii"))
@@ -195,14 +200,16 @@ class Connection:
         error: Callable[[str], dict[str, Any]],
         *,
         contrast: int | None = None,
-    ) -> tuple[Any, float] | None:
-        """The frame explained; None when it could not be, after sending ``error(sentence)``: the connection goes on.
+        compare: str | None = None,
+    ) -> tuple[Any, float, tuple[Any, ...]] | None:
+        """The frame explained (its row, the engine's ms, the panels side by side under ``compare``);
+        None when it could not be, after sending ``error(sentence)``: the connection goes on.
 
         Raises:
             WorkerClosed: the server is shutting down.
         """
         try:
-            return await explain(self.app, image, class_id, method, stream=(self, kind), contrast=contrast)
+            return await explain_compare(self.app, image, class_id, method, compare, stream=(self, kind), contrast=contrast)
         except WorkerClosed:
             raise
         except UserError as exc:

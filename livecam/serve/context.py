@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from livecam.engine.compare import submit_compare
 from livecam.engine.worker import EngineWorker
 from livecam.meters import RateMeter
 from livecam.render import BLENDS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, Renderer, check_choice, check_hud
@@ -81,16 +82,42 @@ async def explain(
     Raises:
         UserError: the bytes are not an image the server takes.
     """
+    row, engine_ms, _ = await explain_compare(app, image, class_id, method, None, stream=stream, contrast=contrast)
+    return row, engine_ms
+
+
+async def explain_compare(
+    app: web.Application,
+    image: np.ndarray | bytes,
+    class_id: int | None,
+    method: str | None,
+    compare: str | None,
+    *,
+    stream: Any = None,
+    contrast: int | None = None,
+) -> tuple[Any, float, tuple[Any, ...]]:
+    """``explain``, or side by side as the viewer does (``compare``: "classes" or "methods",
+    ``livecam.engine.compare``): (the first panel's one-row CamResult, engine ms, the panels;
+    none without ``compare``).
+
+    Raises:
+        UserError: the bytes are not an image the server takes.
+    """
     worker = app[worker_key]
 
     def submit():  # decoding and the resize in submit run here, off the event loop, in one hop
         frame_bgr = protocol.decode_image(image) if isinstance(image, bytes) else image
-        return worker.submit(frame_bgr, class_id=class_id, method=method, stream=stream, contrast=contrast)
+        if compare is None:
+            return worker.submit(frame_bgr, class_id=class_id, method=method, stream=stream, contrast=contrast)
+        method_name = method or app[engine_key].method
+        return submit_compare(worker, frame_bgr, compare, class_id=class_id, method=method_name, stream=stream, contrast=contrast)
 
     job = await asyncio.get_running_loop().run_in_executor(None, submit)
-    row = await asyncio.wrap_future(job)
-    app[engine_rate_key].tick()
-    return row, job.engine_ms or 0.0
+    rows = await asyncio.wrap_future(job)
+    panels = rows if isinstance(rows, tuple) else ()
+    for _ in panels or (rows,):
+        app[engine_rate_key].tick()
+    return (panels[0] if panels else rows), job.engine_ms or 0.0, panels
 
 
 def renderer(config: ServeConfig, *, smooth: float) -> Renderer:

@@ -21,12 +21,13 @@ from livecam.engine.methods import METHOD_NAMES
 from livecam.errors import UserError
 from livecam.render import COLORMAPS, HudInfo, hud_info
 from livecam.render import page_constants as render_rules
+from livecam.render.grid import MAX_GRID_W, draw_grid, panel_titles
 from livecam.serve import protocol
 from livecam.serve.context import (
     ServeConfig,
     config_key,
     engine_key,
-    explain,
+    explain_compare,
     feed_key,
     metrics_key,
     mjpeg_key,
@@ -46,7 +47,7 @@ from livecam.viewer.control import ALPHA_DECIMALS, ALPHA_STEP, Controller, Viewe
 # The page's files: its entry module app.js imports the others, each URL with the token (see app.js).
 STATIC_FILES = (
     "style.css",
-    *(f"{name}.js" for name in ("app", "camera", "files", "heat", "keys", "rules", "socket", "ui", "webm")),
+    *(f"{name}.js" for name in ("app", "camera", "files", "heat", "keys", "panels", "rules", "socket", "ui", "webm")),
 )
 _CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 PAGE_CSP = (
@@ -135,6 +136,7 @@ def page_constants(settings: ServeConfig) -> dict[str, Any]:
         "region": REGION_TEXT,  # the box's readout, worded as the window draws it
         "normalize": list(NORMALIZE),
         "scale_labels": SCALE_LABELS,  # what the colour bar's top end says, per scale
+        "grid_max_w": MAX_GRID_W,  # side by side: a wider grid has its panels scaled down
     }
 
 
@@ -159,17 +161,17 @@ async def explain_http(request: web.Request) -> web.Response:
         )
     loop = asyncio.get_running_loop()
     try:
-        method, class_id, box = _query_settings(request, app[engine_key])
+        method, class_id, box, compare = _query_settings(request, app[engine_key])
         data = await request.read()
         _, width, height = protocol.image_size(data) if data else ("", 0, 0)  # (decode_image says what is wrong with no data)
         # The decoded picture is held until the answer is made: the budget bounds the memory of many at once.
         async with app[pixels_key].hold(width * height):
             image = await loop.run_in_executor(None, protocol.decode_image, data)
-            row, engine_ms = await explain(app, image, class_id, method)
+            row, engine_ms, panels = await explain_compare(app, image, class_id, method, compare)
             server_ms = (time.perf_counter() - received_s) * 1000
             app[metrics_key].answered("api", server_ms / 1000)
             if request.query.get("overlay", "0") not in ("0", "", "false"):
-                png = await loop.run_in_executor(None, overlay_png, app, image, row, class_id is not None)
+                png = await loop.run_in_executor(None, overlay_png, app, image, row, class_id is not None, panels)
                 return web.Response(body=png, content_type="image/png")
     except UserError as exc:
         app[metrics_key].error()
@@ -183,15 +185,19 @@ async def explain_http(request: web.Request) -> web.Response:
         return response
     region = region_score(row.cam[0], row.box, image.shape[1::-1], box) if box is not None and row.finite[0] else None
     return web.json_response(
-        protocol.result_message(row, app[engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms, region=region)
+        protocol.result_message(
+            row, app[engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms, region=region, panels=panels
+        )
     )
 
 
-def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None, RegionBox | None]:
-    """``method=``, ``class_id=`` and ``box=`` of a request, checked by a viewer controller like the WebSocket's controls."""
+def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None, RegionBox | None, str | None]:
+    """``method=``, ``class_id=``, ``box=`` and ``compare=`` of a request, checked by a viewer controller like the WebSocket's controls."""
     controls: dict[str, Any] = {}
     if "box" in request.query:
         controls["box"] = request.query["box"]  # x,y,w,h as for --box
+    if "compare" in request.query:
+        controls["compare"] = request.query["compare"]  # classes, methods, or off
     if "method" in request.query:
         controls["method"] = request.query["method"]
     if "class_id" in request.query:
@@ -200,14 +206,27 @@ def _query_settings(request: web.Request, engine: Any) -> tuple[str, int | None,
     settings = request.app[config_key]
     state = ViewerState(method=engine.method, alpha=settings.opacity, colormap=settings.colormap)
     Controller(state, class_names=engine.class_names).apply_all(protocol.commands(controls))
-    return state.method, state.class_id, state.box
+    return state.method, state.class_id, state.box, state.compare
 
 
-def overlay_png(app: web.Application, image: np.ndarray, row: Any, locked: bool) -> bytes:
-    """The overlay of one answered image as PNG, drawn as the viewer draws a file; ``locked``: the client chose the class."""
-    overlay = renderer(app[config_key], smooth=0.0).render(
-        image, row.cam[0] if row.finite[0] else None, _overlay_hud(app, row, locked), view="file", box=row.box
-    )
+def overlay_png(app: web.Application, image: np.ndarray, row: Any, locked: bool, panels: tuple[Any, ...] = ()) -> bytes:
+    """The overlay of one answered image as PNG, drawn as the viewer draws a file (side by side, its
+    grid, for ``panels``); ``locked``: the client chose the class."""
+    settings = app[config_key]
+    if panels:
+        overlay = draw_grid(
+            image,
+            panels,
+            app[engine_key].class_names,
+            titles=panel_titles(panels),
+            colormap=settings.colormap,
+            alpha=settings.alpha,
+            blend=settings.blend,
+        )
+    else:
+        overlay = renderer(settings, smooth=0.0).render(
+            image, row.cam[0] if row.finite[0] else None, _overlay_hud(app, row, locked), view="file", box=row.box
+        )
     ok, data = cv2.imencode(".png", overlay)
     if not ok:
         raise RuntimeError("OpenCV could not encode a PNG.")

@@ -25,6 +25,7 @@ import numpy as np
 
 from livecam.engine.compare import contrast_fields
 from livecam.errors import UserError
+from livecam.render.grid import grid_layout, panel_titles
 from livecam.trust.region import RegionScore, region_fields
 from livecam.trust.scale import scaled_cam
 from livecam.viewer.control import Action, Command
@@ -47,6 +48,7 @@ _CONTROL_ACTIONS = {
     "contrast": Action.SET_CONTRAST,  # a class id or name; null: none
     "box": Action.SET_BOX,  # [x, y, w, h] in frame pixels or fractions; null clears it
     "normalize": Action.SET_NORMALIZE,  # "frame" or "session"
+    "compare": Action.SET_COMPARE,  # "classes", "methods" or null: side by side
 }
 CONTROLS = (*_CONTROL_ACTIONS, "pull")
 
@@ -177,6 +179,7 @@ def result_message(
     region: RegionScore | None = None,
     normalize: str = "frame",
     cam_scale: float = 1.0,
+    panels: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """The JSON object for one answered frame.
 
@@ -189,6 +192,8 @@ def result_message(
         region: the map's score in the client's box (``livecam.trust.region``), or None.
         normalize: the scale the map is sent on, "frame" or "session" (``livecam.trust.scale``).
         cam_scale: what the map (scaled to 1) is multiplied by on that scale.
+        panels: side by side (``livecam.engine.compare``): each panel's one-row ``CamResult``
+            (``row`` is the first); none otherwise.
     """
     class_id = int(row.class_ids[0])
     cam_max = getattr(row, "cam_max", None)
@@ -210,7 +215,27 @@ def result_message(
         "cam_max": None if cam_max is None else round(float(cam_max[0]), 6),
         "normalize": normalize,
         **region_fields(region),
+        "panels": [panel_fields(panel, class_names, title) for panel, title in zip(panels, panel_titles(panels))],
+        "panel_grid": list(grid_layout(len(panels))) if panels else None,
         "ms": {"engine": round(float(engine_ms), 3), "server": round(float(server_ms), 3)},
+    }
+
+
+def panel_fields(row: Any, class_names: Sequence[str], title: str) -> dict[str, Any]:
+    """One panel of a side-by-side answer: what it shows (``title``, as the window's grid writes it),
+    its class, probability and method, its map on its own maximum (as the window's grid draws it),
+    and its contrast."""
+    class_id = int(row.class_ids[0])
+    cam_max = getattr(row, "cam_max", None)
+    return {
+        "title": title,
+        "class_id": class_id,
+        "label": class_names[class_id],
+        "prob": round(float(row.probs[0, class_id]), 6),
+        "method": row.method,
+        "cam": encode_cam(row.cam[0]),
+        "cam_max": None if cam_max is None else round(float(cam_max[0]), 6),
+        **contrast_fields(row, class_names),
     }
 
 

@@ -54,11 +54,12 @@ _REMUX_MARGIN_BYTES = 64 * 2**20
 
 
 class FfmpegEncoder:
-    """Raw BGR frames on ffmpeg's stdin; libx264, yuv420p; ffmpeg in its own session."""
+    """Raw BGR frames on ffmpeg's stdin; libx264, yuv420p; ffmpeg in its own session; ``comment``
+    goes into the file's ``comment`` tag."""
 
     name = "ffmpeg"
 
-    def __init__(self, path: Path, size: tuple[int, int], fps: float):
+    def __init__(self, path: Path, size: tuple[int, int], fps: float, comment: str | None = None):
         self.path = path
         rate = Fraction(fps).limit_denominator(1001)
         if path.suffix.lower() == ".mkv":
@@ -83,6 +84,7 @@ class FfmpegEncoder:
             "-sws_flags", "accurate_rnd+full_chroma_int",
             "-colorspace", "smpte170m", "-color_primaries", "smpte170m", "-color_trc", "smpte170m",
             *container, "-flush_packets", "1",
+            *(["-metadata", f"comment={comment}"] if comment else []),  # how it was made; remux copies it
             f"file:{path}",
         ]  # fmt: skip
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: nobody has to drain it
@@ -152,8 +154,8 @@ class OpenCVEncoder:
 
     name = "opencv"
 
-    def __init__(self, path: Path, size: tuple[int, int], fps: float):
-        self.path = path
+    def __init__(self, path: Path, size: tuple[int, int], fps: float, comment: str | None = None):
+        self.path = path  # OpenCV writes no tags: the comment is lost with this fallback
         self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
         if not self._writer.isOpened():
             raise SinkError(f"Neither ffmpeg nor OpenCV could open {path} for writing; check the disk and the name.")

@@ -26,6 +26,7 @@ from livecam.engine.compare import contrast_fields
 from livecam.errors import UserError
 from livecam.trust.region import FIELDS as REGION_FIELDS
 from livecam.trust.region import region_fields
+from livecam.trust.stamp import picture_with_stamp
 from livecam.viewer.safe_files import KeepOut, SinkError, check_output, check_target, open_replacing, write_file_atomic
 from livecam.viewer.sinks import Processed
 
@@ -316,13 +317,19 @@ class MapWriter(_FolderWriter):
 class ImageFolderWriter(_FolderWriter):
     """``-o DIR/`` for image folders and globs: one annotated picture per input, under the input's name.
 
-    A format OpenCV reads but cannot write keeps its name with ``.png`` added.
+    A format OpenCV reads but cannot write keeps its name with ``.png`` added. PNG and JPEG
+    pictures say how they were made (``made_with``, ``livecam.trust.stamp.picture_with_stamp``).
 
     Args: as ``_FolderWriter``'s.
+
+    Attributes:
+        made_with: how the pictures are made, set once the engine is known; each picture's
+            method is its own. None: no stamp.
     """
 
     flag = "-o"
     what = "images"
+    made_with: dict[str, Any] | None = None
 
     def file_name(self, name: str) -> str:
         suffix = Path(name).suffix
@@ -335,7 +342,11 @@ class ImageFolderWriter(_FolderWriter):
         ok, data = cv2.imencode(Path(file_name).suffix, processed.picture)
         if not ok:  # OpenCV has a writer for the format but could not use it on this picture
             file_name, (ok, data) = f"{name}.png", cv2.imencode(".png", processed.picture)
-        self._save(file_name, frame.index, data.tobytes())
+        data = data.tobytes()
+        if self.made_with is not None:
+            method = processed.result.method if processed.result is not None else self.made_with["method"]
+            data = picture_with_stamp(data, Path(file_name).suffix, {**self.made_with, "method": method})
+        self._save(file_name, frame.index, data)
 
 
 def check_results_path(

@@ -175,7 +175,11 @@ class Pipeline:
             state=self.state,
             stats=self.stats,
             new_writer=writer_for(
-                source, options.size, side_by_side=renderer.side_by_side, panels=panel_count(options.compare, engine.num_classes)
+                source,
+                options.size,
+                side_by_side=renderer.side_by_side,
+                panels=panel_count(options.compare, engine.num_classes),
+                made_with=lambda: {**self.made_with, "method": self.state.method, "normalize": self.state.normalize},
             ),
             output=options.output,
             say=self.controller.say,

@@ -39,11 +39,13 @@ import time
 import warnings
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from livecam.errors import UserError, check_bgr_image
+from livecam.trust.stamp import stamp_text
 from livecam.viewer.encoders import EncoderFeed, FfmpegEncoder, OpenCVEncoder, decodable_frames, playable_size, remux
 from livecam.viewer.safe_files import (
     SinkError,
@@ -87,6 +89,8 @@ class VideoWriter:
         min_free_bytes: refuse to start, or stop recording with a playable file, when the
             disk has less free.
         stall_s: an encoder that takes no frame for this long is stuck: the recording stops.
+        made_with: how the video was made (``livecam.trust.stamp``), written as ``stamp_text``
+            into the file's ``comment`` tag (ffmpeg only: OpenCV's fallback writes no tags).
 
     Raises:
         UserError: the path is unusable (folder missing or read-only, file exists, wrong
@@ -103,6 +107,7 @@ class VideoWriter:
         overwrite: bool = False,
         min_free_bytes: int = MIN_FREE_BYTES,
         stall_s: float = STALL_S,
+        made_with: dict[str, Any] | None = None,
     ):
         if not (isinstance(fps, (int, float, Fraction)) and math.isfinite(fps) and fps > 0):
             raise UserError(f"Expected fps > 0 for the video. Received: fps={fps!r}.")
@@ -114,6 +119,7 @@ class VideoWriter:
         self.overwrite = overwrite
         self.min_free_bytes = min_free_bytes
         self.stall_s = float(stall_s)
+        self._comment = None if made_with is None else stamp_text(made_with)
         self.backend: str | None = None  # "ffmpeg" or "opencv" once the first frame arrived
         self.warnings: list[str] = []
         self.saved_path: Path | None = None  # where the finished file is, once closed
@@ -250,7 +256,7 @@ class VideoWriter:
     def _start(self, width: int, height: int) -> None:
         self._partial = reserve_beside(self.path, "partial")
         try:
-            encoder = FfmpegEncoder(self._partial, (width, height), self.fps)
+            encoder = FfmpegEncoder(self._partial, (width, height), self.fps, self._comment)
         except (OSError, RuntimeError) as error:
             message = (
                 f"Could not start ffmpeg ({error}); recording {self.path} with OpenCV's mp4v codec instead, "
@@ -259,7 +265,7 @@ class VideoWriter:
             warnings.warn(message, RuntimeWarning, stacklevel=5)
             self._warn(message)
             try:
-                encoder = OpenCVEncoder(self._partial, (width, height), self.fps)
+                encoder = OpenCVEncoder(self._partial, (width, height), self.fps, self._comment)
             except SinkError:
                 remove_files([self._partial])
                 raise

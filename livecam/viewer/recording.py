@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -59,14 +59,21 @@ def recording_size(
 
 
 def writer_for(
-    source: FrameSource, size: tuple[int, int] | None, *, side_by_side: bool, panels: int = 1
+    source: FrameSource,
+    size: tuple[int, int] | None,
+    *,
+    side_by_side: bool,
+    panels: int = 1,
+    made_with: Callable[[], dict[str, Any]] | None = None,
 ) -> Callable[[Path], Recorder]:
-    """Makes the writer for a recording started with r: the source's rate and timing, at ``recording_size``."""
+    """Makes the writer for a recording started with r: the source's rate and timing, at
+    ``recording_size``; ``made_with()`` says how it is made when it starts (``livecam.trust.stamp``)."""
 
     def new_writer(path: Path) -> Recorder:
         live = source.live or source.variable_frame_rate  # the latter: keep the file's own timing
         size_wh = recording_size(source, size, side_by_side=side_by_side, panels=panels)
-        return VideoWriter(path, fps=source.fps or 30.0, size=size_wh, live=live)
+        stamp = made_with() if made_with is not None else None
+        return VideoWriter(path, fps=source.fps or 30.0, size=size_wh, live=live, made_with=stamp)
 
     return new_writer
 

@@ -10,9 +10,8 @@ const token = new URLSearchParams(location.search).get("token");
 const query = token ? `?token=${encodeURIComponent(token)}` : "";
 const here = new URL(import.meta.url).search;
 const load = (name) => import(`./${name}.js${here}`);
-const [{ Camera }, { Files }, { HeatLayer, base64Bytes }, { bindKeys }, { rulesFrom, percent, stepAlpha }, { Connection }, ui] = await Promise.all(
-  ["camera", "files", "heat", "keys", "rules", "socket", "ui"].map(load),
-);
+const [{ Camera }, { Files, drawReadout, hudFont }, { HeatLayer, base64Bytes }, { bindKeys }, { Panels, panelCaptions }, { rulesFrom, percent, stepAlpha }, { Connection }, ui] =
+  await Promise.all(["camera", "files", "heat", "keys", "panels", "rules", "socket", "ui"].map(load));
 const { $, notice, clearNotice } = ui;
 
 // What the person chose: changed only through steer(), which tells the server (the connection's
@@ -26,6 +25,7 @@ const settings = {
   paused: false,
   box: null,
   normalize: "frame",
+  compare: null, // side by side: "classes", "methods" or null
 };
 // Each setting's name in a controls message (docs/serve-api.md), and how the page shows it.
 const CONTROLS = {
@@ -37,6 +37,7 @@ const CONTROLS = {
   paused: "paused",
   box: "box",
   normalize: "normalize",
+  compare: "compare",
 };
 const SHOW = {
   method: (method) => ($("method").value = method),
@@ -53,9 +54,10 @@ const SHOW = {
     $("normalize").value = normalize;
     if (server.config) $("legend-high").textContent = server.config.rules.scale_labels[normalize];
   },
+  compare: (compare) => ($("compare").value = compare || ""),
 };
 // These change what the server computes for a frame: while paused, the frozen frame is asked again.
-const ASKS_AGAIN = ["method", "classId", "contrast", "box", "normalize"];
+const ASKS_AGAIN = ["method", "classId", "contrast", "box", "normalize", "compare"];
 // What the server said: its config, the rules taken from it, the colormap tables.
 const server = { config: null, rules: null, luts: {}, configured: false };
 // What is shown: the picture's source, the last answer, and counts.
@@ -78,6 +80,7 @@ const heat = new HeatLayer(null); // its rules come with the config, before the 
 const view = $("view");
 const format = (p) => (server.rules ? percent(p, server.rules.percent) : percent(p));
 const files = new Files(view, fileHud, format);
+const panels = new Panels(format);
 const connection = new Connection(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query}`, {
   open() {
     ui.setConnection("connected", "up");
@@ -111,15 +114,23 @@ window.livecam = Object.freeze({
   get paused() { return settings.paused; },
   get box() { return settings.box; },
   get normalize() { return settings.normalize; },
+  get compare() { return settings.compare; },
   get smoothed() { return heat.smoothed; },
   get cameraError() { return camera.error; },
   get recording() { return files.recording; },
 }); // prettier-ignore
 
-// What the files' HUD shows: the answer's label and probability, the padlock, the colour bar.
+// What the files' HUD shows: the answer's label and probability, the padlock, the colour bar
+// (side by side, each panel carries its own label).
 function fileHud() {
   const last = shown.last;
-  return { label: last && last.label, prob: last && last.prob, locked: settings.classId !== null, lut: server.luts[settings.colormap] || null };
+  const label = last && !sideBySide() ? last.label : null;
+  return { label, prob: last && last.prob, locked: settings.classId !== null, lut: server.luts[settings.colormap] || null };
+}
+
+// The answer on screen shows panels side by side.
+function sideBySide() {
+  return Boolean(shown.last && shown.last.panels && shown.last.panels.length);
 }
 
 // ------------------------------------------------------------------ start
@@ -247,6 +258,8 @@ function showResult(message) {
   ui.showLocked(settings.classId !== null);
   ui.showTopk(message, format, pickClass);
   if (message.box_xywh) $("region").textContent = regionText(message);
+  panels.update(message, server.rules);
+  ui.showPanels(panelCaptions(message, format));
 }
 
 // The box's readout, worded as the window draws it (rules.region, livecam/trust/region.py).
@@ -314,15 +327,22 @@ function draw() {
   const picture = live ? camera.picture(settings.paused) : shown.picture;
   if (!picture) return;
   const [width, height] = live ? [picture.videoWidth || picture.width, picture.videoHeight || picture.height] : shown.pictureSize;
-  if (view.width !== width || view.height !== height) {
-    view.width = width;
-    view.height = height;
+  const grid = sideBySide();
+  const [viewW, viewH] = grid ? panels.size(shown.last, width, height, server.rules) : [width, height];
+  if (view.width !== viewW || view.height !== viewH) {
+    view.width = viewW;
+    view.height = viewH;
   }
   // Read back at every frame only by the uniform blend (heat.js): then kept in memory, not on the graphics card.
   const ctx = view.getContext("2d", { willReadFrequently: Boolean(server.rules && server.rules.blend === "uniform") });
-  ctx.drawImage(picture, 0, 0, width, height);
-  if (shown.last) heat.draw(ctx, width, height, shown.last.box, settings.alpha, server.luts[settings.colormap]);
-  drawBox(ctx, width, height);
+  const lut = server.luts[settings.colormap];
+  if (grid) {
+    panels.draw(ctx, picture, width, height, shown.last, settings.alpha, lut, server.rules);
+  } else {
+    ctx.drawImage(picture, 0, 0, width, height);
+    if (shown.last) heat.draw(ctx, width, height, shown.last.box, settings.alpha, lut);
+    drawBox(ctx, width, height);
+  }
   files.drawn();
   const now = performance.now();
   frames.tick(now);
@@ -331,7 +351,8 @@ function draw() {
   if (shown.last) ui.showStats(shown.last, live ? shown.rtt : 0, answersPerS, framesPerS);
 }
 
-// The box the person drew (or is drawing), over the heat.
+// The box the person drew (or is drawing), over the heat, with its readout once an answer has
+// scored it, as the window draws them: so the snapshots and recordings (files.js) carry them too.
 function drawBox(ctx, width, height) {
   const box = shown.drag ? [shown.drag[0], shown.drag[1], shown.drag[2] - shown.drag[0], shown.drag[3] - shown.drag[1]] : settings.box;
   if (!box) return;
@@ -342,6 +363,7 @@ function drawBox(ctx, width, height) {
   ctx.lineWidth /= 2;
   ctx.strokeStyle = "#ebebeb";
   ctx.strokeRect(x, y, w, h);
+  if (!shown.drag && shown.last && shown.last.box_xywh) drawReadout(ctx, hudFont(height), Math.round(x), Math.round(y), regionText(shown.last));
 }
 
 // Where a pointer is on the picture, in fractions of it (the canvas keeps the picture's aspect: object-fit contain).
@@ -356,7 +378,7 @@ function pictureFraction(event) {
 // A drag on the picture draws the box; a click (under 1 % of the picture either way) does nothing.
 function bindBoxDrawing() {
   view.addEventListener("pointerdown", (event) => {
-    if (event.button !== 0) return;
+    if (event.button !== 0 || sideBySide()) return; // a box is drawn on the picture, not on the grid
     const [x, y] = pictureFraction(event);
     shown.drag = [x, y, x, y];
     view.setPointerCapture(event.pointerId);
@@ -394,6 +416,7 @@ function bindControls() {
   $("clear-contrast").addEventListener("click", () => steer({ contrast: null }));
   $("clear-box").addEventListener("click", () => steer({ box: null }));
   $("normalize").addEventListener("change", (e) => steer({ normalize: e.target.value }));
+  $("compare").addEventListener("change", (e) => steer({ compare: e.target.value || null }));
   bindBoxDrawing();
 }
 

@@ -85,28 +85,11 @@ export class Files {
     ctx.fillStyle = "#000";
     ctx.fillRect(0, 0, width, height);
     ctx.drawImage(view, (width - w) / 2, (height - h) / 2, w, h);
-    const small = Math.max(10, Math.round(height / 38)); // the renderer's small text, in pixels
-    const font = { small, big: Math.round(small * 1.75), pad: Math.max(2, Math.round(small / 2.5)) };
+    const font = hudFont(height);
     const hud = this.hud();
-    if (hud.label !== null) this.drawLabel(ctx, font, hud);
+    if (hud.label !== null) drawLabel(ctx, font, `${shortName(hud.label)}  ${this.format(hud.prob)}`, hud.locked);
     if (hud.lut) this.drawLegend(ctx, width, height, font, hud.lut);
     return canvas;
-  }
-
-  drawLabel(ctx, font, { label, prob, locked }) {
-    const text = `${label.length > 40 ? `${label.slice(0, 37)}...` : label}  ${this.format(prob)}`;
-    ctx.font = `bold ${font.big}px sans-serif`;
-    ctx.textBaseline = "alphabetic";
-    const lockW = locked ? Math.round(font.big * 0.9) : 0;
-    const [x0, y0] = [font.pad, font.pad];
-    const panelW = Math.min(ctx.canvas.width - 2 * font.pad, lockW + ctx.measureText(text).width + 2 * font.pad);
-    const panelH = Math.round(font.big * 1.3) + 2 * font.pad;
-    ctx.fillStyle = HUD_PANEL;
-    ctx.fillRect(x0, y0, panelW, panelH);
-    const baseline = y0 + font.pad + Math.round(font.big * 1.05);
-    ctx.fillStyle = locked ? HUD_YELLOW : HUD_WHITE;
-    if (locked) drawPadlock(ctx, x0 + font.pad, baseline, Math.round(font.big * 0.75));
-    ctx.fillText(text, x0 + font.pad + lockW, baseline, panelW - 2 * font.pad - lockW);
   }
 
   drawLegend(ctx, width, height, font, lut) {
@@ -135,6 +118,62 @@ export class Files {
     ctx.imageSmoothingEnabled = true;
     ctx.drawImage(strip, x0 + font.pad, y1 - font.pad - barH, barW, barH);
   }
+}
+
+// The renderer's text sizes for a picture `height` pixels high: small text about 2.6 % of it.
+export function hudFont(height) {
+  const small = Math.max(10, Math.round(height / 38)); // the renderer's small text, in pixels
+  return { small, big: Math.round(small * 1.75), pad: Math.max(2, Math.round(small / 2.5)) };
+}
+
+// A class name cut to 40 characters, as the renderer's HUD cuts it.
+export function shortName(label) {
+  return label.length > 40 ? `${label.slice(0, 37)}...` : label;
+}
+
+// The label's panel, top left: `text` in big bold type, yellow after a padlock when `locked`.
+export function drawLabel(ctx, font, text, locked = false) {
+  ctx.font = `bold ${font.big}px sans-serif`;
+  ctx.textBaseline = "alphabetic";
+  const lockW = locked ? Math.round(font.big * 0.9) : 0;
+  const [x0, y0] = [font.pad, font.pad];
+  const panelW = Math.min(ctx.canvas.width - 2 * font.pad, lockW + ctx.measureText(text).width + 2 * font.pad);
+  const panelH = Math.round(font.big * 1.3) + 2 * font.pad;
+  ctx.fillStyle = HUD_PANEL;
+  ctx.fillRect(x0, y0, panelW, panelH);
+  const baseline = y0 + font.pad + Math.round(font.big * 1.05);
+  ctx.fillStyle = locked ? HUD_YELLOW : HUD_WHITE;
+  if (locked) drawPadlock(ctx, x0 + font.pad, baseline, Math.round(font.big * 0.75));
+  ctx.fillText(text, x0 + font.pad + lockW, baseline, panelW - 2 * font.pad - lockW);
+}
+
+// A line of small text in its panel, bottom left (a side-by-side panel's title).
+export function drawCaption(ctx, font, text) {
+  ctx.font = `${font.small}px sans-serif`;
+  ctx.textBaseline = "alphabetic";
+  const panelW = Math.min(ctx.canvas.width - 2 * font.pad, ctx.measureText(text).width + 2 * font.pad);
+  const panelH = Math.round(font.small * 1.3) + 2 * font.pad;
+  const [x0, y0] = [font.pad, ctx.canvas.height - font.pad - panelH];
+  ctx.fillStyle = HUD_PANEL;
+  ctx.fillRect(x0, y0, panelW, panelH);
+  ctx.fillStyle = HUD_WHITE;
+  ctx.fillText(text, x0 + font.pad, y0 + font.pad + Math.round(font.small * 1.0), panelW - 2 * font.pad);
+}
+
+// The region box's readout, as the window's draw_region places it: small text in its panel above
+// the box at (x, y) (inside its top edge where there is no room above), kept on the picture.
+export function drawReadout(ctx, font, x, y, text) {
+  ctx.font = `${font.small}px sans-serif`;
+  ctx.textBaseline = "alphabetic";
+  const width = ctx.canvas.width;
+  const lineH = Math.round(font.small * 1.3);
+  const panelW = Math.min(width, ctx.measureText(text).width + 2 * font.pad);
+  const left = Math.min(Math.max(0, x), Math.max(0, width - panelW));
+  const top = y - lineH - font.pad >= 0 ? y - lineH - font.pad : y + font.pad;
+  ctx.fillStyle = HUD_PANEL;
+  ctx.fillRect(left, top, panelW, lineH);
+  ctx.fillStyle = HUD_WHITE;
+  ctx.fillText(text, left + font.pad, top + Math.round(font.small * 1.0), panelW - 2 * font.pad);
 }
 
 // A small padlock standing on the text baseline, ``size`` pixels high, as the renderer draws it.

@@ -15,6 +15,7 @@ export function rulesFrom(config) {
     heatLevels: pick("heat_levels", 255), // the heat blend's opacity steps per pixel (render's HEAT_LEVELS)
     cubicStep: pick("cubic_step", 16), // the heat is painted at most this many pixels per map cell (render's CUBIC_STEP)
     alphaDecimals: pick("alpha_decimals", 6), // the opacity keys round to these decimals (control's ALPHA_DECIMALS)
+    gridMaxW: pick("grid_max_w", 1920), // side by side: a grid wider than this is scaled down (grid's MAX_GRID_W)
   });
 }
 

@@ -74,6 +74,20 @@ function topkItem(onPick) {
   return item;
 }
 
+// Side by side: what each panel shows, one line each (none: the list is hidden).
+export function showPanels(texts) {
+  const list = $("panels");
+  list.hidden = texts.length === 0;
+  if (texts.join("\n") === [...list.children].map((item) => item.textContent).join("\n")) return;
+  list.replaceChildren(
+    ...texts.map((text) => {
+      const item = document.createElement("li");
+      item.textContent = text;
+      return item;
+    }),
+  );
+}
+
 // Events per second over the last two seconds.
 export class RateMeter {
   constructor() {
