@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import BOUND_S, ENV, assert_user_error, run
+from livecam.batch.ray_run import pool_size
+from livecam.errors import UserError
 
 SAME = ("input", "frame_index", "class_id", "class_name", "topk_ids", "label", "overlay")
 
@@ -120,3 +122,20 @@ def test_killed_and_resumed_gives_the_rows_of_one_run(tmp_path, make_video, make
     assert [{k: r[k] for k in SAME} for r in cut] == [{k: r[k] for k in SAME} for r in whole]
     assert [r["probability"] for r in cut] == pytest.approx([r["probability"] for r in whole], abs=1e-5)
     assert (tmp_path / "cut" / "errors.jsonl").read_text().count("\n") == 2
+
+
+def test_pool_leaves_room_for_ray_datas_own_tasks():
+    assert pool_size([1, 1], None, 0.5) == 3  # four would take every CPU: the writer would wait forever
+    assert pool_size([2, 2], None, 1) == 3
+    assert pool_size([2, 2], 2, 1) == 2
+    assert pool_size([1.5], None, 1) == 1  # half a CPU is left anyway
+    with pytest.raises(UserError, match="lower --cpus-per-worker"):
+        pool_size([1], None, 1)
+
+
+def test_ray_without_the_extra_says_how_to_install(tmp_path, capsys, make_video, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray.data", None)  # as if Ray Data were not installed
+    video = make_video(tmp_path / "clip.mp4", 2)
+    code, err = run(capsys, "batch", video, "--model", "demo", "--out", tmp_path / "out", "--ray")
+    assert_user_error(code, err, "pip install 'livecam[ray]'")
+    assert not (tmp_path / "out").exists()

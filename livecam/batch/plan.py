@@ -14,8 +14,10 @@ A job's id is a digest of what it reads, so the same inputs give the same jobs i
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -57,6 +59,17 @@ class Job:
     id: str
     kind: str
     inputs: tuple[Input, ...]
+
+
+def job_to_json(job: Job) -> str:
+    """The job as text, for a worker elsewhere (Ray)."""
+    return json.dumps(dataclasses.asdict(job))
+
+
+def job_from_json(text: str) -> Job:
+    data = json.loads(text)
+    inputs = tuple(Input(**{**item, "box": tuple(item["box"]) if item["box"] else None}) for item in data["inputs"])
+    return Job(data["id"], data["kind"], inputs)
 
 
 def plan(arguments: list[str]) -> list[Job]:

@@ -26,7 +26,7 @@ def batch(config: BatchConfig) -> int:
     if config.ray is not None:
         from livecam.batch.ray_run import check_ray
 
-        check_ray()
+        check_ray(config.ray)
     jobs = plans.plan(list(config.inputs))
     _check_out_not_an_input(config, jobs)
     store = Store(config.out, _settings_stamp(config), resume=config.resume, overwrite=config.overwrite)
