@@ -117,7 +117,9 @@ def test_killed_and_resumed_gives_the_rows_of_one_run(tmp_path, make_video, make
     finally:
         child.wait(timeout=BOUND_S)
     assert not (tmp_path / "cut" / "results.parquet").exists(), "the run ended before it was killed"
+    kept = {part.name: part.stat().st_mtime_ns for part in parts.iterdir()}
     subprocess.run([*command, "--out", str(tmp_path / "cut"), "--resume"], env=ENV, check=True, timeout=BOUND_S * 3)
+    assert kept and all(parts.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in kept.items())  # not redone
     whole, cut = _rows(tmp_path / "whole"), _rows(tmp_path / "cut")
     assert [{k: r[k] for k in SAME} for r in cut] == [{k: r[k] for k in SAME} for r in whole]
     assert [r["probability"] for r in cut] == pytest.approx([r["probability"] for r in whole], abs=1e-5)

@@ -126,10 +126,10 @@ def run_on_ray(
             fn_constructor_kwargs={"settings": settings, "threads": max(1, math.floor(cpus_per_worker))},
             batch_size=1,
             batch_format="pyarrow",
-            concurrency=pool,
+            concurrency=(pool, pool),  # a fixed pool: every worker starts, on every node it fits
             num_cpus=cpus_per_worker,
-            max_restarts=-1,  # a killed worker comes back, and its job is tried again
-            max_task_retries=-1,
+            # A killed worker comes back and its job is tried again: Ray Data's own defaults for a pool's
+            # actors (max_restarts=-1, max_task_retries=-1), which the killed-worker test holds it to.
         )
         staging = store.staging()
         dataset.write_parquet(str(staging), ray_remote_args={"num_cpus": min(TASK_CPUS, cpus_per_worker)})

@@ -73,6 +73,9 @@ class Store:
         self.parts = state / "parts"
         self.tmp = state / "tmp"
         shutil.rmtree(self.tmp, ignore_errors=True)  # what a killed run left half-written
+        if resume:
+            for leftover in self.out.rglob(".*.tmp"):  # files a killed run was writing beside their names
+                leftover.unlink(missing_ok=True)
         try:
             self.parts.mkdir(parents=True, exist_ok=True)
             self.tmp.mkdir(parents=True, exist_ok=True)
@@ -146,7 +149,7 @@ class Store:
         write_file_atomic(self.out / ERRORS, lines.encode("utf-8", "backslashreplace"))
 
     def _part_paths(self) -> list[Path]:
-        return sorted(self.parts.iterdir())
+        return sorted(p for p in self.parts.iterdir() if not p.name.startswith("."))  # not a part being written
 
 
 def part_columns(job_id: str, rows: Iterable[dict], errors: Iterable[dict]) -> dict[str, list]:
