@@ -26,6 +26,7 @@ from livecam.batch.work import BatchSettings, run_job, worker_name
 from livecam.errors import UserError
 
 TASK_CPUS = 0.25  # what Ray Data's own tasks (the writer's) ask for; the pool always leaves it free
+WORKER_START_S = 900  # how long the pool may take to start (TensorFlow's import and the model, on busy nodes)
 INSTALL = "--ray needs Ray Data, which is not installed; install it with pip install 'livecam[ray]'."
 
 
@@ -116,6 +117,9 @@ def run_on_ray(
         context.enable_progress_bars = not quiet
         context.enable_operator_progress_bars = not quiet
         context.print_on_execution_start = False
+        # Jobs go out once every worker is up, so that the first one ready does not take the first
+        # jobs of all (each worker builds its engine first, which takes seconds to minutes).
+        context.wait_for_min_actors_s = WORKER_START_S
         nodes = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")]
         pool = pool_size(nodes, workers, cpus_per_worker)
         if workers and pool < workers and not quiet:
