@@ -81,6 +81,10 @@ def _command(argv: list[str]) -> int:
         from livecam.cli.lists import layers
 
         return layers(args.model, weights=args.weights, unsafe_model_load=args.unsafe_model_load)
+    if args.command == "batch":
+        from livecam.cli.batch import batch
+
+        return batch(configs.batch_config(args))
     if args.command == "serve":
         from livecam.cli.serve import serve
 

@@ -122,6 +122,24 @@ class ServeCommandConfig:
     server: ServerConfig
 
 
+@dataclass(frozen=True)
+class BatchConfig:
+    """Everything ``livecam batch`` runs on. ``ray``: None in-process; "" Ray here (or $RAY_ADDRESS); else a cluster's address."""
+
+    inputs: tuple[str, ...]
+    out: Path
+    engine: EngineConfig
+    look: LookConfig
+    save_maps: bool = False
+    resume: bool = False
+    overwrite: bool = False
+    ray: str | None = None
+    workers: int | None = None
+    cpus_per_worker: float = 1.0
+    batch: int = 8
+    quiet: bool = False
+
+
 def view_config(args: argparse.Namespace) -> ViewConfig:
     from livecam.trust.region import parse_box
 
@@ -180,6 +198,36 @@ def serve_config(args: argparse.Namespace) -> ServeCommandConfig:
     )
 
 
+def batch_config(args: argparse.Namespace) -> BatchConfig:
+    from livecam.errors import UserError
+
+    if args.ray is None and (args.workers is not None or args.cpus_per_worker is not None):
+        raise UserError("--workers and --cpus-per-worker apply to Ray; add --ray (or --ray ADDRESS) to run on Ray.")
+    if args.resume and args.overwrite:
+        raise UserError("--resume finishes the run in --out and --overwrite starts afresh; give one of them.")
+    return BatchConfig(
+        inputs=tuple(args.inputs),
+        out=args.out,
+        engine=_engine(args),
+        look=LookConfig(
+            colormap=args.colormap,
+            blend=args.blend,
+            alpha=args.alpha,
+            smooth=args.smooth,
+            hud="none" if args.no_hud else args.hud,
+            side_by_side=args.side_by_side,
+        ),
+        save_maps=args.save_maps,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        ray=args.ray,
+        workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker or 1.0,
+        batch=args.batch or 8,
+        quiet=args.quiet,
+    )
+
+
 def _source(args: argparse.Namespace, spec: str | None) -> SourceConfig:
     return SourceConfig(spec=spec, loop=args.loop, resolution=args.resolution, fps=args.fps)
 
@@ -188,7 +236,7 @@ def _engine(args: argparse.Namespace) -> EngineConfig:
     from livecam.models import DEFAULT_MODEL
 
     return EngineConfig(
-        model=args.model or ("demo" if args.demo else DEFAULT_MODEL),
+        model=args.model or ("demo" if getattr(args, "demo", False) else DEFAULT_MODEL),
         weights=args.weights,
         labels=args.labels,
         layer=args.layer,
@@ -231,6 +279,21 @@ def engine_from_config(config: EngineConfig, log: Callable[[str], None] | None =
         runtime=config.runtime,
         fit=config.fit,
         log=(lambda text: log(f"livecam: {text}")) if log is not None else (lambda text: None),
+    )
+
+
+def renderer_from_look(look: LookConfig):
+    """The Renderer that ``look`` asks for (the window's HUD full, the files' label, unless ``look.hud`` says)."""
+    from livecam.render import Renderer
+
+    return Renderer(
+        colormap=look.colormap,
+        alpha=look.alpha,
+        smooth=look.smooth,
+        blend=look.blend,
+        hud=look.hud or "full",
+        file_hud=look.hud or "label",
+        side_by_side=look.side_by_side,
     )
 
 

@@ -15,7 +15,7 @@ from livecam import __version__, logs
 from livecam.errors import UserError, shown
 
 PROG = "livecam"
-COMMANDS = ("serve", "models", "layers")
+COMMANDS = ("serve", "batch", "models", "layers")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -308,6 +308,16 @@ def _root_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         ],
         build=_server_arguments,
     )
+    batch = commands.add_parser(
+        "batch",
+        prog=f"{PROG} batch",
+        help="explain whole archives of videos and images, with a report",
+        description="Explain every frame of videos, image folders or globs, and manifests (.csv/.parquet with a path "
+        "column, optional label and box): annotated videos and pictures, results.parquet, errors.jsonl and report.html "
+        "in --out DIR. In-process by default; --ray runs on Ray Data.",
+        parents=[_engine(), _look(view=True), _common()],
+        build=_batch_arguments,
+    )
     models = commands.add_parser(
         "models",
         prog=f"{PROG} models",
@@ -328,7 +338,40 @@ def _root_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--weights", default="none", help="imagenet | none | a weights file (default: none; the layers do not depend on it)"
     )
     layers.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
-    return p, {"serve": serve, "models": models, "layers": layers}
+    return p, {"serve": serve, "batch": batch, "models": models, "layers": layers}
+
+
+def _batch_arguments(p: argparse.ArgumentParser) -> None:
+    """`livecam batch`'s own options."""
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="a video file, an image folder or glob, or a .csv/.parquet manifest"
+    )
+    out = p.add_argument_group("output")
+    out.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder for everything the run writes")
+    out.add_argument("--save-maps", action="store_true", help="each frame's raw map as float32 .npy under DIR/maps")
+    out.add_argument("--resume", action="store_true", help="finish an earlier run in DIR: inputs already done are skipped")
+    out.add_argument("--overwrite", action="store_true", help="start afresh in a DIR that has files")
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    run = p.add_argument_group("execution")
+    run.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray Data: alone, the cluster $RAY_ADDRESS names or a Ray started here; or a cluster's address "
+        "(needs pip install 'livecam[ray]')",
+    )
+    run.add_argument(
+        "--workers", type=_int_range("--workers", 1, 4096), help="Ray: workers, one engine each (default: as many as fit)"
+    )
+    run.add_argument(
+        "--cpus-per-worker",
+        type=_positive_float("--cpus-per-worker"),
+        metavar="C",
+        help="Ray: CPUs each worker takes (default 1)",
+    )
+    run.add_argument("--batch", type=_int_range("--batch", 1, 256), default=None, help="frames per engine call (default 8)")
 
 
 def _server_arguments(p: argparse.ArgumentParser) -> None:

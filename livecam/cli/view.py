@@ -15,7 +15,15 @@ import warnings
 from pathlib import Path
 
 from livecam import logs
-from livecam.cli.configs import ViewConfig, check, class_id_of, contrast_id_of, engine_from_config, engine_line
+from livecam.cli.configs import (
+    ViewConfig,
+    check,
+    class_id_of,
+    contrast_id_of,
+    engine_from_config,
+    engine_line,
+    renderer_from_look,
+)
 from livecam.cli.memory import check_memory
 from livecam.errors import UserError, shown
 
@@ -95,7 +103,6 @@ def view(config: ViewConfig) -> int:
 
 def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_frame: list) -> int:
     from livecam import sources
-    from livecam.render import Renderer
     from livecam.trust.stamp import made_with
     from livecam.viewer import outputs, sinks
     from livecam.viewer import recorder as recorders
@@ -125,15 +132,7 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
         info = engine.runtime_info
         print(f"livecam: runtime {info.runtime} ({shown(info.reason)})", file=sys.stderr)
 
-    renderer = Renderer(
-        colormap=look.colormap,
-        alpha=look.alpha,
-        smooth=look.smooth,
-        blend=look.blend,
-        hud=look.hud or "full",
-        file_hud=look.hud or "label",
-        side_by_side=look.side_by_side,
-    )
+    renderer = renderer_from_look(look)
     batch = 1 if source.live else (out.batch or 8)
     check_memory(engine, source, batch)
     options = Options(

@@ -33,7 +33,7 @@ from livecam.serve import protocol
 from livecam.serve.context import config_key, engine_key, explain_compare, feed_key, metrics_key, sockets_key
 from livecam.serve.feed import FeedFrame, SourceFeed
 from livecam.serve.security import origin_ok
-from livecam.trust.region import RegionBox, region_score
+from livecam.trust.region import RegionBox, result_region
 from livecam.trust.scale import SessionScale, scale_key
 from livecam.viewer.control import Controller, ViewerState
 
@@ -183,9 +183,7 @@ class Connection:
     def readouts(self, row: Any, frame_wh: tuple[int, int], box: RegionBox | None) -> dict[str, Any]:
         """The trust readouts of one answer (``result_message``'s arguments): the region score in
         the client's box, and the map's scale (this connection's running maximum under "session")."""
-        region = None
-        if box is not None:
-            region = region_score(row.cam[0], row.box, frame_wh, box) if row.finite[0] else None
+        region = result_region(row, frame_wh, box)
         normalize, cam_scale = self.state.normalize, 1.0
         if normalize == "session" and row.finite[0]:
             cam_scale = self.scale.factor(float(row.cam_max[0]), scale_key(row), time.monotonic())

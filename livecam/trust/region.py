@@ -137,6 +137,15 @@ def region_score(cam: np.ndarray, map_box: Sequence[float], frame_wh: tuple[int,
     return RegionScore(xywh, min(1.0, inside / total), bool(peak_inside))
 
 
+def result_region(result: Any, frame_wh: tuple[int, int], box: RegionBox | None) -> RegionScore | None:
+    """A one-row result's map scored against ``box``: None without a box; no heat without a map."""
+    if box is None:
+        return None
+    if result is None or not result.finite[0]:
+        return RegionScore(box.pixels(frame_wh), None, None)
+    return region_score(result.cam[0], result.box, frame_wh, box)
+
+
 def region_fields(score: RegionScore | None) -> dict[str, Any]:
     """The result fields of a region score (``FIELDS``); all None without a box."""
     if score is None:

@@ -18,7 +18,7 @@ from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer, hud_info
 from livecam.render.grid import draw_grid, panel_titles
 from livecam.sources import FrameSource
-from livecam.trust.region import RegionScore, region_score, region_text
+from livecam.trust.region import RegionScore, region_text, result_region
 from livecam.trust.scale import SessionScale, scale_key, scaled_cam
 from livecam.viewer.control import Controller, ViewerState
 from livecam.viewer.sinks import Processed
@@ -107,13 +107,7 @@ class Drawer:
 
     def region(self, processed: Processed) -> RegionScore | None:
         """The frame's map scored against the user's box (the frame's own map, unsmoothed, on its own scale)."""
-        box, result = self.state.box, processed.result
-        if box is None:
-            return None
-        frame_wh = processed.frame.image_bgr.shape[1::-1]
-        if result is None or not result.finite[0]:
-            return RegionScore(box.pixels(frame_wh), None, None)
-        return region_score(result.cam[0], result.box, frame_wh, box)
+        return result_region(processed.result, processed.frame.image_bgr.shape[1::-1], self.state.box)
 
     def hud(self, result: CamResult | None, class_lock: int | None) -> HudInfo | None:
         """What the HUD says about a map made for ``class_lock`` (the frame's own lock, not the lock now)."""

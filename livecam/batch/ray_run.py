@@ -1,0 +1,175 @@
+"""``livecam batch --ray``: the jobs as a Ray Data dataset, explained by a pool of workers, written by Ray Data.
+
+Each job (a video, or images of one folder) is one row of the dataset; ``map_batches`` hands
+them to a callable class, ``JobRunner``, of which each worker (a Ray actor) holds one: it builds
+its own ``CamEngine`` from the settings (the model is loaded there from its path or the zoo,
+never pickled), with TensorFlow's and OpenVINO's threads set to the worker's CPUs, and runs each
+job through the same function as the in-process runner (``livecam.batch.work.run_job``): videos
+are decoded in the worker by livecam's own reader. Their rows are written with Ray Data's
+Parquet writer into a staging folder, which becomes a part of DIR when the write is complete
+(``livecam.batch.store``); a worker killed mid-job is restarted and its job retried by Ray.
+
+DIR must be reachable from every node at the same path (a shared file system) on a cluster.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections.abc import Sequence
+
+from livecam.batch.plan import Job, job_from_json, job_to_json
+from livecam.batch.store import PART_COLUMNS, Store, part_columns
+from livecam.batch.work import BatchSettings, run_job, worker_name
+from livecam.errors import UserError
+
+TASK_CPUS = 0.25  # what Ray Data's own tasks (the writer's) ask for; the pool always leaves it free
+WORKER_START_S = 900  # how long the pool may take to start (TensorFlow's import and the model, on busy nodes)
+INSTALL = "--ray needs Ray Data, which is not installed; install it with pip install 'livecam[ray]'."
+
+
+def check_ray(address: str) -> None:
+    """Refuses (``UserError``) ``--ray`` when Ray Data is missing or nothing answers at the address."""
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise UserError(INSTALL) from None
+    _answers(address or os.environ.get("RAY_ADDRESS", ""))
+
+
+def pool_size(node_cpus: Sequence[float], workers: int | None, cpus_per_worker: float) -> int:
+    """How many workers of ``cpus_per_worker`` to start on nodes of ``node_cpus``.
+
+    Every worker holds its CPUs for the whole run, and Ray Data's own tasks need CPUs too: a
+    pool that takes every CPU of every node leaves them none and waits forever. So the pool
+    leaves ``TASK_CPUS`` free on at least one node, and never asks for more workers than fit.
+
+    Raises:
+        UserError: not one worker fits.
+    """
+    per_node = [math.floor(cpus / cpus_per_worker + 1e-9) for cpus in node_cpus]
+    fit = sum(per_node)
+    if all(cpus - n * cpus_per_worker < min(TASK_CPUS, cpus_per_worker) - 1e-9 for cpus, n in zip(node_cpus, per_node)):
+        fit -= 1  # one worker fewer: its CPUs are left to the writer
+    if fit < 1:
+        raise UserError(
+            f"No worker of {cpus_per_worker:g} CPUs fits beside Ray Data's own tasks on this cluster (nodes with "
+            f"{', '.join(f'{c:g}' for c in node_cpus)} CPUs); lower --cpus-per-worker."
+        )
+    return min(workers or fit, fit)
+
+
+class JobRunner:
+    """The callable class of ``map_batches``: one engine per worker, built here, then job after job."""
+
+    def __init__(self, settings: BatchSettings, threads: int) -> None:
+        import ray
+
+        for name in ("TF_NUM_INTRAOP_THREADS", "LIVECAM_OPENVINO_THREADS", "OMP_NUM_THREADS"):
+            os.environ[name] = str(threads)  # read when TensorFlow and OpenVINO start, just below
+        os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+        from livecam import logs
+        from livecam.cli.configs import engine_from_config
+        from livecam.engine.worker import EngineWorker
+
+        logs.configure(False)
+        logs.import_tensorflow()
+        with logs.native_stderr_silenced(True):
+            self.engine = engine_from_config(settings.engine)
+        self.worker = EngineWorker(self.engine, max_batch=settings.batch, max_wait_ms=5.0)
+        self.settings = settings
+        self.label = worker_name(ray.get_runtime_context().get_node_id())
+
+    def __call__(self, batch: dict) -> dict:
+        columns: dict[str, list] = {name: [] for name in PART_COLUMNS}
+        for text in batch["job"]:
+            job = job_from_json(str(text))
+            outcome = run_job(job, self.engine, self.settings, worker=self.worker, worker_label=self.label)
+            for name, values in part_columns(job.id, outcome.rows, outcome.errors).items():
+                columns[name] += values
+        import pyarrow as pa
+
+        return pa.table(columns)
+
+
+def run_on_ray(
+    jobs: Sequence[Job],
+    store: Store,
+    settings: BatchSettings,
+    *,
+    address: str,
+    workers: int | None,
+    cpus_per_worker: float,
+    quiet: bool,
+) -> None:
+    """Runs ``jobs`` on Ray (``address`` "" : $RAY_ADDRESS, or a Ray started here) and keeps them as one part."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        _connect(ray, address)
+    try:
+        from ray.data import DataContext
+
+        context = DataContext.get_current()
+        context.enable_progress_bars = not quiet
+        context.enable_operator_progress_bars = not quiet
+        context.print_on_execution_start = False
+        # Jobs go out once every worker is up, so that the first one ready does not take the first
+        # jobs of all (each worker builds its engine first, which takes seconds to minutes).
+        context.wait_for_min_actors_s = WORKER_START_S
+        nodes = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")]
+        pool = pool_size(nodes, workers, cpus_per_worker)
+        if workers and pool < workers and not quiet:
+            print(f"livecam: {pool} workers of {cpus_per_worker:g} CPUs fit on this cluster (not {workers}).", file=sys.stderr)
+        dataset = ray.data.from_items([{"job": job_to_json(job)} for job in jobs], override_num_blocks=len(jobs))
+        dataset = dataset.map_batches(
+            JobRunner,
+            fn_constructor_kwargs={"settings": settings, "threads": max(1, math.floor(cpus_per_worker))},
+            batch_size=1,
+            batch_format="pyarrow",
+            concurrency=(pool, pool),  # a fixed pool: every worker starts, on every node it fits
+            num_cpus=cpus_per_worker,
+            # A killed worker comes back and its job is tried again: Ray Data's own defaults for a pool's
+            # actors (max_restarts=-1, max_task_retries=-1), which the killed-worker test holds it to.
+        )
+        staging = store.staging()
+        dataset.write_parquet(str(staging), ray_remote_args={"num_cpus": min(TASK_CPUS, cpus_per_worker)})
+        store.adopt(staging)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _connect(ray, address: str) -> None:
+    """Joins the cluster with the user's own Ray settings (RAY_ADDRESS, RAY_AUTH_MODE, the token file), or starts one here."""
+    try:
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    except Exception as exc:  # Ray's errors for an address that does not answer, or refuses us, vary by version
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = address or os.environ.get("RAY_ADDRESS") or "a Ray started here"
+        if "auth" in text.lower() or "token" in text.lower():
+            raise UserError(
+                f"The Ray cluster at {where} refused the connection ({text}); set RAY_AUTH_MODE and the token as the "
+                "cluster's `ray start` did."
+            ) from None
+        raise UserError(
+            f"Could not connect to the Ray cluster at {where} ({text}); check the address and that it runs."
+        ) from None
+
+
+def _answers(address: str) -> None:
+    """Says at once when nothing listens at ``host:port`` (Ray itself retries for a minute or more)."""
+    import socket
+
+    match = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:([0-9]{1,5})", address.strip())
+    if match is None:
+        return  # "auto", "local" or another form Ray resolves itself
+    try:
+        socket.create_connection((match[1], int(match[2])), timeout=10).close()
+    except OSError as exc:
+        raise UserError(
+            f"Could not connect to the Ray cluster at {address} ({exc.strerror or exc}); check the address and that it runs."
+        ) from None

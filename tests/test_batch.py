@@ -1,0 +1,146 @@
+"""`livecam batch` in-process: inputs and names, outputs, errors, resume (livecam/batch/, livecam/cli/batch.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from helpers import BOUND_S, ENV, assert_user_error, run
+from livecam.batch.ray_run import pool_size
+from livecam.errors import UserError
+
+SAME = ("input", "frame_index", "class_id", "class_name", "topk_ids", "label", "overlay")
+
+
+def _archive(tmp_path: Path, make_video, make_image_folder, folders: int = 1) -> list[str]:
+    """Image folders (one with a corrupt image), a video and a truncated video, and a manifest."""
+    inputs = []
+    for k in range(folders):
+        folder = make_image_folder(tmp_path / "data" / f"set{k}", 3)
+        inputs.append(str(folder))
+    (tmp_path / "data" / "set0" / "frame_9.png").write_bytes(b"not a picture")
+    video = make_video(tmp_path / "data" / "clip.mp4", 6)
+    truncated = tmp_path / "data" / "cut.mp4"
+    truncated.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    (tmp_path / "data" / "m").mkdir()
+    make_image_folder(tmp_path / "data" / "m" / "img", 2)
+    (tmp_path / "data" / "m" / "list.csv").write_text('path,label,box\nimg/frame_1.png,circle,"4,4,40,30"\nimg/frame_2.png,0,\n')
+    return [*inputs, str(video), str(truncated), str(tmp_path / "data" / "m" / "list.csv")]
+
+
+def _rows(out: Path) -> list[dict]:
+    return pq.read_table(out / "results.parquet").to_pylist()
+
+
+def test_colliding_inputs_are_refused_before_anything_runs(tmp_path, capsys, make_video):
+    (tmp_path / "a").mkdir()
+    make_video(tmp_path / "a" / "clip.mp4", 2)
+    make_video(tmp_path / "a" / "clip.mov", 2)
+    code, err = run(
+        capsys, "batch", tmp_path / "a" / "clip.mp4", tmp_path / "a" / "clip.mov", "--model", "demo", "--out", tmp_path / "out"
+    )
+    assert_user_error(code, err, "clip.mov", "overlays/clip.mp4")
+    assert not (tmp_path / "out").exists()
+    code, err = run(capsys, "batch", tmp_path / "a" / "clip.mp4", tmp_path / "a" / "clip.mp4", "--out", tmp_path / "out")
+    assert_user_error(code, err, "the same file given twice")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["nowhere.mp4"], "does not exist"),
+        (["--workers", "2", "{video}"], "add --ray"),
+        (["--resume", "{video}"], "no earlier livecam batch run"),
+        (["{bad_manifest}"], "needs a 'path' column"),
+    ],
+)
+def test_user_mistakes_are_one_sentence(tmp_path, capsys, make_video, args, fragment):
+    video = make_video(tmp_path / "clip.mp4", 2)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file\nx.png\n")
+    args = [a.format(video=video, bad_manifest=bad) for a in args]
+    code, err = run(capsys, "batch", *args, "--model", "demo", "--out", tmp_path / "out")
+    assert_user_error(code, err, fragment)
+
+
+def test_out_with_files_needs_resume_or_overwrite(tmp_path, capsys, make_video):
+    video = make_video(tmp_path / "clip.mp4", 2)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    code, err = run(capsys, "batch", video, "--model", "demo", "--out", tmp_path / "out")
+    assert_user_error(code, err, "--resume", "--overwrite")
+
+
+@pytest.mark.slow
+def test_batch_writes_every_output_and_the_errors(tmp_path, capsys, make_video, make_image_folder):
+    inputs = _archive(tmp_path, make_video, make_image_folder)
+    out = tmp_path / "out"
+    code, err = run(capsys, "batch", *inputs, "--model", "demo", "--out", out, "--save-maps", "--quiet")
+    assert code == 0, err
+    rows = _rows(out)
+    assert len(rows) == 3 + 6 + 2  # the good images, the video's frames, the manifest's images
+    assert (out / "overlays" / "set0" / "frame_1.png").is_file() and (out / "overlays" / "clip.mp4").is_file()
+    assert (out / "overlays" / "m" / "img" / "frame_2.png").is_file()
+    for row in rows:
+        assert (out / row["overlay"]).is_file() and (out / row["map"]).is_file()
+        assert row["worker"].startswith(os.uname().nodename)
+    manifest = [r for r in rows if r["input"].startswith("img/")]
+    assert [(r["label_name"], r["box"]) for r in manifest] == [("circle", [4, 4, 40, 30]), ("circle", None)]
+    # the manifest's box is scored: the share of the heat on the labelled thing
+    assert manifest[0]["box_xywh"] == [4, 4, 40, 30] and 0.0 <= manifest[0]["box_energy"] <= 1.0
+    assert manifest[1]["box_xywh"] is None and manifest[1]["box_energy"] is None
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert sorted(Path(e["path"]).name for e in errors) == ["cut.mp4", "frame_9.png"]
+    assert not list((out / ".livecam-batch" / "tmp").iterdir())
+    html = (out / "report.html").read_text()
+    assert "Accuracy" in html and "Mean map per class" in html
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_killed_and_resumed_gives_the_rows_of_one_run(tmp_path, make_video, make_image_folder):
+    inputs = _archive(tmp_path, make_video, make_image_folder, folders=8)
+    command = [sys.executable, "-m", "livecam", "batch", *inputs, "--model", "demo", "--quiet"]
+    subprocess.run([*command, "--out", str(tmp_path / "whole")], env=ENV, check=True, timeout=BOUND_S * 3)
+    parts = tmp_path / "cut" / ".livecam-batch" / "parts"
+    child = subprocess.Popen([*command, "--out", str(tmp_path / "cut")], env=ENV)
+    try:
+        deadline = time.monotonic() + BOUND_S * 3
+        while not (parts.is_dir() and any(parts.iterdir())) and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)  # no chance to tidy up
+    finally:
+        child.wait(timeout=BOUND_S)
+    assert not (tmp_path / "cut" / "results.parquet").exists(), "the run ended before it was killed"
+    kept = {part.name: part.stat().st_mtime_ns for part in parts.iterdir()}
+    subprocess.run([*command, "--out", str(tmp_path / "cut"), "--resume"], env=ENV, check=True, timeout=BOUND_S * 3)
+    assert kept and all(parts.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in kept.items())  # not redone
+    whole, cut = _rows(tmp_path / "whole"), _rows(tmp_path / "cut")
+    assert [{k: r[k] for k in SAME} for r in cut] == [{k: r[k] for k in SAME} for r in whole]
+    assert [r["probability"] for r in cut] == pytest.approx([r["probability"] for r in whole], abs=1e-5)
+    assert (tmp_path / "cut" / "errors.jsonl").read_text().count("\n") == 2
+
+
+def test_pool_leaves_room_for_ray_datas_own_tasks():
+    assert pool_size([1, 1], None, 0.5) == 3  # four would take every CPU: the writer would wait forever
+    assert pool_size([2, 2], None, 1) == 3
+    assert pool_size([2, 2], 2, 1) == 2
+    assert pool_size([1.5], None, 1) == 1  # half a CPU is left anyway
+    with pytest.raises(UserError, match="lower --cpus-per-worker"):
+        pool_size([1], None, 1)
+
+
+def test_ray_without_the_extra_says_how_to_install(tmp_path, capsys, make_video, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray.data", None)  # as if Ray Data were not installed
+    video = make_video(tmp_path / "clip.mp4", 2)
+    code, err = run(capsys, "batch", video, "--model", "demo", "--out", tmp_path / "out", "--ray")
+    assert_user_error(code, err, "pip install 'livecam[ray]'")
+    assert not (tmp_path / "out").exists()

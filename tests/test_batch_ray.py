@@ -1,0 +1,121 @@
+"""`livecam batch --ray` on Ray Data: same rows as in-process, clusters of two nodes, small nodes, a killed worker.
+
+Ray runs here on loopback (no usage stats, no token); each test's cluster is shut down by its fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pyarrow.parquet as pq
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+
+from helpers import assert_user_error, run
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+
+@pytest.fixture(autouse=True)
+def _ray_here(monkeypatch):
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a cluster on loopback, for this test alone
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+
+@pytest.fixture
+def local_ray(_ray_here):
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def two_nodes(request, _ray_here):
+    """Two nodes of ``request.param`` CPUs each on this machine."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": request.param, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=request.param)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _inputs(tmp_path: Path, make_video, make_image_folder, folders: int = 4) -> list[str]:
+    inputs = [str(make_image_folder(tmp_path / "in" / f"set{k}", 2)) for k in range(folders)]
+    return [*inputs, str(make_video(tmp_path / "in" / "clip.mp4", 4))]
+
+
+def _batch(capsys, inputs, out: Path, *extra) -> list[dict]:
+    code, err = run(capsys, "batch", *inputs, "--model", "demo", "--out", out, "--quiet", *extra)
+    assert code == 0, err
+    return pq.read_table(out / "results.parquet").to_pylist()
+
+
+def test_local_ray_gives_the_classes_and_maps_of_in_process(tmp_path, capsys, make_video, make_image_folder, local_ray):
+    inputs = _inputs(tmp_path, make_video, make_image_folder, folders=2)
+    here = _batch(capsys, inputs, tmp_path / "here", "--save-maps")
+    on_ray = _batch(capsys, inputs, tmp_path / "ray", "--save-maps", "--ray", "--workers", "1")
+    assert [(r["input"], r["frame_index"], r["class_id"]) for r in on_ray] == [
+        (r["input"], r["frame_index"], r["class_id"]) for r in here
+    ]
+    for a, b in zip(here, on_ray):
+        np.testing.assert_allclose(np.load(tmp_path / "ray" / b["map"]), np.load(tmp_path / "here" / a["map"]), atol=1e-5)
+        assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+
+
+@pytest.mark.parametrize("two_nodes", [2], indirect=True)
+def test_two_nodes_both_work(tmp_path, capsys, make_video, make_image_folder, two_nodes):
+    rows = _batch(capsys, _inputs(tmp_path, make_video, make_image_folder, folders=8), tmp_path / "out", "--ray")
+    nodes = {row["worker"].rpartition("@")[2] for row in rows}
+    assert len(nodes) == 2, nodes
+
+
+@pytest.mark.parametrize("two_nodes", [1], indirect=True)
+def test_small_nodes_do_not_deadlock(tmp_path, capsys, make_video, make_image_folder, two_nodes):
+    rows = _batch(capsys, _inputs(tmp_path, make_video, make_image_folder), tmp_path / "out", "--ray", "--cpus-per-worker", "0.5")
+    assert len(rows) == 4 * 2 + 4
+
+
+def test_a_killed_worker_is_retried_and_every_input_kept_once(tmp_path, capsys, make_video, make_image_folder, local_ray):
+    inputs = _inputs(tmp_path, make_video, make_image_folder, folders=6)
+    out = tmp_path / "out"
+    killed: list[int] = []
+
+    def kill_a_worker_mid_job() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not killed:
+            if (out / "overlays").is_dir() and any((out / "overlays").rglob("*.png")):
+                for child in psutil.Process().children(recursive=True):  # only what this test started
+                    try:
+                        if "JobRunner" in " ".join(child.cmdline()):
+                            os.kill(child.pid, signal.SIGKILL)
+                            killed.append(child.pid)
+                            return
+                    except psutil.Error:
+                        continue
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker_mid_job, daemon=True)
+    killer.start()
+    rows = _batch(capsys, inputs, out, "--ray", "--workers", "1")
+    killer.join(timeout=10)
+    assert killed, "no worker was killed"
+    keys = [(r["input"], r["frame_index"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 6 * 2 + 4
+
+
+def test_a_refused_connection_is_one_sentence(tmp_path, capsys, make_video):
+    video = make_video(tmp_path / "clip.mp4", 2)
+    code, err = run(capsys, "batch", video, "--model", "demo", "--out", tmp_path / "out", "--ray", "127.0.0.1:9")
+    assert_user_error(code, err, "Could not connect to the Ray cluster at 127.0.0.1:9")
