@@ -17,10 +17,11 @@ GIL). The file pipeline resizes in its reader thread ahead of time, as it always
 from __future__ import annotations
 
 import collections
+import itertools
 import operator
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -95,6 +96,7 @@ class _Request:
     submitted_s: float
     stream: Hashable | None
     box: tuple[float, float, float, float]  # where the map lies on the frame as submitted (CamResult.box)
+    group: int  # requests submitted together (``submit_group``) share one engine call
 
 
 class EngineWorker:
@@ -125,6 +127,7 @@ class EngineWorker:
         self._engine_ms = 0.0
         self._batch_sizes: collections.Counter[int] = collections.Counter()
         self._stream_seen_s: dict[Hashable, float] = {}  # stream -> its last submit
+        self._groups = itertools.count()
         self._thread = threading.Thread(target=self._run, name="livecam-engine-worker", daemon=True)
         self._thread.start()
 
@@ -151,20 +154,44 @@ class EngineWorker:
             UserError: the frame, class id or method is not valid (nothing is queued).
             WorkerClosed: the worker is closed.
         """
-        if isinstance(frame_bgr, np.ndarray) and frame_bgr.ndim == 4:
-            raise UserError(f"Expected one frame of shape (H, W, 3). Received: shape={frame_bgr.shape}")
-        prepared = self.engine.prepare(frame_bgr)  # validates, and resizes here in the caller's thread
+        return self.submit_group([frame_bgr], class_ids=[class_id], method=method, stream=stream)[0]
+
+    def submit_group(
+        self,
+        frames_bgr: Sequence[np.ndarray],
+        *,
+        class_ids: Sequence[int | None],
+        method: str | None = None,
+        stream: Hashable | None = None,
+    ) -> list[Job]:
+        """Queues frames that must share one engine call (a frame and images that ride with it).
+
+        A group is never split: it may make a call bigger than ``max_batch``, and it runs as soon
+        as the worker is free (it is its own company). Arguments as in ``submit``, one class id
+        per frame; returns one ``Job`` per frame, in order.
+        """
+        if len(frames_bgr) != len(class_ids) or not frames_bgr:
+            raise ValueError(
+                f"Expected as many class ids as frames, at least one. Received: {len(frames_bgr)} and {len(class_ids)}"
+            )
         name = self.engine.method if method is None else check_method(method)
-        box = self.engine.map_box(frame_bgr.shape[1::-1])
-        request = _Request(prepared, self._check_class_id(class_id), name, Job(), time.monotonic(), stream, box)
+        now = time.monotonic()
+        group = next(self._groups)
+        requests = []
+        for frame_bgr, class_id in zip(frames_bgr, class_ids):
+            if isinstance(frame_bgr, np.ndarray) and frame_bgr.ndim == 4:
+                raise UserError(f"Expected one frame of shape (H, W, 3). Received: shape={frame_bgr.shape}")
+            prepared = self.engine.prepare(frame_bgr)  # validates, and resizes here in the caller's thread
+            box = self.engine.map_box(frame_bgr.shape[1::-1])
+            requests.append(_Request(prepared, self._check_class_id(class_id), name, Job(), now, stream, box, group))
         with self._cond:
             if self._closed:
                 raise WorkerClosed("The engine worker is closed; no more frames can be submitted.")
             if stream is not None:
-                self._stream_seen_s[stream] = request.submitted_s
-            self._pending.append(request)
+                self._stream_seen_s[stream] = now
+            self._pending.extend(requests)
             self._cond.notify_all()
-        return request.job
+        return [request.job for request in requests]
 
     def snapshot(self) -> WorkerStats:
         """The counters now (a frozen copy)."""
@@ -232,8 +259,9 @@ class EngineWorker:
         wait_s: float | None = None
         for group in groups.values():
             due_s = group[0].submitted_s + self.max_wait_s - now
-            if len(group) >= self.max_batch or due_s <= 0 or everyone_here:
-                batch = group[: self.max_batch]
+            whole = len(group) > 1 and group[0].group == group[-1].group  # one submit_group, nobody to wait for
+            if len(group) >= self.max_batch or due_s <= 0 or everyone_here or whole:
+                batch = _whole_groups(group, self.max_batch)
                 taken = {id(r) for r in batch}
                 self._pending = [r for r in live if id(r) not in taken]
                 return batch, None
@@ -291,6 +319,16 @@ class EngineWorker:
         if value is None or isinstance(class_id, bool) or not 0 <= value < n:
             raise UserError(f"Expected class_id None or an int in [0, {n - 1}]. Received: class_id={class_id!r}")
         return value
+
+
+def _whole_groups(requests: list[_Request], max_batch: int) -> list[_Request]:
+    """The oldest requests, up to ``max_batch``, without splitting a group submitted together."""
+    batch: list[_Request] = []
+    for request in requests:
+        if len(batch) >= max_batch and request.group != batch[-1].group:
+            break
+        batch.append(request)
+    return batch
 
 
 def split_rows(result: CamResult) -> list[CamResult]:

@@ -75,6 +75,8 @@ class HudInfo:
         status: "" when all is well, else e.g. "paused", "reconnecting", "no map (non-finite output)".
         recording: True while a video is being recorded (a red REC badge, in the window only).
         message: transient message such as "snapshot saved: ..." (in the window only).
+        faithfulness: the last faithfulness readout's line (``livecam.trust``), e.g. "hide the
+            heat: -89 % (control -2 %)"; "" when there is none.
     """
 
     label: str
@@ -90,6 +92,7 @@ class HudInfo:
     status: str = ""
     recording: bool = False
     message: str = ""
+    faithfulness: str = ""
 
 
 def hud_info(
@@ -105,6 +108,7 @@ def hud_info(
     dropped: int = 0,
     recording: bool = False,
     message: str = "",
+    faith: Any = None,
 ) -> HudInfo:
     """What the HUD says about one row of an engine result: the one place a ``HudInfo`` is made from a result.
 
@@ -118,6 +122,7 @@ def hud_info(
         status: the viewer's status, e.g. "paused" or "reconnecting"; a row without a finite
             map says ``NO_MAP`` instead, since that is why no heat is drawn.
         engine_fps, display_fps, latency_ms, dropped, recording, message: as in ``HudInfo``.
+        faith: the faithfulness readout held on screen (``livecam.trust.faithfulness.Faithfulness``), or None.
 
     Returns:
         The ``HudInfo`` of that row.
@@ -144,6 +149,7 @@ def hud_info(
         status=status if result.finite[index] else NO_MAP,
         recording=recording,
         message=message,
+        faithfulness=faith.text if faith is not None else "",
     )
 
 
@@ -174,6 +180,8 @@ def draw_hud(
     bottom_lines: list[tuple[str, Colour]] = []
     if in_window and hud.message:
         bottom_lines.append((hud.message, _GREEN))
+    if level == "full" and hud.faithfulness:
+        bottom_lines.append((hud.faithfulness, _WHITE))
     if level == "full":
         bottom_lines.extend((line, _GREY) for line in _diagnostics(hud, key_hint=in_window and not help_shown))
     if bottom_lines:

@@ -17,6 +17,7 @@ from livecam.engine.core import CamResult
 from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer, hud_info
 from livecam.sources import FrameSource
+from livecam.trust.faithfulness import Faithfulness
 from livecam.viewer.control import Controller, ViewerState
 from livecam.viewer.sinks import Processed
 
@@ -54,6 +55,7 @@ class Drawer:
         self.times, self.engine_rate, self.display_rate = times, engine_rate, display_rate
         self._lock = threading.Lock()
         self._dropped_before = 0
+        self._faith: tuple[int, Faithfulness] | None = None  # (scene, readout): held on screen until the next
 
     def start(self) -> None:
         """The run begins: frames the source dropped before now (while the model loaded) do not count."""
@@ -68,7 +70,9 @@ class Drawer:
             renderer.alpha, renderer.colormap, renderer.show_help = state.alpha, state.colormap, state.help_shown
             result = processed.result
             cam = result.cam[0] if result is not None and result.finite[0] else None
-            hud = self.hud(result, processed.class_lock)
+            if processed.faith is not None:
+                self._faith = (processed.scene, processed.faith)
+            hud = self.hud(result, processed.class_lock, scene=processed.scene)
             box = result.box if result is not None else None
             views = renderer.views(
                 processed.frame.image_bgr,
@@ -83,10 +87,14 @@ class Drawer:
         picture = views.file if views.file is not None else processed.picture
         return replace(processed, picture=picture, window_picture=views.window, hud=hud)
 
-    def hud(self, result: CamResult | None, class_lock: int | None) -> HudInfo | None:
-        """What the HUD says about a map made for ``class_lock`` (the frame's own lock, not the lock now)."""
+    def hud(self, result: CamResult | None, class_lock: int | None, *, scene: int = 0) -> HudInfo | None:
+        """What the HUD says about a map made for ``class_lock`` (the frame's own lock, not the lock now).
+
+        The last faithfulness readout is held until the next one, or until another picture (``scene``).
+        """
         if result is None:
             return None
+        faith = self._faith[1] if self._faith is not None and self._faith[0] == scene else None
         status = "reconnecting" if self.source.status == "reconnecting" else ""
         if self.state.paused:
             status = "paused"
@@ -102,6 +110,7 @@ class Drawer:
             dropped=self.dropped(),
             recording=self.state.recording,
             message=self.controller.message(),
+            faith=faith,
         )
 
     def engine_fps(self) -> float | None:

@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 
 from livecam.errors import UserError
+from livecam.trust.faithfulness import FIELDS as FAITH_FIELDS
+from livecam.trust.faithfulness import faith_fields
 from livecam.viewer.safe_files import KeepOut, SinkError, check_output, check_target, open_replacing, write_file_atomic
 from livecam.viewer.sinks import Processed
 
@@ -44,6 +46,7 @@ RESULT_FIELDS = (
     "hot_y",
     "hot_value",
     "finite",
+    *FAITH_FIELDS,
 )
 
 
@@ -64,6 +67,7 @@ def result_record(processed: Processed, class_names: Sequence[str], source: str)
         source=frame.name or source,
         locked=bool(processed.locked),
     )
+    record.update(faith_fields(processed.faith))
     if result is None:
         return record
     class_id = int(result.class_ids[0])

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from livecam.engine.core import CamResult
     from livecam.render import HudInfo
     from livecam.sources import Frame
+    from livecam.trust.faithfulness import Faithfulness
 
 __all__ = [
     "FrameSink",
@@ -79,6 +80,7 @@ class Processed:
         class_lock: the class the map was made for (None: the top one), whatever the lock is now.
         map_id: numbers the map; a map reused for ``--every`` frames keeps its number.
         scene: counts unrelated pictures (image folders): a new one restarts the smoothing.
+        faith: the faithfulness readout that came with this frame (``livecam.trust``); None on most frames.
     """
 
     frame: Frame
@@ -91,6 +93,7 @@ class Processed:
     class_lock: int | None = None
     map_id: int = 0
     scene: int = 0
+    faith: Faithfulness | None = None
 
     @property
     def explains(self) -> tuple[str, int | None, int] | None:

@@ -4,7 +4,10 @@ frames to the engine worker and passes them on in order with their maps.
 Live sources are read by the engine stage itself, the newest frame one at a time, so that
 latency stays at about one engine step; files are read ahead by a reader thread, and the engine
 stage keeps up to two batches at the worker, every frame in order. ``--every N`` explains every
-Nth frame and lets the frames between reuse its map.
+Nth frame and lets the frames between reuse its map. ``--faithfulness N`` tests every Nth map
+(``livecam.trust.faithfulness``): live, its hidden copies ride in the next frame's engine call
+and the readout comes with that frame; files, they ride with the frames at the worker and the
+readout comes with the frame itself.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from livecam.engine.core import CamEngine, CamResult
 from livecam.engine.worker import EngineWorker, Job
 from livecam.meters import RateMeter, StageTimes
 from livecam.sources import Frame, FrameSource
+from livecam.trust.faithfulness import Faithfulness, Probe, Schedule, answered
 from livecam.viewer.control import ViewerState
 
 END = object()  # sentinel: the source has ended
@@ -41,6 +45,9 @@ class Item:
     map_seq: int = 0  # names the map, for the renderer's smoothing (reused maps keep the number)
     class_lock: int | None = None  # the locked class the map was asked for
     scene: int = 0  # counts unrelated pictures (Frame.unrelated): a new one restarts the smoothing
+    probed: bool = False  # its map was offered to the faithfulness schedule
+    riders: tuple[Probe, list[Job]] | None = None  # a probe's images in the engine with this frame, and their jobs
+    faith: Faithfulness | None = None  # the readout that came with this frame
 
 
 class ExplainStages:
@@ -55,6 +62,7 @@ class ExplainStages:
         max_frames: stop after this many frames; None: the whole source.
         stop: set when the run stops.
         times, engine_rate: the run's meters (capture and engine times; maps per second).
+        faith: which maps get a faithfulness probe; None: none.
     """
 
     def __init__(
@@ -70,11 +78,14 @@ class ExplainStages:
         stop: threading.Event,
         times: StageTimes,
         engine_rate: RateMeter,
+        faith: Schedule | None = None,
     ) -> None:
         self.source, self.engine, self.worker, self.state = source, engine, worker, state
         self.every, self.batch, self.max_frames = every, batch, max_frames
         self._stop = stop
         self.times, self.engine_rate = times, engine_rate
+        self.faith = faith or Schedule(0)
+        self._riding: Probe | None = None  # live: the probe that rides with the next frame
         self.first_capture: float | None = None  # when the run's first frame was captured (monotonic seconds)
         self._map_ids = itertools.count(1)  # numbers the maps, so that the renderer folds each into its smoothing once
         self._scene = 0  # the Frame.unrelated pictures so far (read by one stage only)
@@ -148,7 +159,12 @@ class ExplainStages:
         in_flight: collections.deque[Item] = collections.deque()
         count = 0
         while not self._stop.is_set():
-            while in_flight and (len(in_flight) >= 2 * self.batch or _ready(in_flight[0])):
+            for item in in_flight:  # probes go to the worker as soon as their maps are back, in order
+                if item.job is not None and not item.probed:
+                    if not item.job.done():
+                        break
+                    self._probe(item, item.job.result())
+            while in_flight and (_at_worker(in_flight) >= 2 * self.batch or _ready(in_flight[0])):
                 self._pass_on(in_flight.popleft(), out)
             if self.state.paused:
                 time.sleep(POLL_S)
@@ -171,7 +187,17 @@ class ExplainStages:
         # always explained: another picture's map would be a wrong answer, not an old one.
         if count % self.every == 0 or item.frame.unrelated:
             item.class_lock = self.state.class_id
-            item.job = self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method)
+            probe, self._riding = self._riding, None
+            if probe is None:
+                item.job = self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method)
+                return
+            # Live: the frame before's hidden copies ride in this frame's engine call (one step, a bigger batch).
+            jobs = self.worker.submit_group(
+                [item.prepared, *probe.images],
+                class_ids=[item.class_lock] + [probe.class_id] * len(probe.images),
+                method=self.state.method,
+            )
+            item.job, item.riders = jobs[0], (probe, jobs[1:])
 
     def _pass_on(self, item: Item, out: queue.Queue) -> None:
         """Waits for the item's map (or takes the last one) and hands the item to the render stage."""
@@ -183,9 +209,30 @@ class ExplainStages:
             self.engine_rate.tick()
             item.result, item.map_seq, item.job = self.placed(row, item.frame), next(self._map_ids), None
             self._last_map = (row, item.map_seq, item.class_lock)
+            if not item.probed:
+                self._probe(item, row)
         elif self._last_map is not None:
             item.result, item.map_seq, item.class_lock = self._last_map
+        if item.riders is not None:
+            probe, jobs = item.riders
+            rows = [self.wait(job) for job in jobs]
+            if any(r is None for r in rows):
+                return  # stopping
+            item.faith, item.riders = answered(probe, rows), None
         self.put(out, item)
+
+    def _probe(self, item: Item, row: CamResult) -> None:
+        """Offers an explained frame's map to the faithfulness schedule: live, its probe rides with
+        the next frame; files, it goes to the worker now, to join the frames there."""
+        item.probed = True
+        probe = self.faith.after(item.prepared, row, item.frame.index)
+        if probe is None:
+            return
+        if self.source.live:
+            self._riding = probe
+            return
+        n = len(probe.images)
+        item.riders = (probe, self.worker.submit_group(list(probe.images), class_ids=[probe.class_id] * n, method=row.method))
 
     def wait(self, job: Job) -> CamResult | None:
         """The job's row; None if the run stops first. The engine's exception is raised here."""
@@ -210,5 +257,11 @@ class ExplainStages:
 
 
 def _ready(item: Item) -> bool:
-    """Its map is there, or it reuses the one before it."""
-    return item.job is None or item.job.done()
+    """Its map is there, or it reuses the one before it, and its faithfulness readout is there."""
+    riders_done = item.riders is None or all(job.done() for job in item.riders[1])
+    return (item.job is None or item.job.done()) and riders_done
+
+
+def _at_worker(in_flight: collections.deque[Item]) -> int:
+    """Frames whose maps are still on their way (a frame waiting only for its readout is not one)."""
+    return sum(item.job is not None and not item.job.done() for item in in_flight)

@@ -20,6 +20,7 @@ import numpy as np
 
 from livecam.mailbox import Mailbox
 from livecam.sources import Frame
+from livecam.trust.faithfulness import faith_fields
 from livecam.viewer.control import MESSAGE_S, Action, Controller, Outcome
 from livecam.viewer.keys import action_for_key
 from livecam.viewer.recording import RecordingSession
@@ -216,4 +217,5 @@ def snapshot_record(processed: Processed, class_names: Sequence[str], model_name
             method=result.method,
             model=model_name,
         )
+    record.update(faith_fields(processed.faith))
     return record
