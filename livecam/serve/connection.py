@@ -30,9 +30,10 @@ from livecam.engine.worker import WorkerClosed
 from livecam.errors import UserError, first_line
 from livecam.mailbox import Mailbox
 from livecam.serve import protocol
-from livecam.serve.context import config_key, engine_key, explain, feed_key, metrics_key, sockets_key
+from livecam.serve.context import config_key, engine_key, explain_probed, feed_key, metrics_key, sockets_key
 from livecam.serve.feed import FeedFrame, SourceFeed
 from livecam.serve.security import origin_ok
+from livecam.trust.faithfulness import Schedule
 from livecam.viewer.control import Controller, ViewerState
 
 CLOSE_TIMEOUT_S = 0.5  # how long a closing WebSocket waits for the client's half of the handshake
@@ -61,6 +62,8 @@ class Connection:
         self.inbox: Mailbox[_Frame] = Mailbox()
         self.frame_waiting = asyncio.Event()
         self.pull_wanted = asyncio.Event()
+        # Each kind of frame is its own run of frames: a probe rides with the next of its kind.
+        self.faith = {kind: Schedule(config.faithfulness) for kind in ("frames", "pulls")}
 
     def on_frame(self, data: bytes) -> None:
         self.seq += 1
@@ -84,6 +87,10 @@ class Connection:
             return
         if "pull" in controls:
             self.pull_wanted.set()
+        if "faithfulness" in controls:
+            for schedule in self.faith.values():
+                schedule.on = controls["faithfulness"]
+                schedule.riding = None
 
     async def answer_frames(self) -> None:
         """Takes the newest waiting frame, explains it, answers; repeats."""
@@ -95,14 +102,19 @@ class Connection:
             if frame is None:
                 continue
             answer = await self._explain(
-                frame.data, frame.class_id, frame.method, "frames", lambda text, seq=frame.seq: protocol.error_message(seq, text)
+                frame.data,
+                frame.class_id,
+                frame.method,
+                "frames",
+                lambda text, seq=frame.seq: protocol.error_message(seq, text),
+                number=frame.seq,
             )
             if answer is None:
                 continue
-            row, engine_ms = answer
+            row, engine_ms, faith = answer
             server_ms = (time.perf_counter() - frame.received_s) * 1000
             message = protocol.result_message(
-                row, app[engine_key].class_names, seq=frame.seq, engine_ms=engine_ms, server_ms=server_ms
+                row, app[engine_key].class_names, seq=frame.seq, engine_ms=engine_ms, server_ms=server_ms, faith=faith
             )
             await self.send(message)
             app[metrics_key].answered("ws", server_ms / 1000)
@@ -137,29 +149,40 @@ class Connection:
                 self.state.method,
                 "pulls",
                 lambda text, number=number: protocol.source_error_message(number, text),
+                number=number,
             )
             if answer is None:
                 continue
-            row, engine_ms = answer
+            row, engine_ms, faith = answer
             jpeg = await loop.run_in_executor(None, feed.jpeg, held)
             server_ms = (time.perf_counter() - t0) * 1000
             message = protocol.result_message(
-                row, app[engine_key].class_names, seq=number, engine_ms=engine_ms, server_ms=server_ms
+                row, app[engine_key].class_names, seq=number, engine_ms=engine_ms, server_ms=server_ms, faith=faith
             )
             message.update(type="source_result", frame=message.pop("seq"), image=base64.b64encode(jpeg).decode("ascii"))
             await self.send(message)
             app[metrics_key].answered("source", server_ms / 1000)
 
     async def _explain(
-        self, image: np.ndarray | bytes, class_id: int | None, method: str, kind: str, error: Callable[[str], dict[str, Any]]
-    ) -> tuple[Any, float] | None:
-        """The frame explained; None when it could not be, after sending ``error(sentence)``: the connection goes on.
+        self,
+        image: np.ndarray | bytes,
+        class_id: int | None,
+        method: str,
+        kind: str,
+        error: Callable[[str], dict[str, Any]],
+        *,
+        number: int,
+    ) -> tuple[Any, float, Any] | None:
+        """The frame explained: (row, engine ms, the faithfulness readout that came with it); None when it
+        could not be, after sending ``error(sentence)``: the connection goes on.
 
         Raises:
             WorkerClosed: the server is shutting down.
         """
         try:
-            return await explain(self.app, image, class_id, method, stream=(self, kind))
+            return await explain_probed(
+                self.app, image, class_id, method, stream=(self, kind), schedule=self.faith[kind], number=number
+            )
         except WorkerClosed:
             raise
         except UserError as exc:

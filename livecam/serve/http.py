@@ -32,6 +32,7 @@ from livecam.serve.context import (
     mjpeg_key,
     page_key,
     pixels_key,
+    probe_now,
     renderer,
 )
 from livecam.serve.feed import MjpegStream
@@ -144,6 +145,9 @@ def colormap_tables() -> dict[str, str]:
 # ---------------------------------------------------------------------- POST /api/explain
 
 
+_NO = ("0", "", "false")  # a query flag that is off
+
+
 async def explain_http(request: web.Request) -> web.Response:
     app = request.app
     received_s = time.perf_counter()
@@ -160,9 +164,10 @@ async def explain_http(request: web.Request) -> web.Response:
         async with app[pixels_key].hold(width * height):
             image = await loop.run_in_executor(None, protocol.decode_image, data)
             row, engine_ms = await explain(app, image, class_id, method)
+            faith = await probe_now(app, image, row) if request.query.get("faithfulness", "0") not in _NO else None
             server_ms = (time.perf_counter() - received_s) * 1000
             app[metrics_key].answered("api", server_ms / 1000)
-            if request.query.get("overlay", "0") not in ("0", "", "false"):
+            if request.query.get("overlay", "0") not in _NO:
                 png = await loop.run_in_executor(None, overlay_png, app, image, row, class_id is not None)
                 return web.Response(body=png, content_type="image/png")
     except UserError as exc:
@@ -176,7 +181,7 @@ async def explain_http(request: web.Request) -> web.Response:
         response.headers["Retry-After"] = "5"
         return response
     return web.json_response(
-        protocol.result_message(row, app[engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms)
+        protocol.result_message(row, app[engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms, faith=faith)
     )
 
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from livecam.errors import UserError
+from livecam.trust.faithfulness import faith_fields
 from livecam.viewer.control import Action, Command
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a WebSocket message or request body; larger closes with 1009 / answers 413
@@ -42,7 +43,7 @@ _CONTROL_ACTIONS = {
     "alpha": Action.SET_ALPHA,
     "colormap": Action.SET_COLORMAP,
 }
-CONTROLS = (*_CONTROL_ACTIONS, "pull")
+CONTROLS = (*_CONTROL_ACTIONS, "pull", "faithfulness")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
@@ -161,7 +162,9 @@ def encode_cam(cam: np.ndarray) -> dict[str, Any]:
     }
 
 
-def result_message(row: Any, class_names: Sequence[str], *, seq: int, engine_ms: float, server_ms: float) -> dict[str, Any]:
+def result_message(
+    row: Any, class_names: Sequence[str], *, seq: int, engine_ms: float, server_ms: float, faith: Any = None
+) -> dict[str, Any]:
     """The JSON object for one answered frame.
 
     Args:
@@ -170,6 +173,8 @@ def result_message(row: Any, class_names: Sequence[str], *, seq: int, engine_ms:
         seq: the frame's number on its connection (1 for ``POST /api/explain``).
         engine_ms: time the engine spent on the batch that held this frame.
         server_ms: time from receiving the frame to answering it.
+        faith: the faithfulness readout that came with this frame (``livecam.trust``), or None:
+            the ``faith_*`` fields, null where none.
     """
     class_id = int(row.class_ids[0])
     return {
@@ -187,6 +192,7 @@ def result_message(row: Any, class_names: Sequence[str], *, seq: int, engine_ms:
         "layer": row.layer,
         "box": [round(float(v), 6) for v in getattr(row, "box", (0.0, 0.0, 1.0, 1.0))],
         "ms": {"engine": round(float(engine_ms), 3), "server": round(float(server_ms), 3)},
+        **faith_fields(faith),
     }
 
 
@@ -211,7 +217,8 @@ def parse_controls(text: str) -> dict[str, Any]:
     Only the form is checked here; the values are the viewer controller's to check
     (``livecam.viewer.control``), so that the window and the browser obey one set of rules.
     ``pull`` ("source") asks for the server source's next frame (while ``paused``, the frame it
-    last sent, explained again).
+    last sent, explained again). ``faithfulness`` (true or false) turns the connection's
+    faithfulness readout on (every ``--faithfulness`` frames) or off.
 
     Raises:
         UserError: longer than ``MAX_CONTROL_CHARS``, nested deeper than ``MAX_CONTROL_DEPTH``,
@@ -236,6 +243,8 @@ def parse_controls(text: str) -> dict[str, Any]:
         raise UserError(f"Unknown control {sorted(unknown)[0]!r}; expected any of {', '.join(CONTROLS)}.")
     if "pull" in controls and controls["pull"] != "source":
         raise UserError(f'Expected pull to be "source". Received: {controls["pull"]!r}')
+    if "faithfulness" in controls and not isinstance(controls["faithfulness"], bool):
+        raise UserError(f"Expected faithfulness to be true or false. Received: {controls['faithfulness']!r}")
     return controls
 
 

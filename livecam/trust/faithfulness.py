@@ -153,17 +153,23 @@ class Schedule:
     Args:
         every: ``--faithfulness N``.
         steps: curves in this many steps with each probe (offline); 0: the live pair only.
+
+    Attributes:
+        on: whether probes are made (a page's toggle); ``every`` 0 is always off.
+        riding: live, the probe that waits to ride with the stream's next frame.
     """
 
     def __init__(self, every: int = DEFAULT_EVERY, *, steps: int = 0) -> None:
         self.every = check_every(every)
         self.steps = steps
+        self.on = True
+        self.riding: Probe | None = None
         self._explained = 0
 
     def after(self, image_bgr: np.ndarray, row: Any, frame: int) -> Probe | None:
         """Counts one explained frame; its probe when it is due (None otherwise, or when off)."""
         self._explained += 1
-        if not self.every or (self._explained - 1) % self.every:
+        if not self.every or not self.on or (self._explained - 1) % self.every:
             return None
         return probe(image_bgr, row, frame, steps=self.steps)
 

@@ -85,7 +85,6 @@ class ExplainStages:
         self._stop = stop
         self.times, self.engine_rate = times, engine_rate
         self.faith = faith or Schedule(0)
-        self._riding: Probe | None = None  # live: the probe that rides with the next frame
         self.first_capture: float | None = None  # when the run's first frame was captured (monotonic seconds)
         self._map_ids = itertools.count(1)  # numbers the maps, so that the renderer folds each into its smoothing once
         self._scene = 0  # the Frame.unrelated pictures so far (read by one stage only)
@@ -187,7 +186,7 @@ class ExplainStages:
         # always explained: another picture's map would be a wrong answer, not an old one.
         if count % self.every == 0 or item.frame.unrelated:
             item.class_lock = self.state.class_id
-            probe, self._riding = self._riding, None
+            probe, self.faith.riding = self.faith.riding, None
             if probe is None:
                 item.job = self.worker.submit(item.prepared, class_id=item.class_lock, method=self.state.method)
                 return
@@ -229,7 +228,7 @@ class ExplainStages:
         if probe is None:
             return
         if self.source.live:
-            self._riding = probe
+            self.faith.riding = probe
             return
         n = len(probe.images)
         item.riders = (probe, self.worker.submit_group(list(probe.images), class_ids=[probe.class_id] * n, method=row.method))
