@@ -78,8 +78,22 @@ def test_result_has_the_documented_shape_and_explains_the_object(server):
             return await receive_json(ws)
 
     result = run(go())
-    assert set(result) == {"type", "seq", "class_id", "label", "prob", "topk", "cam", "method", "layer", "box", "ms", *FIELDS}
-    assert all(result[name] is None for name in FIELDS)  # the first frame's readout comes with the second
+    assert set(result) == {
+        "type",
+        "seq",
+        "class_id",
+        "label",
+        "prob",
+        "topk",
+        "cam",
+        "method",
+        "layer",
+        "box",
+        "ms",
+        "faith_text",
+        *FIELDS,
+    }
+    assert all(result[name] is None for name in (*FIELDS, "faith_text"))  # the first frame's readout comes with the second
     assert result["box"] == [0.0, 0.0, 1.0, 1.0]  # --fit squash: the map covers the whole frame
     assert result["type"] == "result" and result["seq"] == 1
     assert result["label"] == shown.label == CLASS_NAMES[result["class_id"]]
@@ -122,6 +136,7 @@ def test_faithfulness_comes_with_the_next_frame_and_the_page_turns_it_off(server
     (first, second, off), refused, posted = run(go())
     assert first["faith_frame"] is None and second["faith_frame"] == 1  # --faithfulness 10: frames 1, 11, ...
     assert second["faith_shown"] == pytest.approx(first["prob"], abs=1e-6)
+    assert second["faith_text"].startswith("hide the heat: ")
     assert second["faith_shown"] - second["faith_hot_hidden"] > 5 * abs(second["faith_shown"] - second["faith_cold_hidden"])
     assert off["faith_frame"] is None
     assert refused["type"] == "control_error" and "faithfulness" in refused["message"]

@@ -753,3 +753,23 @@ def test_the_pages_rules_are_the_renderers_on_the_same_inputs(browser, server):
         context.close()
     assert texts == [format_percent(p) for p in probs + [None]]
     assert specials == [format_percent(p) for p in (float("nan"), float("inf"), float("-inf"))]
+
+
+def test_the_faithfulness_readout_is_shown_held_and_turned_off_by_its_toggle(browser, server):
+    socket = SocketLog()
+    context, page = open_page(browser, server.path("/"), socket)
+    try:
+        page.wait_for_function("document.getElementById('faith').textContent !== ''", timeout=WAIT_MS)
+        shown_text = page.text_content("#faith")
+        sent = [m["faith_text"] for m in socket.received if m.get("faith_text")]
+        wait_results(page, page.evaluate("livecam.results") + 2)  # answers without a readout keep it on screen
+        held = page.text_content("#faith")
+        press_like_a_person(page, "#faithfulness")
+        socket.wait_sent(page, {"faithfulness": False})
+        after = (page.text_content("#faith"), page.get_attribute("#faithfulness", "aria-pressed"))
+    finally:
+        context.close()
+    assert re.fullmatch(r"hide the heat: (-\d+|0|\+\d+) % \(control (-\d+|0|\+\d+) %\)", shown_text), shown_text
+    assert shown_text == sent[0] and held in sent
+    assert after == ("", "false")
+    assert not [m for m in socket.received if m["type"] == "control_error"]

@@ -7,7 +7,8 @@ method) and runs a group when it holds ``max_batch`` frames or when its oldest f
 batch. Each submitter gets its own row. Submitters that name their ``stream`` (a browser
 connection, say) tell the worker who else may be about to send: when every stream seen in the
 last second already has a frame waiting, nobody is worth waiting for and the batch runs at once,
-so one client alone is never held back by the wait cap.
+so one client alone is never held back by the wait cap. Frames submitted together
+(``submit_group``: a frame and the hidden copies of the faithfulness test) share one call.
 
 Frames are resized to the model's input in the submitter's thread (``CamEngine.prepare``): the
 worker thread only runs the engine, and many submitters resize in parallel (OpenCV releases the

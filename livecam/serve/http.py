@@ -115,6 +115,7 @@ async def config(request: web.Request) -> web.Response:
             "colormaps": colormap_tables(),
             "rules": page_constants(settings),
             "source": feed.description if feed is not None else None,
+            "faithfulness": settings.faithfulness,  # every Nth frame tested; 0: off (the page hides its toggle)
             "max_message_bytes": protocol.MAX_MESSAGE_BYTES,
         }
     )

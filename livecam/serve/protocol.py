@@ -174,7 +174,7 @@ def result_message(
         engine_ms: time the engine spent on the batch that held this frame.
         server_ms: time from receiving the frame to answering it.
         faith: the faithfulness readout that came with this frame (``livecam.trust``), or None:
-            the ``faith_*`` fields, null where none.
+            the ``faith_*`` fields, null where none, and ``faith_text``, the HUD's line (the page shows it).
     """
     class_id = int(row.class_ids[0])
     return {
@@ -193,6 +193,7 @@ def result_message(
         "box": [round(float(v), 6) for v in getattr(row, "box", (0.0, 0.0, 1.0, 1.0))],
         "ms": {"engine": round(float(engine_ms), 3), "server": round(float(server_ms), 3)},
         **faith_fields(faith),
+        "faith_text": faith.text if faith is not None else None,
     }
 
 

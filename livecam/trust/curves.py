@@ -57,10 +57,10 @@ def curve_images(image_bgr: np.ndarray, cam: np.ndarray, steps: int = DEFAULT_ST
     probability the caller has.
     """
     height, width = image_bgr.shape[:2]
-    order = hot_first(cam, (width, height))
+    counts = [round(i * width * height / steps) for i in range(steps + 1)]
+    order = hot_first(cam, (width, height), counts)
     flat = image_bgr.reshape(-1, 3)
     blurred = strong_blur(image_bgr).reshape(-1, 3)
-    counts = [round(i * order.size / steps) for i in range(steps + 1)]
     deleted = np.repeat(flat[None], steps, axis=0)
     inserted = np.repeat(blurred[None], steps, axis=0)
     for i in range(steps):

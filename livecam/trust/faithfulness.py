@@ -48,8 +48,8 @@ def check_every(every: int) -> int:
 def hidden_pair(image_bgr: np.ndarray, cam: np.ndarray, share: float = HIDDEN_SHARE) -> np.ndarray:
     """(2, H, W, 3): the picture with its hottest ``share`` of the area blurred away, then with its coldest."""
     height, width = image_bgr.shape[:2]
-    order = hot_first(cam, (width, height))
-    count = round(share * order.size)
+    count = round(share * width * height)
+    order = hot_first(cam, (width, height), [count, width * height - count])
     blurred = strong_blur(image_bgr).reshape(-1, 3)
     pair = np.repeat(image_bgr.reshape(1, -1, 3), 2, axis=0)
     pair[0, order[:count]] = blurred[order[:count]]

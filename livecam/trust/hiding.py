@@ -19,6 +19,13 @@ def strong_blur(image_bgr: np.ndarray) -> np.ndarray:
     return cv2.stackBlur(image_bgr, (size, size))
 
 
-def hot_first(cam: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
-    """The picture's pixel indices (flat), hottest first by the map upsampled to ``size_wh``; ties in reading order."""
-    return np.argsort(-upsample_cam(cam, size_wh).ravel(), kind="stable")
+def hot_first(cam: np.ndarray, size_wh: tuple[int, int], cuts: list[int]) -> np.ndarray:
+    """The picture's pixel indices (flat), hottest first by the map upsampled to ``size_wh``, as far as the ``cuts`` need.
+
+    Only the groups between cuts are ordered (``order[:cut]`` holds the ``cut`` hottest pixels,
+    in no particular order): a partition, not a sort, costs a few times less at 224 x 224, and
+    this runs on the live path.
+    """
+    heat = upsample_cam(cam, size_wh).ravel()
+    kth = sorted({min(max(cut, 0), heat.size - 1) for cut in cuts})
+    return np.argpartition(-heat, kth)

@@ -17,15 +17,16 @@ const { $, notice, clearNotice } = ui;
 
 // What the person chose: changed only through steer(), which tells the server (the connection's
 // state is the authority for what it computes); kept across reconnects, and told to a new connection.
-const settings = { method: null, classId: null, alpha: 0.4, colormap: "jet", paused: false };
+const settings = { method: null, classId: null, alpha: 0.4, colormap: "jet", paused: false, faithfulness: true };
 // Each setting's name in a controls message (docs/serve-api.md), and how the page shows it.
-const CONTROLS = { method: "method", classId: "class_id", alpha: "alpha", colormap: "colormap", paused: "paused" };
+const CONTROLS = { method: "method", classId: "class_id", alpha: "alpha", colormap: "colormap", paused: "paused", faithfulness: "faithfulness" };
 const SHOW = {
   method: (method) => ($("method").value = method),
   classId: (classId) => ui.showLocked(classId !== null),
   alpha: ui.showAlpha,
   colormap: (name) => ui.drawLegend(server.luts[name]),
   paused: ui.showPaused,
+  faithfulness: ui.showFaithfulness,
 };
 // What the server said: its config, the rules taken from it, the colormap tables.
 const server = { config: null, rules: null, luts: {}, configured: false };
@@ -79,6 +80,7 @@ window.livecam = Object.freeze({
   get alpha() { return settings.alpha; },
   get colormap() { return settings.colormap; },
   get paused() { return settings.paused; },
+  get faithfulness() { return settings.faithfulness; },
   get smoothed() { return heat.smoothed; },
   get cameraError() { return camera.error; },
   get recording() { return files.recording; },
@@ -155,6 +157,7 @@ function applyConfig(config) {
   ui.fillSelect($("colormap"), Object.keys(config.colormaps), settings.colormap);
   ui.showAlpha(settings.alpha);
   $("mode-source").hidden = !config.source;
+  $("faithfulness").hidden = !config.faithfulness; // --faithfulness 0: nothing to turn on
   if (config.source) {
     $("mode-source").title = config.source;
     $("stream-link").hidden = false;
@@ -210,6 +213,7 @@ function showResult(message) {
   $("prob").textContent = format(message.prob);
   ui.showLocked(settings.classId !== null);
   ui.showTopk(message, format, lockClass);
+  if (message.faith_text) $("faith").textContent = message.faith_text; // held until the next readout
 }
 
 async function showSourceImage(b64) {
@@ -301,6 +305,7 @@ function bindControls() {
   $("fullscreen").hidden = !document.fullscreenEnabled;
   document.addEventListener("fullscreenchange", () => $("fullscreen").setAttribute("aria-pressed", String(Boolean(document.fullscreenElement))));
   $("keys").addEventListener("click", ui.toggleHelp);
+  $("faithfulness").addEventListener("click", () => steer({ faithfulness: !settings.faithfulness }));
 }
 
 // Every change of what the person steers goes through here: the page's settings, what it shows
