@@ -317,6 +317,7 @@ USER_ERRORS = {
     "batch 0": ([*ON_CLIP, "--batch", "0"], "expected --batch in [1, 256]. Received: 0"),
     "batch text": ([*ON_CLIP, "--batch", "8.5"], "expected an integer for --batch. Received: '8.5'"),
     "every 0": ([*ON_CLIP, "--every", "0"], "expected --every in [1, 1000]. Received: 0"),
+    "faithfulness negative": ([*ON_CLIP, "--faithfulness", "-1"], "expected --faithfulness >= 0. Received: -1"),
     "resolution form": ([*ON_CLIP, "--resolution", "640"], "expected --resolution as WxH"),
     "resolution size": ([*ON_CLIP, "--resolution", "8x8"], "expected --resolution between 16x16 and 7680x4320"),
     "size form": ([*ON_CLIP, "--size", "640by480"], "expected --size as WxH, e.g. 1280x720. Received: '640by480'"),
