@@ -45,7 +45,7 @@ class Item:
     map_seq: int = 0  # names the map, for the renderer's smoothing (reused maps keep the number)
     class_lock: int | None = None  # the locked class the map was asked for
     scene: int = 0  # counts unrelated pictures (Frame.unrelated): a new one restarts the smoothing
-    probed: bool = False  # its map was offered to the faithfulness schedule
+    probed: bool = False  # files: its map was offered to the faithfulness schedule
     riders: tuple[Probe, list[Job]] | None = None  # a probe's images in the engine with this frame, and their jobs
     faith: Faithfulness | None = None  # the readout that came with this frame
 
@@ -158,12 +158,10 @@ class ExplainStages:
         in_flight: collections.deque[Item] = collections.deque()
         count = 0
         while not self._stop.is_set():
-            for item in in_flight:  # probes go to the worker as soon as their maps are back, in order
-                if item.job is not None and not item.probed:
-                    if not item.job.done():
-                        break
-                    self._probe(item, item.job.result())
-            while in_flight and (_at_worker(in_flight) >= 2 * self.batch or _ready(in_flight[0])):
+            while in_flight:
+                self._probe_files(in_flight)
+                if not (_at_worker(in_flight) >= 2 * self.batch or _ready(in_flight[0])):
+                    break
                 self._pass_on(in_flight.popleft(), out)
             if self.state.paused:
                 time.sleep(POLL_S)
@@ -200,6 +198,7 @@ class ExplainStages:
 
     def _pass_on(self, item: Item, out: queue.Queue) -> None:
         """Waits for the item's map (or takes the last one) and hands the item to the render stage."""
+        row = None
         if item.job is not None:
             row = self.wait(item.job)
             if row is None:
@@ -208,8 +207,8 @@ class ExplainStages:
             self.engine_rate.tick()
             item.result, item.map_seq, item.job = self.placed(row, item.frame), next(self._map_ids), None
             self._last_map = (row, item.map_seq, item.class_lock)
-            if not item.probed:
-                self._probe(item, row)
+            if not self.source.live and not item.probed:
+                self._probe_file(item, row)
         elif self._last_map is not None:
             item.result, item.map_seq, item.class_lock = self._last_map
         if item.riders is not None:
@@ -219,16 +218,24 @@ class ExplainStages:
                 return  # stopping
             item.faith, item.riders = answered(probe, rows), None
         self.put(out, item)
+        if row is not None and self.source.live:
+            # Made once the frame is on its way to the screen (never delaying it); it rides with the next frame.
+            self.faith.riding = self.faith.after(item.prepared, row, item.frame.index)
 
-    def _probe(self, item: Item, row: CamResult) -> None:
-        """Offers an explained frame's map to the faithfulness schedule: live, its probe rides with
-        the next frame; files, it goes to the worker now, to join the frames there."""
+    def _probe_files(self, in_flight: collections.deque[Item]) -> None:
+        """Files: probes go to the worker as soon as their maps are back, in order."""
+        for item in in_flight:
+            if item.job is not None and not item.probed:
+                if not item.job.done():
+                    return
+                self._probe_file(item, item.job.result())
+
+    def _probe_file(self, item: Item, row: CamResult) -> None:
+        """Files: offers an explained frame's map to the faithfulness schedule; a probe goes to the
+        worker at once, to join the frames there, and its readout will come with the frame."""
         item.probed = True
         probe = self.faith.after(item.prepared, row, item.frame.index)
         if probe is None:
-            return
-        if self.source.live:
-            self.faith.riding = probe
             return
         n = len(probe.images)
         item.riders = (probe, self.worker.submit_group(list(probe.images), class_ids=[probe.class_id] * n, method=row.method))
@@ -258,7 +265,7 @@ class ExplainStages:
 def _ready(item: Item) -> bool:
     """Its map is there, or it reuses the one before it, and its faithfulness readout is there."""
     riders_done = item.riders is None or all(job.done() for job in item.riders[1])
-    return (item.job is None or item.job.done()) and riders_done
+    return (item.job is None or (item.job.done() and item.probed)) and riders_done
 
 
 def _at_worker(in_flight: collections.deque[Item]) -> int:
