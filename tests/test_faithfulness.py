@@ -224,3 +224,19 @@ def test_the_hud_says_nothing_without_a_readout(tiny_engine):
     result = tiny_engine(_frames(1)[0])
     assert hud_info(result, None, locked=False).faithfulness == ""
     assert "control" in hud_info(result, None, locked=False, faith=Faithfulness(0, 0, 0.9, 0.1, 0.9)).faithfulness
+
+
+@pytest.mark.parametrize("level", ["label", "full"])
+def test_the_readout_is_drawn_small_at_the_bottom_left_at_either_hud_level(tiny_engine, level):
+    from dataclasses import replace
+
+    from livecam.render.hud import draw_hud
+
+    hud = hud_info(tiny_engine(_frames(1)[0]), None, locked=False)
+    pictures = []
+    for info in (hud, replace(hud, faithfulness=Faithfulness(0, 0, 0.97, 0.08, 0.95).text)):
+        picture = np.zeros((240, 320, 3), np.uint8)
+        draw_hud(picture, info, None, level, in_window=False)
+        pictures.append(picture)
+    changed = np.argwhere(np.any(pictures[0] != pictures[1], axis=2))
+    assert len(changed) and changed[:, 0].min() > 120 and changed[:, 1].max() < 240  # the bottom left
