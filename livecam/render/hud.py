@@ -180,7 +180,7 @@ def draw_hud(
     bottom_lines: list[tuple[str, Colour]] = []
     if in_window and hud.message:
         bottom_lines.append((hud.message, _GREEN))
-    if hud.faithfulness:  # a trust readout: with the label, at either level
+    if level == "full" and hud.faithfulness:  # with the diagnostics: a recording at "label" keeps the label and legend only
         bottom_lines.append((hud.faithfulness, _WHITE))
     if level == "full":
         bottom_lines.extend((line, _GREY) for line in _diagnostics(hud, key_hint=in_window and not help_shown))
