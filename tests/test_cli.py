@@ -267,7 +267,9 @@ def explained_classes(monkeypatch) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("query", "class_id"), [("3", 3), ("Goldfish", 1)])  # names in any case
 def test_class_flag_locks_the_explained_class(capsys, clip, tmp_path, explained_classes, query, class_id):
-    record(capsys, clip, tmp_path / "out.mp4", "--class", query, "--max-frames", 8, "--faithfulness", 0)  # the frames' own maps only
+    record(
+        capsys, clip, tmp_path / "out.mp4", "--class", query, "--max-frames", 8, "--faithfulness", 0
+    )  # the frames' own maps only
     assert explained_classes == [class_id] * 8
 
 
