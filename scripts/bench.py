@@ -14,7 +14,10 @@ body in OpenVINO) it prints frames/s and the ratio to TensorFlow's forward pass:
                       for the label, make_gradcam_heatmap, a matplotlib jet overlay, cv2 writer
   tf-keras-vis        tf_keras_vis.gradcam.Gradcam per frame, the same overlay and writer
 
-then the live latency p50/p95 with the synthetic source paced at 30 fps against the engine step,
+then the cost of the faithfulness readout (every 10th map tested, its two hidden copies in the
+engine batch): frames/s with --faithfulness 10 over --faithfulness 0, in the same round, for the
+live path (the synthetic source at 120 fps, faster than the engine) and for file mode; then
+the live latency p50/p95 with the synthetic source paced at 30 fps against the engine step,
 and the time per frame of each pipeline stage (capture = decode and resize, engine, render,
 write = H.264 encode) in the live path, to show which stage limits it. livecam's rows are timed
 from its --stats-json (model loading, converting and compiling excluded); the others around
@@ -214,16 +217,24 @@ def bench_model(name: str, video: Path, args: argparse.Namespace, workdir: Path)
 
     common = ["--source", str(video), "--model", name, "--weights", "none"]
     live = ["--source", "synth:fps=30", "--model", name, "--weights", "none", "--max-frames", str(args.live_frames)]
+    unpaced = ["--source", "synth:fps=120", "--model", name, "--weights", "none", "--max-frames", str(args.live_frames)]
     runs: dict[str, list[dict]] = collections.defaultdict(list)
     for _ in range(args.rounds):
         for key, runtime in RUNTIMES.items():
             runs[f"livecam --batch 1 {key}"].append(run_livecam([*common, "--batch", "1", "--runtime", runtime], workdir))
             runs[f"livecam file mode {key}"].append(run_livecam([*common, "--runtime", runtime], workdir))
             runs[f"live {key}"].append(run_livecam([*live, "--runtime", runtime], workdir))
+            for every in ("0", "10"):
+                faith = ["--runtime", runtime, "--faithfulness", every]
+                runs[f"faith live {every} {key}"].append(run_livecam([*unpaced, *faith], workdir))
+                runs[f"faith file {every} {key}"].append(run_livecam([*common, *faith], workdir))
     median = {key: sorted(stats, key=lambda s: s["fps"])[len(stats) // 2] for key, stats in runs.items()}
     for key, stats in median.items():
-        if not key.startswith("live "):
+        if not key.startswith(("live ", "faith ")):
             row[key] = stats["fps"]
+    for key in RUNTIMES:  # each round ran both settings back to back: the ratio of the median rounds
+        for mode in ("live", "file"):
+            row[f"faithfulness {mode} {key}"] = median[f"faith {mode} 10 {key}"]["fps"] / median[f"faith {mode} 0 {key}"]["fps"]
     for key in RUNTIMES:
         row[f"live latency p50 ms {key}"] = median[f"live {key}"]["latency_p50_ms"]
         row[f"live latency p95 ms {key}"] = median[f"live {key}"]["latency_p95_ms"]
@@ -288,6 +299,12 @@ def main() -> None:
             print(
                 f"| {r['model']} | {key} | {p50:.1f} / {p95:.1f} | {step:.1f} | {p50 / step:.2f}x | {r[f'live dropped {key}']} |"
             )
+    print("\nThe faithfulness readout's cost: fps with --faithfulness 10 / fps with --faithfulness 0 (same round):\n")
+    print("| model | runtime | live path (synth at 120 fps) | file mode |")
+    print("|---|---|---:|---:|")
+    for r in rows:
+        for key in RUNTIMES:
+            print(f"| {r['model']} | {key} | {r[f'faithfulness live {key}']:.2f}x | {r[f'faithfulness file {key}']:.2f}x |")
     print("\nPer-stage ms per frame (capture = decode + resize, write = H.264 encode); stages overlap in threads:\n")
     print("| model | run | " + " | ".join(STAGES) + " | end-to-end ms/frame |")
     print("|---|---|" + "---:|" * (len(STAGES) + 1))

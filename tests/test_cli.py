@@ -267,14 +267,16 @@ def explained_classes(monkeypatch) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("query", "class_id"), [("3", 3), ("Goldfish", 1)])  # names in any case
 def test_class_flag_locks_the_explained_class(capsys, clip, tmp_path, explained_classes, query, class_id):
-    record(capsys, clip, tmp_path / "out.mp4", "--class", query, "--max-frames", 8)
+    record(
+        capsys, clip, tmp_path / "out.mp4", "--class", query, "--max-frames", 8, "--faithfulness", 0
+    )  # the frames' own maps only
     assert explained_classes == [class_id] * 8
 
 
 @pytest.mark.slow
 def test_without_class_flag_the_top_class_is_explained(capsys, clip, tmp_path, explained_classes):
     # The reference for the test above: random weights do not make every frame's top class 1, 2 or 3.
-    record(capsys, clip, tmp_path / "out.mp4", "--max-frames", 8)
+    record(capsys, clip, tmp_path / "out.mp4", "--max-frames", 8, "--faithfulness", 0)
     assert len(explained_classes) == 8 and not set(explained_classes) <= {1, 2, 3}
 
 
@@ -317,6 +319,7 @@ USER_ERRORS = {
     "batch 0": ([*ON_CLIP, "--batch", "0"], "expected --batch in [1, 256]. Received: 0"),
     "batch text": ([*ON_CLIP, "--batch", "8.5"], "expected an integer for --batch. Received: '8.5'"),
     "every 0": ([*ON_CLIP, "--every", "0"], "expected --every in [1, 1000]. Received: 0"),
+    "faithfulness negative": ([*ON_CLIP, "--faithfulness", "-1"], "expected --faithfulness >= 0. Received: -1"),
     "resolution form": ([*ON_CLIP, "--resolution", "640"], "expected --resolution as WxH"),
     "resolution size": ([*ON_CLIP, "--resolution", "8x8"], "expected --resolution between 16x16 and 7680x4320"),
     "size form": ([*ON_CLIP, "--size", "640by480"], "expected --size as WxH, e.g. 1280x720. Received: '640by480'"),

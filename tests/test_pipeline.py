@@ -559,20 +559,32 @@ def test_r_key_records_a_folder_of_mixed_sizes_at_its_chosen_size(
 
 def test_a_box_drawn_in_the_window_is_read_out_on_the_frames_after_it(tiny_engine):
     """The window's user right-drags a box on the first picture: the frames after it carry its readout, drawn with the box."""
-    from fakes import FakeWindow
+    from fakes import CountingWindow
     from livecam.viewer.outputs import result_record
 
-    class DrawsABox(FakeWindow):
+    class DrawsABox(CountingWindow):
+        """The user draws once the first picture is on the screen (a person cannot draw on none)."""
+
         def __init__(self) -> None:
+            super().__init__()
             self.boxes = [(4, 6, 12, 10)]
 
         def take_box(self):
-            return self.boxes.pop(0) if self.boxes else None
+            return self.boxes.pop(0) if self.boxes and self.shown else None
+
+    class WaitsForTheBox(FakeSource):
+        """The frames after the first come once the box is drawn: on a busy machine the file could end first."""
+
+        def read(self, timeout_s=None):
+            deadline = time.monotonic() + 30
+            while self._next >= 1 and pipeline.state.box is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return super().read(timeout_s)
 
     output = KeepPictures()
     frames = [bright(i) for i in range(12)]
     pipeline = Pipeline(
-        FakeSource(frames), tiny_engine, Renderer(hud="none", smooth=0), Options(), window=DrawsABox(), outputs=[output]
+        WaitsForTheBox(frames), tiny_engine, Renderer(hud="none", smooth=0), Options(), window=DrawsABox(), outputs=[output]
     )
     pipeline.run()
     assert pipeline.state.box is not None and pipeline.state.box.pixels((SIZE, SIZE)) == (4, 6, 12, 10)

@@ -25,6 +25,7 @@ import PIL.Image
 import pytest
 
 from livecam.demo import CLASS_NAMES
+from livecam.trust.faithfulness import FIELDS
 from serve_helpers import ServerProcess, scene
 
 TOKEN = "test-token-1234"
@@ -82,10 +83,12 @@ def test_result_has_the_documented_shape_and_explains_the_object(server):
     assert set(result) == {
         *("type", "seq", "class_id", "label", "prob", "topk", "cam", "method", "layer", "box", "ms"),
         *("cam_max", "normalize", "box_xywh", "box_energy", "box_peak_inside", "contrast_id", "contrast_name"),
-        *("panels", "panel_grid"),
+        *("panels", "panel_grid", "faith_text"),
+        *FIELDS,
     }
     assert result["panels"] == [] and result["panel_grid"] is None  # side by side only when asked
     assert result["box_xywh"] is None and result["normalize"] == "frame" and result["cam_max"] > 0
+    assert all(result[name] is None for name in (*FIELDS, "faith_text"))  # the first frame's readout comes with the second
     assert result["box"] == [0.0, 0.0, 1.0, 1.0]  # --fit squash: the map covers the whole frame
     assert result["type"] == "result" and result["seq"] == 1
     assert result["label"] == shown.label == CLASS_NAMES[result["class_id"]]
@@ -133,6 +136,41 @@ def test_a_box_and_the_session_scale_steer_the_readout_over_the_websocket_and_po
     assert refused["type"] == "control_error" and "Expected box" in refused["message"]
     assert cleared["box_xywh"] is None and cleared["box_energy"] is None
     assert posted["box_xywh"] == box and posted["box_energy"] == strong["box_energy"]
+
+
+def test_faithfulness_comes_with_the_next_frame_and_the_page_turns_it_off(server):
+    shown = scene()
+
+    async def go():
+        async def two_frames(ws, *, off_between: bool):
+            await ws.send_bytes(shown.jpeg())
+            first = await receive_json(ws)
+            if off_between:
+                await ws.send_str(json.dumps({"faithfulness": False}))
+            await ws.send_bytes(shown.jpeg())
+            return first, await receive_json(ws)
+
+        async with aiohttp.ClientSession() as session:
+            async with await ws_connect(session, server) as ws:
+                first, second = await two_frames(ws, off_between=False)
+            async with await ws_connect(session, server) as ws:
+                _, off = await two_frames(ws, off_between=True)
+                await ws.send_str(json.dumps({"faithfulness": "yes"}))
+                refused = await receive_json(ws)
+            headers = {"Content-Type": "image/jpeg"}
+            url = server.path("/api/explain", faithfulness="1")
+            async with session.post(url, data=shown.jpeg(), headers=headers) as response:
+                posted = await response.json()
+            return (first, second, off), refused, posted
+
+    (first, second, off), refused, posted = run(go())
+    assert first["faith_frame"] is None and second["faith_frame"] == 1  # --faithfulness 10: frames 1, 11, ...
+    assert second["faith_shown"] == pytest.approx(first["prob"], abs=1e-6)
+    assert second["faith_text"].startswith("hide the heat: ")
+    assert second["faith_shown"] - second["faith_hot_hidden"] > 5 * abs(second["faith_shown"] - second["faith_cold_hidden"])
+    assert off["faith_frame"] is None
+    assert refused["type"] == "control_error" and "faithfulness" in refused["message"]
+    assert posted["faith_frame"] == 1 and posted["faith_hot_hidden"] < posted["faith_shown"]
 
 
 def test_controls_apply_to_this_connection_only(server):

@@ -903,3 +903,23 @@ def test_the_pages_snapshot_and_recording_carry_the_box_and_its_readout(browser,
         assert picture.shape[1::-1] == SCENE_SIZE
         assert region_difference(picture, shown.image_bgr, *readout) > 20
         assert region_difference(picture, shown.image_bgr, *outline) > 20
+
+
+def test_the_faithfulness_readout_is_shown_held_and_turned_off_by_its_toggle(browser, server):
+    socket = SocketLog()
+    context, page = open_page(browser, server.path("/"), socket)
+    try:
+        page.wait_for_function("document.getElementById('faith').textContent !== ''", timeout=WAIT_MS)
+        shown_text = page.text_content("#faith")
+        sent = [m["faith_text"] for m in socket.received if m.get("faith_text")]
+        wait_results(page, page.evaluate("livecam.results") + 2)  # answers without a readout keep it on screen
+        held = page.text_content("#faith")
+        press_like_a_person(page, "#faithfulness")
+        socket.wait_sent(page, {"faithfulness": False})
+        after = (page.text_content("#faith"), page.get_attribute("#faithfulness", "aria-pressed"))
+    finally:
+        context.close()
+    assert re.fullmatch(r"hide the heat: (-\d+|0|\+\d+) % \(control (-\d+|0|\+\d+) %\)", shown_text), shown_text
+    assert shown_text == sent[0] and held in sent
+    assert after == ("", "false")
+    assert not [m for m in socket.received if m["type"] == "control_error"]

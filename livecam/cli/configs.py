@@ -45,6 +45,7 @@ class EngineConfig:
     mixed_precision: bool = False
     unsafe_model_load: bool = False
     runtime: str = "auto"
+    faithfulness: int = 10  # test every Nth map (livecam.trust.faithfulness); 0: off
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ def _engine(args: argparse.Namespace) -> EngineConfig:
         mixed_precision=args.mixed_precision,
         unsafe_model_load=args.unsafe_model_load,
         runtime=args.runtime,
+        faithfulness=args.faithfulness,
     )
 
 

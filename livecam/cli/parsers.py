@@ -144,6 +144,15 @@ def _engine() -> argparse.ArgumentParser:
         default="auto",
         help="auto: OpenVINO for the network body on a CPU-only machine when the model splits at the layer, else TensorFlow",
     )
+    trust = p.add_argument_group("trust")
+    trust.add_argument(
+        "--faithfulness",
+        type=_int_range("--faithfulness", 0, None),
+        default=10,
+        metavar="N",
+        help="every Nth map, hide its hottest and (as a control) its coldest 20%% and show how the class's probability "
+        "changes; 1 on files adds deletion/insertion curves; 0: off (default 10)",
+    )
     return p
 
 

@@ -43,6 +43,7 @@ def serve(config: ServeCommandConfig) -> int:
             colormap=look.colormap,
             smooth=look.smooth,
             hud=look.hud,
+            faithfulness=config.engine.faithfulness,
         )
         with EngineWorker(engine, max_batch=net.max_batch, max_wait_ms=net.max_wait_ms) as worker:
             app = serve.create_app(engine, worker, app_config, source=source)

@@ -138,6 +138,7 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
     options = Options(
         batch=batch,
         every=out.every,
+        faithfulness=config.engine.faithfulness,
         max_frames=out.max_frames,
         output=None if per_image else output,
         size=out.size,

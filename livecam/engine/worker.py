@@ -7,7 +7,8 @@ method) and runs a group when it holds ``max_batch`` frames or when its oldest f
 batch. Each submitter gets its own row. Submitters that name their ``stream`` (a browser
 connection, say) tell the worker who else may be about to send: when every stream seen in the
 last second already has a frame waiting, nobody is worth waiting for and the batch runs at once,
-so one client alone is never held back by the wait cap.
+so one client alone is never held back by the wait cap. Frames submitted together
+(``submit_group``: a frame and the hidden copies of the faithfulness test) share one call.
 
 Frames are resized to the model's input in the submitter's thread (``CamEngine.prepare``): the
 worker thread only runs the engine, and many submitters resize in parallel (OpenCV releases the
@@ -17,10 +18,11 @@ GIL). The file pipeline resizes in its reader thread ahead of time, as it always
 from __future__ import annotations
 
 import collections
+import itertools
 import operator
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -97,6 +99,7 @@ class _Request:
     submitted_s: float
     stream: Hashable | None
     box: tuple[float, float, float, float]  # where the map lies on the frame as submitted (CamResult.box)
+    group: int  # requests submitted together (``submit_group``) share one engine call
 
 
 class EngineWorker:
@@ -127,6 +130,7 @@ class EngineWorker:
         self._engine_ms = 0.0
         self._batch_sizes: collections.Counter[int] = collections.Counter()
         self._stream_seen_s: dict[Hashable, float] = {}  # stream -> its last submit
+        self._groups = itertools.count()
         self._thread = threading.Thread(target=self._run, name="livecam-engine-worker", daemon=True)
         self._thread.start()
 
@@ -161,7 +165,29 @@ class EngineWorker:
             WorkerClosed: the worker is closed.
         """
         ids = (self._check_class_id(class_id),)
-        return self._submit(frame_bgr, ids, self._check_class_id(contrast, "contrast"), method, stream)
+        return self._submit([frame_bgr], [ids], self._check_class_id(contrast, "contrast"), method, stream)[0]
+
+    def submit_group(
+        self,
+        frames_bgr: Sequence[np.ndarray],
+        *,
+        class_ids: Sequence[int | None],
+        method: str | None = None,
+        stream: Hashable | None = None,
+        contrast: int | None = None,
+    ) -> list[Job]:
+        """Queues frames that must share one engine call (a frame and images that ride with it).
+
+        A group is never split: it may make a call bigger than ``max_batch``, and it runs as soon
+        as the worker is free (it is its own company). Arguments as in ``submit``, one class id
+        per frame (the contrast is every frame's); returns one ``Job`` per frame, in order.
+        """
+        if len(frames_bgr) != len(class_ids) or not frames_bgr:
+            raise ValueError(
+                f"Expected as many class ids as frames, at least one. Received: {len(frames_bgr)} and {len(class_ids)}"
+            )
+        ids = [(self._check_class_id(class_id),) for class_id in class_ids]
+        return self._submit(frames_bgr, ids, self._check_class_id(contrast, "contrast"), method, stream)
 
     def submit_ranks(
         self,
@@ -181,25 +207,35 @@ class EngineWorker:
         """
         ranks = min(int(ranks), MAX_RANK, self.engine.num_classes)
         ids = tuple(-rank for rank in range(1, ranks + 1))
-        return self._submit(frame_bgr, ids, self._check_class_id(contrast, "contrast"), method, stream)
+        return self._submit([frame_bgr], [ids], self._check_class_id(contrast, "contrast"), method, stream)[0]
 
     def _submit(
-        self, frame_bgr: np.ndarray, class_ids: tuple[int, ...], contrast: int, method: str | None, stream: Hashable | None
-    ) -> Job:
-        if isinstance(frame_bgr, np.ndarray) and frame_bgr.ndim == 4:
-            raise UserError(f"Expected one frame of shape (H, W, 3). Received: shape={frame_bgr.shape}")
-        prepared = self.engine.prepare(frame_bgr)  # validates, and resizes here in the caller's thread
+        self,
+        frames_bgr: Sequence[np.ndarray],
+        class_ids: Sequence[tuple[int, ...]],
+        contrast: int,
+        method: str | None,
+        stream: Hashable | None,
+    ) -> list[Job]:
+        """Queues frames as one group, each with its rows' class ids; one ``Job`` per frame."""
         name = self.engine.method if method is None else check_method(method)
-        box = self.engine.map_box(frame_bgr.shape[1::-1])
-        request = _Request(prepared, class_ids, contrast, name, Job(), time.monotonic(), stream, box)
+        now = time.monotonic()
+        group = next(self._groups)
+        requests = []
+        for frame_bgr, ids in zip(frames_bgr, class_ids):
+            if isinstance(frame_bgr, np.ndarray) and frame_bgr.ndim == 4:
+                raise UserError(f"Expected one frame of shape (H, W, 3). Received: shape={frame_bgr.shape}")
+            prepared = self.engine.prepare(frame_bgr)  # validates, and resizes here in the caller's thread
+            box = self.engine.map_box(frame_bgr.shape[1::-1])
+            requests.append(_Request(prepared, ids, contrast, name, Job(), now, stream, box, group))
         with self._cond:
             if self._closed:
                 raise WorkerClosed("The engine worker is closed; no more frames can be submitted.")
             if stream is not None:
-                self._stream_seen_s[stream] = request.submitted_s
-            self._pending.append(request)
+                self._stream_seen_s[stream] = now
+            self._pending.extend(requests)
             self._cond.notify_all()
-        return request.job
+        return [request.job for request in requests]
 
     def snapshot(self) -> WorkerStats:
         """The counters now (a frozen copy)."""
@@ -267,12 +303,9 @@ class EngineWorker:
         wait_s: float | None = None
         for group in groups.values():
             due_s = group[0].submitted_s + self.max_wait_s - now
-            if _rows(group) >= self.max_batch or due_s <= 0 or everyone_here:
-                batch = group[:1]  # a frame's rows go together, even past max_batch
-                for request in group[1:]:
-                    if _rows(batch) + len(request.class_ids) > self.max_batch:
-                        break
-                    batch.append(request)
+            whole = len(group) > 1 and group[0].group == group[-1].group  # one submit_group, nobody to wait for
+            if _rows(group) >= self.max_batch or due_s <= 0 or everyone_here or whole:
+                batch = _whole_groups(group, self.max_batch)
                 taken = {id(r) for r in batch}
                 self._pending = [r for r in live if id(r) not in taken]
                 return batch, None
@@ -339,6 +372,17 @@ class EngineWorker:
 
 def _rows(requests: list[_Request]) -> int:
     return sum(len(r.class_ids) for r in requests)
+
+
+def _whole_groups(requests: list[_Request], max_batch: int) -> list[_Request]:
+    """The oldest requests, up to ``max_batch`` rows, without splitting a frame's rows or a group
+    submitted together (either may go past ``max_batch``)."""
+    batch: list[_Request] = []
+    for request in requests:
+        if batch and _rows(batch) + len(request.class_ids) > max_batch and request.group != batch[-1].group:
+            break
+        batch.append(request)
+    return batch
 
 
 def rows_of(result: CamResult, rows: slice) -> CamResult:

@@ -78,6 +78,8 @@ class HudInfo:
         message: transient message such as "snapshot saved: ..." (in the window only).
         contrast: the class B of a contrast map ("why label and not B"), shown after the label; "" for none.
         scale: which scale the map is drawn on, "frame" or "session" (the colour bar says it).
+        faithfulness: the last faithfulness readout's line (``livecam.trust``), e.g. "hide the
+            heat: -89 % (control -2 %)"; "" when there is none.
     """
 
     label: str
@@ -95,6 +97,7 @@ class HudInfo:
     message: str = ""
     contrast: str = ""
     scale: str = "frame"
+    faithfulness: str = ""
 
 
 def hud_info(
@@ -111,6 +114,7 @@ def hud_info(
     recording: bool = False,
     message: str = "",
     scale: str = "frame",
+    faith: Any = None,
 ) -> HudInfo:
     """What the HUD says about one row of an engine result: the one place a ``HudInfo`` is made from a result.
 
@@ -124,6 +128,7 @@ def hud_info(
         status: the viewer's status, e.g. "paused" or "reconnecting"; a row without a finite
             map says ``NO_MAP`` instead, since that is why no heat is drawn.
         engine_fps, display_fps, latency_ms, dropped, recording, message, scale: as in ``HudInfo``.
+        faith: the faithfulness readout held on screen (``livecam.trust.faithfulness.Faithfulness``), or None.
 
     Returns:
         The ``HudInfo`` of that row.
@@ -154,6 +159,7 @@ def hud_info(
         message=message,
         contrast=name(contrast) if contrast >= 0 else "",
         scale=scale,
+        faithfulness=faith.text if faith is not None else "",
     )
 
 
@@ -184,6 +190,8 @@ def draw_hud(
     bottom_lines: list[tuple[str, Colour]] = []
     if in_window and hud.message:
         bottom_lines.append((hud.message, _GREEN))
+    if level == "full" and hud.faithfulness:  # with the diagnostics: a recording at "label" keeps the label and legend only
+        bottom_lines.append((hud.faithfulness, _WHITE))
     if level == "full":
         bottom_lines.extend((line, _GREY) for line in _diagnostics(hud, key_hint=in_window and not help_shown))
     if bottom_lines:

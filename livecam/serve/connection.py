@@ -30,9 +30,10 @@ from livecam.engine.worker import WorkerClosed
 from livecam.errors import UserError, first_line
 from livecam.mailbox import Mailbox
 from livecam.serve import protocol
-from livecam.serve.context import config_key, engine_key, explain_compare, feed_key, metrics_key, sockets_key
+from livecam.serve.context import config_key, engine_key, explain_probed, feed_key, metrics_key, sockets_key
 from livecam.serve.feed import FeedFrame, SourceFeed
 from livecam.serve.security import origin_ok
+from livecam.trust.faithfulness import Schedule
 from livecam.trust.region import RegionBox, result_region
 from livecam.trust.scale import SessionScale, scale_key
 from livecam.viewer.control import Controller, ViewerState
@@ -67,6 +68,8 @@ class Connection:
         self.frame_waiting = asyncio.Event()
         self.pull_wanted = asyncio.Event()
         self.scale = SessionScale()  # --normalize session: this client's running maximum
+        # Each kind of frame is its own run of frames: a probe rides with the next of its kind.
+        self.faith = {kind: Schedule(config.faithfulness) for kind in ("frames", "pulls")}
 
     def on_frame(self, data: bytes) -> None:
         self.seq += 1
@@ -93,6 +96,10 @@ class Connection:
             return
         if "pull" in controls:
             self.pull_wanted.set()
+        if "faithfulness" in controls:
+            for schedule in self.faith.values():
+                schedule.on = controls["faithfulness"]
+                schedule.riding = None
 
     async def answer_frames(self) -> None:
         """Takes the newest waiting frame, explains it, answers; repeats."""
@@ -109,12 +116,13 @@ class Connection:
                 frame.method,
                 "frames",
                 lambda text, seq=frame.seq: protocol.error_message(seq, text),
+                number=frame.seq,
                 contrast=frame.contrast_id,
                 compare=frame.compare,
             )
             if answer is None:
                 continue
-            row, engine_ms, panels = answer
+            row, engine_ms, panels, faith = answer
             server_ms = (time.perf_counter() - frame.received_s) * 1000
             _, width, height = protocol.image_size(frame.data)
             message = protocol.result_message(
@@ -124,6 +132,7 @@ class Connection:
                 engine_ms=engine_ms,
                 server_ms=server_ms,
                 panels=panels,
+                faith=faith,
                 **self.readouts(row, (width, height), frame.box),
             )
             await self.send(message)
@@ -159,12 +168,13 @@ class Connection:
                 self.state.method,
                 "pulls",
                 lambda text, number=number: protocol.source_error_message(number, text),
+                number=number,
                 contrast=self.state.contrast_id,
                 compare=self.state.compare,
             )
             if answer is None:
                 continue
-            row, engine_ms, panels = answer
+            row, engine_ms, panels, faith = answer
             jpeg = await loop.run_in_executor(None, feed.jpeg, held)
             server_ms = (time.perf_counter() - t0) * 1000
             message = protocol.result_message(
@@ -174,6 +184,7 @@ class Connection:
                 engine_ms=engine_ms,
                 server_ms=server_ms,
                 panels=panels,
+                faith=faith,
                 **self.readouts(row, held.image_bgr.shape[1::-1], self.state.box),
             )
             message.update(type="source_result", frame=message.pop("seq"), image=base64.b64encode(jpeg).decode("ascii"))
@@ -197,17 +208,29 @@ class Connection:
         kind: str,
         error: Callable[[str], dict[str, Any]],
         *,
+        number: int,
         contrast: int | None = None,
         compare: str | None = None,
-    ) -> tuple[Any, float, tuple[Any, ...]] | None:
-        """The frame explained (its row, the engine's ms, the panels side by side under ``compare``);
-        None when it could not be, after sending ``error(sentence)``: the connection goes on.
+    ) -> tuple[Any, float, tuple[Any, ...], Any] | None:
+        """The frame explained: (its row, the engine's ms, the panels side by side under
+        ``compare``, the faithfulness readout that came with it); None when it could not be,
+        after sending ``error(sentence)``: the connection goes on.
 
         Raises:
             WorkerClosed: the server is shutting down.
         """
         try:
-            return await explain_compare(self.app, image, class_id, method, compare, stream=(self, kind), contrast=contrast)
+            return await explain_probed(
+                self.app,
+                image,
+                class_id,
+                method,
+                stream=(self, kind),
+                schedule=self.faith[kind],
+                number=number,
+                contrast=contrast,
+                compare=compare,
+            )
         except WorkerClosed:
             raise
         except UserError as exc:

@@ -5,7 +5,7 @@ way to explain a frame (through the shared ``EngineWorker``, off the event loop)
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from livecam.meters import RateMeter
 from livecam.render import BLENDS, DEFAULT_ALPHA, DEFAULT_BLEND, DEFAULT_SMOOTH, Renderer, check_choice, check_hud
 from livecam.serve import limits, protocol
 from livecam.serve.metrics import ServerMetrics
+from livecam.trust.faithfulness import Faithfulness, Schedule, answered, probe
 
 # The engine's maps per second over this many maps: rows of one batch arrive together, so a
 # short window would read a batch as a burst.
@@ -35,6 +36,8 @@ class ServeConfig:
         hud: the HUD of the stream and overlays: "label" (the label and the legend), "full" (adds
             the top-k bars and the diagnostics) or "none". The window's own items (key hint,
             help, messages) are never drawn: nobody presses keys on a stream.
+        faithfulness: ``--faithfulness N``: every Nth frame a connection sends (or pulls) is
+            tested, its hidden copies riding with its next frame; 0: off.
     """
 
     token: str | None = None
@@ -44,6 +47,7 @@ class ServeConfig:
     colormap: str = "jet"
     smooth: float = DEFAULT_SMOOTH
     hud: str = "label"
+    faithfulness: int = 0  # test every Nth map of a connection (``livecam.trust.faithfulness``); 0: off
 
     def __post_init__(self) -> None:
         check_choice("blend", self.blend, BLENDS)
@@ -118,6 +122,61 @@ async def explain_compare(
     for _ in panels or (rows,):
         app[engine_rate_key].tick()
     return (panels[0] if panels else rows), job.engine_ms or 0.0, panels
+
+
+async def explain_probed(
+    app: web.Application,
+    image: np.ndarray | bytes,
+    class_id: int | None,
+    method: str | None,
+    *,
+    stream: Any,
+    schedule: Schedule,
+    number: int,
+    contrast: int | None = None,
+    compare: str | None = None,
+) -> tuple[Any, float, tuple[Any, ...], Faithfulness | None]:
+    """``explain_compare`` with the faithfulness schedule of one stream: (row, engine ms, the
+    panels side by side, the faithfulness readout that came with it).
+
+    The probe of an earlier frame that is waiting in ``schedule.riding`` rides in this frame's
+    engine call; this frame's own probe (when due) waits there for the next frame. Side by side
+    (``compare``) is not probed: the test is of single maps.
+    """
+    if compare is not None:
+        row, engine_ms, panels = await explain_compare(app, image, class_id, method, compare, stream=stream, contrast=contrast)
+        return row, engine_ms, panels, None
+    worker, engine = app[worker_key], app[engine_key]
+    probe, schedule.riding = schedule.riding, None
+    riders = [] if probe is None else list(probe.images)
+
+    def submit():
+        frame_bgr = protocol.decode_image(image) if isinstance(image, bytes) else image
+        prepared = engine.prepare(frame_bgr)
+        ids = [class_id] + [probe.class_id] * len(riders) if probe is not None else [class_id]
+        jobs = worker.submit_group([prepared, *riders], class_ids=ids, method=method, stream=stream, contrast=contrast)
+        return prepared, engine.map_box(frame_bgr.shape[1::-1]), jobs
+
+    loop = asyncio.get_running_loop()
+    prepared, box, jobs = await loop.run_in_executor(None, submit)
+    rows = [await asyncio.wrap_future(job) for job in jobs]
+    app[engine_rate_key].tick()
+    row = replace(rows[0], box=box)  # the worker was given the frame prepared: place the map on the frame
+    schedule.riding = await loop.run_in_executor(None, schedule.after, prepared, rows[0], number)
+    return row, jobs[0].engine_ms or 0.0, (), None if probe is None else answered(probe, rows[1:])
+
+
+async def probe_now(app: web.Application, image_bgr: np.ndarray, row: Any) -> Faithfulness | None:
+    """The faithfulness readout of one answered picture, from one more engine call (``POST /api/explain?faithfulness=1``)."""
+    worker, engine = app[worker_key], app[engine_key]
+
+    def submit():
+        p = probe(engine.prepare(image_bgr), row, 1)
+        jobs = [] if p is None else worker.submit_group(list(p.images), class_ids=[p.class_id] * len(p.images), method=row.method)
+        return p, jobs
+
+    p, jobs = await asyncio.get_running_loop().run_in_executor(None, submit)
+    return None if p is None else answered(p, [await asyncio.wrap_future(job) for job in jobs])
 
 
 def renderer(config: ServeConfig, *, smooth: float) -> Renderer:

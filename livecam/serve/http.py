@@ -33,11 +33,12 @@ from livecam.serve.context import (
     mjpeg_key,
     page_key,
     pixels_key,
+    probe_now,
     renderer,
 )
 from livecam.serve.feed import MjpegStream
 from livecam.serve.security import token_query
-from livecam.trust.region import REGION_TEXT, RegionBox, region_score
+from livecam.trust.region import REGION_TEXT, RegionBox, result_region
 from livecam.trust.scale import NORMALIZE, SCALE_LABELS
 from livecam.trust.stamp import made_with, png_with_text
 from livecam.viewer.control import ALPHA_DECIMALS, ALPHA_STEP, Controller, ViewerState
@@ -118,6 +119,7 @@ async def config(request: web.Request) -> web.Response:
             "colormaps": colormap_tables(),
             "rules": page_constants(settings),
             "source": feed.description if feed is not None else None,
+            "faithfulness": settings.faithfulness,  # every Nth frame tested; 0: off (the page hides its toggle)
             "max_message_bytes": protocol.MAX_MESSAGE_BYTES,
         }
     )
@@ -152,6 +154,9 @@ def colormap_tables() -> dict[str, str]:
 # ---------------------------------------------------------------------- POST /api/explain
 
 
+_NO = ("0", "", "false")  # a query flag that is off
+
+
 async def explain_http(request: web.Request) -> web.Response:
     app = request.app
     received_s = time.perf_counter()
@@ -168,9 +173,10 @@ async def explain_http(request: web.Request) -> web.Response:
         async with app[pixels_key].hold(width * height):
             image = await loop.run_in_executor(None, protocol.decode_image, data)
             row, engine_ms, panels = await explain_compare(app, image, class_id, method, compare)
+            faith = await probe_now(app, image, row) if request.query.get("faithfulness", "0") not in _NO else None
             server_ms = (time.perf_counter() - received_s) * 1000
             app[metrics_key].answered("api", server_ms / 1000)
-            if request.query.get("overlay", "0") not in ("0", "", "false"):
+            if request.query.get("overlay", "0") not in _NO:
                 png = await loop.run_in_executor(None, overlay_png, app, image, row, class_id is not None, panels)
                 return web.Response(body=png, content_type="image/png")
     except UserError as exc:
@@ -183,10 +189,17 @@ async def explain_http(request: web.Request) -> web.Response:
         )
         response.headers["Retry-After"] = "5"
         return response
-    region = region_score(row.cam[0], row.box, image.shape[1::-1], box) if box is not None and row.finite[0] else None
+    region = result_region(row, image.shape[1::-1], box)
     return web.json_response(
         protocol.result_message(
-            row, app[engine_key].class_names, seq=1, engine_ms=engine_ms, server_ms=server_ms, region=region, panels=panels
+            row,
+            app[engine_key].class_names,
+            seq=1,
+            engine_ms=engine_ms,
+            server_ms=server_ms,
+            region=region,
+            panels=panels,
+            faith=faith,
         )
     )
 

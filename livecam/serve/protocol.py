@@ -26,6 +26,7 @@ import numpy as np
 from livecam.engine.compare import contrast_fields
 from livecam.errors import UserError
 from livecam.render.grid import grid_layout, panel_titles
+from livecam.trust.faithfulness import faith_fields
 from livecam.trust.region import RegionScore, region_fields
 from livecam.trust.scale import scaled_cam
 from livecam.viewer.control import Action, Command
@@ -50,7 +51,7 @@ _CONTROL_ACTIONS = {
     "normalize": Action.SET_NORMALIZE,  # "frame" or "session"
     "compare": Action.SET_COMPARE,  # "classes", "methods" or null: side by side
 }
-CONTROLS = (*_CONTROL_ACTIONS, "pull")
+CONTROLS = (*_CONTROL_ACTIONS, "pull", "faithfulness")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
@@ -180,6 +181,7 @@ def result_message(
     normalize: str = "frame",
     cam_scale: float = 1.0,
     panels: Sequence[Any] = (),
+    faith: Any = None,
 ) -> dict[str, Any]:
     """The JSON object for one answered frame.
 
@@ -194,6 +196,8 @@ def result_message(
         cam_scale: what the map (scaled to 1) is multiplied by on that scale.
         panels: side by side (``livecam.engine.compare``): each panel's one-row ``CamResult``
             (``row`` is the first); none otherwise.
+        faith: the faithfulness readout that came with this frame (``livecam.trust``), or None:
+            the ``faith_*`` fields, null where none, and ``faith_text``, the HUD's line (the page shows it).
     """
     class_id = int(row.class_ids[0])
     cam_max = getattr(row, "cam_max", None)
@@ -217,6 +221,8 @@ def result_message(
         **region_fields(region),
         "panels": [panel_fields(panel, class_names, title) for panel, title in zip(panels, panel_titles(panels))],
         "panel_grid": list(grid_layout(len(panels))) if panels else None,
+        **faith_fields(faith),
+        "faith_text": faith.text if faith is not None else None,
         "ms": {"engine": round(float(engine_ms), 3), "server": round(float(server_ms), 3)},
     }
 
@@ -260,7 +266,8 @@ def parse_controls(text: str) -> dict[str, Any]:
     Only the form is checked here; the values are the viewer controller's to check
     (``livecam.viewer.control``), so that the window and the browser obey one set of rules.
     ``pull`` ("source") asks for the server source's next frame (while ``paused``, the frame it
-    last sent, explained again).
+    last sent, explained again). ``faithfulness`` (true or false) turns the connection's
+    faithfulness readout on (every ``--faithfulness`` frames) or off.
 
     Raises:
         UserError: longer than ``MAX_CONTROL_CHARS``, nested deeper than ``MAX_CONTROL_DEPTH``,
@@ -285,6 +292,8 @@ def parse_controls(text: str) -> dict[str, Any]:
         raise UserError(f"Unknown control {sorted(unknown)[0]!r}; expected any of {', '.join(CONTROLS)}.")
     if "pull" in controls and controls["pull"] != "source":
         raise UserError(f'Expected pull to be "source". Received: {controls["pull"]!r}')
+    if "faithfulness" in controls and not isinstance(controls["faithfulness"], bool):
+        raise UserError(f"Expected faithfulness to be true or false. Received: {controls['faithfulness']!r}")
     return controls
 
 

@@ -18,6 +18,7 @@ from livecam.meters import RateMeter, StageTimes
 from livecam.render import HudInfo, Renderer, hud_info
 from livecam.render.grid import draw_grid, panel_titles
 from livecam.sources import FrameSource
+from livecam.trust.faithfulness import Faithfulness
 from livecam.trust.region import RegionScore, region_text, result_region
 from livecam.trust.scale import SessionScale, scale_key, scaled_cam
 from livecam.viewer.control import Controller, ViewerState
@@ -58,6 +59,7 @@ class Drawer:
         self._lock = threading.Lock()
         self._dropped_before = 0
         self._scale = SessionScale()
+        self._faith: tuple[int, Faithfulness] | None = None  # (scene, readout): held on screen until the next
 
     def start(self) -> None:
         """The run begins: frames the source dropped before now (while the model loaded) do not count."""
@@ -76,7 +78,9 @@ class Drawer:
                 time_s = processed.source_time_s if processed.source_time_s is not None else processed.frame.timestamp_s
                 cam = scaled_cam(cam, self._scale.factor(float(result.cam_max[0]), scale_key(result), time_s))
             region = self.region(processed)
-            hud = self.hud(result, processed.class_lock)
+            if processed.faith is not None:
+                self._faith = (processed.scene, processed.faith)
+            hud = self.hud(result, processed.class_lock, scene=processed.scene)
             box = result.box if result is not None else None
             if processed.panels:  # side by side: the grid, each panel labelled, for the window and the files alike
                 grid = draw_grid(
@@ -109,10 +113,14 @@ class Drawer:
         """The frame's map scored against the user's box (the frame's own map, unsmoothed, on its own scale)."""
         return result_region(processed.result, processed.frame.image_bgr.shape[1::-1], self.state.box)
 
-    def hud(self, result: CamResult | None, class_lock: int | None) -> HudInfo | None:
-        """What the HUD says about a map made for ``class_lock`` (the frame's own lock, not the lock now)."""
+    def hud(self, result: CamResult | None, class_lock: int | None, *, scene: int = 0) -> HudInfo | None:
+        """What the HUD says about a map made for ``class_lock`` (the frame's own lock, not the lock now).
+
+        The last faithfulness readout is held until the next one, or until another picture (``scene``).
+        """
         if result is None:
             return None
+        faith = self._faith[1] if self._faith is not None and self._faith[0] == scene else None
         status = "reconnecting" if self.source.status == "reconnecting" else ""
         if self.state.paused:
             status = "paused"
@@ -129,6 +137,7 @@ class Drawer:
             recording=self.state.recording,
             message=self.controller.message(),
             scale=self.state.normalize,
+            faith=faith,
         )
 
     def engine_fps(self) -> float | None:

@@ -24,6 +24,8 @@ import numpy as np
 
 from livecam.engine.compare import contrast_fields
 from livecam.errors import UserError
+from livecam.trust.faithfulness import FIELDS as FAITH_FIELDS
+from livecam.trust.faithfulness import faith_fields
 from livecam.trust.region import FIELDS as REGION_FIELDS
 from livecam.trust.region import region_fields
 from livecam.trust.stamp import picture_with_stamp
@@ -52,6 +54,7 @@ RESULT_FIELDS = (
     "contrast_name",
     "cam_max",
     *REGION_FIELDS,
+    *FAITH_FIELDS,
 )
 
 
@@ -75,6 +78,7 @@ def result_record(processed: Processed, class_names: Sequence[str], source: str)
         locked=bool(processed.locked),
     )
     record.update(region_fields(processed.region))
+    record.update(faith_fields(processed.faith))
     if result is None:
         return record
     class_id = int(result.class_ids[0])

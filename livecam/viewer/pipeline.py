@@ -39,6 +39,8 @@ from livecam.errors import shown
 from livecam.meters import RateMeter, StageTimes
 from livecam.render import Renderer
 from livecam.sources import Frame, FrameSource
+from livecam.trust.curves import DEFAULT_STEPS
+from livecam.trust.faithfulness import Schedule
 from livecam.trust.region import RegionBox
 from livecam.trust.stamp import made_with
 from livecam.viewer.control import Controller, ViewerState
@@ -62,6 +64,7 @@ class Options:
 
     batch: int = 1
     every: int = 1
+    faithfulness: int = 0  # test every Nth map (livecam.trust.faithfulness); 0: off
     max_frames: int | None = None
     output: Path | None = None  # where the r key starts recording (a free name next to it)
     size: tuple[int, int] | None = None  # --size: (width, height) of recordings; None: see recording_size
@@ -223,7 +226,7 @@ class Pipeline:
         options = self.options
         self._stages = stages = ExplainStages(
             self.source, self.engine, self.worker, self.state, every=options.every, batch=options.batch, max_frames=options.max_frames,
-            stop=self._stop, times=self.times, engine_rate=self.engine_rate,
+            stop=self._stop, times=self.times, engine_rate=self.engine_rate, faith=self._faith_schedule(),
         )  # fmt: skip
         to_engine: queue.Queue = queue.Queue(maxsize=max(2, 2 * self.options.batch))
         to_render: queue.Queue = queue.Queue(maxsize=1 if live else max(2, 2 * self.options.batch))
@@ -307,6 +310,11 @@ class Pipeline:
             front_end.write(processed)
         front_end.end()  # the end: a window shows what is left, then stops
 
+    def _faith_schedule(self) -> Schedule:
+        """Every Nth map tested; ``--faithfulness 1`` on files adds the offline curves to each."""
+        every = self.options.faithfulness
+        return Schedule(every, steps=DEFAULT_STEPS if every == 1 and not self.source.live else 0)
+
     def _processed(self, item: Item) -> Processed:
         """The item as the sinks get it (its pictures are drawn next)."""
         frame = item.frame
@@ -316,7 +324,7 @@ class Pipeline:
             source_time_s = frame.timestamp_s - first_capture  # seconds since the run's first frame
         return Processed(
             frame, item.result, frame.image_bgr, item.class_lock is not None, source_time_s,
-            class_lock=item.class_lock, map_id=item.map_seq, scene=item.scene, panels=item.panels,
+            class_lock=item.class_lock, map_id=item.map_seq, scene=item.scene, panels=item.panels, faith=item.faith,
         )  # fmt: skip
 
     def _write_sinks(self, processed: Processed) -> None:

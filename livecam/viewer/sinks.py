@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from livecam.engine.core import CamResult
     from livecam.render import HudInfo
     from livecam.sources import Frame
+    from livecam.trust.faithfulness import Faithfulness
     from livecam.trust.region import RegionScore
 
 __all__ = [
@@ -84,6 +85,7 @@ class Processed:
         panels: side by side (``--compare``): each panel's one-row result (``result`` is the
             first); empty otherwise. The pictures are then the grid (``livecam.render.grid``).
         region: the map's score in the user's box (``livecam.trust.region``), None without a box.
+        faith: the faithfulness readout that came with this frame (``livecam.trust``); None on most frames.
     """
 
     frame: Frame
@@ -98,6 +100,7 @@ class Processed:
     scene: int = 0
     panels: tuple[CamResult, ...] = ()
     region: RegionScore | None = None
+    faith: Faithfulness | None = None
 
     @property
     def explains(self) -> tuple[str, int | None, int, int] | None:

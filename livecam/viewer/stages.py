@@ -4,7 +4,10 @@ frames to the engine worker and passes them on in order with their maps.
 Live sources are read by the engine stage itself, the newest frame one at a time, so that
 latency stays at about one engine step; files are read ahead by a reader thread, and the engine
 stage keeps up to two batches at the worker, every frame in order. ``--every N`` explains every
-Nth frame and lets the frames between reuse its map.
+Nth frame and lets the frames between reuse its map. ``--faithfulness N`` tests every Nth map
+(``livecam.trust.faithfulness``): live, its hidden copies ride in the next frame's engine call
+and the readout comes with that frame; files, they ride with the frames at the worker and the
+readout comes with the frame itself.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from livecam.engine.core import CamEngine, CamResult
 from livecam.engine.worker import EngineWorker, Job
 from livecam.meters import RateMeter, StageTimes
 from livecam.sources import Frame, FrameSource
+from livecam.trust.faithfulness import Faithfulness, Probe, Schedule, answered
 from livecam.viewer.control import ViewerState
 
 END = object()  # sentinel: the source has ended
@@ -43,6 +47,9 @@ class Item:
     class_lock: int | None = None  # the locked class the map was asked for
     panels: tuple[CamResult, ...] = ()  # side by side (--compare): every panel's one-row result; result is the first
     scene: int = 0  # counts unrelated pictures (Frame.unrelated): a new one restarts the smoothing
+    probed: bool = False  # files: its map was offered to the faithfulness schedule
+    riders: tuple[Probe, list[Job]] | None = None  # a probe's images in the engine with this frame, and their jobs
+    faith: Faithfulness | None = None  # the readout that came with this frame
 
 
 class ExplainStages:
@@ -57,6 +64,7 @@ class ExplainStages:
         max_frames: stop after this many frames; None: the whole source.
         stop: set when the run stops.
         times, engine_rate: the run's meters (capture and engine times; maps per second).
+        faith: which maps get a faithfulness probe; None: none.
     """
 
     def __init__(
@@ -72,11 +80,13 @@ class ExplainStages:
         stop: threading.Event,
         times: StageTimes,
         engine_rate: RateMeter,
+        faith: Schedule | None = None,
     ) -> None:
         self.source, self.engine, self.worker, self.state = source, engine, worker, state
         self.every, self.batch, self.max_frames = every, batch, max_frames
         self._stop = stop
         self.times, self.engine_rate = times, engine_rate
+        self.faith = faith or Schedule(0)
         self.first_capture: float | None = None  # when the run's first frame was captured (monotonic seconds)
         self._map_ids = itertools.count(1)  # numbers the maps, so that the renderer folds each into its smoothing once
         self._scene = 0  # the Frame.unrelated pictures so far (read by one stage only)
@@ -163,7 +173,10 @@ class ExplainStages:
         in_flight: collections.deque[Item] = collections.deque()
         count = 0
         while not self._stop.is_set():
-            while in_flight and (len(in_flight) >= 2 * self.batch or _ready(in_flight[0])):
+            while in_flight:
+                self._probe_files(in_flight)
+                if not (_at_worker(in_flight) >= 2 * self.batch or _ready(in_flight[0])):
+                    break
                 self._pass_on(in_flight.popleft(), out)
             if self.state.paused:
                 time.sleep(POLL_S)
@@ -186,10 +199,22 @@ class ExplainStages:
         # always explained: another picture's map would be a wrong answer, not an old one.
         if count % self.every == 0 or item.frame.unrelated:
             item.class_lock = self.state.class_id
-            item.job = self.submit(item.prepared, item.class_lock)
+            probe, self.faith.riding = self.faith.riding, None
+            if probe is None or self.state.compare is not None:  # side by side: no probe rides (see _pass_on)
+                item.job = self.submit(item.prepared, item.class_lock)
+                return
+            # Live: the frame before's hidden copies ride in this frame's engine call (one step, a bigger batch).
+            jobs = self.worker.submit_group(
+                [item.prepared, *probe.images],
+                class_ids=[item.class_lock] + [probe.class_id] * len(probe.images),
+                method=self.state.method,
+                contrast=self.state.contrast_id,
+            )
+            item.job, item.riders = jobs[0], (probe, jobs[1:])
 
     def _pass_on(self, item: Item, out: queue.Queue) -> None:
         """Waits for the item's map (or takes the last one) and hands the item to the render stage."""
+        row = None
         if item.job is not None:
             rows = self.wait(item.job)
             if rows is None:
@@ -200,9 +225,44 @@ class ExplainStages:
             item.result, item.map_seq, item.job = panels[0], next(self._map_ids), None
             item.panels = panels if len(panels) > 1 else ()
             self._last_map = (item.result, item.map_seq, item.class_lock, item.panels)
+            # The faithfulness test probes single maps; side by side (--compare) has none.
+            row = rows if not isinstance(rows, tuple) else None
+            if row is not None and not self.source.live and not item.probed:
+                self._probe_file(item, row)
         elif self._last_map is not None:
             item.result, item.map_seq, item.class_lock, item.panels = self._last_map
+        if item.riders is not None:
+            probe, jobs = item.riders
+            rows = [self.wait(job) for job in jobs]
+            if any(r is None for r in rows):
+                return  # stopping
+            item.faith, item.riders = answered(probe, rows), None
         self.put(out, item)
+        if row is not None and self.source.live:
+            # Made once the frame is on its way to the screen (never delaying it); it rides with the next frame.
+            self.faith.riding = self.faith.after(item.prepared, row, item.frame.index)
+
+    def _probe_files(self, in_flight: collections.deque[Item]) -> None:
+        """Files: probes go to the worker as soon as their maps are back, in order."""
+        for item in in_flight:
+            if item.job is not None and not item.probed:
+                if not item.job.done():
+                    return
+                rows = item.job.result()
+                if isinstance(rows, tuple):  # side by side: nothing to probe
+                    item.probed = True
+                    continue
+                self._probe_file(item, rows)
+
+    def _probe_file(self, item: Item, row: CamResult) -> None:
+        """Files: offers an explained frame's map to the faithfulness schedule; a probe goes to the
+        worker at once, to join the frames there, and its readout will come with the frame."""
+        item.probed = True
+        probe = self.faith.after(item.prepared, row, item.frame.index)
+        if probe is None:
+            return
+        n = len(probe.images)
+        item.riders = (probe, self.worker.submit_group(list(probe.images), class_ids=[probe.class_id] * n, method=row.method))
 
     def wait(self, job: Job | CompareJob) -> Any:
         """The job's row; None if the run stops first. The engine's exception is raised here."""
@@ -231,5 +291,11 @@ class ExplainStages:
 
 
 def _ready(item: Item) -> bool:
-    """Its map is there, or it reuses the one before it."""
-    return item.job is None or item.job.done()
+    """Its map is there, or it reuses the one before it, and its faithfulness readout is there."""
+    riders_done = item.riders is None or all(job.done() for job in item.riders[1])
+    return (item.job is None or (item.job.done() and item.probed)) and riders_done
+
+
+def _at_worker(in_flight: collections.deque[Item]) -> int:
+    """Frames whose maps are still on their way (a frame waiting only for its readout is not one)."""
+    return sum(item.job is not None and not item.job.done() for item in in_flight)

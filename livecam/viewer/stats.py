@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from livecam.trust.faithfulness import Means
 from livecam.viewer.safe_files import write_file_atomic
 from livecam.viewer.sinks import Processed
 
@@ -32,9 +33,12 @@ class Stats:
     recordings: list[str] = field(default_factory=list)
     runtime: dict[str, str] = field(default_factory=dict)  # {"name": "openvino", "reason": "...", "head": "numpy"}
     made_with: dict[str, Any] = field(default_factory=dict)  # how the run's outputs were made (livecam.trust.stamp)
+    faith_means: Means = field(default_factory=Means)  # the faithfulness readouts (--faithfulness)
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        record = dict(self.__dict__)
+        record["faithfulness"] = record.pop("faith_means").summary()  # the means of the result fields
+        return record
 
 
 class StatsSink:
@@ -63,6 +67,8 @@ class StatsSink:
         self.stats.frames += 1
         if processed.result is not None and not processed.result.finite[0]:
             self.stats.non_finite += 1
+        if processed.faith is not None:
+            self.stats.faith_means.add(processed.faith)
 
     def close(self) -> None:
         if self._closed:

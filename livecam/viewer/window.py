@@ -21,6 +21,7 @@ import numpy as np
 from livecam.engine.compare import contrast_fields
 from livecam.mailbox import Mailbox
 from livecam.sources import Frame
+from livecam.trust.faithfulness import faith_fields
 from livecam.trust.region import region_fields
 from livecam.viewer.control import MESSAGE_S, Action, Command, Controller, Outcome
 from livecam.viewer.keys import action_for_key
@@ -252,4 +253,5 @@ def snapshot_record(
             ]  # fmt: skip
         if made_with is not None:
             record["made_with"] = {**made_with, "method": result.method}
+    record.update(faith_fields(processed.faith))
     return record

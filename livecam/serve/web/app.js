@@ -26,6 +26,7 @@ const settings = {
   box: null,
   normalize: "frame",
   compare: null, // side by side: "classes", "methods" or null
+  faithfulness: true,
 };
 // Each setting's name in a controls message (docs/serve-api.md), and how the page shows it.
 const CONTROLS = {
@@ -38,6 +39,7 @@ const CONTROLS = {
   box: "box",
   normalize: "normalize",
   compare: "compare",
+  faithfulness: "faithfulness",
 };
 const SHOW = {
   method: (method) => ($("method").value = method),
@@ -55,6 +57,7 @@ const SHOW = {
     if (server.config) $("legend-high").textContent = server.config.rules.scale_labels[normalize];
   },
   compare: (compare) => ($("compare").value = compare || ""),
+  faithfulness: ui.showFaithfulness,
 };
 // These change what the server computes for a frame: while paused, the frozen frame is asked again.
 const ASKS_AGAIN = ["method", "classId", "contrast", "box", "normalize", "compare"];
@@ -115,6 +118,7 @@ window.livecam = Object.freeze({
   get box() { return settings.box; },
   get normalize() { return settings.normalize; },
   get compare() { return settings.compare; },
+  get faithfulness() { return settings.faithfulness; },
   get smoothed() { return heat.smoothed; },
   get cameraError() { return camera.error; },
   get recording() { return files.recording; },
@@ -199,6 +203,7 @@ function applyConfig(config) {
   ui.fillSelect($("colormap"), Object.keys(config.colormaps), settings.colormap);
   ui.showAlpha(settings.alpha);
   $("mode-source").hidden = !config.source;
+  $("faithfulness").hidden = !config.faithfulness; // --faithfulness 0: nothing to turn on
   if (config.source) {
     $("mode-source").title = config.source;
     $("stream-link").hidden = false;
@@ -258,6 +263,7 @@ function showResult(message) {
   ui.showLocked(settings.classId !== null);
   ui.showTopk(message, format, pickClass);
   if (message.box_xywh) $("region").textContent = regionText(message);
+  if (message.faith_text) $("faith").textContent = message.faith_text; // held until the next readout
   panels.update(message, server.rules);
   ui.showPanels(panelCaptions(message, format));
 }
@@ -418,6 +424,7 @@ function bindControls() {
   $("normalize").addEventListener("change", (e) => steer({ normalize: e.target.value }));
   $("compare").addEventListener("change", (e) => steer({ compare: e.target.value || null }));
   bindBoxDrawing();
+  $("faithfulness").addEventListener("click", () => steer({ faithfulness: !settings.faithfulness }));
 }
 
 // Every change of what the person steers goes through here: the page's settings, what it shows

@@ -35,6 +35,12 @@ export function showPaused(paused) {
   $("pause").textContent = paused ? "Resume" : "Pause";
 }
 
+// The faithfulness test on or off; off, its last readout goes (it would no longer be renewed).
+export function showFaithfulness(on) {
+  $("faithfulness").setAttribute("aria-pressed", String(on));
+  if (!on) $("faith").textContent = "";
+}
+
 export function showLocked(locked) {
   $("locked").hidden = !locked;
   $("unlock").disabled = !locked;
