@@ -71,6 +71,27 @@ def test_user_mistakes_are_one_sentence(tmp_path, capsys, make_video, args, frag
     assert_user_error(code, err, fragment)
 
 
+@pytest.mark.slow
+def test_batch_takes_the_viewers_trust_settings(tmp_path, capsys, make_image_folder):
+    """--faithfulness, --contrast, --box and --normalize reach every row as in the viewer; the pictures say how they were made."""
+    import PIL.Image
+
+    folder = make_image_folder(tmp_path / "set", 2)
+    out = tmp_path / "out"
+    args = ["--model", "demo", "--out", out, "--quiet", "--faithfulness", "1", "--contrast", "circle", "--box", "0,0,0.5,0.5"]
+    code, err = run(capsys, "batch", folder, *args, "--normalize", "session")
+    assert code == 0, err
+    rows = _rows(out)
+    assert len(rows) == 2 and all(r["faith_frame"] == r["frame_index"] and r["faith_shown"] is not None for r in rows)
+    assert all(r["faith_deletion_auc"] is not None for r in rows)  # --faithfulness 1: the offline curves too
+    assert {r["contrast_name"] for r in rows} == {"circle"} and {r["class_name"] for r in rows} == {"square"}
+    assert all(r["box_xywh"] == [0, 0, 80, 60] and r["box_energy"] is not None for r in rows)
+    stamp = json.loads(PIL.Image.open(out / rows[0]["overlay"]).text["livecam"])
+    assert stamp["model"] == "demo" and stamp["normalize"] == "session"
+    code, err = run(capsys, "batch", folder, "--model", "demo", "--out", tmp_path / "other", "--compare", "classes")
+    assert code == 2 and "--compare is the viewer's" in err
+
+
 def test_out_with_files_needs_resume_or_overwrite(tmp_path, capsys, make_video):
     video = make_video(tmp_path / "clip.mp4", 2)
     (tmp_path / "out").mkdir()

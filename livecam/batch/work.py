@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from livecam.batch.plan import Input, Job, overlay_name
-from livecam.cli.configs import EngineConfig, LookConfig, class_id_of, renderer_from_look
+from livecam.cli.configs import EngineConfig, LookConfig, class_id_of, contrast_id_of, renderer_from_look
 from livecam.errors import UserError
 from livecam.trust.region import RegionBox, region_fields, result_region
 from livecam.viewer.outputs import result_record
@@ -125,11 +125,26 @@ def _label(item: Input, class_names: Sequence[str]) -> tuple[int | None, str | N
     return class_id, class_names[class_id]
 
 
+def _stamp(engine, settings: BatchSettings) -> dict[str, Any]:
+    """How the job's pictures and videos are made (``livecam.trust.stamp``), as the viewer's say."""
+    from livecam.trust.stamp import made_with
+
+    return made_with(engine, normalize=settings.look.normalize)
+
+
 def _pipeline(source, engine, settings: BatchSettings, worker, outputs, recorder=None):
     from livecam.viewer.pipeline import Options, Pipeline
 
-    class_id = class_id_of(engine, settings.engine)
-    options = Options(batch=settings.batch, class_id=class_id, progress=False)
+    look = settings.look
+    options = Options(
+        batch=settings.batch,
+        class_id=class_id_of(engine, settings.engine),
+        contrast_id=contrast_id_of(engine, look),
+        faithfulness=settings.engine.faithfulness,
+        box=look.box,
+        normalize=look.normalize,
+        progress=False,
+    )
     messages: list[str] = []
     pipeline = Pipeline(
         source, engine, renderer_from_look(settings.look), options, recorder=recorder, worker=worker, outputs=outputs,
@@ -149,7 +164,9 @@ def _images(items: Sequence[Input], engine, settings: BatchSettings, worker, lab
     by_name: dict[str | None, Input] = {Path(item.path).name: item for item in items}
     rows = _Rows(engine.class_names, by_name, label, maps=settings.save_maps)
     names = list(by_name)
-    outputs: list[Any] = [rows, ImageFolderWriter(out / OVERLAYS / folder, overwrite=True, names=names)]
+    overlays = ImageFolderWriter(out / OVERLAYS / folder, overwrite=True, names=names)
+    overlays.made_with = _stamp(engine, settings)
+    outputs: list[Any] = [rows, overlays]
     if settings.save_maps:
         outputs.append(MapWriter(out / MAPS / folder, overwrite=True, names=names))
     source = ImageFolderSource([Path(item.path) for item in items], where=str(folder))
@@ -182,7 +199,7 @@ def _video(item: Input, engine, settings: BatchSettings, worker, label: str) -> 
         partial = Path(settings.tmp or out) / f"{os.getpid()}-{target.name}"  # one per attempt: a retry never shares it
         recorder = VideoWriter(
             partial, fps=source.fps, size=recording_size(source, None, side_by_side=settings.look.side_by_side),
-            live=source.variable_frame_rate, overwrite=True,
+            live=source.variable_frame_rate, overwrite=True, made_with=_stamp(engine, settings),
         )  # fmt: skip
         rows = _Rows(engine.class_names, {None: item}, label, maps=settings.save_maps)
         outputs: list[Any] = [rows]

@@ -142,24 +142,11 @@ class BatchConfig:
 
 
 def view_config(args: argparse.Namespace) -> ViewConfig:
-    from livecam.trust.region import parse_box
-
     return ViewConfig(
         # --demo is the synthetic scene, whatever --source says.
         source=_source(args, "synth:" if args.demo else args.source),
         engine=_engine(args),
-        look=LookConfig(
-            colormap=args.colormap,
-            blend=args.blend,
-            alpha=args.alpha,
-            smooth=args.smooth,
-            hud="none" if args.no_hud else args.hud,
-            side_by_side=args.side_by_side,
-            compare=args.compare,
-            contrast_query=args.contrast,
-            normalize=args.normalize,
-            box=parse_box(args.box),
-        ),
+        look=_look(args),
         output=OutputConfig(
             output=args.output,
             size=args.size,
@@ -206,18 +193,13 @@ def batch_config(args: argparse.Namespace) -> BatchConfig:
         raise UserError("--workers and --cpus-per-worker apply to Ray; add --ray (or --ray ADDRESS) to run on Ray.")
     if args.resume and args.overwrite:
         raise UserError("--resume finishes the run in --out and --overwrite starts afresh; give one of them.")
+    if args.compare is not None:
+        raise UserError("--compare is the viewer's; livecam batch writes one map per frame (leave --compare out).")
     return BatchConfig(
         inputs=tuple(args.inputs),
         out=args.out,
         engine=_engine(args),
-        look=LookConfig(
-            colormap=args.colormap,
-            blend=args.blend,
-            alpha=args.alpha,
-            smooth=args.smooth,
-            hud="none" if args.no_hud else args.hud,
-            side_by_side=args.side_by_side,
-        ),
+        look=_look(args),
         save_maps=args.save_maps,
         resume=args.resume,
         overwrite=args.overwrite,
@@ -231,6 +213,24 @@ def batch_config(args: argparse.Namespace) -> BatchConfig:
 
 def _source(args: argparse.Namespace, spec: str | None) -> SourceConfig:
     return SourceConfig(spec=spec, loop=args.loop, resolution=args.resolution, fps=args.fps)
+
+
+def _look(args: argparse.Namespace) -> LookConfig:
+    """How the viewer and batch draw and read out the maps (``livecam serve`` has its own: the page steers the rest)."""
+    from livecam.trust.region import parse_box
+
+    return LookConfig(
+        colormap=args.colormap,
+        blend=args.blend,
+        alpha=args.alpha,
+        smooth=args.smooth,
+        hud="none" if args.no_hud else args.hud,
+        side_by_side=args.side_by_side,
+        compare=args.compare,
+        contrast_query=args.contrast,
+        normalize=args.normalize,
+        box=parse_box(args.box),
+    )
 
 
 def _engine(args: argparse.Namespace) -> EngineConfig:
