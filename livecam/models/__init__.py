@@ -21,7 +21,7 @@ from livecam.models.layers import (
     step_bytes_per_frame,
 )
 from livecam.models.loaded import PREPROCESSORS, LoadedModel, preprocess_fn
-from livecam.models.loading import load_model
+from livecam.models.loading import load_model, with_labels
 from livecam.models.zoo import DEFAULT_MODEL, DEMO_MODEL, RANDOM_WEIGHTS_SEED, ZOO, ZooEntry, imagenet_class_names
 
 __all__ = [
@@ -43,4 +43,5 @@ __all__ = [
     "preprocess_fn",
     "spatial_layers",
     "step_bytes_per_frame",
+    "with_labels",
 ]
