@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from livecam import CamEngine
 from livecam.engine.core import METHOD_NAMES
+from livecam.engine.runtimes import cache as runtime_cache
 from livecam.engine.runtimes import openvino as runtime_openvino
 from livecam.errors import UserError
 from test_engine import N_CLASSES, SIZE, _backbone, _frames, nested_model, reference_cam, reference_logits_and_grads, tiny_model
@@ -389,22 +390,22 @@ def test_an_unwritable_cache_is_a_warning_and_the_run_goes_on(tmp_path, monkeypa
 def test_cache_dir_follows_the_platform_convention(monkeypatch, tmp_path):
     monkeypatch.delenv("LIVECAM_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(runtime_openvino.sys, "platform", "linux")
-    assert runtime_openvino.cache_dir() == tmp_path / "xdg" / "livecam"
+    monkeypatch.setattr(runtime_cache.sys, "platform", "linux")
+    assert runtime_cache.cache_dir() == tmp_path / "xdg" / "livecam"
     monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "mine"))
-    assert runtime_openvino.cache_dir() == tmp_path / "mine"
+    assert runtime_cache.cache_dir() == tmp_path / "mine"
 
 
 def test_without_a_home_folder_nothing_is_cached_at_the_root_and_openvino_runs_unsaved(monkeypatch, tmp_path):
     monkeypatch.delenv("LIVECAM_CACHE_DIR", raising=False)
-    monkeypatch.setattr(runtime_openvino.sys, "platform", "linux")
+    monkeypatch.setattr(runtime_cache.sys, "platform", "linux")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # not absolute: the XDG spec ignores it
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert runtime_openvino.cache_dir() == tmp_path / ".cache" / "livecam"
+    assert runtime_cache.cache_dir() == tmp_path / ".cache" / "livecam"
     monkeypatch.setenv("HOME", str(tmp_path / "missing"))
-    assert runtime_openvino.cache_dir() is None
+    assert runtime_cache.cache_dir() is None
     monkeypatch.setenv("HOME", "")  # Path.home() is then "/"
-    assert runtime_openvino.cache_dir() is None
+    assert runtime_cache.cache_dir() is None
     engine, lines = engine_and_log(tiny_model("dense_softmax"))
     assert engine.runtime_info.runtime == "openvino" and engine.step.body.cache_path is None
     assert lines == [
