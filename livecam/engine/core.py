@@ -9,7 +9,9 @@ the step and give the same maps, behind one contract (``livecam.engine.runtimes`
   (``runtimes.openvino_step``).
 
 Which one, and why, is in ``CamEngine.runtime_info``. Both share the CAM formulas
-(``livecam.engine.methods``) and the scoring rules (``livecam.engine.scoring``).
+(``livecam.engine.methods``) and the scoring rules (``livecam.engine.scoring``). A model named
+by the zoo, the demo or a file whose OpenVINO body and NumPy head are cached opens from the
+cache alone, without TensorFlow (``livecam.engine.warm``).
 """
 
 from __future__ import annotations
