@@ -92,6 +92,8 @@ def test_a_batch_runs_its_frames_on_parallel_streams_with_the_same_maps(kind, mo
     tf_engine = CamEngine(model, layer="target", runtime="tensorflow")
     ov_engine = CamEngine(model, layer="target", runtime="openvino")
     body = ov_engine.step.body
+    ov_engine(_frames(1))
+    assert body._streams is None  # the streams' copy is compiled when the first batch comes, not at start
     parallel = []
     run_parallel = body._parallel
     monkeypatch.setattr(body, "_parallel", lambda frames: parallel.append(len(frames)) or run_parallel(frames))
@@ -132,9 +134,10 @@ def test_a_batch_runs_in_rounds_of_one_frame_a_stream_with_no_callback(monkeypat
             self.busy = False
             events.append(("wait", self.number))
 
-    assert isinstance(body._streams, list), "plain requests, not an AsyncInferQueue with its callback thread"
-    monkeypatch.setattr(body, "_streams", [Watched(request, n) for n, request in enumerate(body._streams)])
-    frames = _frames(3 * len(body._streams) + 1, seed=5)
+    streams = body._stream_requests()
+    assert isinstance(streams, list), "plain requests, not an AsyncInferQueue with its callback thread"
+    monkeypatch.setattr(body, "_streams", [Watched(request, n) for n, request in enumerate(streams)])
+    frames = _frames(3 * len(streams) + 1, seed=5)
     assert_same_result(ov_engine(frames), CamEngine(ov_engine.model, layer="target", runtime="tensorflow")(frames), "rounds")
     assert sum(kind == "start" for kind, _ in events) == len(frames)
 

@@ -215,7 +215,8 @@ class OpenVinoBody:
         """Compiles the requests ``__call__`` uses.
 
         Two copies compiled for exactly one frame (with every shape known, OpenVINO plans its
-        memory and picks its kernels once: mobilenet_v2 on 2 cores, 10.7 against 11.6 ms):
+        memory and picks its kernels once: mobilenet_v2 on 2 cores, 10.7 against 11.6 ms), the
+        second when the first batch comes:
         - ``_single``, for a lone frame: one request with every thread on it, the lowest latency;
         - ``_streams``, for a batch: one request per stream (a stream per core or two, a thread or
           two each), its frames in parallel. Threads of one request wait for each other at every
@@ -240,18 +241,23 @@ class OpenVinoBody:
         try:
             single = model.clone()
             single.reshape([1, *single.input(0).get_partial_shape()[1:].to_shape()])
-            one = core.compile_model(single, "CPU", config).create_infer_request()
-            throughput = {key: value for key, value in config.items() if key != "NUM_STREAMS"} | {
-                "PERFORMANCE_HINT": "THROUGHPUT"
-            }
-            parallel = core.compile_model(single, "CPU", throughput)
+            self._single = core.compile_model(single, "CPU", config).create_infer_request()
         except Exception:
             self._dynamic = core.compile_model(model, "CPU", config).create_infer_request()
             return
-        self._single = one
-        self._streams = [
-            parallel.create_infer_request() for _ in range(parallel.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        ]
+        # The streams' copy when the first batch comes: a live view never has one, and compiling it
+        # took as long as the single copy (0.4-0.8 s for mobilenet_v2 on 2 cores) of every start.
+        throughput = {key: value for key, value in config.items() if key != "NUM_STREAMS"} | {"PERFORMANCE_HINT": "THROUGHPUT"}
+        self._compile_streams = lambda: core.compile_model(single, "CPU", throughput)
+
+    def _stream_requests(self) -> list[Any]:
+        """One request per stream of the throughput copy (compiled on first use; call under ``_lock``)."""
+        if self._streams is None:
+            parallel = self._compile_streams()
+            self._streams = [
+                parallel.create_infer_request() for _ in range(parallel.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            ]
+        return self._streams
 
     @property
     def dynamic(self) -> bool:
@@ -275,11 +281,12 @@ class OpenVinoBody:
         needs the GIL while ``start_async`` (waiting for an idle request) or ``wait_all`` may hold
         it; on a loaded machine that deadlocked the engine for good. ``wait`` releases the GIL.
         """
+        streams = self._stream_requests()
         results = tuple(
-            np.empty((len(frames), *tensor.data.shape[1:]), tensor.data.dtype) for tensor in self._streams[0].output_tensors
+            np.empty((len(frames), *tensor.data.shape[1:]), tensor.data.dtype) for tensor in streams[0].output_tensors
         )
-        for first in range(0, len(frames), len(self._streams)):
-            running = list(zip(range(first, len(frames)), self._streams))
+        for first in range(0, len(frames), len(streams)):
+            running = list(zip(range(first, len(frames)), streams))
             for i, request in running:
                 request.start_async({0: frames[i : i + 1]})
             for i, request in running:
