@@ -30,9 +30,7 @@ from livecam import logs
 from livecam.engine import warm
 from livecam.engine.fit import FULL_BOX, apply_fit, check_fit, fit_geometry
 from livecam.engine.methods import METHOD_NAMES, check_method
-from livecam.engine.runtimes.choose import RUNTIMES, choose_step, openvino_reason
-from livecam.engine.runtimes.head import DenseHead
-from livecam.engine.runtimes.openvino_step import OpenVinoStep
+from livecam.engine.runtimes.choose import RUNTIMES, choose_step
 from livecam.engine.runtimes.step import Network, RuntimeInfo, Step
 from livecam.engine.split import output_activation
 from livecam.errors import UserError, first_line
@@ -154,9 +152,7 @@ class CamEngine:
             raise UserError(f"Expected topk in [1, {self.num_classes}]. Received: topk={topk}")
         self.topk = topk
         if started is not None:
-            kernel, bias, kind = started.head
-            reason = openvino_reason(runtime == "openvino", facts.layer)
-            self._step: Step = OpenVinoStep(started.body, DenseHead(kernel, bias, kind, topk), reason=reason)
+            self._step: Step = started.step(topk, forced=runtime == "openvino")
         else:
             network = Network(
                 model=self._model,

@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from livecam.engine.runtimes import cache
+from livecam.engine.runtimes.choose import openvino_reason
+from livecam.engine.runtimes.head import DenseHead
 from livecam.engine.runtimes.openvino import FORMAT, OpenVinoBody
+from livecam.engine.runtimes.openvino_step import OpenVinoStep
 
 __all__ = ["ModelFacts", "WarmStart", "facts_of", "gpu_possible", "open_warm", "start_key"]
 
@@ -157,6 +160,11 @@ class WarmStart:
     body: OpenVinoBody
     facts: ModelFacts
     head: tuple[Any, Any, str]
+
+    def step(self, topk: int, *, forced: bool) -> OpenVinoStep:
+        """The engine's step: this body, then the NumPy head; ``forced``: the OpenVINO runtime was asked for."""
+        kernel, bias, kind = self.head
+        return OpenVinoStep(self.body, DenseHead(kernel, bias, kind, topk), reason=openvino_reason(forced, self.facts.layer))
 
 
 def open_warm(key: str, *, forced: bool) -> WarmStart | None:
