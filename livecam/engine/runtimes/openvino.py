@@ -166,9 +166,12 @@ class OpenVinoBody:
         cls, key: str, *, wanted: Callable[[dict[str, Any]], bool] = lambda meta: True, threads: int | None = None
     ) -> OpenVinoBody | None:
         """The body of the cache entry for ``key`` when its ``meta`` is ``wanted``, else None (a damaged entry is removed)."""
+        path = cache.find_entry(key)
+        if path is None:  # a cold start: on to the model, without starting OpenVINO twice
+            return None
         body = cls.__new__(cls)
         ov, core = body._start(threads)
-        body.cache_path = cache.find_entry(key)
+        body.cache_path = path
         return body if body._open_entry(ov, core, key, None, wanted) else None
 
     def _start(self, threads: int | None) -> tuple[Any, Any]:
