@@ -1,7 +1,7 @@
 """livecam: a real-time Grad-CAM viewer.
 
-The flow is source -> engine -> renderer -> sinks. ``CamEngine`` (TensorFlow) and ``overlay``
-(OpenCV) are imported lazily, so that ``livecam --version`` and ``--help`` answer without them.
+The flow is source -> engine -> renderer -> sinks. ``CamEngine`` and ``overlay`` (OpenCV) are
+imported lazily, so that ``livecam --version`` and ``--help`` answer without them.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from livecam.errors import UserError
 
 def __getattr__(name: str):
     if name in ("CamEngine", "CamResult"):
-        from livecam import logs
-
-        logs.import_tensorflow()  # without its start-up log lines (LIVECAM_DEBUG=1 shows them)
+        # TensorFlow only when the engine needs it (``livecam.engine.warm``), without its start-up lines.
         from livecam.engine import core as engine
 
         return getattr(engine, name)

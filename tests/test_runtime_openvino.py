@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from livecam import CamEngine
 from livecam.engine.core import METHOD_NAMES
+from livecam.engine.runtimes import cache as runtime_cache
 from livecam.engine.runtimes import openvino as runtime_openvino
 from livecam.errors import UserError
 from test_engine import (
@@ -102,6 +103,8 @@ def test_a_batch_runs_its_frames_on_parallel_streams_with_the_same_maps(kind, mo
     tf_engine = CamEngine(model, layer="target", runtime="tensorflow")
     ov_engine = CamEngine(model, layer="target", runtime="openvino")
     body = ov_engine.step.body
+    ov_engine(_frames(1))
+    assert body._streams is None  # the streams' copy is compiled when the first batch comes, not at start
     parallel = []
     run_parallel = body._parallel
     monkeypatch.setattr(body, "_parallel", lambda frames: parallel.append(len(frames)) or run_parallel(frames))
@@ -142,9 +145,10 @@ def test_a_batch_runs_in_rounds_of_one_frame_a_stream_with_no_callback(monkeypat
             self.busy = False
             events.append(("wait", self.number))
 
-    assert isinstance(body._streams, list), "plain requests, not an AsyncInferQueue with its callback thread"
-    monkeypatch.setattr(body, "_streams", [Watched(request, n) for n, request in enumerate(body._streams)])
-    frames = _frames(3 * len(body._streams) + 1, seed=5)
+    streams = body._stream_requests()
+    assert isinstance(streams, list), "plain requests, not an AsyncInferQueue with its callback thread"
+    monkeypatch.setattr(body, "_streams", [Watched(request, n) for n, request in enumerate(streams)])
+    frames = _frames(3 * len(streams) + 1, seed=5)
     assert_same_result(ov_engine(frames), CamEngine(ov_engine.model, layer="target", runtime="tensorflow")(frames), "rounds")
     assert sum(kind == "start" for kind, _ in events) == len(frames)
 
@@ -401,22 +405,22 @@ def test_an_unwritable_cache_is_a_warning_and_the_run_goes_on(tmp_path, monkeypa
 def test_cache_dir_follows_the_platform_convention(monkeypatch, tmp_path):
     monkeypatch.delenv("LIVECAM_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(runtime_openvino.sys, "platform", "linux")
-    assert runtime_openvino.cache_dir() == tmp_path / "xdg" / "livecam"
+    monkeypatch.setattr(runtime_cache.sys, "platform", "linux")
+    assert runtime_cache.cache_dir() == tmp_path / "xdg" / "livecam"
     monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "mine"))
-    assert runtime_openvino.cache_dir() == tmp_path / "mine"
+    assert runtime_cache.cache_dir() == tmp_path / "mine"
 
 
 def test_without_a_home_folder_nothing_is_cached_at_the_root_and_openvino_runs_unsaved(monkeypatch, tmp_path):
     monkeypatch.delenv("LIVECAM_CACHE_DIR", raising=False)
-    monkeypatch.setattr(runtime_openvino.sys, "platform", "linux")
+    monkeypatch.setattr(runtime_cache.sys, "platform", "linux")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # not absolute: the XDG spec ignores it
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert runtime_openvino.cache_dir() == tmp_path / ".cache" / "livecam"
+    assert runtime_cache.cache_dir() == tmp_path / ".cache" / "livecam"
     monkeypatch.setenv("HOME", str(tmp_path / "missing"))
-    assert runtime_openvino.cache_dir() is None
+    assert runtime_cache.cache_dir() is None
     monkeypatch.setenv("HOME", "")  # Path.home() is then "/"
-    assert runtime_openvino.cache_dir() is None
+    assert runtime_cache.cache_dir() is None
     engine, lines = engine_and_log(tiny_model("dense_softmax"))
     assert engine.runtime_info.runtime == "openvino" and engine.step.body.cache_path is None
     assert lines == [

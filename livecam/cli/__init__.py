@@ -2,7 +2,7 @@
 
 Every mistake a user can make ends here as one sentence on stderr and exit code 2 (a
 ``UserError``); ``--debug`` shows tracebacks instead. ``parsers`` holds the grammar, ``configs``
-the settings it becomes, and ``view``, ``serve`` and ``lists`` one command each.
+the settings it becomes, ``view`` and ``serve`` one command each, and ``lists`` the listings (models, layers, cache).
 """
 
 from __future__ import annotations
@@ -85,6 +85,10 @@ def _command(argv: list[str]) -> int:
         from livecam.cli.batch import batch
 
         return batch(configs.batch_config(args))
+    if args.command == "cache":
+        from livecam.cli.lists import cache
+
+        return cache(args.action)
     if args.command == "serve":
         from livecam.cli.serve import serve
 

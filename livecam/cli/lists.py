@@ -1,6 +1,8 @@
-"""``livecam models`` and ``livecam layers``: what --model and --layer accept, printed as tables."""
+"""``livecam models``, ``livecam layers`` and ``livecam cache``: what --model and --layer accept, and the converted models kept."""
 
 from __future__ import annotations
+
+import time
 
 from livecam import logs
 from livecam.errors import shown
@@ -39,4 +41,28 @@ def layers(model: str, *, weights: str, unsafe_model_load: bool) -> int:
         tokens = "  (the patch tokens entering this transformer block)" if is_tokens(target) else ""
         mark = "  <- default target layer (without --layer)" if target == default else ""
         print(f"{shown(target.name):<45} {shape}{tokens}{mark}")
+    return 0
+
+
+def cache(action: str) -> int:
+    """``livecam cache list``: the entries, newest first, with their sizes; ``livecam cache clear``: all of them gone."""
+    from livecam.engine.runtimes import cache as cached
+
+    root = cached.cache_dir()
+    if root is None:
+        print(f"livecam: no cache folder (no home folder to keep one in; set {cached.CACHE_ENV} to have one)")
+        return 0
+    if action == "clear":
+        count, size = cached.clear()
+        print(f"livecam: removed {count} entr{'y' if count == 1 else 'ies'} ({size / 2**20:.1f} MB) from {shown(str(root))}")
+        return 0
+    entries = cached.list_entries()
+    total = sum(entry.size_bytes for entry in entries)
+    print(f"livecam: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} ({total / 2**20:.1f} MB) in {shown(str(root))}")
+    if entries:
+        print(f"{'size':>9}  {'last used':<16}  {'TensorFlow':<10}  entry (model-layer-size-key)")
+    for entry in entries:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
+        needs = "not needed" if entry.warm else "needed"
+        print(f"{entry.size_bytes / 2**20:>6.1f} MB  {used:<16}  {needs:<10}  {shown(entry.name)}")
     return 0

@@ -18,15 +18,13 @@ def check_memory(engine, source, batch: int) -> None:
 
     On a GPU the step's activations live in the GPU's memory, so only the frames count here.
     """
-    from livecam.models import step_bytes_per_frame
-
     available = available_memory_bytes()
     if available is None:
         return
     width, height = source.size or (1920, 1080)
     per_frame = _FRAMES_IN_FLIGHT_PER_BATCH_FRAME * width * height * 3
-    if activations_in_host_memory():
-        per_frame += step_bytes_per_frame(engine.model, engine.layer_name, engine.input_size)
+    if engine.runtime_info.runtime == "openvino" or activations_in_host_memory():  # OpenVINO runs on the CPU
+        per_frame += engine.step_bytes_per_frame
     if batch * per_frame <= available:
         return
     h, w = engine.input_size

@@ -1,4 +1,4 @@
-"""The command line's grammar: one root parser (the viewer) with the subcommands serve, models and layers.
+"""The command line's grammar: one root parser (the viewer) with the subcommands serve, models, layers and cache.
 
 The arguments that several commands take (``--debug``, the input, the engine, the look) are each
 written once, in a parent parser, and copied into every command that takes them. Parsing only checks
@@ -11,11 +11,11 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from livecam import __version__, logs
+from livecam import __version__
 from livecam.errors import UserError, shown
 
 PROG = "livecam"
-COMMANDS = ("serve", "batch", "models", "layers")
+COMMANDS = ("serve", "batch", "models", "layers", "cache")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -234,7 +234,7 @@ def _root_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         prog=PROG,
         description="Real-time Grad-CAM viewer: shows which parts of the picture make the network say what it says.",
         epilog="Other commands: `livecam serve` shows the viewer in a browser; `livecam models` lists the model zoo; "
-        "`livecam layers MODEL` lists a model's target layers.",
+        "`livecam layers MODEL` lists a model's target layers; `livecam cache` lists or clears the converted models.",
         parents=[
             _input(
                 source_help="camera index, video file, image folder or glob, rtsp/http URL, or synth: (default: 0)",
@@ -347,7 +347,17 @@ def _root_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--weights", default="none", help="imagenet | none | a weights file (default: none; the layers do not depend on it)"
     )
     layers.add_argument("--unsafe-model-load", action="store_true", help="allow model files with Lambda layers (runs their code)")
-    return p, {"serve": serve, "batch": batch, "models": models, "layers": layers}
+    cache = commands.add_parser(
+        "cache",
+        prog=f"{PROG} cache",
+        help="list or clear the converted models",
+        description="The network bodies converted for OpenVINO, kept so that the next start skips converting (and, for "
+        "most models, TensorFlow): list them with their sizes, or clear them all. See docs/architecture.md for how an "
+        "entry is keyed.",
+        parents=[_common()],
+    )
+    cache.add_argument("action", nargs="?", choices=("list", "clear"), default="list", help="list (default) or clear")
+    return p, {"serve": serve, "batch": batch, "models": models, "layers": layers, "cache": cache}
 
 
 def _batch_arguments(p: argparse.ArgumentParser) -> None:
@@ -385,8 +395,7 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
 
 def _server_arguments(p: argparse.ArgumentParser) -> None:
     """`livecam serve`'s own options, added when the command is chosen (for ``DEFAULT_PORT``, see ``_CommandParser``)."""
-    with logs.native_stderr_silenced(logs.quiet()):  # the server's imports start TensorFlow, which logs
-        from livecam.serve.app import DEFAULT_PORT
+    from livecam.serve.app import DEFAULT_PORT
 
     net = p.add_argument_group("server")
     net.add_argument(

@@ -113,7 +113,6 @@ def _run(config: ViewConfig, source, output: Path | None, per_image: bool, per_f
         print(f"livecam: source: {shown(source.description)}", file=sys.stderr)
         for warning in getattr(source, "warnings", []) or []:
             print(f"livecam: warning: {shown(warning)}", file=sys.stderr)
-    logs.import_tensorflow()
     with logs.native_stderr_silenced(logs.quiet()) as say:  # C++ notes while the model is built
         from livecam.engine.compare import panel_count
         from livecam.viewer.pipeline import Options, Pipeline, recording_size

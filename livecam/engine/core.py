@@ -9,7 +9,9 @@ the step and give the same maps, behind one contract (``livecam.engine.runtimes`
   (``runtimes.openvino_step``).
 
 Which one, and why, is in ``CamEngine.runtime_info``. Both share the CAM formulas
-(``livecam.engine.methods``) and the scoring rules (``livecam.engine.scoring``).
+(``livecam.engine.methods``) and the scoring rules (``livecam.engine.scoring``). A model named
+by the zoo, the demo or a file whose OpenVINO body and NumPy head are cached opens from the
+cache alone, without TensorFlow (``livecam.engine.warm``).
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from livecam import logs
+from livecam.engine import warm
 from livecam.engine.fit import FULL_BOX, apply_fit, check_fit, fit_geometry
 from livecam.engine.methods import METHOD_NAMES, check_method
 from livecam.engine.runtimes.choose import RUNTIMES, choose_step
 from livecam.engine.runtimes.step import Network, RuntimeInfo, Step
 from livecam.engine.split import output_activation
 from livecam.errors import UserError, first_line
-from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, target_candidates
+from livecam.models import LoadedModel, find_target_layer, load_model, preprocess_fn, with_labels
 
 Runtime = Literal["auto", "tensorflow", "openvino"]
 
@@ -128,37 +132,62 @@ class CamEngine:
         if runtime not in RUNTIMES:
             raise UserError(f"Expected runtime in {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
         log = log or (lambda text: print(f"livecam: {text}", file=sys.stderr, flush=True))
-        with _dtype_policy("mixed_float16" if mixed_precision else None):
-            loaded = load_model(model, weights=weights, labels=labels, unsafe=unsafe_model_load)
-        if input_size is not None:
-            loaded = _resize_input(loaded, input_size)
-        if preprocess is not None:
-            loaded = replace(loaded, preprocess=preprocess if callable(preprocess) else preprocess_fn(preprocess))
-        self.model = loaded.model
-        self.model_name: str = loaded.name  # the zoo name, "demo", or the model file's stem
-        self.class_names: tuple[str, ...] = loaded.class_names
-        self.input_size: tuple[int, int] = loaded.input_size
+        self._model: Any = None
+        self._load_args = (model, weights, unsafe_model_load, mixed_precision, input_size)
+        # A model named by the zoo, the demo or a file, whose body and NumPy head are cached, opens
+        # without TensorFlow (``livecam.engine.warm``); anything else loads the model.
+        key = None
+        if runtime != "tensorflow" and not (xla or mixed_precision):
+            key = warm.start_key(model, weights=weights, layer=layer, input_size=input_size, preprocess=preprocess)
+        started = warm.open_warm(key, forced=runtime == "openvino") if key is not None else None
+        if started is None:
+            loaded = self._load()
+            if preprocess is not None:
+                loaded = replace(loaded, preprocess=preprocess if callable(preprocess) else preprocess_fn(preprocess))
+            target = find_target_layer(self._model, layer if layer is not None else loaded.default_layer)
+            facts = warm.facts_of(loaded, target)
+        else:
+            facts = started.facts
+        self._facts = facts
+        self.model_name: str = facts.name  # the zoo name, "demo", or the model file's stem
+        self.class_names: tuple[str, ...] = with_labels(facts.class_names, labels)
+        self.input_size: tuple[int, int] = facts.input_size
+        self.layer_name: str = facts.layer
         self.num_classes = len(self.class_names)
         topk = min(5, self.num_classes) if topk is None else topk
         if not 1 <= topk <= self.num_classes:
             raise UserError(f"Expected topk in [1, {self.num_classes}]. Received: topk={topk}")
         self.topk = topk
-        target = find_target_layer(self.model, layer if layer is not None else loaded.default_layer)
-        self.layer_name: str = target.name
-        network = Network(
-            model=self.model,
-            name=self.model_name,
-            target=target,
-            output=output_activation(self.model),
-            input_size=self.input_size,
-            preprocess=loaded.preprocess,
-            topk=topk,
-        )
-        self._step: Step = choose_step(network, runtime, xla=xla, mixed_precision=mixed_precision, log=log)
+        if started is not None:
+            self._step: Step = started.step(topk, forced=runtime == "openvino")
+        else:
+            network = Network(
+                model=self._model,
+                name=self.model_name,
+                target=target,
+                output=output_activation(self._model),
+                input_size=self.input_size,
+                preprocess=loaded.preprocess,
+                topk=topk,
+                key=key,
+                meta=warm.entry_meta(facts),
+            )
+            self._step = choose_step(network, runtime, xla=xla, mixed_precision=mixed_precision, log=log)
         # Trace and run once now, on one thread: the first run also optimises the graph (most of a
         # second for mobilenet_v2), which would otherwise stall the first frame of a stream.
         h, w = self.input_size
         self._step(np.zeros((1, h, w, 3), np.uint8), np.full(1, -1, np.int32), np.int32(0))
+
+    def _load(self) -> LoadedModel:
+        """The Keras model (TensorFlow is imported here, without its start-up lines), kept as ``model``."""
+        model, weights, unsafe, mixed_precision, input_size = self._load_args
+        logs.import_tensorflow()
+        with _dtype_policy("mixed_float16" if mixed_precision else None):
+            loaded = load_model(model, weights=weights, unsafe=unsafe)
+        if input_size is not None:
+            loaded = _resize_input(loaded, input_size)
+        self._model = loaded.model
+        return loaded
 
     # ------------------------------------------------------------------ public API
 
@@ -196,9 +225,21 @@ class CamEngine:
     trace_count = property(lambda self: self._step.info.traces, doc="``runtime_info.traces``.")
 
     @property
+    def model(self) -> Any:
+        """The ``keras.Model``. After a warm start (no TensorFlow) it is loaded on first use, importing TensorFlow."""
+        if self._model is None:
+            self._load()
+        return self._model
+
+    @property
     def layer_candidates(self) -> list[str]:
         """Names of the layers a map can be taken from, in order."""
-        return [target.name for target in target_candidates(self.model)]
+        return list(self._facts.layer_candidates)
+
+    @property
+    def step_bytes_per_frame(self) -> int:
+        """About how much memory one frame takes in the step, in bytes (``livecam.models.step_bytes_per_frame``)."""
+        return self._facts.step_bytes_per_frame
 
     def map_box(self, frame_wh: tuple[int, int]) -> tuple[float, float, float, float]:
         """Where the map of a frame of ``frame_wh`` (width, height) lies on it (``CamResult.box``)."""

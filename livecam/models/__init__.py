@@ -23,7 +23,7 @@ from livecam.models.layers import (
     target_candidates,
 )
 from livecam.models.loaded import PREPROCESSORS, LoadedModel, preprocess_fn
-from livecam.models.loading import load_model
+from livecam.models.loading import load_model, with_labels
 from livecam.models.zoo import DEFAULT_MODEL, DEMO_MODEL, RANDOM_WEIGHTS_SEED, ZOO, ZooEntry, imagenet_class_names
 
 __all__ = [
@@ -47,4 +47,5 @@ __all__ = [
     "spatial_layers",
     "step_bytes_per_frame",
     "target_candidates",
+    "with_labels",
 ]

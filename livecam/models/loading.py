@@ -12,7 +12,7 @@ from livecam.models.layers import check_explainable
 from livecam.models.loaded import LoadedModel, preprocess_fn, unknown_choice
 from livecam.models.zoo import DEFAULT_MODEL, DEMO_MODEL, ZOO, build_zoo_model, imagenet_class_names, load_demo_model
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "with_labels"]
 
 
 def load_model(
@@ -55,15 +55,26 @@ def load_model(
 
     units = int(loaded.model.outputs[0].shape[-1])
     n_classes = 2 if units == 1 else units  # one unit: a binary classifier, class 0 = not class 1
-    names = load_labels(labels) if labels is not None else loaded.class_names
-    if names and len(names) != n_classes:
-        where = f"labels file {str(labels)!r}" if labels is not None else "the model's class names"
+    if loaded.class_names and len(loaded.class_names) != n_classes:
         raise UserError(
-            f"The {where} has {len(names)} names but the model has {n_classes} classes; pass a labels file with one name per class."
+            f"The model's class names are {len(loaded.class_names)} but the model has {n_classes} classes; "
+            "pass a labels file with one name per class."
         )
-    if not names:
-        names = tuple(f"class {i}" for i in range(n_classes))
-    return LoadedModel(loaded.model, loaded.name, loaded.preprocess, loaded.input_size, tuple(names), loaded.default_layer)
+    names = with_labels(loaded.class_names or tuple(f"class {i}" for i in range(n_classes)), labels)
+    return LoadedModel(loaded.model, loaded.name, loaded.preprocess, loaded.input_size, names, loaded.default_layer)
+
+
+def with_labels(class_names: tuple[str, ...], labels: str | Path | None) -> tuple[str, ...]:
+    """The names of a labels file in place of a model's ``class_names`` (one per class), or those when None."""
+    if labels is None:
+        return tuple(class_names)
+    names = load_labels(labels)
+    if len(names) != len(class_names):
+        raise UserError(
+            f"The labels file {str(labels)!r} has {len(names)} names but the model has {len(class_names)} classes; "
+            "pass a labels file with one name per class."
+        )
+    return names
 
 
 def _load_file(path: Path, *, unsafe: bool) -> LoadedModel:

@@ -2,7 +2,7 @@
 
 - ``tensorflow``: the whole step in one ``tf.function`` (and the head alone, for OpenVINO bodies
   whose head is not pooling + Dense);
-- ``openvino`` (the body, converted and cached) with ``openvino_step`` (body + head) and ``head``
+- ``openvino`` (the body, converted and cached in ``cache``) with ``openvino_step`` (body + head) and ``head``
   (a pooling + Dense head, exactly in NumPy);
 - ``choose``: which runtime a model gets, and why.
 """

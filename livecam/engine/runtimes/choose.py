@@ -10,6 +10,11 @@ from livecam.errors import UserError
 RUNTIMES: tuple[str, ...] = ("auto", "tensorflow", "openvino")
 
 
+def openvino_reason(forced: bool, layer: str) -> str:
+    """Why the OpenVINO runtime runs a model (``RuntimeInfo.reason``), the same for a warm start."""
+    return "asked for" if forced else f"no GPU, and the model splits cleanly at layer {layer!r}"
+
+
 def choose_step(network: Network, runtime: str, *, xla: bool, mixed_precision: bool, log: Callable[[str], None]) -> Step:
     """The step for ``runtime`` (``"auto"``, ``"tensorflow"`` or ``"openvino"``).
 
@@ -35,8 +40,7 @@ def choose_step(network: Network, runtime: str, *, xla: bool, mixed_precision: b
     if why_not is None and not forced and tf.config.list_physical_devices("GPU"):
         return TensorFlowStep(network, reason="a GPU is visible, and TensorFlow runs the whole step on it", xla=xla)
     if why_not is None:
-        reason = "asked for" if forced else f"no GPU, and the model splits cleanly at layer {network.target.name!r}"
-        step = open_openvino_step(network, reason=reason, log=log)
+        step = open_openvino_step(network, reason=openvino_reason(forced, network.target.name), log=log)
         if not isinstance(step, str):
             return step
         why_not = step

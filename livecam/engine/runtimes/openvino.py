@@ -4,47 +4,43 @@ On a CPU, the forward pass through the layers before the target layer is nearly 
 engine step, and it needs no gradients. OpenVINO runs it 2-4x faster than TensorFlow. The
 engine converts the body (its uint8 BGR input, the channel swap and the preprocessing
 included) from a ``tf.function`` with ``openvino.convert_model``, saves it under the user's
-cache directory, and on the next start reads it back instead of converting again.
+cache directory (``livecam.engine.runtimes.cache``), and on the next start reads it back
+instead of converting again.
 
-A cache entry is a folder named after the model, layer and input size plus a digest of
-everything that changes the converted graph (the model's architecture and weights, the layer,
-input size, preprocessing, and the OpenVINO, Keras and TensorFlow versions). It is written in a
-temporary folder and renamed into place, so a crash never leaves half an entry. An entry must
-prove it is the one asked for: its manifest holds its full key and its files' checksums, and the
-model read back must have the input and outputs asked for. One that does not (a copied or swapped
-entry, a damaged file, anything that fails to read or compile) is deleted and rebuilt. The three
-most recently used entries per model, layer and size are kept, older ones deleted. A cache that
+An entry's key is a digest of everything that changes the converted graph: for a model named
+by the zoo, the demo or a file, what names it (``livecam.engine.warm.start_key``); for a
+``keras.Model``, its architecture and weights (``fingerprint``); with the layer, input size,
+preprocessing and the OpenVINO, Keras and TensorFlow versions. An entry must prove it is the
+one asked for: its manifest holds its full key and its files' checksums, and the model read
+back must have the input and outputs asked for. One that does not (a copied or swapped entry,
+a damaged file, anything that fails to read or compile) is deleted and rebuilt. The three most
+recently used entries per model, layer and size are kept, older ones deleted. A cache that
 cannot be written (read-only, full) is used as far as it goes: OpenVINO runs what it converted
 without saving it, and says so once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
-import sys
-import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from livecam.errors import first_line
+from livecam.engine.runtimes import cache
+from livecam.engine.runtimes.cache import CACHE_ENV, KEEP_PER_LABEL, cache_dir
 
-CACHE_ENV = "LIVECAM_CACHE_DIR"
+__all__ = ["CACHE_ENV", "FORMAT", "KEEP_PER_LABEL", "OpenVinoBody", "cache_dir", "default_threads", "fingerprint"]
+
 THREADS_ENV = "LIVECAM_OPENVINO_THREADS"
-# Entries kept per model, layer and input size: new weights (a retrained model, or random ones
-# with --weights none) make new entries, and the cache must not grow without bound.
-KEEP_PER_LABEL = 3
-_FORMAT = 4  # bump when the entry layout or the converted graph's shape changes
+FORMAT = 5  # bump when the entry layout or the converted graph's shape changes
 
 Shape = Sequence[int | None]  # a tensor's shape, None for a size not known (the batch)
+_XML, _ARRAYS = "body.xml", "arrays.npz"
 
 
 def unavailable_reason() -> str | None:
@@ -56,39 +52,6 @@ def unavailable_reason() -> str | None:
     except Exception as exc:  # a broken install: say so rather than fail later
         return f"OpenVINO does not load ({type(exc).__name__}: {exc})"
     return None
-
-
-def cache_dir() -> Path | None:
-    """Where converted bodies are kept: $LIVECAM_CACHE_DIR, else the platform's user cache folder.
-
-    None when there is no folder of the user's to keep them in: ``HOME=""`` makes Python's home
-    the filesystem's root, and a system account's home may not exist. Not a shared temporary
-    folder instead: anyone on the machine could plant an entry there, and livecam would run it.
-    """
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    if sys.platform == "win32":
-        base = _absolute(os.environ.get("LOCALAPPDATA")) or _home("AppData", "Local")
-    elif sys.platform == "darwin":
-        base = _home("Library", "Caches")
-    else:  # the XDG spec: a relative $XDG_CACHE_HOME is invalid and ignored
-        base = _absolute(os.environ.get("XDG_CACHE_HOME")) or _home(".cache")
-    return base / "livecam" if base is not None else None
-
-
-def _absolute(path: str | None) -> Path | None:
-    return Path(path) if path and Path(path).is_absolute() else None
-
-
-def _home(*parts: str) -> Path | None:
-    """``parts`` under the user's home folder, when it is a real folder other than the root."""
-    try:
-        home = Path.home()
-    except RuntimeError:  # no HOME and no password entry
-        return None
-    if not home.is_absolute() or home == Path(home.anchor) or not home.is_dir():
-        return None
-    return home.joinpath(*parts)
 
 
 def default_threads() -> int:
@@ -114,7 +77,7 @@ def fingerprint(model: Any, **parts: Any) -> str:
     import tensorflow as tf
 
     digest = hashlib.blake2b(digest_size=16)
-    versions = {"format": _FORMAT, "openvino": openvino.__version__, "keras": keras.__version__, "tensorflow": tf.__version__}
+    versions = {"format": FORMAT, "openvino": openvino.__version__, "keras": keras.__version__, "tensorflow": tf.__version__}
     digest.update(json.dumps({**versions, **parts}, sort_keys=True, default=str).encode())
     try:
         config = json.dumps(model.get_config(), sort_keys=True, default=str)
@@ -149,6 +112,11 @@ class OpenVinoBody:
             (None, h, w, C), first), None for a size not known; the converted body (and one read
             from the cache) is checked against them.
         threads: OpenVINO inference threads (default: ``default_threads()``).
+        meta: what else a later start needs (JSON), kept in the entry's manifest when it converts.
+        arrays: arrays a later start needs (the head's weights), kept beside the body.
+
+    ``OpenVinoBody.cached(key)`` opens an entry alone, without TensorFlow: it has the ``meta`` and
+    ``arrays`` its first start kept.
 
     Raises:
         RuntimeError: OpenVINO could not convert or compile the body (the message says why).
@@ -164,63 +132,94 @@ class OpenVinoBody:
         input_shape: Shape,
         output_shapes: tuple[Shape, ...],
         threads: int | None = None,
+        meta: dict[str, Any] | None = None,
+        arrays: dict[str, np.ndarray] | None = None,
     ) -> None:
+        ov, core = self._start(threads)
+        # None: no folder to keep it in (see cache_dir); it converts on every start.
+        self.cache_path = cache.entry_path(label, key)
+        shapes = (input_shape, output_shapes)
+        if self._open_entry(ov, core, key, shapes):
+            return
+        if self.cache_path is None:
+            log(f"converting the network body to OpenVINO (not cached: no home folder to keep it in; set {CACHE_ENV} to keep it)")
+        else:
+            log(f"converting the network body to OpenVINO (once; cached in {self.cache_path})")
+        model = _checked(ov, ov.convert_model(make_function()), shapes)
+        self.converted = True
+        self.meta, self.arrays = meta or {}, arrays or {}
+        if self.cache_path is not None:
+            manifest = {"format": FORMAT, "shapes": [input_shape, list(output_shapes)], "meta": self.meta}
+            problem = cache.write_entry(self.cache_path, key, lambda folder: _save(ov, model, folder, self.arrays), manifest)
+            if problem is None:
+                self.saved = True
+                cache.evict(self.cache_path, keep=KEEP_PER_LABEL)
+            else:  # the conversion worked: run it, unsaved
+                log(
+                    f"warning: cannot write the OpenVINO cache in {self.cache_path.parent} ({problem}); "
+                    "OpenVINO runs the converted body unsaved, and the next start converts again"
+                )
+        self._compile(ov, core, model)
+
+    @classmethod
+    def cached(
+        cls, key: str, *, wanted: Callable[[dict[str, Any]], bool] = lambda meta: True, threads: int | None = None
+    ) -> OpenVinoBody | None:
+        """The body of the cache entry for ``key`` when its ``meta`` is ``wanted``, else None (a damaged entry is removed)."""
+        path = cache.find_entry(key)
+        if path is None:  # a cold start: on to the model, without starting OpenVINO twice
+            return None
+        body = cls.__new__(cls)
+        ov, core = body._start(threads)
+        body.cache_path = path
+        return body if body._open_entry(ov, core, key, None, wanted) else None
+
+    def _start(self, threads: int | None) -> tuple[Any, Any]:
         import openvino as ov
 
         self.threads = threads or default_threads()
-        root = cache_dir()
-        prefix = f"{_safe(label)}-"
-        # None: no folder to keep it in (see cache_dir); it converts on every start.
-        self.cache_path = root / "openvino" / f"{prefix}{key[:20]}" if root is not None else None
         self.converted = False  # True when this start converted (no usable cache entry)
         self.saved = False  # True when the body is in the cache for the next start
-        core = ov.Core()
-        # Float32: bf16/fp16 (the default on CPUs that have them) change the map. The latency
-        # hint, one stream (``_compile`` makes the streams' copy). No pinning: the threads of the
-        # other stages share the cores, and a pinned thread waits when its core is taken.
-        config = {
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
-            "ENABLE_CPU_PINNING": False,
-            "INFERENCE_NUM_THREADS": self.threads,
-            "INFERENCE_PRECISION_HINT": "f32",
-        }
+        self.meta: dict[str, Any] = {}
+        self.arrays: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
-        shapes = (input_shape, output_shapes)
-        model = _read_entry(ov, core, self.cache_path, key, shapes) if self.cache_path is not None else None
-        if model is not None:
-            try:
-                self._compile(ov, core, model, config)
-                self.saved = True
-            except Exception:  # an entry that reads but does not compile: rebuilt below
-                shutil.rmtree(self.cache_path, ignore_errors=True)
-                model = None
-        if model is None:
-            if self.cache_path is None:
-                log(
-                    f"converting the network body to OpenVINO (not cached: no home folder to keep it in; set {CACHE_ENV} to keep it)"
-                )
-            else:
-                log(f"converting the network body to OpenVINO (once; cached in {self.cache_path})")
-            model = _checked(ov, ov.convert_model(make_function()), shapes)
-            self.converted = True
-            if self.cache_path is not None:
-                problem = _write_entry(ov, model, self.cache_path, key)
-                if problem is None:
-                    self.saved = True
-                    _evict(self.cache_path.parent, prefix, keep=KEEP_PER_LABEL)
-                else:  # the conversion worked: run it, unsaved
-                    log(
-                        f"warning: cannot write the OpenVINO cache in {self.cache_path.parent} ({problem}); "
-                        "OpenVINO runs the converted body unsaved, and the next start converts again"
-                    )
-            self._compile(ov, core, model, config)
+        return ov, ov.Core()
 
-    def _compile(self, ov: Any, core: Any, model: Any, config: dict[str, Any]) -> None:
+    def _open_entry(
+        self,
+        ov: Any,
+        core: Any,
+        key: str,
+        shapes: tuple[Shape, tuple[Shape, ...]] | None,
+        wanted: Callable[[dict[str, Any]], bool] = lambda meta: True,
+    ) -> bool:
+        """Reads and compiles the entry at ``cache_path``; False when there is none usable (a damaged one is removed).
+
+        ``shapes`` (input, outputs) are checked; None takes those the entry says (a warm start).
+        """
+        path = self.cache_path
+        manifest = cache.read_manifest(path, key) if path is not None else None
+        if manifest is None or not wanted(manifest.get("meta") or {}):
+            return False
+        try:
+            model = _checked(ov, core.read_model(str(path / _XML)), shapes or tuple(manifest["shapes"]))
+            arrays = {}
+            if (path / _ARRAYS).exists():
+                with np.load(path / _ARRAYS, allow_pickle=False) as stored:
+                    arrays = {name: stored[name] for name in stored.files}
+            self._compile(ov, core, model)
+        except Exception:  # an entry that reads but does not compile: rebuilt
+            cache.remove(path)
+            return False
+        self.meta, self.arrays, self.saved = manifest.get("meta", {}), arrays, True
+        return True
+
+    def _compile(self, ov: Any, core: Any, model: Any) -> None:
         """Compiles the requests ``__call__`` uses.
 
         Two copies compiled for exactly one frame (with every shape known, OpenVINO plans its
-        memory and picks its kernels once: mobilenet_v2 on 2 cores, 10.7 against 11.6 ms):
+        memory and picks its kernels once: mobilenet_v2 on 2 cores, 10.7 against 11.6 ms), the
+        second when the first batch comes:
         - ``_single``, for a lone frame: one request with every thread on it, the lowest latency;
         - ``_streams``, for a batch: one request per stream (a stream per core or two, a thread or
           two each), its frames in parallel. Threads of one request wait for each other at every
@@ -231,22 +230,37 @@ class OpenVinoBody:
           still did better on every thread: 47-54 against 46-48 frames/s end to end.)
         A graph that does not take a fixed batch is compiled as it is (``_dynamic``), for everything.
         """
+        # Float32: bf16/fp16 (the default on CPUs that have them) change the map. The latency
+        # hint, one stream (the streams' copy is made below). No pinning: the threads of the
+        # other stages share the cores, and a pinned thread waits when its core is taken.
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "ENABLE_CPU_PINNING": False,
+            "INFERENCE_NUM_THREADS": self.threads,
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
         self._single = self._streams = self._dynamic = None
         try:
             single = model.clone()
             single.reshape([1, *single.input(0).get_partial_shape()[1:].to_shape()])
-            one = core.compile_model(single, "CPU", config).create_infer_request()
-            throughput = {key: value for key, value in config.items() if key != "NUM_STREAMS"} | {
-                "PERFORMANCE_HINT": "THROUGHPUT"
-            }
-            parallel = core.compile_model(single, "CPU", throughput)
+            self._single = core.compile_model(single, "CPU", config).create_infer_request()
         except Exception:
             self._dynamic = core.compile_model(model, "CPU", config).create_infer_request()
             return
-        self._single = one
-        self._streams = [
-            parallel.create_infer_request() for _ in range(parallel.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        ]
+        # The streams' copy when the first batch comes: a live view never has one, and compiling it
+        # took as long as the single copy (0.4-0.8 s for mobilenet_v2 on 2 cores) of every start.
+        throughput = {key: value for key, value in config.items() if key != "NUM_STREAMS"} | {"PERFORMANCE_HINT": "THROUGHPUT"}
+        self._compile_streams = lambda: core.compile_model(single, "CPU", throughput)
+
+    def _stream_requests(self) -> list[Any]:
+        """One request per stream of the throughput copy (compiled on first use; call under ``_lock``)."""
+        if self._streams is None:
+            parallel = self._compile_streams()
+            self._streams = [
+                parallel.create_infer_request() for _ in range(parallel.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            ]
+        return self._streams
 
     @property
     def dynamic(self) -> bool:
@@ -270,11 +284,12 @@ class OpenVinoBody:
         needs the GIL while ``start_async`` (waiting for an idle request) or ``wait_all`` may hold
         it; on a loaded machine that deadlocked the engine for good. ``wait`` releases the GIL.
         """
+        streams = self._stream_requests()
         results = tuple(
-            np.empty((len(frames), *tensor.data.shape[1:]), tensor.data.dtype) for tensor in self._streams[0].output_tensors
+            np.empty((len(frames), *tensor.data.shape[1:]), tensor.data.dtype) for tensor in streams[0].output_tensors
         )
-        for first in range(0, len(frames), len(self._streams)):
-            running = list(zip(range(first, len(frames)), self._streams))
+        for first in range(0, len(frames), len(streams)):
+            running = list(zip(range(first, len(frames)), streams))
             for i, request in running:
                 request.start_async({0: frames[i : i + 1]})
             for i, request in running:
@@ -314,80 +329,7 @@ def _partial_shape(ov: Any, shape: Shape) -> Any:
     return ov.PartialShape([ov.Dimension() if size is None else int(size) for size in shape])
 
 
-# ---------------------------------------------------------------------- the cache entry
-
-_XML, _BIN, _MANIFEST = "body.xml", "body.bin", "manifest.json"
-
-
-def _read_entry(ov: Any, core: Any, path: Path, key: str, shapes: tuple[Shape, tuple[Shape, ...]]) -> Any | None:
-    """The cached model, or None (missing, or not this key's, or damaged: then removed)."""
-    if not path.is_dir():
-        return None
-    try:
-        manifest = json.loads((path / _MANIFEST).read_text())
-        if manifest.get("key") != key:  # a copied or swapped entry: another model, layer or size
-            raise ValueError("the entry is another body's")
-        for name in (_XML, _BIN):
-            if manifest.get(name) != _file_digest(path / name):
-                raise ValueError(f"{name} does not match its checksum")
-        model = _checked(ov, core.read_model(str(path / _XML)), shapes)
-    except Exception:
-        shutil.rmtree(path, ignore_errors=True)
-        return None
-    # Last used, for eviction; a read-only cache keeps its order, and the entry is still good.
-    with contextlib.suppress(OSError):
-        os.utime(path)
-    return model
-
-
-def _write_entry(ov: Any, model: Any, path: Path, key: str) -> str | None:
-    """Save ``model`` at ``path`` atomically (a temporary folder beside it, renamed into place); why not, if it could not."""
-    staging = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
-        ov.save_model(model, str(staging / _XML), compress_to_fp16=False)  # fp16 weights would change the map
-        manifest = {"key": key, **{name: _file_digest(staging / name) for name in (_XML, _BIN)}}
-        (staging / _MANIFEST).write_text(json.dumps(manifest))
-        try:
-            staging.rename(path)
-        except OSError:  # another livecam wrote the same entry first: keep theirs
-            pass
-    except Exception as exc:  # OpenVINO says only "basic_ios::clear: iostream error" for a full disk
-        if isinstance(exc, OSError) and exc.strerror:
-            return exc.strerror
-        return f"{first_line(exc)}; {_free_space(path.parent)}"
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-    return None
-
-
-def _free_space(folder: Path) -> str:
-    try:
-        return f"{shutil.disk_usage(folder).free / 2**20:.0f} MB free there"
-    except OSError:
-        return "the free space there is unknown"
-
-
-def _evict(root: Path, prefix: str, keep: int) -> None:
-    """Remove all but the ``keep`` most recently used entries named ``prefix...``, and stale temporary folders."""
-    try:
-        entries = sorted((p for p in root.iterdir() if p.name.startswith(prefix)), key=lambda p: p.stat().st_mtime, reverse=True)
-        stale = [p for p in root.iterdir() if p.name.startswith(".tmp-") and time.time() - p.stat().st_mtime > 3600]
-    except OSError:
-        return
-    for path in entries[keep:] + stale:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80]
+def _save(ov: Any, model: Any, folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    ov.save_model(model, str(folder / _XML), compress_to_fp16=False)  # fp16 weights would change the map
+    if arrays:
+        np.savez(folder / _ARRAYS, **arrays)

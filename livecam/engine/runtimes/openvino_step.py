@@ -89,13 +89,17 @@ def open_openvino_step(network: Network, *, reason: str, log: Callable[[str], No
 
         return tf.function(body, input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="frames_bgr")], autograph=False)
 
-    key = runtime_openvino.fingerprint(
+    key = network.key or runtime_openvino.fingerprint(
         network.model,
         layer=layer,
         input_size=network.input_size,
         preprocess=runtime_openvino.describe_callable(network.preprocess),
         scores=dense is not None,
     )
+    # A model named by its key (not a keras.Model) keeps what a warm start needs: with a NumPy
+    # head, its weights, and the next start runs without TensorFlow (``livecam.engine.warm``).
+    meta = {**network.meta, "head": {"kind": dense.kind} if dense is not None else None} if network.key else None
+    arrays = {"kernel": dense.kernel, "bias": dense.bias} if network.key and dense is not None else None
     try:
         body = runtime_openvino.OpenVinoBody(
             make_body,
@@ -104,6 +108,8 @@ def open_openvino_step(network: Network, *, reason: str, log: Callable[[str], No
             log=log,
             input_shape=(None, h, w, 3),
             output_shapes=(activations_shape,) if dense is None else (activations_shape, (None, dense.units)),
+            meta=meta,
+            arrays=arrays,
         )
     except Exception as exc:  # the converter refuses a layer, or the CPU plugin an op
         return f"OpenVINO could not convert its body ({first_line(exc)})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -44,6 +44,9 @@ class Network:
         input_size: (height, width) the network is fed at.
         preprocess: float32 RGB 0..255 tensors -> the model's input.
         topk: how many top classes each result carries.
+        key: the cache key of a model named by the zoo, the demo or a file (``livecam.engine.warm``);
+            None: the OpenVINO runtime keys the body by the model's architecture and weights.
+        meta: what a warm start needs besides the body, kept in the cache entry with it (with ``key``).
     """
 
     model: Any
@@ -53,6 +56,8 @@ class Network:
     input_size: tuple[int, int]
     preprocess: Callable[[Any], Any]
     topk: int
+    key: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 StepOutputs = tuple[Any, Any, Any, Any, Any, Any, Any]  # probs, class_ids, cam, topk_probs, topk_ids, finite, cam_max
