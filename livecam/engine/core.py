@@ -237,6 +237,11 @@ class CamEngine:
         return list(self._facts.layer_candidates)
 
     @property
+    def weights_sha256(self) -> str:
+        """SHA-256 of the model's weights, as every output carries it (``livecam.trust.stamp``); a warm start reads it from its entry."""
+        return self._facts.weights_sha256
+
+    @property
     def step_bytes_per_frame(self) -> int:
         """About how much memory one frame takes in the step, in bytes (``livecam.models.step_bytes_per_frame``)."""
         return self._facts.step_bytes_per_frame

@@ -42,6 +42,7 @@ class ModelFacts:
         layer: the target layer's name.
         layer_candidates: the layers a map can be taken from, in order.
         step_bytes_per_frame: about how much memory a frame takes in the step (``models.step_bytes_per_frame``).
+        weights_sha256: the digest of the model's weights that every output carries (``livecam.trust.stamp``).
     """
 
     name: str
@@ -50,6 +51,7 @@ class ModelFacts:
     layer: str
     layer_candidates: tuple[str, ...]
     step_bytes_per_frame: int
+    weights_sha256: str
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelFacts:
@@ -60,12 +62,14 @@ class ModelFacts:
             layer=str(data["layer"]),
             layer_candidates=tuple(str(n) for n in data["layer_candidates"]),
             step_bytes_per_frame=int(data["step_bytes_per_frame"]),
+            weights_sha256=str(data["weights_sha256"]),
         )
 
 
 def facts_of(loaded: Any, target: Any) -> ModelFacts:
     """The facts of a loaded model (``LoadedModel``) explained at ``target``."""
     from livecam.models import step_bytes_per_frame, target_candidates
+    from livecam.trust.stamp import weights_digest
 
     return ModelFacts(
         name=loaded.name,
@@ -74,6 +78,7 @@ def facts_of(loaded: Any, target: Any) -> ModelFacts:
         layer=target.name,
         layer_candidates=tuple(target.name for target in target_candidates(loaded.model)),
         step_bytes_per_frame=step_bytes_per_frame(loaded.model, target.name, loaded.input_size),
+        weights_sha256=weights_digest(loaded.model),
     )
 
 

@@ -37,7 +37,7 @@ def made_with(engine: Any, *, method: str | None = None, normalize: str = "frame
     return {
         "livecam": __version__,
         "model": engine.model_name,
-        "weights_sha256": weights_digest(engine.model),
+        "weights_sha256": engine.weights_sha256,
         "layer": engine.layer_name,
         "method": method or engine.method,
         "normalize": normalize,

@@ -37,7 +37,7 @@ from livecam.engine.runtimes.cache import CACHE_ENV, KEEP_PER_LABEL, cache_dir
 __all__ = ["CACHE_ENV", "FORMAT", "KEEP_PER_LABEL", "OpenVinoBody", "cache_dir", "default_threads", "fingerprint"]
 
 THREADS_ENV = "LIVECAM_OPENVINO_THREADS"
-FORMAT = 5  # bump when the entry layout or the converted graph's shape changes
+FORMAT = 6  # bump when the entry layout or the converted graph's shape changes
 
 Shape = Sequence[int | None]  # a tensor's shape, None for a size not known (the batch)
 _XML, _ARRAYS = "body.xml", "arrays.npz"
