@@ -3,6 +3,8 @@
     python scripts/train_demo_vit.py                # the defaults rebuild the shipped file
     python scripts/train_demo_vit.py --cache /tmp   # keep the drawn scenes for the next run
 
+It needs KerasHub (pip install "livecam[hub]").
+
 A small hybrid vision transformer (as in the ViT paper's ResNet hybrids): 64 px pictures, two
 stride-2 convolutions down to a 16x16 map, which KerasHub's ``ViTBackbone`` cuts into 2x2 patches
 (an 8x8 grid of tokens, one per 8x8 input pixels, and a class token), a few pre-norm transformer
