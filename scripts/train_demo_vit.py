@@ -17,8 +17,8 @@ not the class token, feeds the classifier so that every patch token of the last 
 The scenes are those of scripts/train_demo_model.py (seeds below 490,000 train, 490,000..490,999
 validate, from 500,000 up are held out for scripts/eval_localization.py), drawn at the same sizes
 and resized with cv2.INTER_AREA as the engine does; every epoch shows each scene once in a random
-one of the 8 flips and quarter turns. Seeded and deterministic on one machine: the defaults rebuild the shipped weights bit for bit
-(about 15 minutes on 2 CPU cores).
+one of the 8 flips and quarter turns. Seeded and deterministic on one machine: the defaults
+rebuild the shipped weights bit for bit (about 15 minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
