@@ -33,11 +33,11 @@ BASELINES = ("random map", "centred Gaussian")
 HELD_OUT_START = 500_000
 
 
-def evaluate(n: int, start: int, steps: int = DEFAULT_STEPS, size_wh: tuple[int, int] = (224, 224)) -> dict:
-    """The mean scores per method and baseline over scenes start..start+n-1."""
+def evaluate(n: int, start: int, steps: int = DEFAULT_STEPS, size_wh: tuple[int, int] = (224, 224), model: str = "demo") -> dict:
+    """The mean scores per method and baseline over scenes start..start+n-1 (``model``: "demo" or "demo-vit")."""
     from livecam import CamEngine
 
-    engine = CamEngine("demo")
+    engine = CamEngine(model)
     rng = np.random.default_rng(0)
     means = {name: Means() for name in (*METHODS, *BASELINES)}
     for seed in range(start, start + n):
@@ -66,14 +66,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="held-out scenes (default 300)")
     parser.add_argument("--start", type=int, default=HELD_OUT_START, help="first seed (default: the first held-out one)")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"deletion/insertion steps K (default {DEFAULT_STEPS})")
+    parser.add_argument("--model", default="demo", choices=("demo", "demo-vit"), help="the demo model to score (default demo)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    table = evaluate(args.n, args.start, args.steps)
+    table = evaluate(args.n, args.start, args.steps, model=args.model)
     if args.json:
         print(json.dumps(table, indent=2))
         return
-    print(f"Demo model, {args.n} held-out scenes (seeds {args.start}..), K = {args.steps}; {time.perf_counter() - t0:.0f} s.\n")
+    print(f"{args.model}, {args.n} held-out scenes (seeds {args.start}..), K = {args.steps}; {time.perf_counter() - t0:.0f} s.\n")
     print(
         "| map | prob. shown | hot 20 % hidden | cold 20 % hidden | deletion AUC (lower is better) "
         "| insertion AUC (higher is better) | average drop (lower) | increase in confidence (higher) |"

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=int, default=HELD_OUT_START, help=f"first seed (held out from {HELD_OUT_START} up)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
-    parser.add_argument("--model", default="demo", help="demo, or a model file trained on the scenes")
+    parser.add_argument("--model", default="demo", help="demo, demo-vit, or a model file trained on the scenes")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"Expected --n >= 1. Received: {args.n}")

@@ -17,6 +17,7 @@ the shipped weights bit for bit (about 7 minutes on 2 CPU cores).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -38,32 +39,33 @@ BATCH_SIZE = 128
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "livecam" / "demo" / "model.keras"
 
 
-def scene_to_input(frame_bgr: np.ndarray) -> np.ndarray:
-    """A BGR frame as the engine feeds it: resized with INTER_AREA to INPUT_SIZE, RGB uint8."""
-    height, width = INPUT_SIZE
+def scene_to_input(frame_bgr: np.ndarray, input_size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
+    """A BGR frame as the engine feeds it: resized with INTER_AREA to ``input_size`` (height, width), RGB uint8."""
+    height, width = input_size
     small = cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
 
 
-def render(seeds: range) -> tuple[np.ndarray, np.ndarray]:
+def render(seeds: range, input_size: tuple[int, int] = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Model inputs (N, h, w, 3) uint8 RGB and class ids (N,) for the scenes with these seeds."""
-    images = np.empty((len(seeds), *INPUT_SIZE, 3), dtype=np.uint8)
+    images = np.empty((len(seeds), *input_size, 3), dtype=np.uint8)
     labels = np.empty(len(seeds), dtype=np.int32)
     for i, seed in enumerate(seeds):
         frame_bgr, class_id, _ = make_scene(seed, SCENE_SIZES[seed % len(SCENE_SIZES)])
-        images[i] = scene_to_input(frame_bgr)
+        images[i] = scene_to_input(frame_bgr, input_size)
         labels[i] = class_id
     return images, labels
 
 
-def render_parallel(seeds: range, workers: int) -> tuple[np.ndarray, np.ndarray]:
+def render_parallel(seeds: range, workers: int, input_size: tuple[int, int] = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
     chunk = 2000
     parts = [range(s, min(s + chunk, seeds.stop)) for s in range(seeds.start, seeds.stop, chunk)]
+    draw = functools.partial(render, input_size=input_size)
     if workers <= 1:
-        results = [render(p) for p in parts]
+        results = [draw(p) for p in parts]
     else:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(render, parts))
+            results = list(pool.map(draw, parts))
     return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
 
 

@@ -603,7 +603,7 @@ def test_models_lists_the_whole_zoo_and_says_what_default_means(capsys):
     assert code == 0, err
     table, _, note = out.partition("\n\n")
     names = [line.split()[0] for line in table.splitlines()[1:]]
-    assert names == [*ZOO, "demo"]
+    assert names == [*ZOO, "demo", "demo-vit"]
     assert table.splitlines()[1 + list(ZOO).index("mobilenet_v2")].startswith("mobilenet_v2 (default)")
     assert sum("(default)" in line for line in table.splitlines()) == 1
     assert note.startswith("(default): the model used when --model is not given.")

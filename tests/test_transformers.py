@@ -5,6 +5,10 @@ The models are tiny KerasHub ViT and ResNet classifiers with random weights, bui
 
 from __future__ import annotations
 
+import socket
+import sys
+from importlib import resources
+
 import keras
 import numpy as np
 import pytest
@@ -15,8 +19,9 @@ from livecam import CamEngine
 from livecam.cli import main
 from livecam.engine.core import METHOD_NAMES
 from livecam.errors import UserError
-from livecam.models import imagenet_class_names, load_model
+from livecam.models import find_target_layer, imagenet_class_names, load_model
 from livecam.models.hub import HUB_PRESETS
+from test_demo import HELD_OUT_START, N_HELD_OUT, TOLERANCE_PX
 from test_engine import reference_cam
 
 keras_hub = pytest.importorskip("keras_hub", reason="the hub extra: pip install 'livecam[hub]'")
@@ -225,3 +230,61 @@ def test_models_lists_the_keras_hub_presets(capsys):
     rows = [line.split()[0] for line in out.split("KerasHub presets")[1].splitlines()[2:-1]]
     assert rows == [f"hub:{preset}" for preset in HUB_PRESETS]
     assert "kagglehub" in out
+
+
+# ---------------------------------------------------------------- the shipped demo ViT
+
+
+def test_demo_vit_loads_offline_and_is_explained_at_its_last_block(monkeypatch):
+    from livecam.demo import CLASS_NAMES
+    from livecam.engine.targets import token_targets
+
+    def no_network(*args, **kwargs):
+        raise OSError("the demo must load without a network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    loaded = load_model("demo-vit")
+    assert loaded.name == "demo-vit" and loaded.class_names == CLASS_NAMES and loaded.input_size == (64, 64)
+    blocks = token_targets(loaded.model)
+    assert blocks and blocks[-1].grid == (8, 8)
+    assert find_target_layer(loaded.model, loaded.default_layer) == blocks[-1]  # the engine's choice without --layer
+    size_bytes = resources.files("livecam.demo").joinpath("vit.keras").stat().st_size
+    assert size_bytes <= 4 * 1024 * 1024
+
+
+def test_demo_vit_without_keras_hub_is_one_sentence(monkeypatch):
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # import keras_hub now fails
+    with pytest.raises(UserError, match=r"--model demo-vit needs KerasHub.*livecam\[hub\]"):
+        load_model("demo-vit")
+
+
+@pytest.mark.slow
+def test_demo_vit_points_at_the_object_on_held_out_scenes_in_both_runtimes(tmp_path, monkeypatch):
+    from livecam.demo import make_scene
+    from livecam.render import upsample_cam
+
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path))
+    scenes = [make_scene(seed) for seed in range(HELD_OUT_START, HELD_OUT_START + N_HELD_OUT)]
+    frames_bgr = np.stack([frame for frame, _, _ in scenes])
+    class_ids = np.array([class_id for _, class_id, _ in scenes])
+    engine = CamEngine("demo-vit", runtime="tensorflow")
+    # HiResCAM and LayerCAM weigh each token by its own gradient; Grad-CAM's one weight per channel
+    # reads every normalised token alike and points at the object far less often (docs/models.md).
+    for method in ("hirescam", "layercam"):
+        result = engine(frames_bgr, class_id=class_ids, method=method)  # the true class, as eval_localization.py
+        hits = 0
+        for cam, (_, _, (x0, y0, x1, y1)) in zip(result.cam, scenes):
+            y, x = np.unravel_index(np.argmax(upsample_cam(cam, (224, 224))), (224, 224))
+            hits += x0 - TOLERANCE_PX <= x <= x1 + TOLERANCE_PX and y0 - TOLERANCE_PX <= y <= y1 + TOLERANCE_PX
+        assert hits / N_HELD_OUT >= 0.8, f"{method} pointing game {hits / N_HELD_OUT:.1%} on {N_HELD_OUT} held-out scenes"
+    assert np.mean(np.argmax(result.probs, axis=1) == class_ids) >= 0.9
+
+    ov_engine = CamEngine("demo-vit", runtime="openvino")
+    assert ov_engine.runtime_info.runtime == "openvino" and ov_engine.runtime_info.head == "tensorflow"
+    batch = frames_bgr[:8]
+    for method in METHOD_NAMES:
+        expected = engine(batch, method=method)
+        got = ov_engine(batch, method=method)
+        np.testing.assert_array_equal(got.class_ids, expected.class_ids)
+        np.testing.assert_allclose(got.cam, expected.cam, atol=1e-4, err_msg=method)
+        np.testing.assert_allclose(got.probs, expected.probs, atol=1e-5)

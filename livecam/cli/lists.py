@@ -19,6 +19,7 @@ def models() -> int:
         listed = f"{name} (default)" if name == DEFAULT_MODEL else name
         print(f"{listed:<22} {size:<9} {entry.preprocess:<14} {layer}")
     print(f"{'demo':<22} {'':<9} {'built in':<14} the shipped offline demo model (livecam --demo)")
+    print(f"{'demo-vit':<22} {'':<9} {'built in':<14} a tiny ViT trained on the demo's scenes (needs the hub extra)")
     print("\n(default): the model used when --model is not given. ImageNet weights download once, to ~/.keras/models/.")
     print(f'\nKerasHub presets (--model {HUB_PREFIX}PRESET, with pip install "livecam[hub]"); any ImageClassifier preset loads:')
     print(f"{'preset':<36} what the map is taken from")

@@ -120,7 +120,9 @@ def _engine() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(add_help=False)
     eng = p.add_argument_group("model")
-    eng.add_argument("--model", default=None, help=f"zoo name, 'demo', or a .keras/.h5 file (default: {DEFAULT_MODEL})")
+    eng.add_argument(
+        "--model", default=None, help=f"zoo name, 'demo', 'demo-vit', or a .keras/.h5 file (default: {DEFAULT_MODEL})"
+    )
     eng.add_argument("--weights", default="imagenet", help="imagenet | none | a weights file (zoo models)")
     eng.add_argument("--labels", help="class names for a custom model: one per line, or JSON")
     eng.add_argument("--layer", help="target layer (default: the model's last spatial layer)")
@@ -342,7 +344,7 @@ def _root_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         description="List the layers a map can be taken from (--layer), with their output size.",
         parents=[_common()],
     )
-    layers.add_argument("model", help="zoo name (livecam models), 'demo', or a .keras/.h5 file")
+    layers.add_argument("model", help="zoo name (livecam models), 'demo', 'demo-vit', or a .keras/.h5 file")
     layers.add_argument(
         "--weights", default="none", help="imagenet | none | a weights file (default: none; the layers do not depend on it)"
     )

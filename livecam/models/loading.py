@@ -10,7 +10,15 @@ from livecam.models.hub import HUB_PREFIX, hub_input_size, hub_preprocess, impor
 from livecam.models.labels import load_labels
 from livecam.models.layers import check_explainable
 from livecam.models.loaded import LoadedModel, preprocess_fn, unknown_choice
-from livecam.models.zoo import DEFAULT_MODEL, DEMO_MODEL, ZOO, build_zoo_model, imagenet_class_names, load_demo_model
+from livecam.models.zoo import (
+    DEFAULT_MODEL,
+    DEMO_MODEL,
+    DEMO_VIT_MODEL,
+    ZOO,
+    build_zoo_model,
+    imagenet_class_names,
+    load_demo_model,
+)
 
 __all__ = ["load_model", "with_labels"]
 
@@ -25,7 +33,7 @@ def load_model(
     """Build a zoo model, load a user's model file, or wrap a keras.Model.
 
     Args:
-        model: a zoo name (see ``ZOO``), ``"demo"``, ``"hub:PRESET"`` (a KerasHub ImageClassifier
+        model: a zoo name (see ``ZOO``), ``"demo"``, ``"demo-vit"``, ``"hub:PRESET"`` (a KerasHub ImageClassifier
             preset), a path to a .keras/.h5 file, or a keras.Model.
         weights: ``"imagenet"``, ``None``/``"none"`` (random init) or a path to a weights file
             (zoo models only; a KerasHub preset takes ``"imagenet"``, its own, or none).
@@ -39,8 +47,8 @@ def load_model(
 
     if isinstance(model, keras.Model):
         loaded = _user_model(model, model.name, f"Model {model.name!r}")
-    elif isinstance(model, str) and model == DEMO_MODEL:
-        loaded = load_demo_model()
+    elif isinstance(model, str) and model in (DEMO_MODEL, DEMO_VIT_MODEL):
+        loaded = load_demo_model(model)
     elif isinstance(model, str) and model in ZOO:
         loaded = build_zoo_model(model, weights)
     elif isinstance(model, str) and model.startswith(HUB_PREFIX):
@@ -50,7 +58,12 @@ def load_model(
         loaded = _load_file(Path(model), unsafe=unsafe)
     else:
         raise UserError(
-            unknown_choice("model", str(model), (*ZOO, DEMO_MODEL), hint=f"or {HUB_PREFIX}PRESET, or a path to a .keras/.h5 file")
+            unknown_choice(
+                "model",
+                str(model),
+                (*ZOO, DEMO_MODEL, DEMO_VIT_MODEL),
+                hint=f"or {HUB_PREFIX}PRESET, or a path to a .keras/.h5 file",
+            )
         )
 
     units = int(loaded.model.outputs[0].shape[-1])

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from livecam.errors import UserError, first_line
+from livecam.models.hub import import_keras_hub
 from livecam.models.loaded import LoadedModel, preprocess_fn
 
 __all__ = [
     "DEFAULT_MODEL",
     "DEMO_MODEL",
+    "DEMO_VIT_MODEL",
     "RANDOM_WEIGHTS_SEED",
     "ZOO",
     "ZooEntry",
@@ -65,6 +67,9 @@ ZOO: dict[str, ZooEntry] = {
 
 DEFAULT_MODEL = "mobilenet_v2"
 DEMO_MODEL = "demo"
+DEMO_VIT_MODEL = "demo-vit"
+# The shipped demo models: name -> file in livecam/demo/.
+_DEMO_FILES = {DEMO_MODEL: "model.keras", DEMO_VIT_MODEL: "vit.keras"}
 # Zoo models start from these random weights (what --weights none keeps): the same on every run.
 RANDOM_WEIGHTS_SEED = 0
 
@@ -148,33 +153,37 @@ def _download_failed(name: str, exc: Exception, weights_file: str, no_weights: s
     return f"Could not get the ImageNet weights for {name} ({first_line(exc)}); put them in {where} or pass {weights_file}."
 
 
-def load_demo_model() -> LoadedModel:
-    """Load the shipped demo classifier (offline).
+def load_demo_model(name: str = DEMO_MODEL) -> LoadedModel:
+    """Load a shipped demo classifier (offline): ``"demo"``, the CNN, or ``"demo-vit"``, a tiny ViT.
 
-    The model takes float32 RGB pixels in 0..255 (it rescales them itself) and outputs
-    softmax probabilities over ``livecam.demo.CLASS_NAMES``.
+    Both take float32 RGB pixels in 0..255 (they rescale them themselves) and output softmax
+    probabilities over ``livecam.demo.CLASS_NAMES``. The ViT is built on KerasHub's
+    ``ViTBackbone``, so it needs the hub extra.
 
     Raises:
-        UserError: the package was installed without its ``model.keras``.
+        UserError: the package was installed without the model's file, or KerasHub is missing.
     """
     import keras
 
     from livecam.demo import CLASS_NAMES, DEMO_LAYER  # lazy: the scenes need OpenCV, `livecam models` does not
 
-    file = resources.files("livecam.demo").joinpath("model.keras")
+    if name == DEMO_VIT_MODEL:
+        import_keras_hub(f"--model {DEMO_VIT_MODEL}")  # registers the classes the file holds
+    file = resources.files("livecam.demo").joinpath(_DEMO_FILES[name])
+    script = "train_demo_vit.py" if name == DEMO_VIT_MODEL else "train_demo_model.py"
     with resources.as_file(file) as path:
         if not path.is_file():
             raise UserError(
-                f"The demo model {str(path)!r} is missing; reinstall livecam, or rebuild it with "
-                f"`python scripts/train_demo_model.py`."
+                f"The demo model {str(path)!r} is missing; reinstall livecam, or rebuild it with `python scripts/{script}`."
             )
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     height, width = (int(v) for v in model.inputs[0].shape[1:3])
     return LoadedModel(
         model=model,
-        name=DEMO_MODEL,
+        name=name,
         preprocess=preprocess_fn("none"),
         input_size=(height, width),
         class_names=CLASS_NAMES,
-        default_layer=DEMO_LAYER,
+        # The ViT's default is the engine's own: the tokens entering its last transformer block.
+        default_layer=DEMO_LAYER if name == DEMO_MODEL else None,
     )
