@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -164,6 +165,21 @@ def test_a_group_shares_one_call_even_past_the_batch_cap_and_waits_for_no_one(ti
         rows = [job.result(timeout=30) for job in jobs]
     assert spy.sizes == [3]
     assert [int(r.class_ids[0]) for r in rows[1:]] == [2, 2]
+
+
+def test_a_files_group_waits_for_company_and_rides_in_the_batch(tiny_engine):
+    """Files: a frame and the hidden copies riding with it wait for the batch like any frame, so
+    the copies add rows to a call rather than a call of their own."""
+    spy = Spy(tiny_engine)
+    images = list(np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8))
+    with EngineWorker(spy, max_batch=4, max_wait_ms=60_000) as worker:
+        jobs = worker.submit_group(images[:3], class_ids=[None, 2, 2], now=False)
+        time.sleep(0.2)  # nothing runs yet: three rows wait for a fourth
+        assert spy.sizes == []
+        jobs.append(worker.submit(images[3]))
+        for job in jobs:
+            job.result(timeout=30)
+    assert spy.sizes == [4]
 
 
 class LiveFrames(FakeSource):

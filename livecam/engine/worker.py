@@ -100,6 +100,7 @@ class _Request:
     stream: Hashable | None
     box: tuple[float, float, float, float]  # where the map lies on the frame as submitted (CamResult.box)
     group: int  # requests submitted together (``submit_group``) share one engine call
+    now: bool = False  # a group that runs as soon as the worker is free (``submit_group(now=True)``)
 
 
 class EngineWorker:
@@ -175,11 +176,13 @@ class EngineWorker:
         method: str | None = None,
         stream: Hashable | None = None,
         contrast: int | None = None,
+        now: bool = True,
     ) -> list[Job]:
         """Queues frames that must share one engine call (a frame and images that ride with it).
 
-        A group is never split: it may make a call bigger than ``max_batch``, and it runs as soon
-        as the worker is free (it is its own company). Arguments as in ``submit``, one class id
+        A group is never split: it may make a call bigger than ``max_batch``. With ``now`` it runs
+        as soon as the worker is free (it is its own company: a live frame); without, it waits for
+        company like any frame (a file's frames, batched). Arguments as in ``submit``, one class id
         per frame (the contrast is every frame's); returns one ``Job`` per frame, in order.
         """
         if len(frames_bgr) != len(class_ids) or not frames_bgr:
@@ -187,7 +190,7 @@ class EngineWorker:
                 f"Expected as many class ids as frames, at least one. Received: {len(frames_bgr)} and {len(class_ids)}"
             )
         ids = [(self._check_class_id(class_id),) for class_id in class_ids]
-        return self._submit(frames_bgr, ids, self._check_class_id(contrast, "contrast"), method, stream)
+        return self._submit(frames_bgr, ids, self._check_class_id(contrast, "contrast"), method, stream, now=now)
 
     def submit_ranks(
         self,
@@ -216,10 +219,12 @@ class EngineWorker:
         contrast: int,
         method: str | None,
         stream: Hashable | None,
+        *,
+        now: bool = False,
     ) -> list[Job]:
         """Queues frames as one group, each with its rows' class ids; one ``Job`` per frame."""
         name = self.engine.method if method is None else check_method(method)
-        now = time.monotonic()
+        submitted_s = time.monotonic()
         group = next(self._groups)
         requests = []
         for frame_bgr, ids in zip(frames_bgr, class_ids):
@@ -227,12 +232,12 @@ class EngineWorker:
                 raise UserError(f"Expected one frame of shape (H, W, 3). Received: shape={frame_bgr.shape}")
             prepared = self.engine.prepare(frame_bgr)  # validates, and resizes here in the caller's thread
             box = self.engine.map_box(frame_bgr.shape[1::-1])
-            requests.append(_Request(prepared, ids, contrast, name, Job(), now, stream, box, group))
+            requests.append(_Request(prepared, ids, contrast, name, Job(), submitted_s, stream, box, group, now))
         with self._cond:
             if self._closed:
                 raise WorkerClosed("The engine worker is closed; no more frames can be submitted.")
             if stream is not None:
-                self._stream_seen_s[stream] = now
+                self._stream_seen_s[stream] = submitted_s
             self._pending.extend(requests)
             self._cond.notify_all()
         return [request.job for request in requests]
@@ -303,7 +308,8 @@ class EngineWorker:
         wait_s: float | None = None
         for group in groups.values():
             due_s = group[0].submitted_s + self.max_wait_s - now
-            whole = len(group) > 1 and group[0].group == group[-1].group  # one submit_group, nobody to wait for
+            # one submit_group(now=True), nobody to wait for
+            whole = len(group) > 1 and group[0].now and group[0].group == group[-1].group
             if _rows(group) >= self.max_batch or due_s <= 0 or everyone_here or whole:
                 batch = _whole_groups(group, self.max_batch)
                 taken = {id(r) for r in batch}

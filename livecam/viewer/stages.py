@@ -48,7 +48,8 @@ class Item:
     panels: tuple[CamResult, ...] = ()  # side by side (--compare): every panel's one-row result; result is the first
     scene: int = 0  # counts unrelated pictures (Frame.unrelated): a new one restarts the smoothing
     probed: bool = False  # files: its map was offered to the faithfulness schedule
-    riders: tuple[Probe, list[Job]] | None = None  # a probe's images in the engine with this frame, and their jobs
+    # Its faithfulness probe and the jobs of the probe's images (None: not submitted yet, files).
+    riders: tuple[Probe, list[Job] | None] | None = None
     faith: Faithfulness | None = None  # the readout that came with this frame
 
 
@@ -91,6 +92,7 @@ class ExplainStages:
         self._map_ids = itertools.count(1)  # numbers the maps, so that the renderer folds each into its smoothing once
         self._scene = 0  # the Frame.unrelated pictures so far (read by one stage only)
         self._last_map: tuple | None = None  # (row, map_seq, class_lock, panels), for --every N
+        self._probed: Item | None = None  # files: the frame whose probe waits in faith.riding
 
     def explain_again(self, frame: Frame) -> tuple[CamResult, int | None, int, tuple[CamResult, ...]] | None:
         """The frame explained with the method, class, contrast and comparison chosen now: (row
@@ -203,14 +205,17 @@ class ExplainStages:
             if probe is None or self.state.compare is not None:  # side by side: no probe rides (see _pass_on)
                 item.job = self.submit(item.prepared, item.class_lock)
                 return
-            # Live: the frame before's hidden copies ride in this frame's engine call (one step, a bigger batch).
+            # A frame before's hidden copies ride in this frame's engine call (one step, a bigger
+            # batch). Live, the readout comes with this frame; files, with the frame probed.
             jobs = self.worker.submit_group(
                 [item.prepared, *probe.images],
                 class_ids=[item.class_lock] + [probe.class_id] * len(probe.images),
                 method=self.state.method,
                 contrast=self.state.contrast_id,
+                now=self.source.live,  # files: the group waits for company, batched as the frames are
             )
-            item.job, item.riders = jobs[0], (probe, jobs[1:])
+            owner, self._probed = self._probed or item, None
+            item.job, owner.riders = jobs[0], (probe, jobs[1:])
 
     def _pass_on(self, item: Item, out: queue.Queue) -> None:
         """Waits for the item's map (or takes the last one) and hands the item to the render stage."""
@@ -233,6 +238,9 @@ class ExplainStages:
             item.result, item.map_seq, item.class_lock, item.panels = self._last_map
         if item.riders is not None:
             probe, jobs = item.riders
+            if jobs is None:  # no frame came to ride with (the file ended): the probe goes alone
+                self.faith.riding = self._probed = None
+                jobs = self._submit_alone(probe)
             rows = [self.wait(job) for job in jobs]
             if any(r is None for r in rows):
                 return  # stopping
@@ -255,14 +263,19 @@ class ExplainStages:
                 self._probe_file(item, rows)
 
     def _probe_file(self, item: Item, row: CamResult) -> None:
-        """Files: offers an explained frame's map to the faithfulness schedule; a probe goes to the
-        worker at once, to join the frames there, and its readout will come with the frame."""
+        """Files: offers an explained frame's map to the faithfulness schedule; a probe rides in the
+        engine call of the next frame submitted (as live), and its readout comes with this frame."""
         item.probed = True
         probe = self.faith.after(item.prepared, row, item.frame.index)
         if probe is None:
             return
+        if self._probed is not None:  # the one before found no frame to ride with: it goes alone
+            self._probed.riders = (self.faith.riding, self._submit_alone(self.faith.riding))
+        self.faith.riding, self._probed, item.riders = probe, item, (probe, None)
+
+    def _submit_alone(self, probe: Probe) -> list[Job]:
         n = len(probe.images)
-        item.riders = (probe, self.worker.submit_group(list(probe.images), class_ids=[probe.class_id] * n, method=row.method))
+        return self.worker.submit_group(list(probe.images), class_ids=[probe.class_id] * n, method=self.state.method)
 
     def wait(self, job: Job | CompareJob) -> Any:
         """The job's row; None if the run stops first. The engine's exception is raised here."""
@@ -292,7 +305,7 @@ class ExplainStages:
 
 def _ready(item: Item) -> bool:
     """Its map is there, or it reuses the one before it, and its faithfulness readout is there."""
-    riders_done = item.riders is None or all(job.done() for job in item.riders[1])
+    riders_done = item.riders is None or (item.riders[1] is not None and all(job.done() for job in item.riders[1]))
     return (item.job is None or (item.job.done() and item.probed)) and riders_done
 
 
