@@ -154,14 +154,18 @@ def main(argv: list[str] | None = None) -> int:
 
     # A fresh, uncompiled copy: the file then holds no optimizer state (a third of the size).
     keras.mixed_precision.set_dtype_policy("float32")
-    shipped = build_model(len(CLASS_NAMES))
-    shipped.set_weights(model.get_weights())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    shipped.save(args.out)
-    print(
-        f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {shipped.count_params()} parameters) in {time.perf_counter() - start:.0f} s"
-    )
+    save_weights_in(build_model(len(CLASS_NAMES)), model, args.out, start)
     return 0
+
+
+def save_weights_in(shipped, trained, out: Path, start: float) -> None:
+    """Saves ``trained``'s weights in ``shipped``, a fresh copy of its model, and says what it wrote."""
+    shipped.set_weights(trained.get_weights())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shipped.save(out)
+    print(
+        f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {shipped.count_params()} parameters) in {time.perf_counter() - start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

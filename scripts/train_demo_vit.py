@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from livecam.demo import CLASS_NAMES
-from train_demo_model import VALIDATION_SEEDS, dihedral, render_parallel
+from train_demo_model import VALIDATION_SEEDS, dihedral, render_parallel, save_weights_in
 
 INPUT_SIZE = (64, 64)  # (height, width) the model is fed
 PATCH = 8  # input pixels per patch token side: an 8x8 grid
@@ -137,13 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     # A fresh, uncompiled copy: the file then holds no optimizer state.
-    shipped = build_model(len(CLASS_NAMES), args.layers, args.width, args.heads)
-    shipped.set_weights(model.get_weights())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    shipped.save(args.out)
-    print(
-        f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB, {shipped.count_params()} parameters) in {time.perf_counter() - start:.0f} s"
-    )
+    save_weights_in(build_model(len(CLASS_NAMES), args.layers, args.width, args.heads), model, args.out, start)
     return 0
 
 
