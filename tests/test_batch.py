@@ -150,13 +150,47 @@ def test_killed_and_resumed_gives_the_rows_of_one_run(tmp_path, make_video, make
     assert (tmp_path / "cut" / "errors.jsonl").read_text().count("\n") == 2
 
 
-def test_pool_leaves_room_for_ray_datas_own_tasks():
-    assert pool_size([1, 1], None, 0.5) == 3  # four would take every CPU: the writer would wait forever
-    assert pool_size([2, 2], None, 1) == 3
+def test_pool_takes_what_fits():
+    assert pool_size([1, 1], None, 0.5) == 4  # every CPU: the writer asks for none, so nothing waits for one
+    assert pool_size([2, 2], None, 1) == 4
     assert pool_size([2, 2], 2, 1) == 2
-    assert pool_size([1.5], None, 1) == 1  # half a CPU is left anyway
+    assert pool_size([2], 3, 1) == 2
+    assert pool_size([1.5], None, 1) == 1
     with pytest.raises(UserError, match="lower --cpus-per-worker"):
-        pool_size([1], None, 1)
+        pool_size([1, 0.5], None, 2)
+
+
+CLAIM = """
+import json, os, sys, threading
+from livecam.batch.cpus import CoreClaim
+threading.Thread(target=threading.Event().wait, daemon=True).start()  # a thread started before the claim
+claim = CoreClaim(float(sys.argv[1]))
+seen = {tuple(sorted(os.sched_getaffinity(int(t)))) for t in os.listdir("/proc/self/task")}
+print(json.dumps([claim.cores, sorted(seen)]), flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to pin")
+def test_workers_claim_their_own_cores_until_they_end(tmp_path):
+    env = {**ENV, "TMPDIR": str(tmp_path)}  # the claims' lock files: this test's own
+
+    def claim(cpus: float) -> tuple[subprocess.Popen, list, list]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", CLAIM, str(cpus)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        cores, threads = json.loads(process.stdout.readline())
+        return process, cores, threads
+
+    first, a, a_threads = claim(1)
+    second, b, b_threads = claim(0.5)
+    assert len(a) == len(b) == 1 and a != b  # every core once before any core twice
+    assert a_threads == [a] and b_threads == [b]  # every thread of the worker is held there
+    first.communicate("\n", timeout=BOUND_S)  # a worker that ends (or is killed) frees its core
+    third, c, _ = claim(1)
+    assert c == a
+    for process in (second, third):
+        process.communicate("\n", timeout=BOUND_S)
 
 
 def test_ray_without_the_extra_says_how_to_install(tmp_path, capsys, make_video, monkeypatch):

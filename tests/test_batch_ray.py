@@ -85,6 +85,7 @@ def test_two_nodes_both_work(tmp_path, capsys, make_video, make_image_folder, tw
 def test_small_nodes_do_not_deadlock(tmp_path, capsys, make_video, make_image_folder, two_nodes):
     rows = _batch(capsys, _inputs(tmp_path, make_video, make_image_folder), tmp_path / "out", "--ray", "--cpus-per-worker", "0.5")
     assert len(rows) == 4 * 2 + 4
+    assert len({row["worker"] for row in rows}) > 1  # the pool took every CPU (four workers of 0.5) and still ran
 
 
 def test_a_killed_worker_is_retried_and_every_input_kept_once(tmp_path, capsys, make_video, make_image_folder, local_ray):

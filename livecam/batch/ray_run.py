@@ -25,7 +25,7 @@ from livecam.batch.store import PART_COLUMNS, Store, part_columns
 from livecam.batch.work import BatchSettings, run_job, worker_name
 from livecam.errors import UserError
 
-TASK_CPUS = 0.25  # what Ray Data's own tasks (the writer's) ask for; the pool always leaves it free
+WRITER_CPUS = 0  # Ray Data's writer asks for none: a job's rows are a Parquet file of a few KB, and workers may take every CPU
 WORKER_START_S = 900  # how long the pool may take to start (TensorFlow's import and the model, on busy nodes)
 INSTALL = "--ray needs Ray Data, which is not installed; install it with pip install 'livecam[ray]'."
 
@@ -40,22 +40,19 @@ def check_ray(address: str) -> None:
 
 
 def pool_size(node_cpus: Sequence[float], workers: int | None, cpus_per_worker: float) -> int:
-    """How many workers of ``cpus_per_worker`` to start on nodes of ``node_cpus``.
+    """How many workers of ``cpus_per_worker`` to start on nodes of ``node_cpus``: ``workers``, or as many as fit.
 
-    Every worker holds its CPUs for the whole run, and Ray Data's own tasks need CPUs too: a
-    pool that takes every CPU of every node leaves them none and waits forever. So the pool
-    leaves ``TASK_CPUS`` free on at least one node, and never asks for more workers than fit.
+    Every worker holds its CPUs for the whole run, so the pool may take every CPU of every node
+    only because nothing else of the job asks for one: the jobs come from the driver (no read
+    tasks) and Ray Data's writer asks for ``WRITER_CPUS`` (none). Never more workers than fit.
 
     Raises:
-        UserError: not one worker fits.
+        UserError: not one worker fits on any node.
     """
-    per_node = [math.floor(cpus / cpus_per_worker + 1e-9) for cpus in node_cpus]
-    fit = sum(per_node)
-    if all(cpus - n * cpus_per_worker < min(TASK_CPUS, cpus_per_worker) - 1e-9 for cpus, n in zip(node_cpus, per_node)):
-        fit -= 1  # one worker fewer: its CPUs are left to the writer
+    fit = sum(math.floor(cpus / cpus_per_worker + 1e-9) for cpus in node_cpus)
     if fit < 1:
         raise UserError(
-            f"No worker of {cpus_per_worker:g} CPUs fits beside Ray Data's own tasks on this cluster (nodes with "
+            f"No worker of {cpus_per_worker:g} CPUs fits on this cluster (nodes with "
             f"{', '.join(f'{c:g}' for c in node_cpus)} CPUs); lower --cpus-per-worker."
         )
     return min(workers or fit, fit)
@@ -64,18 +61,24 @@ def pool_size(node_cpus: Sequence[float], workers: int | None, cpus_per_worker: 
 class JobRunner:
     """The callable class of ``map_batches``: one engine per worker, built here, then job after job."""
 
-    def __init__(self, settings: BatchSettings, threads: int) -> None:
+    def __init__(self, settings: BatchSettings, cpus: float) -> None:
         import ray
 
+        from livecam.batch.cpus import CoreClaim
+
+        self.cores = CoreClaim(cpus)  # before TensorFlow and OpenVINO start their threads
+        threads = len(self.cores.cores) or max(1, math.floor(cpus))
         for name in ("TF_NUM_INTRAOP_THREADS", "LIVECAM_OPENVINO_THREADS", "OMP_NUM_THREADS"):
             os.environ[name] = str(threads)  # read when TensorFlow and OpenVINO start, just below
         os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+        import cv2
+
+        cv2.setNumThreads(threads)
         from livecam import logs
         from livecam.cli.configs import engine_from_config
         from livecam.engine.worker import EngineWorker
 
-        logs.configure(False)
-        logs.import_tensorflow()
+        logs.configure(False)  # TensorFlow is imported only where the engine cannot start warm
         with logs.native_stderr_silenced(True):
             self.engine = engine_from_config(settings.engine)
         self.worker = EngineWorker(self.engine, max_batch=settings.batch, max_wait_ms=5.0)
@@ -127,7 +130,7 @@ def run_on_ray(
         dataset = ray.data.from_items([{"job": job_to_json(job)} for job in jobs], override_num_blocks=len(jobs))
         dataset = dataset.map_batches(
             JobRunner,
-            fn_constructor_kwargs={"settings": settings, "threads": max(1, math.floor(cpus_per_worker))},
+            fn_constructor_kwargs={"settings": settings, "cpus": cpus_per_worker},
             batch_size=1,
             batch_format="pyarrow",
             concurrency=(pool, pool),  # a fixed pool: every worker starts, on every node it fits
@@ -136,7 +139,7 @@ def run_on_ray(
             # actors (max_restarts=-1, max_task_retries=-1), which the killed-worker test holds it to.
         )
         staging = store.staging()
-        dataset.write_parquet(str(staging), ray_remote_args={"num_cpus": min(TASK_CPUS, cpus_per_worker)})
+        dataset.write_parquet(str(staging), ray_remote_args={"num_cpus": WRITER_CPUS})
         store.adopt(staging)
     finally:
         if started:

@@ -83,7 +83,6 @@ def _run_here(todo, store, settings, config: BatchConfig, say) -> None:
 
     from livecam.batch.local import run_local
 
-    logs.import_tensorflow()
     with logs.native_stderr_silenced(logs.quiet()) as note:
         engine = engine_from_config(config.engine, log=None if config.quiet else note)
     say(engine_line(engine))
