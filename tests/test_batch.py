@@ -127,7 +127,8 @@ def test_batch_writes_every_output_and_the_errors(tmp_path, capsys, make_video, 
 
 @pytest.mark.slow
 @pytest.mark.subprocess
-def test_killed_and_resumed_gives_the_rows_of_one_run(tmp_path, make_video, make_image_folder):
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
+def test_killed_and_resumed_gives_the_rows_of_one_run(tmp_path, make_video, make_image_folder, how):
     inputs = _archive(tmp_path, make_video, make_image_folder, folders=8)
     command = [sys.executable, "-m", "livecam", "batch", *inputs, "--model", "demo", "--quiet"]
     subprocess.run([*command, "--out", str(tmp_path / "whole")], env=ENV, check=True, timeout=BOUND_S * 3)
@@ -137,9 +138,10 @@ def test_killed_and_resumed_gives_the_rows_of_one_run(tmp_path, make_video, make
         deadline = time.monotonic() + BOUND_S * 3
         while not (parts.is_dir() and any(parts.iterdir())) and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        child.send_signal(signal.SIGKILL)  # no chance to tidy up
+        child.send_signal(how)  # SIGKILL: no chance to tidy up; Ctrl-C: the jobs under way end at once, not kept
     finally:
-        child.wait(timeout=BOUND_S)
+        code = child.wait(timeout=BOUND_S)
+    assert code == (-signal.SIGKILL if how == signal.SIGKILL else 130)
     assert not (tmp_path / "cut" / "results.parquet").exists(), "the run ended before it was killed"
     kept = {part.name: part.stat().st_mtime_ns for part in parts.iterdir()}
     subprocess.run([*command, "--out", str(tmp_path / "cut"), "--resume"], env=ENV, check=True, timeout=BOUND_S * 3)

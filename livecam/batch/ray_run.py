@@ -139,7 +139,8 @@ def run_on_ray(
             # actors (max_restarts=-1, max_task_retries=-1), which the killed-worker test holds it to.
         )
         staging = store.staging()
-        dataset.write_parquet(str(staging), ray_remote_args={"num_cpus": WRITER_CPUS})
+        # Writers of no CPU could start without bound, each in a new process: one at a time per node.
+        dataset.write_parquet(str(staging), ray_remote_args={"num_cpus": WRITER_CPUS}, concurrency=len(nodes))
         store.adopt(staging)
     finally:
         if started:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -49,7 +50,15 @@ def worker_name(node: str | None = None) -> str:
     return f"{name}@{node[:12]}" if node else name
 
 
-def run_job(job: Job, engine, settings: BatchSettings, *, worker=None, worker_label: str | None = None) -> JobOutcome:
+def run_job(
+    job: Job,
+    engine,
+    settings: BatchSettings,
+    *,
+    worker=None,
+    worker_label: str | None = None,
+    cancel: threading.Event | None = None,
+) -> JobOutcome:
     """Explains every frame of ``job``; an input that cannot be read becomes an error, the others go on.
 
     Args:
@@ -58,12 +67,13 @@ def run_job(job: Job, engine, settings: BatchSettings, *, worker=None, worker_la
         settings: the run's settings.
         worker: an ``EngineWorker`` shared by the jobs of this process (None: the pipeline makes one).
         worker_label: the ``worker`` column (default: ``worker_name()``).
+        cancel: ends the job early when set (its outcome is then partial: not to be kept).
     """
     label = worker_label or worker_name()
     try:
         if job.kind == "video":
-            return _video(job.inputs[0], engine, settings, worker, label)
-        return _images(job.inputs, engine, settings, worker, label)
+            return _video(job.inputs[0], engine, settings, worker, label, cancel)
+        return _images(job.inputs, engine, settings, worker, label, cancel)
     except UserError as exc:
         return JobOutcome([], [error(item, str(exc)) for item in job.inputs])
 
@@ -132,7 +142,7 @@ def _stamp(engine, settings: BatchSettings) -> dict[str, Any]:
     return made_with(engine, normalize=settings.look.normalize)
 
 
-def _pipeline(source, engine, settings: BatchSettings, worker, outputs, recorder=None):
+def _pipeline(source, engine, settings: BatchSettings, worker, outputs, recorder=None, cancel=None):
     from livecam.viewer.pipeline import Options, Pipeline
 
     look = settings.look
@@ -148,12 +158,12 @@ def _pipeline(source, engine, settings: BatchSettings, worker, outputs, recorder
     messages: list[str] = []
     pipeline = Pipeline(
         source, engine, renderer_from_look(settings.look), options, recorder=recorder, worker=worker, outputs=outputs,
-        log=messages.append,
+        log=messages.append, cancel=cancel,
     )  # fmt: skip
     return pipeline, messages
 
 
-def _images(items: Sequence[Input], engine, settings: BatchSettings, worker, label: str) -> JobOutcome:
+def _images(items: Sequence[Input], engine, settings: BatchSettings, worker, label: str, cancel) -> JobOutcome:
     from livecam.sources.folders import ImageFolderSource
     from livecam.viewer.outputs import ImageFolderWriter, MapWriter
 
@@ -171,7 +181,7 @@ def _images(items: Sequence[Input], engine, settings: BatchSettings, worker, lab
         outputs.append(MapWriter(out / MAPS / folder, overwrite=True, names=names))
     source = ImageFolderSource([Path(item.path) for item in items], where=str(folder))
     try:
-        pipeline, messages = _pipeline(source, engine, settings, worker, outputs)
+        pipeline, messages = _pipeline(source, engine, settings, worker, outputs, cancel=cancel)
         stats = pipeline.run()
     finally:
         source.close()
@@ -185,7 +195,7 @@ def _images(items: Sequence[Input], engine, settings: BatchSettings, worker, lab
     return JobOutcome(rows.rows, errors)
 
 
-def _video(item: Input, engine, settings: BatchSettings, worker, label: str) -> JobOutcome:
+def _video(item: Input, engine, settings: BatchSettings, worker, label: str, cancel) -> JobOutcome:
     from livecam.sources.files import VideoFileSource
     from livecam.viewer.outputs import MapWriter
     from livecam.viewer.recorder import VideoWriter
@@ -205,11 +215,13 @@ def _video(item: Input, engine, settings: BatchSettings, worker, label: str) -> 
         outputs: list[Any] = [rows]
         if settings.save_maps:
             outputs.append(MapWriter(out / MAPS / PurePosixPath(item.name).with_suffix(""), overwrite=True))
-        pipeline, messages = _pipeline(source, engine, settings, worker, outputs, recorder)
+        pipeline, messages = _pipeline(source, engine, settings, worker, outputs, recorder, cancel)
         stats = pipeline.run()
         expected, corrupt = source.frame_count, source.corrupt
     finally:
         source.close()
+    if cancel is not None and cancel.is_set():
+        return JobOutcome(rows.rows, [])  # cut short: its video is not put in place, and the job is not kept
     if stats.recording_error is not None or stats.output_errors or not stats.recordings:
         raise UserError("; ".join(messages) or f"the annotated video {target.name} could not be written")
     target.parent.mkdir(parents=True, exist_ok=True)

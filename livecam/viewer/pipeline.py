@@ -123,6 +123,8 @@ class Pipeline:
             each given every processed frame in order and closed at the end.
         log: where to print one-line messages; by default stderr, with names escaped and
             secrets redacted (``livecam.errors.shown``).
+        cancel: set from another thread to end the run early (as the user's quit would), its
+            outputs closed; shared by runs that end together (``livecam batch``'s jobs).
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class Pipeline:
         worker: EngineWorker | None = None,
         outputs: Sequence[FrameSink] = (),
         log: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.source = source
         self.engine = engine
@@ -169,6 +172,7 @@ class Pipeline:
         )  # fmt: skip
         self._log = log or (lambda text: print(shown(text), file=sys.stderr, flush=True))
         self._stop = threading.Event()
+        self._cancel = cancel or threading.Event()
         self._errors: list[BaseException] = []
         self._last_output: float | None = None
         self._stages: ExplainStages  # made by run(), with the worker
@@ -267,8 +271,8 @@ class Pipeline:
         return self.stats
 
     def stopping(self) -> bool:
-        """The run is stopping (an error, the end of a headless run's job)."""
-        return self._stop.is_set()
+        """The run is stopping (an error, the end of a headless run's job, ``cancel``)."""
+        return self._stop.is_set() or self._cancel.is_set()
 
     def reconnecting(self) -> bool:
         return self.source.status == "reconnecting"
