@@ -104,8 +104,9 @@ def test_out_with_files_needs_resume_or_overwrite(tmp_path, capsys, make_video):
 def test_batch_writes_every_output_and_the_errors(tmp_path, capsys, make_video, make_image_folder):
     inputs = _archive(tmp_path, make_video, make_image_folder)
     out = tmp_path / "out"
-    code, err = run(capsys, "batch", *inputs, "--model", "demo", "--out", out, "--save-maps", "--quiet")
+    code, err = run(capsys, "batch", *inputs, "--model", "demo", "--out", out, "--save-maps")
     assert code == 0, err
+    assert "8/8 [" in err and "frames=11]" in err  # the progress bar, of inputs and frames
     rows = _rows(out)
     assert len(rows) == 3 + 6 + 2  # the good images, the video's frames, the manifest's images
     assert (out / "overlays" / "set0" / "frame_1.png").is_file() and (out / "overlays" / "clip.mp4").is_file()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from helpers import assert_user_error, run
+from helpers import BOUND_S, ENV, assert_user_error, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -56,9 +58,10 @@ def _inputs(tmp_path: Path, make_video, make_image_folder, folders: int = 4) -> 
     return [*inputs, str(make_video(tmp_path / "in" / "clip.mp4", 4))]
 
 
-def _batch(capsys, inputs, out: Path, *extra) -> list[dict]:
-    code, err = run(capsys, "batch", *inputs, "--model", "demo", "--out", out, "--quiet", *extra)
+def _batch(capsys, inputs, out: Path, *extra, quiet: bool = True) -> list[dict]:
+    code, err = run(capsys, "batch", *inputs, "--model", "demo", "--out", out, *(["--quiet"] if quiet else []), *extra)
     assert code == 0, err
+    _batch.err = err
     return pq.read_table(out / "results.parquet").to_pylist()
 
 
@@ -76,9 +79,11 @@ def test_local_ray_gives_the_classes_and_maps_of_in_process(tmp_path, capsys, ma
 
 @pytest.mark.parametrize("two_nodes", [2], indirect=True)
 def test_two_nodes_both_work(tmp_path, capsys, make_video, make_image_folder, two_nodes):
-    rows = _batch(capsys, _inputs(tmp_path, make_video, make_image_folder, folders=8), tmp_path / "out", "--ray")
+    rows = _batch(capsys, _inputs(tmp_path, make_video, make_image_folder, folders=8), tmp_path / "out", "--ray", quiet=False)
     nodes = {row["worker"].rpartition("@")[2] for row in rows}
     assert len(nodes) == 2, nodes
+    assert "livecam: 4 workers of 1 CPU on 2 nodes" in _batch.err
+    assert "17/17 [" in _batch.err and "frames=20]" in _batch.err  # livecam's bar, of inputs and frames
 
 
 @pytest.mark.parametrize("two_nodes", [1], indirect=True)
@@ -114,6 +119,44 @@ def test_a_killed_worker_is_retried_and_every_input_kept_once(tmp_path, capsys, 
     assert killed, "no worker was killed"
     keys = [(r["input"], r["frame_index"]) for r in rows]
     assert len(keys) == len(set(keys)) == 6 * 2 + 4
+
+
+def test_a_killed_run_resumes_with_the_jobs_it_had_written(tmp_path, make_video, make_image_folder):
+    inputs = _inputs(tmp_path, make_video, make_image_folder, folders=10)
+    out, parts = tmp_path / "out", tmp_path / "out" / ".livecam-batch" / "parts"
+
+    def batch(where: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "livecam", "batch", *inputs, "--model", "demo", "--out", str(where), "--quiet", *extra]
+
+    child = subprocess.Popen(batch(out, "--ray", "--workers", "1"), env=ENV, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while child.poll() is None and time.monotonic() < deadline:
+            if [p for p in (out / ".livecam-batch" / "tmp").glob("run-*/*.parquet") if _whole(p)]:
+                break
+            time.sleep(0.02)
+        os.killpg(child.pid, signal.SIGKILL)  # the driver, and the Ray it started
+    finally:
+        child.wait(timeout=BOUND_S)
+    assert not (out / "results.parquet").exists(), "the run ended before it was killed"
+    subprocess.run(batch(out, "--ray", "--workers", "1", "--resume"), env=ENV, check=True, timeout=600)
+    kept = {j for p in parts.iterdir() if p.is_file() for j in pq.read_table(p, columns=["job"]).column("job").to_pylist()}
+    redone = {j for p in parts.iterdir() if p.is_dir() for j in pq.read_table(p, columns=["job"]).column("job").to_pylist()}
+    assert kept and redone and not kept & redone  # what the killed run had written is kept, not run again
+    subprocess.run(batch(tmp_path / "whole"), env=ENV, check=True, timeout=BOUND_S * 3)
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    expected = pq.read_table(tmp_path / "whole" / "results.parquet").to_pylist()
+    assert [(r["input"], r["frame_index"], r["class_id"]) for r in rows] == [
+        (r["input"], r["frame_index"], r["class_id"]) for r in expected
+    ]
+
+
+def _whole(path: Path) -> bool:
+    try:
+        pq.read_metadata(path)
+        return True
+    except Exception:
+        return False
 
 
 def test_a_refused_connection_is_one_sentence(tmp_path, capsys, make_video):

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from livecam.batch.plan import Job
 from livecam.batch.store import Store
-from livecam.batch.work import BatchSettings, JobOutcome, run_job
+from livecam.batch.work import BatchSettings, run_job
 
 LANES = 2  # measured on 2 cores: 1.05-1.13x the rows per second of one job at a time (docs/performance.md)
 
@@ -26,10 +26,10 @@ def run_local(
     settings: BatchSettings,
     engine,
     *,
-    done: Callable[[Job, JobOutcome], None] = lambda j, o: None,
+    done: Callable[[Job, int], None] = lambda job, rows: None,
     lanes: int = LANES,
 ) -> None:
-    """Runs ``jobs`` and keeps each as a part when it ends (``done`` is told, for the progress bar).
+    """Runs ``jobs`` and keeps each as a part when it ends (``done`` is told its rows, for the progress bar).
 
     An error or Ctrl-C cancels the jobs under way (their outputs closed, nothing of them kept) and
     is raised; the jobs kept before it stay kept, for ``--resume``.
@@ -57,7 +57,7 @@ def run_local(
                         job = running.pop(future)
                         outcome = future.result()
                         store.save_job(job, outcome.rows, outcome.errors)
-                        done(job, outcome)
+                        done(job, len(outcome.rows))
                         start_next()
             except BaseException:
                 cancel.set()  # the lanes end their jobs now; leaving the pool waits for them

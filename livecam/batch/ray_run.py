@@ -14,11 +14,13 @@ DIR must be reachable from every node at the same path (a shared file system) on
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
-import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from livecam.batch.plan import Job, job_from_json, job_to_json
 from livecam.batch.store import PART_COLUMNS, Store, part_columns
@@ -26,6 +28,7 @@ from livecam.batch.work import BatchSettings, run_job, worker_name
 from livecam.errors import UserError
 
 WRITER_CPUS = 0  # Ray Data's writer asks for none: a job's rows are a Parquet file of a few KB, and workers may take every CPU
+PROGRESS_POLL_S = 0.5  # how often the progress bar looks for rows Ray Data has written
 WORKER_START_S = 900  # how long the pool may take to start (TensorFlow's import and the model, on busy nodes)
 INSTALL = "--ray needs Ray Data, which is not installed; install it with pip install 'livecam[ray]'."
 
@@ -105,9 +108,18 @@ def run_on_ray(
     address: str,
     workers: int | None,
     cpus_per_worker: float,
-    quiet: bool,
+    done: Callable[[Job, int], None] = lambda job, rows: None,
+    say: Callable[[str], None] = lambda text: None,
 ) -> None:
-    """Runs ``jobs`` on Ray (``address`` "" : $RAY_ADDRESS, or a Ray started here) and keeps them as one part."""
+    """Runs ``jobs`` on Ray (``address`` "" : $RAY_ADDRESS, or a Ray started here) and keeps them as one part.
+
+    ``done`` is told of each job (and its rows) as its rows are written, for the progress bar.
+    """
+    from livecam import logs
+
+    if logs.quiet():  # Ray's notes on its own settings and deprecations are not the user's to read
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     import ray
 
     started = not ray.is_initialized()
@@ -117,34 +129,91 @@ def run_on_ray(
         from ray.data import DataContext
 
         context = DataContext.get_current()
-        context.enable_progress_bars = not quiet
-        context.enable_operator_progress_bars = not quiet
+        context.enable_progress_bars = False  # livecam's bar, of inputs and frames, as in-process
+        context.enable_operator_progress_bars = False
         context.print_on_execution_start = False
         # Jobs go out once every worker is up, so that the first one ready does not take the first
         # jobs of all (each worker builds its engine first, which takes seconds to minutes).
         context.wait_for_min_actors_s = WORKER_START_S
         nodes = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")]
         pool = pool_size(nodes, workers, cpus_per_worker)
-        if workers and pool < workers and not quiet:
-            print(f"livecam: {pool} workers of {cpus_per_worker:g} CPUs fit on this cluster (not {workers}).", file=sys.stderr)
+        say(
+            f"livecam: {_count(pool, 'worker')} of {_count(cpus_per_worker, 'CPU')} on {_count(len(nodes), 'node')}"
+            + (f" (not {workers}: no more fit)" if workers and pool < workers else "")
+            + "; each builds its engine first"
+        )
         dataset = ray.data.from_items([{"job": job_to_json(job)} for job in jobs], override_num_blocks=len(jobs))
         dataset = dataset.map_batches(
             JobRunner,
             fn_constructor_kwargs={"settings": settings, "cpus": cpus_per_worker},
             batch_size=1,
             batch_format="pyarrow",
-            concurrency=(pool, pool),  # a fixed pool: every worker starts, on every node it fits
+            compute=ray.data.ActorPoolStrategy(size=pool),  # a fixed pool: every worker starts, on every node it fits
             num_cpus=cpus_per_worker,
             # A killed worker comes back and its job is tried again: Ray Data's own defaults for a pool's
             # actors (max_restarts=-1, max_task_retries=-1), which the killed-worker test holds it to.
         )
         staging = store.staging()
-        # Writers of no CPU could start without bound, each in a new process: one at a time per node.
-        dataset.write_parquet(str(staging), ray_remote_args={"num_cpus": WRITER_CPUS}, concurrency=len(nodes))
+        with _Written(staging, jobs, done):
+            # Writers of no CPU could start without bound, each in a new process: one at a time per node.
+            dataset.write_parquet(str(staging), ray_remote_args={"num_cpus": WRITER_CPUS}, concurrency=len(nodes))
         store.adopt(staging)
     finally:
         if started:
             ray.shutdown()
+
+
+class _Written:
+    """Tells ``done`` of each job whose rows Ray Data's writer has finished in ``folder`` (a file is
+    finished once its footer reads), from a thread, while the run goes on and once more at its end."""
+
+    def __init__(self, folder: Path, jobs: Sequence[Job], done: Callable[[Job, int], None]) -> None:
+        self._folder, self._done = folder, done
+        self._jobs = {job.id: job for job in jobs}
+        self._read: set[str] = set()
+        self._told: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="livecam-progress", daemon=True)
+
+    def __enter__(self) -> _Written:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if exc_info[0] is None:
+            self._look()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(PROGRESS_POLL_S):
+            self._look()
+
+    def _look(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._folder.is_dir():
+            return
+        for file in sorted(self._folder.glob("*.parquet")):
+            if file.name in self._read:
+                continue
+            try:
+                table = pq.read_table(file, columns=["job", "kind"]).to_pydict()
+            except (OSError, pa.ArrowException):
+                continue  # still being written
+            self._read.add(file.name)
+            rows: dict[str, int] = {}
+            for job_id, kind in zip(table["job"], table["kind"]):
+                rows[job_id] = rows.get(job_id, 0) + (kind == "row")
+            for job_id, count in rows.items():
+                if job_id in self._jobs and job_id not in self._told:  # a retried job's second file: told once
+                    self._told.add(job_id)
+                    self._done(self._jobs[job_id], count)
+
+
+def _count(number: float, noun: str) -> str:
+    return f"{number:g} {noun}" + ("" if number == 1 else "s")
 
 
 def _connect(ray, address: str) -> None:

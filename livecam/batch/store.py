@@ -3,7 +3,8 @@
 Every job's rows (one per frame or image) and errors (one per input that could not be read) are
 kept as a *part* under ``DIR/.livecam-batch/parts/``: a Parquet file (the in-process runner, one
 per job) or a folder of them (one Ray run), each written under a temporary name and renamed
-when complete. A job is done when a part holds it; ``--resume`` skips those jobs. A run ends by
+when complete. A job is done when a part holds it; ``--resume`` skips those jobs, after keeping
+as parts the files a killed Ray run had finished in its staging folder. A run ends by
 gathering every part into ``results.parquet`` and ``errors.jsonl`` (each written beside its name
 and renamed), so a run killed at any moment and resumed gives the same rows, none twice.
 
@@ -72,12 +73,13 @@ class Store:
             shutil.rmtree(state, ignore_errors=True)
         self.parts = state / "parts"
         self.tmp = state / "tmp"
-        shutil.rmtree(self.tmp, ignore_errors=True)  # what a killed run left half-written
-        if resume:
-            for leftover in self.out.rglob(".*.tmp"):  # files a killed run was writing beside their names
-                leftover.unlink(missing_ok=True)
         try:
             self.parts.mkdir(parents=True, exist_ok=True)
+            if resume:
+                self._keep_whole_writes()
+                for leftover in self.out.rglob(".*.tmp"):  # files a killed run was writing beside their names
+                    leftover.unlink(missing_ok=True)
+            shutil.rmtree(self.tmp, ignore_errors=True)  # what a killed run left half-written
             self.tmp.mkdir(parents=True, exist_ok=True)
             write_file_atomic(saved, json.dumps(settings, indent=1, sort_keys=True).encode())
         except OSError as exc:
@@ -110,6 +112,20 @@ class Store:
     def adopt(self, folder: Path) -> None:
         """A finished staging folder becomes a part, in one rename."""
         os.replace(folder, self.parts / folder.name)
+
+    def _keep_whole_writes(self) -> None:
+        """A killed Ray run's staging folders: each file Ray Data finished writing (its footer reads)
+        becomes a part, so that its jobs are not run again; a file cut short is dropped with tmp/."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        for folder in sorted(self.tmp.glob("run-*")):
+            for file in sorted(folder.glob("*.parquet")):
+                try:
+                    pq.read_metadata(file)
+                except (OSError, pa.ArrowException):
+                    continue
+                os.replace(file, self.parts / f"{folder.name}-{file.name}")
 
     def gather(self, jobs: Sequence[Job]) -> tuple[list[dict], list[dict]]:
         """Every part's rows and errors in the plan's order (a job kept twice, by a run killed

@@ -44,20 +44,8 @@ def batch(config: BatchConfig) -> int:
         + (f"; on Ray ({config.ray or os.environ.get('RAY_ADDRESS') or 'started here'})" if config.ray is not None else "")
     )
     start = time.monotonic()
-    if todo and config.ray is not None:
-        from livecam.batch.ray_run import run_on_ray
-
-        run_on_ray(
-            todo,
-            store,
-            settings,
-            address=config.ray,
-            workers=config.workers,
-            cpus_per_worker=config.cpus_per_worker,
-            quiet=config.quiet,
-        )
-    elif todo:
-        _run_here(todo, store, settings, config, say)
+    if todo:
+        _run(todo, store, settings, config, say)
     seconds = time.monotonic() - start
     rows, errors = store.gather(jobs)
     store.write_results(rows, errors)
@@ -78,25 +66,36 @@ def batch(config: BatchConfig) -> int:
     return 0
 
 
-def _run_here(todo, store, settings, config: BatchConfig, say) -> None:
+def _run(todo, store, settings, config: BatchConfig, say) -> None:
+    """Runs the jobs in-process or on Ray, under one progress bar of inputs and frames."""
     from tqdm import tqdm
 
-    from livecam.batch.local import run_local
-
-    with logs.native_stderr_silenced(logs.quiet()) as note:
-        engine = engine_from_config(config.engine, log=None if config.quiet else note)
-    say(engine_line(engine))
+    engine = None
+    if config.ray is None:  # in-process: the model is built before the bar starts
+        with logs.native_stderr_silenced(logs.quiet()) as note:
+            engine = engine_from_config(config.engine, log=None if config.quiet else note)
+        say(engine_line(engine))
     bar = tqdm(total=sum(len(job.inputs) for job in todo), unit="input", dynamic_ncols=True, disable=config.quiet)
     frames = 0
 
-    def done(job, outcome) -> None:
+    def done(job, rows: int) -> None:
         nonlocal frames
-        frames += len(outcome.rows)
+        frames += rows
         bar.update(len(job.inputs))
         bar.set_postfix(frames=frames)
 
     try:
-        run_local(todo, store, settings, engine, done=done)
+        if engine is None:
+            from livecam.batch.ray_run import run_on_ray
+
+            run_on_ray(
+                todo, store, settings, address=config.ray, workers=config.workers, cpus_per_worker=config.cpus_per_worker,
+                done=done, say=lambda text: None if config.quiet else bar.write(shown(text), file=sys.stderr),
+            )  # fmt: skip
+        else:
+            from livecam.batch.local import run_local
+
+            run_local(todo, store, settings, engine, done=done)
     finally:
         bar.close()
 
