@@ -20,7 +20,8 @@ MAX_SHARING = 64  # workers per core before a worker gives up claiming and runs 
 
 
 class CoreClaim:
-    """The cores this process holds (empty where the platform cannot pin, or every core is taken 64 times)."""
+    """The cores this process holds (empty where the platform cannot pin, the temporary folder is not
+    writable, or every core is taken ``MAX_SHARING`` times)."""
 
     def __init__(self, cpus: float) -> None:
         self.cores: tuple[int, ...] = ()
@@ -30,14 +31,15 @@ class CoreClaim:
         usable = sorted(os.sched_getaffinity(0))
         wanted = min(len(usable), max(1, math.ceil(cpus - 1e-9)))
         folder = Path(tempfile.gettempdir()) / f"livecam-cores-{os.getuid()}"
-        folder.mkdir(exist_ok=True)
         claimed: list[int] = []
-        for sharing in range(MAX_SHARING):  # every core once before any core twice
-            for core in usable:
-                if len(claimed) == wanted:
-                    break
-                if core not in claimed and self._lock(folder / f"core{core}.{sharing}"):
-                    claimed.append(core)
+        try:
+            folder.mkdir(exist_ok=True)
+            for sharing in range(MAX_SHARING):  # every core once before any core twice
+                for core in usable:
+                    if len(claimed) < wanted and core not in claimed and self._lock(folder / f"core{core}.{sharing}"):
+                        claimed.append(core)
+        except OSError:  # no temporary folder to claim in: the worker runs where the system puts it
+            claimed.clear()
         if len(claimed) < wanted:
             self.release()
             return

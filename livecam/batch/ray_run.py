@@ -3,11 +3,14 @@
 Each job (a video, or images of one folder) is one row of the dataset; ``map_batches`` hands
 them to a callable class, ``JobRunner``, of which each worker (a Ray actor) holds one: it builds
 its own ``CamEngine`` from the settings (the model is loaded there from its path or the zoo,
-never pickled), with TensorFlow's and OpenVINO's threads set to the worker's CPUs, and runs each
+never pickled; warm, without TensorFlow, where the cache allows), on cores of its own
+(``livecam.batch.cpus``) with TensorFlow's and OpenVINO's threads set to its CPUs, and runs each
 job through the same function as the in-process runner (``livecam.batch.work.run_job``): videos
 are decoded in the worker by livecam's own reader. Their rows are written with Ray Data's
 Parquet writer into a staging folder, which becomes a part of DIR when the write is complete
-(``livecam.batch.store``); a worker killed mid-job is restarted and its job retried by Ray.
+(``livecam.batch.store``; a killed run's finished files are kept by ``--resume``); the progress
+bar reads the same files as they are written. A worker killed mid-job is restarted and its job
+retried by Ray.
 
 DIR must be reachable from every node at the same path (a shared file system) on a cluster.
 """
@@ -218,8 +221,11 @@ def _count(number: float, noun: str) -> str:
 
 def _connect(ray, address: str) -> None:
     """Joins the cluster with the user's own Ray settings (RAY_ADDRESS, RAY_AUTH_MODE, the token file), or starts one here."""
+    from livecam import logs
+
     try:
-        ray.init(address=address or None, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        with logs.native_stderr_silenced(logs.quiet()):  # the core's line on the log level it was given
+            ray.init(address=address or None, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     except Exception as exc:  # Ray's errors for an address that does not answer, or refuses us, vary by version
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = address or os.environ.get("RAY_ADDRESS") or "a Ray started here"
