@@ -49,8 +49,8 @@ def configure(debug: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def native_stderr_silenced(active: bool = True) -> Iterator[Callable[[str], None]]:
-    """Sends file descriptor 2 to /dev/null for a while: C++ libraries write there directly.
+def native_stderr_silenced(active: bool = True, into: int | None = None) -> Iterator[Callable[[str], None]]:
+    """Sends file descriptor 2 to /dev/null (or the open file ``into``) for a while: C++ libraries write there directly.
 
     Python exceptions pass through unchanged (they are printed later, by whoever catches them).
     Yields ``say(text)``, which still reaches the real stderr (for livecam's own progress lines,
@@ -61,7 +61,7 @@ def native_stderr_silenced(active: bool = True) -> Iterator[Callable[[str], None
         return
     sys.stderr.flush()
     saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    devnull = os.open(os.devnull, os.O_WRONLY) if into is None else os.dup(into)
     try:
         os.dup2(devnull, 2)
         yield lambda text: os.write(saved, f"{text}\n".encode())

@@ -34,7 +34,7 @@ def _ray_here(monkeypatch):
 
 @pytest.fixture
 def local_ray(_ray_here):
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never another test's cluster
     yield
     ray.shutdown()
 
@@ -128,7 +128,8 @@ def test_a_killed_run_resumes_with_the_jobs_it_had_written(tmp_path, make_video,
     def batch(where: Path, *extra: str) -> list[str]:
         return [sys.executable, "-m", "livecam", "batch", *inputs, "--model", "demo", "--out", str(where), "--quiet", *extra]
 
-    child = subprocess.Popen(batch(out, "--ray", "--workers", "1"), env=ENV, start_new_session=True)
+    alone = {**ENV, "RAY_ADDRESS": "local"}  # a Ray of its own, even beside another test's cluster
+    child = subprocess.Popen(batch(out, "--ray", "--workers", "1"), env=alone, start_new_session=True)
     try:
         deadline = time.monotonic() + 600
         while child.poll() is None and time.monotonic() < deadline:
@@ -139,7 +140,7 @@ def test_a_killed_run_resumes_with_the_jobs_it_had_written(tmp_path, make_video,
     finally:
         child.wait(timeout=BOUND_S)
     assert not (out / "results.parquet").exists(), "the run ended before it was killed"
-    subprocess.run(batch(out, "--ray", "--workers", "1", "--resume"), env=ENV, check=True, timeout=600)
+    subprocess.run(batch(out, "--ray", "--workers", "1", "--resume"), env=alone, check=True, timeout=600)
     kept = {j for p in parts.iterdir() if p.is_file() for j in pq.read_table(p, columns=["job"]).column("job").to_pylist()}
     redone = {j for p in parts.iterdir() if p.is_dir() for j in pq.read_table(p, columns=["job"]).column("job").to_pylist()}
     assert kept and redone and not kept & redone  # what the killed run had written is kept, not run again
@@ -157,6 +158,57 @@ def _whole(path: Path) -> bool:
         return True
     except Exception:
         return False
+
+
+def test_a_cluster_with_token_authentication_is_joined_with_the_users_token(tmp_path, make_video):
+    port = _free_port()
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
+         "--include-dashboard", "false", "--disable-usage-stats"],
+        env={**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "livecam-test-token"}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        video = make_video(tmp_path / "clip.mp4", 2)
+        address = f"127.0.0.1:{port}"
+        _wait_for_port(port)
+
+        def batch(out: str, token: str) -> subprocess.CompletedProcess:  # each a process of its own, as a user's
+            return subprocess.run(
+                [sys.executable, "-m", "livecam", "batch", str(video), "--model", "demo", "--out", str(tmp_path / out),
+                 "--quiet", "--ray", address],
+                env={**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+
+        refused = batch("refused", "not-the-token")
+        assert_user_error(refused.returncode, refused.stderr, f"The Ray cluster at {address} refused the connection")
+        joined = batch("out", "livecam-test-token")
+        assert joined.returncode == 0, joined.stderr
+        assert pq.read_table(tmp_path / "out" / "results.parquet").num_rows == 2
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # the head and what it started
+        head.wait(timeout=BOUND_S)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_port(port: int) -> None:
+    import socket
+
+    deadline = time.monotonic() + BOUND_S
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"ray start --head did not listen on {port}")
 
 
 def test_a_refused_connection_is_one_sentence(tmp_path, capsys, make_video):

@@ -21,7 +21,10 @@ import logging
 import math
 import os
 import re
+import sys
+import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -123,6 +126,7 @@ def run_on_ray(
     if logs.quiet():  # Ray's notes on its own settings and deprecations are not the user's to read
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         logging.getLogger("ray.data").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=r"ray(\.|$)")
     import ray
 
     started = not ray.is_initialized()
@@ -139,10 +143,10 @@ def run_on_ray(
         # jobs of all (each worker builds its engine first, which takes seconds to minutes).
         context.wait_for_min_actors_s = WORKER_START_S
         nodes = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")]
-        pool = pool_size(nodes, workers, cpus_per_worker)
+        pool = min(pool_size(nodes, workers, cpus_per_worker), len(jobs))  # a worker without a job would only start
         say(
             f"livecam: {_count(pool, 'worker')} of {_count(cpus_per_worker, 'CPU')} on {_count(len(nodes), 'node')}"
-            + (f" (not {workers}: no more fit)" if workers and pool < workers else "")
+            + (f" (not {workers}: {'no more fit' if pool < len(jobs) else 'one per job'})" if workers and pool < workers else "")
             + "; each builds its engine first"
         )
         dataset = ray.data.from_items([{"job": job_to_json(job)} for job in jobs], override_num_blocks=len(jobs))
@@ -223,20 +227,28 @@ def _connect(ray, address: str) -> None:
     """Joins the cluster with the user's own Ray settings (RAY_ADDRESS, RAY_AUTH_MODE, the token file), or starts one here."""
     from livecam import logs
 
-    try:
-        with logs.native_stderr_silenced(logs.quiet()):  # the core's line on the log level it was given
-            ray.init(address=address or None, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    except Exception as exc:  # Ray's errors for an address that does not answer, or refuses us, vary by version
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = address or os.environ.get("RAY_ADDRESS") or "a Ray started here"
-        if "auth" in text.lower() or "token" in text.lower():
+    with tempfile.TemporaryFile() as core_lines:  # what Ray's C++ core says while it connects: the refusal's reason
+        try:
+            with logs.native_stderr_silenced(True, into=core_lines.fileno()):
+                ray.init(address=address or None, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        except Exception as exc:  # Ray's errors for an address that does not answer, or refuses us, vary by version
+            core_lines.seek(0)
+            said = core_lines.read().decode("utf-8", "replace")
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            where = address or os.environ.get("RAY_ADDRESS") or "a Ray started here"
+            if any(word in f"{said} {text}".lower() for word in ("unauthenticated", "invalidauthtoken", "auth token")):
+                raise UserError(
+                    f"The Ray cluster at {where} refused the connection (its token authentication did not accept ours); "
+                    "set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                    "~/.ray/auth_token) as for its `ray start`."
+                ) from None
             raise UserError(
-                f"The Ray cluster at {where} refused the connection ({text}); set RAY_AUTH_MODE and the token as the "
-                "cluster's `ray start` did."
+                f"Could not connect to the Ray cluster at {where} ({text}); check the address and that it runs."
             ) from None
-        raise UserError(
-            f"Could not connect to the Ray cluster at {where} ({text}); check the address and that it runs."
-        ) from None
+        finally:
+            if not logs.quiet():  # --debug: the core's lines, as Ray would have shown them
+                core_lines.seek(0)
+                sys.stderr.write(core_lines.read().decode("utf-8", "replace"))
 
 
 def _answers(address: str) -> None:

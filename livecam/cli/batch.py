@@ -39,7 +39,7 @@ def batch(config: BatchConfig) -> int:
     inputs = sum(len(job.inputs) for job in jobs)
     say = (lambda text: None) if config.quiet else (lambda text: print(shown(text), file=sys.stderr, flush=True))
     say(
-        f"livecam: {inputs} inputs in {len(jobs)} jobs"
+        f"livecam: {inputs} input{'s' * (inputs != 1)} in {len(jobs)} job{'s' * (len(jobs) != 1)}"
         + (f", {len(jobs) - len(todo)} done before" if config.resume else "")
         + (f"; on Ray ({config.ray or os.environ.get('RAY_ADDRESS') or 'started here'})" if config.ray is not None else "")
     )
