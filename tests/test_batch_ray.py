@@ -6,9 +6,11 @@ Ray runs here on loopback (no usage stats, no token); each test's cluster is shu
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -162,9 +164,12 @@ def _whole(path: Path) -> bool:
 
 def test_a_cluster_with_token_authentication_is_joined_with_the_users_token(tmp_path, make_video):
     port = _free_port()
+    # Its own temporary folder (a short path: Ray's sockets live there), so that the address a `ray start` leaves
+    # behind for later ray.init() calls is not left in /tmp/ray for other tests.
+    temp = Path(tempfile.mkdtemp(prefix="lcray-", dir="/tmp"))
     head = subprocess.Popen(
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
-         "--include-dashboard", "false", "--disable-usage-stats"],
+         "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp)],
         env={**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "livecam-test-token"}, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -188,6 +193,25 @@ def test_a_cluster_with_token_authentication_is_joined_with_the_users_token(tmp_
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # the head and what it started
         head.wait(timeout=BOUND_S)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ray_alone_starts_its_own_even_where_ray_remembers_a_cluster_that_is_gone(tmp_path, make_video):
+    temp = Path(tempfile.mkdtemp(prefix="lcray-", dir="/tmp"))  # a short path: Ray's sockets live there
+    try:
+        (temp / "ray").mkdir()
+        (temp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{_free_port()}")  # a `ray start` long stopped
+        video = make_video(tmp_path / "clip.mp4", 2)
+        env = {key: value for key, value in ENV.items() if key != "RAY_ADDRESS"}
+        done = subprocess.run(
+            [sys.executable, "-m", "livecam", "batch", str(video), "--model", "demo", "--out", str(tmp_path / "out"),
+             "--quiet", "--ray"],
+            env={**env, "RAY_TMPDIR": str(temp), "RAY_AUTH_MODE": "disabled"}, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert pq.read_table(tmp_path / "out" / "results.parquet").num_rows == 2
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _free_port() -> int:

@@ -224,13 +224,21 @@ def _count(number: float, noun: str) -> str:
 
 
 def _connect(ray, address: str) -> None:
-    """Joins the cluster with the user's own Ray settings (RAY_ADDRESS, RAY_AUTH_MODE, the token file), or starts one here."""
+    """Joins the cluster with the user's own Ray settings (RAY_ADDRESS, RAY_AUTH_MODE, the token file), or starts one here.
+
+    ``address`` "auto" is Ray's own: the cluster running on this machine.
+    """
     from livecam import logs
 
     with tempfile.TemporaryFile() as core_lines:  # what Ray's C++ core says while it connects: the refusal's reason
         try:
             with logs.native_stderr_silenced(True, into=core_lines.fileno()):
-                ray.init(address=address or None, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+                ray.init(
+                    # Alone: $RAY_ADDRESS, else a Ray of the run's own ("local"), never the last `ray start` Ray
+                    # remembers in its temporary folder (which may long be gone: Ray would wait for it).
+                    address=address or os.environ.get("RAY_ADDRESS") or "local",
+                    include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                )  # fmt: skip
         except Exception as exc:  # Ray's errors for an address that does not answer, or refuses us, vary by version
             core_lines.seek(0)
             said = core_lines.read().decode("utf-8", "replace")
