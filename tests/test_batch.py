@@ -10,11 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from helpers import BOUND_S, ENV, assert_user_error, run
+from livecam.batch.plan import Job
 from livecam.batch.ray_run import pool_size
+from livecam.batch.store import Store, part_columns
 from livecam.errors import UserError
 
 SAME = ("input", "frame_index", "class_id", "class_name", "topk_ids", "label", "overlay")
@@ -142,8 +145,8 @@ def test_killed_and_resumed_gives_the_rows_of_one_run(tmp_path, make_video, make
         child.send_signal(how)  # SIGKILL: no chance to tidy up; Ctrl-C: the jobs under way end at once, not kept
     finally:
         code = child.wait(timeout=BOUND_S)
-    assert code == (-signal.SIGKILL if how == signal.SIGKILL else 130)
     assert not (tmp_path / "cut" / "results.parquet").exists(), "the run ended before it was killed"
+    assert code == (-signal.SIGKILL if how == signal.SIGKILL else 130)
     kept = {part.name: part.stat().st_mtime_ns for part in parts.iterdir()}
     subprocess.run([*command, "--out", str(tmp_path / "cut"), "--resume"], env=ENV, check=True, timeout=BOUND_S * 3)
     assert kept and all(parts.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in kept.items())  # not redone
@@ -151,6 +154,25 @@ def test_killed_and_resumed_gives_the_rows_of_one_run(tmp_path, make_video, make
     assert [{k: r[k] for k in SAME} for r in cut] == [{k: r[k] for k in SAME} for r in whole]
     assert [r["probability"] for r in cut] == pytest.approx([r["probability"] for r in whole], abs=1e-5)
     assert (tmp_path / "cut" / "errors.jsonl").read_text().count("\n") == 2
+
+
+def test_resume_keeps_the_whole_jobs_of_a_killed_ray_runs_files(tmp_path):
+    def entries(job: str, count: int) -> pa.Table:
+        return pa.table(part_columns(job, [{"frame_index": i} for i in range(count)], []))
+
+    Store(tmp_path / "out", {"s": 1})
+    staging = tmp_path / "out" / ".livecam-batch" / "tmp" / "run-killed"
+    staging.mkdir(parents=True)
+    whole, split = entries("whole", 3), entries("split", 4)
+    pq.write_table(whole.slice(0, 2), staging / "a.parquet")  # a job Ray Data wrote as two blocks, both finished
+    pq.write_table(pa.concat_tables([whole.slice(2), split.slice(0, 2)]), staging / "b.parquet")
+    (staging / "c.parquet").write_bytes(b"PAR1 cut short")  # the rest of "split": the kill came mid-write
+    store = Store(tmp_path / "out", {"s": 1}, resume=True)
+    assert store.done_jobs() == {"whole"}
+    rows, _ = store.gather([])
+    assert rows == []  # jobs no longer planned are not gathered
+    rows, _ = store.gather([Job("whole", "images", ())])
+    assert [r["frame_index"] for r in rows] == [0, 1, 2]
 
 
 def test_pool_takes_what_fits():

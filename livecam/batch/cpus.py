@@ -11,6 +11,7 @@ free again for the worker that replaces it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -33,27 +34,28 @@ class CoreClaim:
         folder = Path(tempfile.gettempdir()) / f"livecam-cores-{os.getuid()}"
         claimed: list[int] = []
         try:
-            folder.mkdir(exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
+            if folder.lstat().st_uid != os.getuid() or not folder.is_dir():
+                return  # another user's folder of that name: not ours to trust
             for sharing in range(MAX_SHARING):  # every core once before any core twice
                 for core in usable:
                     if len(claimed) < wanted and core not in claimed and self._lock(folder / f"core{core}.{sharing}"):
                         claimed.append(core)
-        except OSError:  # no temporary folder to claim in: the worker runs where the system puts it
-            claimed.clear()
-        if len(claimed) < wanted:
+            if len(claimed) < wanted:
+                self.release()
+                return
+            for thread in os.listdir("/proc/self/task"):  # threads started later inherit their starter's cores
+                with contextlib.suppress(OSError):  # a thread that has just ended
+                    os.sched_setaffinity(int(thread), claimed)
+        except OSError:  # no temporary folder or /proc: the worker runs where the system puts it
             self.release()
             return
         self.cores = tuple(sorted(claimed))
-        for thread in os.listdir("/proc/self/task"):  # threads started later inherit their starter's cores
-            try:
-                os.sched_setaffinity(int(thread), self.cores)
-            except OSError:  # a thread that has just ended
-                continue
 
     def _lock(self, path: Path) -> bool:
         import fcntl  # where sched_setaffinity is, so is fcntl
 
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

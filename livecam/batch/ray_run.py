@@ -162,7 +162,7 @@ def run_on_ray(
         )
         staging = store.staging()
         with _Written(staging, jobs, done):
-            # Writers of no CPU could start without bound, each in a new process: one at a time per node.
+            # Writers of no CPU could start without bound, each in a new process: as many at a time as nodes.
             dataset.write_parquet(str(staging), ray_remote_args={"num_cpus": WRITER_CPUS}, concurrency=len(nodes))
         store.adopt(staging)
     finally:
@@ -172,13 +172,17 @@ def run_on_ray(
 
 class _Written:
     """Tells ``done`` of each job whose rows Ray Data's writer has finished in ``folder`` (a file is
-    finished once its footer reads), from a thread, while the run goes on and once more at its end."""
+    finished once its footer reads; a job's rows may span files), from a thread, while the run goes
+    on and once more at its end."""
 
     def __init__(self, folder: Path, jobs: Sequence[Job], done: Callable[[Job, int], None]) -> None:
         self._folder, self._done = folder, done
         self._jobs = {job.id: job for job in jobs}
         self._read: set[str] = set()
+        self._seen: dict[str, set[int]] = {}  # each job's entries read so far, and of them its rows
+        self._rows: dict[str, int] = {}
         self._told: set[str] = set()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="livecam-progress", daemon=True)
 
@@ -194,29 +198,35 @@ class _Written:
 
     def _watch(self) -> None:
         while not self._stop.wait(PROGRESS_POLL_S):
-            self._look()
+            try:
+                self._look()
+            except Exception:  # the bar only: the run and its rows do not depend on it
+                continue
 
     def _look(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if not self._folder.is_dir():
-            return
-        for file in sorted(self._folder.glob("*.parquet")):
-            if file.name in self._read:
-                continue
-            try:
-                table = pq.read_table(file, columns=["job", "kind"]).to_pydict()
-            except (OSError, pa.ArrowException):
-                continue  # still being written
-            self._read.add(file.name)
-            rows: dict[str, int] = {}
-            for job_id, kind in zip(table["job"], table["kind"]):
-                rows[job_id] = rows.get(job_id, 0) + (kind == "row")
-            for job_id, count in rows.items():
-                if job_id in self._jobs and job_id not in self._told:  # a retried job's second file: told once
-                    self._told.add(job_id)
-                    self._done(self._jobs[job_id], count)
+        with self._lock:
+            if not self._folder.is_dir():
+                return
+            for file in sorted(self._folder.glob("*.parquet")):
+                if file.name in self._read:
+                    continue
+                try:
+                    table = pq.read_table(file, columns=["job", "seq", "of", "kind"]).to_pydict()
+                except (OSError, pa.ArrowException):
+                    continue  # still being written
+                self._read.add(file.name)
+                for job_id, seq, of, kind in zip(table["job"], table["seq"], table["of"], table["kind"]):
+                    seen = self._seen.setdefault(job_id, set())
+                    if seq in seen:
+                        continue  # a retried job's second file
+                    seen.add(seq)
+                    self._rows[job_id] = self._rows.get(job_id, 0) + (kind == "row")
+                    if len(seen) == of and job_id in self._jobs and job_id not in self._told:
+                        self._told.add(job_id)
+                        self._done(self._jobs[job_id], self._rows[job_id])
 
 
 def _count(number: float, noun: str) -> str:

@@ -8,8 +8,9 @@ as parts the files a killed Ray run had finished in its staging folder. A run en
 gathering every part into ``results.parquet`` and ``errors.jsonl`` (each written beside its name
 and renamed), so a run killed at any moment and resumed gives the same rows, none twice.
 
-Inside a part a row is (job, seq, kind, data): ``kind`` is "row" or "error", ``data`` the record
-as JSON. The results' columns come from the records themselves (``livecam.viewer.outputs``'s
+Inside a part a row is (job, seq, of, kind, data): ``of`` is how many entries the job has (Ray
+Data may split a long video's rows over several files), ``kind`` is "row" or "error", ``data`` the
+record as JSON. The results' columns come from the records themselves (``livecam.viewer.outputs``'s
 result fields, then the batch's), so fields added to the record builder appear here unchanged.
 """
 
@@ -29,7 +30,7 @@ from livecam.viewer.safe_files import write_file_atomic
 
 STATE = ".livecam-batch"
 RESULTS, ERRORS, REPORT = "results.parquet", "errors.jsonl", "report.html"
-PART_COLUMNS = ("job", "seq", "kind", "data")
+PART_COLUMNS = ("job", "seq", "of", "kind", "data")  # "of": the job's number of entries, to tell a whole job from a cut one
 
 
 class Store:
@@ -114,18 +115,34 @@ class Store:
         os.replace(folder, self.parts / folder.name)
 
     def _keep_whole_writes(self) -> None:
-        """A killed Ray run's staging folders: each file Ray Data finished writing (its footer reads)
-        becomes a part, so that its jobs are not run again; a file cut short is dropped with tmp/."""
+        """A killed Ray run's staging folders: the jobs whose every entry is in files Ray Data
+        finished writing (a file's footer reads) become a part, so that they are not run again;
+        the rest (a file cut short, a job split over files not all written) is dropped with tmp/."""
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         for folder in sorted(self.tmp.glob("run-*")):
+            tables = []
             for file in sorted(folder.glob("*.parquet")):
                 try:
-                    pq.read_metadata(file)
+                    tables.append(pq.read_table(file, columns=list(PART_COLUMNS)))
                 except (OSError, pa.ArrowException):
                     continue
-                os.replace(file, self.parts / f"{folder.name}-{file.name}")
+            if not tables:
+                continue
+            table = pa.concat_tables(tables)
+            seen: dict[str, set[int]] = {}
+            wanted: dict[str, int] = {}
+            for job_id, seq, of in zip(*(table.column(c).to_pylist() for c in ("job", "seq", "of"))):
+                seen.setdefault(job_id, set()).add(seq)
+                wanted[job_id] = of
+            whole = [job_id for job_id, seqs in seen.items() if len(seqs) == wanted[job_id]]
+            if whole:
+                kept = table.filter(pc.is_in(table.column("job"), value_set=pa.array(whole)))
+                sink = pa.BufferOutputStream()
+                pq.write_table(kept, sink)
+                write_file_atomic(self.parts / f"{folder.name}.parquet", sink.getvalue().to_pybytes())
 
     def gather(self, jobs: Sequence[Job]) -> tuple[list[dict], list[dict]]:
         """Every part's rows and errors in the plan's order (a job kept twice, by a run killed
@@ -137,7 +154,7 @@ class Store:
         for part in self._part_paths():
             table = pq.read_table(part).to_pydict()
             by_job: dict[str, list] = {}
-            for job_id, seq, kind, data in zip(*(table[c] for c in PART_COLUMNS)):
+            for job_id, seq, kind, data in zip(*(table[c] for c in ("job", "seq", "kind", "data"))):
                 by_job.setdefault(job_id, []).append((seq, kind, data))
             for job_id, entries in by_job.items():
                 taken.setdefault(job_id, entries)
@@ -174,6 +191,7 @@ def part_columns(job_id: str, rows: Iterable[dict], errors: Iterable[dict]) -> d
     return {
         "job": [job_id] * len(entries),
         "seq": list(range(len(entries))),
+        "of": [len(entries)] * len(entries),
         "kind": [kind for kind, _ in entries],
         "data": [json.dumps(record) for _, record in entries],  # ASCII: a name that is not UTF-8 stays an escape
     }

@@ -206,7 +206,8 @@ def _video(item: Input, engine, settings: BatchSettings, worker, label: str, can
     target = out / OVERLAYS / overlay_name(item)
     source = VideoFileSource(item.path)
     try:
-        partial = Path(settings.tmp or out) / f"{os.getpid()}-{target.name}"  # one per attempt: a retry never shares it
+        # One per attempt and per job under way in this process: a retry, or another job's clip.mp4, never shares it.
+        partial = Path(settings.tmp or out) / f"{os.getpid()}-{threading.get_ident()}-{target.name}"
         recorder = VideoWriter(
             partial, fps=source.fps, size=recording_size(source, None, side_by_side=settings.look.side_by_side),
             live=source.variable_frame_rate, overwrite=True, made_with=_stamp(engine, settings),
