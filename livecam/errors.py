@@ -58,6 +58,11 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def counted(number: float, noun: str) -> str:
+    """``number noun``, the noun plural unless the number is 1: "1 job", "2 workers", "0.5 CPUs"."""
+    return f"{number:g} {noun}" + ("" if number == 1 else "s")
+
+
 # Query parameters whose values are secrets: tokens, keys, passwords, signatures, sessions.
 _SECRET_PARAM = re.compile(r"(?i)token|auth|key|pass|pwd|secret|sig|session|credential|jwt|bearer")
 _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^\s'\"<>]*)")

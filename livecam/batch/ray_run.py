@@ -29,9 +29,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from livecam.batch.plan import Job, job_from_json, job_to_json
-from livecam.batch.store import PART_COLUMNS, Store, part_columns
+from livecam.batch.store import PART_COLUMNS, JobTally, Store, finished_part_file, part_columns
 from livecam.batch.work import BatchSettings, run_job, worker_name
-from livecam.errors import UserError
+from livecam.errors import UserError, counted, first_line
 
 WRITER_CPUS = 0  # Ray Data's writer asks for none: a job's rows are a Parquet file of a few KB, and workers may take every CPU
 PROGRESS_POLL_S = 0.5  # how often the progress bar looks for rows Ray Data has written
@@ -145,7 +145,7 @@ def run_on_ray(
         nodes = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")]
         pool = min(pool_size(nodes, workers, cpus_per_worker), len(jobs))  # a worker without a job would only start
         say(
-            f"livecam: {_count(pool, 'worker')} of {_count(cpus_per_worker, 'CPU')} on {_count(len(nodes), 'node')}"
+            f"livecam: {counted(pool, 'worker')} of {counted(cpus_per_worker, 'CPU')} on {counted(len(nodes), 'node')}"
             + (f" (not {workers}: {'no more fit' if pool < len(jobs) else 'one per job'})" if workers and pool < workers else "")
             + "; each builds its engine first"
         )
@@ -171,17 +171,14 @@ def run_on_ray(
 
 
 class _Written:
-    """Tells ``done`` of each job whose rows Ray Data's writer has finished in ``folder`` (a file is
-    finished once its footer reads; a job's rows may span files), from a thread, while the run goes
-    on and once more at its end."""
+    """Tells ``done`` of each job whose rows Ray Data's writer has finished in ``folder``
+    (``livecam.batch.store.JobTally``), from a thread while the run goes on, and once more at its end."""
 
     def __init__(self, folder: Path, jobs: Sequence[Job], done: Callable[[Job, int], None]) -> None:
         self._folder, self._done = folder, done
         self._jobs = {job.id: job for job in jobs}
         self._read: set[str] = set()
-        self._seen: dict[str, set[int]] = {}  # each job's entries read so far, and of them its rows
-        self._rows: dict[str, int] = {}
-        self._told: set[str] = set()
+        self._tally = JobTally()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="livecam-progress", daemon=True)
@@ -204,33 +201,16 @@ class _Written:
                 continue
 
     def _look(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         with self._lock:
             if not self._folder.is_dir():
                 return
             for file in sorted(self._folder.glob("*.parquet")):
-                if file.name in self._read:
+                if file.name in self._read or (table := finished_part_file(file)) is None:
                     continue
-                try:
-                    table = pq.read_table(file, columns=["job", "seq", "of", "kind"]).to_pydict()
-                except (OSError, pa.ArrowException):
-                    continue  # still being written
                 self._read.add(file.name)
-                for job_id, seq, of, kind in zip(table["job"], table["seq"], table["of"], table["kind"]):
-                    seen = self._seen.setdefault(job_id, set())
-                    if seq in seen:
-                        continue  # a retried job's second file
-                    seen.add(seq)
-                    self._rows[job_id] = self._rows.get(job_id, 0) + (kind == "row")
-                    if len(seen) == of and job_id in self._jobs and job_id not in self._told:
-                        self._told.add(job_id)
-                        self._done(self._jobs[job_id], self._rows[job_id])
-
-
-def _count(number: float, noun: str) -> str:
-    return f"{number:g} {noun}" + ("" if number == 1 else "s")
+                for job_id in self._tally.add(table):
+                    if job_id in self._jobs:
+                        self._done(self._jobs[job_id], self._tally.whole[job_id])
 
 
 def _connect(ray, address: str) -> None:
@@ -252,7 +232,7 @@ def _connect(ray, address: str) -> None:
         except Exception as exc:  # Ray's errors for an address that does not answer, or refuses us, vary by version
             core_lines.seek(0)
             said = core_lines.read().decode("utf-8", "replace")
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = first_line(exc)
             where = address or os.environ.get("RAY_ADDRESS") or "a Ray started here"
             if any(word in f"{said} {text}".lower() for word in ("unauthenticated", "invalidauthtoken", "auth token")):
                 raise UserError(

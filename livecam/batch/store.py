@@ -116,30 +116,20 @@ class Store:
 
     def _keep_whole_writes(self) -> None:
         """A killed Ray run's staging folders: the jobs whose every entry is in files Ray Data
-        finished writing (a file's footer reads) become a part, so that they are not run again;
-        the rest (a file cut short, a job split over files not all written) is dropped with tmp/."""
+        finished writing become a part, so that they are not run again; the rest (a file cut
+        short, a job split over files not all written) is dropped with tmp/."""
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         for folder in sorted(self.tmp.glob("run-*")):
-            tables = []
-            for file in sorted(folder.glob("*.parquet")):
-                try:
-                    tables.append(pq.read_table(file, columns=list(PART_COLUMNS)))
-                except (OSError, pa.ArrowException):
-                    continue
-            if not tables:
-                continue
-            table = pa.concat_tables(tables)
-            seen: dict[str, set[int]] = {}
-            wanted: dict[str, int] = {}
-            for job_id, seq, of in zip(*(table.column(c).to_pylist() for c in ("job", "seq", "of"))):
-                seen.setdefault(job_id, set()).add(seq)
-                wanted[job_id] = of
-            whole = [job_id for job_id, seqs in seen.items() if len(seqs) == wanted[job_id]]
-            if whole:
-                kept = table.filter(pc.is_in(table.column("job"), value_set=pa.array(whole)))
+            tally = JobTally()
+            tables = [table for file in sorted(folder.glob("*.parquet")) if (table := finished_part_file(file)) is not None]
+            for table in tables:
+                tally.add(table)
+            if tally.whole:
+                table = pa.concat_tables(tables)
+                kept = table.filter(pc.is_in(table.column("job"), value_set=pa.array(list(tally.whole))))
                 sink = pa.BufferOutputStream()
                 pq.write_table(kept, sink)
                 write_file_atomic(self.parts / f"{folder.name}.parquet", sink.getvalue().to_pybytes())
@@ -183,6 +173,46 @@ class Store:
 
     def _part_paths(self) -> list[Path]:
         return sorted(p for p in self.parts.iterdir() if not p.name.startswith("."))  # not a part being written
+
+
+def finished_part_file(path: Path):
+    """A part file's table (pyarrow), or None while it is being written or was cut short: its Parquet footer does not read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, columns=list(PART_COLUMNS))
+    except (OSError, pa.ArrowException):
+        return None
+
+
+class JobTally:
+    """Counts each job's entries as part files are read (a job's rows may span files, a retried
+    job's may come twice); a job is whole once all ``of`` of its entries are in.
+
+    Attributes:
+        whole: the whole jobs' ids, each with its number of rows (frames and images).
+    """
+
+    def __init__(self) -> None:
+        self.whole: dict[str, int] = {}
+        self._seen: dict[str, set[int]] = {}
+        self._rows: dict[str, int] = {}
+
+    def add(self, table) -> list[str]:
+        """Counts a part file's table in; returns the jobs it made whole."""
+        made_whole = []
+        columns = table.select(["job", "seq", "of", "kind"]).to_pydict()
+        for job_id, seq, of, kind in zip(columns["job"], columns["seq"], columns["of"], columns["kind"]):
+            seen = self._seen.setdefault(job_id, set())
+            if seq in seen:
+                continue
+            seen.add(seq)
+            self._rows[job_id] = self._rows.get(job_id, 0) + (kind == "row")
+            if len(seen) == of:
+                self.whole[job_id] = self._rows[job_id]
+                made_whole.append(job_id)
+        return made_whole
 
 
 def part_columns(job_id: str, rows: Iterable[dict], errors: Iterable[dict]) -> dict[str, list]:

@@ -14,7 +14,7 @@ import time
 
 from livecam import logs
 from livecam.cli.configs import BatchConfig, check, engine_from_config, engine_line
-from livecam.errors import UserError, shown
+from livecam.errors import UserError, counted, shown
 
 
 def batch(config: BatchConfig) -> int:
@@ -39,7 +39,7 @@ def batch(config: BatchConfig) -> int:
     inputs = sum(len(job.inputs) for job in jobs)
     say = (lambda text: None) if config.quiet else (lambda text: print(shown(text), file=sys.stderr, flush=True))
     say(
-        f"livecam: {inputs} input{'s' * (inputs != 1)} in {len(jobs)} job{'s' * (len(jobs) != 1)}"
+        f"livecam: {counted(inputs, 'input')} in {counted(len(jobs), 'job')}"
         + (f", {len(jobs) - len(todo)} done before" if config.resume else "")
         + (f"; on Ray ({config.ray or os.environ.get('RAY_ADDRESS') or 'started here'})" if config.ray is not None else "")
     )
