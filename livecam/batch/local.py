@@ -17,7 +17,7 @@ from livecam.batch.plan import Job
 from livecam.batch.store import Store
 from livecam.batch.work import BatchSettings, run_job
 
-LANES = 2  # measured on 2 cores: 1.05-1.13x the rows per second of one job at a time (docs/performance.md)
+LANES = 2  # measured on 2 cores: 1.04-1.13x the rows per second of one job at a time (docs/performance.md)
 
 
 def run_local(
